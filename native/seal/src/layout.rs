@@ -1,0 +1,189 @@
+//! Where segments live (docs/FORMAT.md, sections 4 and 5).
+//!
+//! The segment size `S` is the ciphertext slot size. The header takes the start of
+//! slot 0, so segment `i ≥ 1` starts at `i·S` and direct IO stays block-aligned.
+
+use crate::error::{Error, Result};
+use crate::header::HEADER_LEN;
+
+/// AEAD tag length.
+pub const TAG_LEN: usize = 16;
+/// Smallest segment size the format allows.
+pub const MIN_SEGMENT_SIZE: u32 = 256;
+/// Largest segment size the format allows (1 GiB).
+pub const MAX_SEGMENT_SIZE: u32 = 1 << 30;
+/// Most segments a stream may have (the index is a u32 in the nonce).
+pub const MAX_SEGMENTS: u64 = 1 << 32;
+
+/// Segment geometry of a stream with a given segment size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    segment_size: u32,
+}
+
+/// Where the segments of one sealed file are, derived from its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Number of segments, at least 1.
+    pub segments: u64,
+    /// Ciphertext length (with tag) of the final segment.
+    pub final_len: usize,
+    /// Plaintext length of the whole stream.
+    pub plaintext_len: u64,
+}
+
+impl Geometry {
+    /// Index of the final segment.
+    pub const fn final_index(&self) -> u64 {
+        self.segments - 1
+    }
+}
+
+impl Layout {
+    /// A layout for segment size `S`; fails outside [256, 1 GiB].
+    pub fn new(segment_size: u32) -> Result<Self> {
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
+            return Err(Error::invalid("segment size must be between 256 bytes and 1 GiB"));
+        }
+        Ok(Self { segment_size })
+    }
+
+    /// The ciphertext segment size `S`.
+    pub const fn segment_size(&self) -> u32 {
+        self.segment_size
+    }
+
+    /// Plaintext bytes segment `index` holds when full: `P0` for segment 0, `P` after.
+    pub const fn capacity(&self, index: u64) -> usize {
+        let s = self.segment_size as usize;
+        if index == 0 {
+            s - HEADER_LEN - TAG_LEN
+        } else {
+            s - TAG_LEN
+        }
+    }
+
+    /// File offset of segment `index`'s ciphertext.
+    pub const fn offset(&self, index: u64) -> u64 {
+        if index == 0 {
+            HEADER_LEN as u64
+        } else {
+            index * self.segment_size as u64
+        }
+    }
+
+    /// Which segment holds plaintext offset `pos`, and where in that segment.
+    pub const fn locate(&self, pos: u64) -> (u64, usize) {
+        let p0 = self.capacity(0) as u64;
+        if pos < p0 {
+            (0, pos as usize)
+        } else {
+            let p = self.capacity(1) as u64;
+            let rest = pos - p0;
+            (1 + rest / p, (rest % p) as usize)
+        }
+    }
+
+    /// Plaintext offset where segment `index` starts.
+    pub const fn plaintext_start(&self, index: u64) -> u64 {
+        if index == 0 {
+            0
+        } else {
+            self.capacity(0) as u64 + (index - 1) * self.capacity(1) as u64
+        }
+    }
+
+    /// The geometry of a stream of `plaintext_len` bytes as a writer lays it out.
+    pub fn for_plaintext(&self, plaintext_len: u64) -> Result<Geometry> {
+        let p0 = self.capacity(0) as u64;
+        let (segments, final_plain) = if plaintext_len <= p0 {
+            (1, plaintext_len)
+        } else {
+            let p = self.capacity(1) as u64;
+            let rest = plaintext_len - p0;
+            let k = rest.div_ceil(p);
+            (1 + k, rest - (k - 1) * p)
+        };
+        if segments > MAX_SEGMENTS {
+            return Err(Error::invalid("stream too long: more than 2^32 segments"));
+        }
+        Ok(Geometry { segments, final_len: final_plain as usize + TAG_LEN, plaintext_len })
+    }
+
+    /// Sealed file length for a plaintext of `plaintext_len` bytes.
+    pub fn sealed_len(&self, plaintext_len: u64) -> Result<u64> {
+        let g = self.for_plaintext(plaintext_len)?;
+        Ok(self.offset(g.final_index()) + g.final_len as u64)
+    }
+
+    /// The geometry of a sealed file of `file_len` bytes (FORMAT.md section 5).
+    pub fn for_file(&self, file_len: u64) -> Result<Geometry> {
+        if file_len < HEADER_LEN as u64 {
+            return Err(Error::integrity("truncated: the file ends inside the header"));
+        }
+        let s = self.segment_size as u64;
+        let (segments, final_len) = if file_len <= s {
+            (1, file_len - HEADER_LEN as u64)
+        } else {
+            let n = 1 + (file_len - s).div_ceil(s);
+            (n, file_len - (n - 1) * s)
+        };
+        if segments > MAX_SEGMENTS {
+            return Err(Error::format("more than 2^32 segments"));
+        }
+        let final_len = final_len as usize;
+        if final_len < TAG_LEN || (final_len == TAG_LEN && segments > 1) {
+            return Err(Error::integrity("truncated: the final segment is incomplete")
+                .at_segment(segments - 1));
+        }
+        let plaintext_len = self.plaintext_start(segments - 1) + (final_len - TAG_LEN) as u64;
+        Ok(Geometry { segments, final_len, plaintext_len })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities_and_offsets() {
+        let l = Layout::new(256).unwrap();
+        assert_eq!(l.capacity(0), 172);
+        assert_eq!(l.capacity(1), 240);
+        assert_eq!(l.offset(0), 68);
+        assert_eq!(l.offset(3), 768);
+        assert_eq!(l.locate(171), (0, 171));
+        assert_eq!(l.locate(172), (1, 0));
+        assert_eq!(l.locate(172 + 240 + 5), (2, 5));
+        assert_eq!(l.plaintext_start(2), 412);
+    }
+
+    #[test]
+    fn writer_and_reader_geometry_agree() {
+        let l = Layout::new(256).unwrap();
+        for len in 0..2000u64 {
+            let w = l.for_plaintext(len).unwrap();
+            let file_len = l.sealed_len(len).unwrap();
+            let r = l.for_file(file_len).unwrap();
+            assert_eq!(w, r, "plaintext length {len}");
+            assert_eq!(r.plaintext_len, len);
+        }
+    }
+
+    #[test]
+    fn empty_stream_is_84_bytes() {
+        let l = Layout::new(65536).unwrap();
+        assert_eq!(l.sealed_len(0).unwrap(), 84);
+    }
+
+    #[test]
+    fn short_final_segments_are_truncation() {
+        let l = Layout::new(256).unwrap();
+        for file_len in [0u64, 67, 68, 83, 256 + 15, 256 + 16, 512 + 1] {
+            let e = l.for_file(file_len).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Integrity, "file length {file_len}");
+        }
+        assert!(l.for_file(84).is_ok());
+        assert!(l.for_file(256 + 17).is_ok());
+    }
+}

@@ -1,0 +1,45 @@
+//! exitless-seal: the sealed stream format (docs/FORMAT.md), nothing else.
+//!
+//! A sealed stream is a STREAM-construction online AEAD: a 68-byte header, a
+//! per-stream key derived with HKDF-SHA256 from a data key, the header and a caller
+//! context, and fixed-size ciphertext segments whose nonces carry the segment index
+//! and a last-segment flag. This crate knows nothing of files or IO: it seals one
+//! segment into a buffer the caller provides (later, untrusted memory) and opens one
+//! segment out of a buffer, by index, so callers get random access and can pipeline.
+//!
+//! Map of the crate:
+//! - [`key`]: [`DataKey`], 32 secret bytes, zeroized on drop, never printed.
+//! - [`header`]: [`Header`] (parse, build) and [`Algorithm`].
+//! - [`layout`]: [`Layout`], where each segment lives and how big it is.
+//! - [`stream`]: [`Encryptor`] and [`Decryptor`], one segment at a time; plus
+//!   [`seal_to_vec`] / [`open_to_vec`] for whole buffers.
+//! - [`error`]: [`Error`], with the format's two error classes.
+//! - private `provider`: the AEAD and HKDF primitives (ring by default, RustCrypto
+//!   with `pure-rust`), and `wipe`, which zeroizes primitives' key schedules.
+//!
+//! The crate is `no_std` + `alloc`; randomness (salt, nonce prefix) comes from the
+//! caller, since `no_std` has no entropy source.
+#![no_std]
+#![deny(unsafe_code)] // one exception: `wipe`, with its safety argument
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(not(any(feature = "ring", feature = "pure-rust")))]
+compile_error!("exitless-seal needs a crypto provider: enable feature `ring` or `pure-rust`");
+
+pub mod error;
+pub mod header;
+pub mod key;
+pub mod layout;
+pub mod stream;
+
+mod provider;
+mod wipe;
+
+pub use error::{Error, ErrorKind};
+pub use header::{Algorithm, Header, KeyId, HEADER_LEN, NONCE_PREFIX_LEN, SALT_LEN};
+pub use key::DataKey;
+pub use layout::{Geometry, Layout, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
+pub use stream::{open_to_vec, seal_to_vec, Decryptor, Encryptor, StreamParams};

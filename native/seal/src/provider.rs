@@ -1,0 +1,153 @@
+//! The primitives: HKDF-SHA256 and the two segment AEADs, from ring (default) or
+//! RustCrypto (`pure-rust`, no C compiler). Nothing else in the crate names a
+//! crypto library.
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::header::Algorithm;
+use crate::layout::TAG_LEN;
+use crate::wipe::Wiped;
+
+/// A 12-byte AEAD nonce.
+pub(crate) type NonceBytes = [u8; 12];
+
+/// HKDF-SHA256(ikm, salt, info = concatenation of `info`) → 32 bytes.
+pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let mut okm = Zeroizing::new([0u8; 32]);
+    imp::hkdf_sha256(ikm, salt, info, &mut okm);
+    okm
+}
+
+/// One stream key, expanded for its AEAD; its key schedule is wiped on drop.
+pub(crate) struct SegmentAead(Wiped<imp::Key>);
+
+impl SegmentAead {
+    pub(crate) fn new(algorithm: Algorithm, key: &[u8; 32]) -> Self {
+        Self(Wiped::new(imp::Key::new(algorithm, key)))
+    }
+
+    /// Encrypts `buf[..len]` in place and writes the tag to `buf[len..len + 16]`.
+    pub(crate) fn seal(&self, nonce: &NonceBytes, buf: &mut [u8], len: usize) -> Result<()> {
+        let (data, rest) = buf.split_at_mut(len);
+        let tag = self.0.seal(nonce, data)?;
+        rest[..TAG_LEN].copy_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Authenticates and decrypts `buf` (ciphertext ‖ tag) in place; on success the
+    /// plaintext is `buf[..buf.len() - 16]`. On failure `buf` is zeroed, so no
+    /// unauthenticated plaintext is ever left behind.
+    pub(crate) fn open(&self, nonce: &NonceBytes, buf: &mut [u8]) -> Result<()> {
+        let ok = self.0.open(nonce, buf);
+        if !ok {
+            zeroize::Zeroize::zeroize(buf);
+            return Err(Error::integrity(
+                "authentication failed (tampered, truncated, reordered, or wrong key or context)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "ring")]
+mod imp {
+    use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+    use ring::hkdf;
+
+    use crate::error::{Error, Result};
+    use crate::header::Algorithm;
+    use crate::layout::TAG_LEN;
+
+    pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
+        struct Len32;
+        impl hkdf::KeyType for Len32 {
+            fn len(&self) -> usize {
+                32
+            }
+        }
+        hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
+            .extract(ikm)
+            .expand(info, Len32)
+            .and_then(|okm_| okm_.fill(okm))
+            .expect("32 bytes is within HKDF-SHA256's output limit");
+    }
+
+    pub(crate) struct Key(LessSafeKey);
+
+    impl Key {
+        pub(crate) fn new(algorithm: Algorithm, key: &[u8; 32]) -> Self {
+            let alg = match algorithm {
+                Algorithm::Aes256Gcm => &aead::AES_256_GCM,
+                Algorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+            };
+            let unbound = UnboundKey::new(alg, key).expect("both algorithms take 32-byte keys");
+            Self(LessSafeKey::new(unbound))
+        }
+
+        pub(crate) fn seal(&self, nonce: &[u8; 12], data: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+            let tag = self
+                .0
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::empty(), data)
+                .map_err(|_| Error::invalid("segment too large for the AEAD"))?;
+            let mut out = [0u8; TAG_LEN];
+            out.copy_from_slice(tag.as_ref());
+            Ok(out)
+        }
+
+        pub(crate) fn open(&self, nonce: &[u8; 12], buf: &mut [u8]) -> bool {
+            self.0.open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::empty(), buf).is_ok()
+        }
+    }
+}
+
+#[cfg(all(feature = "pure-rust", not(feature = "ring")))]
+mod imp {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::Aes256Gcm;
+    use chacha20poly1305::ChaCha20Poly1305;
+
+    use crate::error::{Error, Result};
+    use crate::header::Algorithm;
+    use crate::layout::TAG_LEN;
+
+    pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), ikm)
+            .expand_multi_info(info, okm)
+            .expect("32 bytes is within HKDF-SHA256's output limit");
+    }
+
+    pub(crate) enum Key {
+        Aes(Aes256Gcm),
+        ChaCha(ChaCha20Poly1305),
+    }
+
+    impl Key {
+        pub(crate) fn new(algorithm: Algorithm, key: &[u8; 32]) -> Self {
+            match algorithm {
+                Algorithm::Aes256Gcm => Self::Aes(Aes256Gcm::new(key.into())),
+                Algorithm::ChaCha20Poly1305 => Self::ChaCha(ChaCha20Poly1305::new(key.into())),
+            }
+        }
+
+        pub(crate) fn seal(&self, nonce: &[u8; 12], data: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+            let tag = match self {
+                Self::Aes(k) => k.encrypt_in_place_detached(nonce.into(), b"", data),
+                Self::ChaCha(k) => k.encrypt_in_place_detached(nonce.into(), b"", data),
+            }
+            .map_err(|_| Error::invalid("segment too large for the AEAD"))?;
+            Ok(tag.into())
+        }
+
+        pub(crate) fn open(&self, nonce: &[u8; 12], buf: &mut [u8]) -> bool {
+            let Some(split) = buf.len().checked_sub(TAG_LEN) else { return false };
+            let (data, tag) = buf.split_at_mut(split);
+            let tag = *aes_gcm::Tag::from_slice(tag);
+            match self {
+                Self::Aes(k) => k.decrypt_in_place_detached(nonce.into(), b"", data, &tag),
+                Self::ChaCha(k) => k.decrypt_in_place_detached(nonce.into(), b"", data, &tag),
+            }
+            .is_ok()
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Sealing and opening one segment at a time (docs/FORMAT.md, sections 3–5).
+//!
+//! Both directions work in place on a buffer the caller owns. That buffer must be
+//! trusted memory: while sealing it holds plaintext, and while opening the bytes
+//! must not change between authentication and decryption. Ciphertext in untrusted
+//! memory is brought in with [`Decryptor::open_into`], which copies it exactly once
+//! (no double fetch); sealed output goes out with one copy after sealing.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::error::{Error, Result};
+use crate::header::{Algorithm, Header, KeyId, NONCE_PREFIX_LEN, SALT_LEN};
+use crate::key::DataKey;
+use crate::layout::{Geometry, Layout, MAX_SEGMENTS, TAG_LEN};
+use crate::provider::{hkdf_sha256, NonceBytes, SegmentAead};
+
+/// The HKDF info label (FORMAT.md section 3).
+pub const KDF_LABEL: &[u8] = b"exitless stream v1";
+
+/// What a writer chooses per stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamParams {
+    /// Segment AEAD.
+    pub algorithm: Algorithm,
+    /// Ciphertext segment size `S` (default 64 KiB).
+    pub segment_size: u32,
+    /// Key id recorded in the header.
+    pub key_id: KeyId,
+}
+
+impl Default for StreamParams {
+    fn default() -> Self {
+        Self { algorithm: Algorithm::Aes256Gcm, segment_size: 65536, key_id: KeyId::NONE }
+    }
+}
+
+/// The per-stream key and nonce prefix: what both directions share.
+struct StreamKey {
+    aead: SegmentAead,
+    prefix: [u8; NONCE_PREFIX_LEN],
+    layout: Layout,
+}
+
+impl StreamKey {
+    fn derive(key: &DataKey, header: &Header, context: &[u8]) -> Result<Self> {
+        let okm =
+            hkdf_sha256(key.expose_secret(), header.salt(), &[KDF_LABEL, header.as_bytes(), context]);
+        Ok(Self {
+            aead: SegmentAead::new(header.algorithm(), &okm),
+            prefix: header.nonce_prefix(),
+            layout: Layout::new(header.segment_size())?,
+        })
+    }
+
+    fn nonce(&self, index: u64, last: bool) -> Result<NonceBytes> {
+        if index >= MAX_SEGMENTS {
+            return Err(Error::invalid("segment index beyond 2^32 - 1").at_segment(index));
+        }
+        let mut n = [0u8; 12];
+        n[..7].copy_from_slice(&self.prefix);
+        n[7..11].copy_from_slice(&(index as u32).to_be_bytes());
+        n[11] = u8::from(last);
+        Ok(n)
+    }
+}
+
+/// Seals the segments of one stream.
+pub struct Encryptor {
+    key: StreamKey,
+    header: Header,
+}
+
+impl Encryptor {
+    /// Starts a stream. `salt` and `nonce_prefix` must be fresh random bytes for
+    /// every stream; `context` binds the stream to its role (the reader must pass
+    /// the same bytes).
+    pub fn new(
+        key: &DataKey,
+        params: &StreamParams,
+        context: &[u8],
+        salt: [u8; SALT_LEN],
+        nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    ) -> Result<Self> {
+        let header =
+            Header::new(params.algorithm, params.segment_size, params.key_id, salt, nonce_prefix)?;
+        Ok(Self { key: StreamKey::derive(key, &header, context)?, header })
+    }
+
+    /// The header to write at offset 0.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The stream's segment geometry.
+    pub fn layout(&self) -> Layout {
+        self.key.layout
+    }
+
+    /// Seals segment `index` in place: `buf[..plaintext_len]` holds the plaintext;
+    /// on return `buf[..plaintext_len + 16]` holds ciphertext ‖ tag, which goes at
+    /// [`Layout::offset`]`(index)`. Returns the sealed length.
+    ///
+    /// A segment that is not `last` must be full; the final segment must hold at
+    /// least one byte unless it is segment 0 (the empty stream).
+    pub fn seal_in_place(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut [u8],
+        plaintext_len: usize,
+    ) -> Result<usize> {
+        let capacity = self.key.layout.capacity(index);
+        if plaintext_len > capacity {
+            return Err(Error::invalid("plaintext larger than the segment's capacity").at_segment(index));
+        }
+        if !last && plaintext_len != capacity {
+            return Err(Error::invalid("only the final segment may be short").at_segment(index));
+        }
+        if last && plaintext_len == 0 && index != 0 {
+            return Err(Error::invalid("an empty final segment is only allowed as segment 0")
+                .at_segment(index));
+        }
+        let sealed = plaintext_len + TAG_LEN;
+        if buf.len() < sealed {
+            return Err(Error::invalid("buffer has no room for the tag").at_segment(index));
+        }
+        let nonce = self.key.nonce(index, last)?;
+        self.key.aead.seal(&nonce, buf, plaintext_len).map_err(|e| e.at_segment(index))?;
+        Ok(sealed)
+    }
+}
+
+/// Opens the segments of one stream, in any order.
+pub struct Decryptor {
+    key: StreamKey,
+    header: Header,
+}
+
+impl Decryptor {
+    /// Parses the header at the start of `file_start` and derives the stream key.
+    pub fn new(key: &DataKey, file_start: &[u8], context: &[u8]) -> Result<Self> {
+        let header = Header::parse(file_start)?;
+        Ok(Self { key: StreamKey::derive(key, &header, context)?, header })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The stream's segment geometry.
+    pub fn layout(&self) -> Layout {
+        self.key.layout
+    }
+
+    /// Where the segments of a file of `file_len` bytes are (fails on truncation).
+    pub fn geometry(&self, file_len: u64) -> Result<Geometry> {
+        self.key.layout.for_file(file_len)
+    }
+
+    /// Opens segment `index` in place: `buf` is exactly its ciphertext ‖ tag. Returns
+    /// the plaintext length; the plaintext is `buf[..len]`. On failure `buf` is zeroed.
+    pub fn open_in_place(&self, index: u64, last: bool, buf: &mut [u8]) -> Result<usize> {
+        let capacity = self.key.layout.capacity(index);
+        let plain = buf.len().checked_sub(TAG_LEN);
+        let fits = match plain {
+            Some(p) => p <= capacity && (last || p == capacity) && (p > 0 || index == 0 || !last),
+            None => false,
+        };
+        if !fits {
+            return Err(Error::integrity("segment has the wrong length").at_segment(index));
+        }
+        let nonce = self.key.nonce(index, last)?;
+        self.key.aead.open(&nonce, buf).map_err(|e| e.at_segment(index))?;
+        Ok(buf.len() - TAG_LEN)
+    }
+
+    /// Copies `ciphertext` (which may sit in untrusted memory: it is read exactly
+    /// once) into `out` and opens it there. `out` needs `ciphertext.len()` bytes.
+    pub fn open_into(&self, index: u64, last: bool, ciphertext: &[u8], out: &mut [u8]) -> Result<usize> {
+        let out = out
+            .get_mut(..ciphertext.len())
+            .ok_or_else(|| Error::invalid("output buffer smaller than the ciphertext").at_segment(index))?;
+        out.copy_from_slice(ciphertext);
+        self.open_in_place(index, last, out)
+    }
+}
+
+/// Seals a whole plaintext into a new buffer: the complete file.
+pub fn seal_to_vec(
+    key: &DataKey,
+    params: &StreamParams,
+    context: &[u8],
+    salt: [u8; SALT_LEN],
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let enc = Encryptor::new(key, params, context, salt, nonce_prefix)?;
+    let layout = enc.layout();
+    let geometry = layout.for_plaintext(plaintext.len() as u64)?;
+    let total = layout.sealed_len(plaintext.len() as u64)? as usize;
+    let mut out = vec![0u8; total];
+    out[..enc.header().as_bytes().len()].copy_from_slice(enc.header().as_bytes());
+    let mut consumed = 0usize;
+    for index in 0..geometry.segments {
+        let last = index == geometry.final_index();
+        let n = if last { plaintext.len() - consumed } else { layout.capacity(index) };
+        let start = layout.offset(index) as usize;
+        let slot = &mut out[start..start + n + TAG_LEN];
+        slot[..n].copy_from_slice(&plaintext[consumed..consumed + n]);
+        enc.seal_in_place(index, last, slot, n)?;
+        consumed += n;
+    }
+    Ok(out)
+}
+
+/// Opens a whole sealed file held in memory. Returns nothing unless every segment
+/// authenticates.
+pub fn open_to_vec(key: &DataKey, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+    let dec = Decryptor::new(key, sealed, context)?;
+    let layout = dec.layout();
+    let geometry = dec.geometry(sealed.len() as u64)?;
+    let mut plain = vec![0u8; geometry.plaintext_len as usize];
+    let mut scratch = vec![0u8; layout.segment_size() as usize];
+    let mut produced = 0usize;
+    for index in 0..geometry.segments {
+        let last = index == geometry.final_index();
+        let len = if last { geometry.final_len } else { layout.capacity(index) + TAG_LEN };
+        let start = layout.offset(index) as usize;
+        let result = dec.open_into(index, last, &sealed[start..start + len], &mut scratch);
+        let n = match result {
+            Ok(n) => n,
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut plain);
+                return Err(e);
+            }
+        };
+        plain[produced..produced + n].copy_from_slice(&scratch[..n]);
+        produced += n;
+    }
+    zeroize::Zeroize::zeroize(&mut scratch);
+    Ok(plain)
+}

@@ -1,0 +1,257 @@
+"""Independent reference implementation of the exitless sealed stream format, version 1.
+
+Written from ``docs/FORMAT.md`` alone (no code shared with ``native/`` or ``python/``),
+for cross-checking. Section numbers in comments refer to that document.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+__all__ = [
+    "ReferenceFormatError",
+    "ReferenceIntegrityError",
+    "seal",
+    "open_sealed",
+    "parse_header",
+    "stream_layout",
+    "derive_stream_key",
+    "segment_nonce",
+    "sealed_length",
+    "load_vectors",
+]
+
+# Section 1 / 2 constants.
+MAGIC = b"EXLS"
+VERSION = 1
+H = 68  # header length, version 1
+T = 16  # tag length
+MIN_SEGMENT_SIZE = 256
+MAX_SEGMENT_SIZE = 1 << 30
+MAX_SEGMENTS = 1 << 32
+AES_256_GCM = 1
+CHACHA20_POLY1305 = 2
+KDF_LABEL = b"exitless stream v1"  # section 3, 18 ASCII bytes
+KEY_LEN = 32
+
+_AEADS: dict[int, type[AESGCM] | type[ChaCha20Poly1305]] = {
+    AES_256_GCM: AESGCM,
+    CHACHA20_POLY1305: ChaCha20Poly1305,
+}
+# magic, version, AEAD id, header length, segment size, key id, salt, nonce prefix, reserved
+_HEADER = struct.Struct(">4sBBHI16s32s7sB")
+assert _HEADER.size == H
+
+
+class ReferenceFormatError(Exception):
+    """Spec error class ``Format``: not a sealed stream, or unsupported version/algorithm/parameter."""
+
+
+class ReferenceIntegrityError(Exception):
+    """Spec error class ``Integrity``: authentication failed (tampered, truncated, reordered,
+    spliced data, wrong key, wrong context)."""
+
+
+def _check_key(key: bytes) -> None:
+    # The spec fixes the data key at 32 bytes but names no error class for a wrong
+    # length: it is a caller error, not a property of the file.
+    if len(key) != KEY_LEN:
+        raise ValueError(f"data key must be {KEY_LEN} bytes, got {len(key)}")
+
+
+def parse_header(data: bytes) -> dict[str, Any]:
+    """Apply the section 2 parsing rules 1-8 in order to ``data`` (a file or its prefix)
+    and return the header fields. Raises the spec's error classes."""
+    if len(data) == 0:  # rule 1
+        raise ReferenceIntegrityError("truncated: empty file")
+    if len(data) < H:  # rule 2
+        if MAGIC.startswith(data) or data.startswith(MAGIC):
+            raise ReferenceIntegrityError(f"truncated header ({len(data)} of {H} bytes)")
+        raise ReferenceFormatError("not a sealed stream (short file without magic)")
+    magic, version, aead_id, header_len, seg, key_id, salt, prefix, reserved = _HEADER.unpack_from(data)
+    if magic != MAGIC:  # rule 3
+        raise ReferenceFormatError("not a sealed stream (bad magic)")
+    if version != VERSION:  # rule 4
+        raise ReferenceFormatError(f"unsupported version {version}")
+    if header_len != H:  # rule 5
+        raise ReferenceFormatError(f"bad header length {header_len}")
+    if aead_id not in _AEADS:  # rule 6
+        raise ReferenceFormatError(f"unsupported AEAD id {aead_id}")
+    if not MIN_SEGMENT_SIZE <= seg <= MAX_SEGMENT_SIZE:  # rule 7
+        raise ReferenceFormatError(f"segment size {seg} out of range")
+    if reserved != 0:  # rule 8
+        raise ReferenceFormatError(f"reserved byte is {reserved:#04x}")
+    return {
+        "magic": magic,
+        "version": version,
+        "aead_id": aead_id,
+        "header_length": header_len,
+        "segment_size": seg,
+        "key_id": key_id,
+        "salt": salt,
+        "nonce_prefix": prefix,
+        "reserved": reserved,
+        "header": bytes(data[:H]),
+    }
+
+
+def stream_layout(length: int, segment_size: int) -> tuple[int, int]:
+    """Section 5: from file length ``L >= H`` return ``(n, c)`` = (segment count, final
+    segment ciphertext length), raising in the order the section lists its checks."""
+    if length < H:
+        raise ValueError("stream_layout requires L >= H (section 2 rejects shorter files)")
+    s = segment_size
+    if length <= s:
+        n, c = 1, length - H
+    else:
+        n = 1 + -(-(length - s) // s)
+        c = length - (n - 1) * s
+    if c < T or (c == T and n > 1):
+        raise ReferenceIntegrityError(f"truncated stream (final segment {n - 1} has {c} bytes)")
+    if n > MAX_SEGMENTS:
+        raise ReferenceFormatError(f"too many segments ({n})")
+    return n, c
+
+
+def sealed_length(plaintext_len: int, segment_size: int) -> int:
+    """Length of the file sealing ``plaintext_len`` bytes: ``H + m + n*T`` (sections 4, 5)."""
+    p0, p = segment_size - H - T, segment_size - T
+    n = 1 if plaintext_len <= p0 else 1 + -(-(plaintext_len - p0) // p)
+    return H + plaintext_len + n * T
+
+
+def derive_stream_key(key: bytes, header: bytes, context: bytes = b"") -> bytes:
+    """Section 3: HKDF-SHA256(IKM=key, salt=header.salt, info=label || header || context, L=32)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=bytes(header[28:60]),
+                info=KDF_LABEL + bytes(header) + bytes(context))
+    return hkdf.derive(bytes(key))
+
+
+def segment_nonce(nonce_prefix: bytes, index: int, last: bool) -> bytes:
+    """Section 4: ``nonce_prefix (7) || BE32(i) || last (1)``."""
+    return bytes(nonce_prefix) + struct.pack(">I", index) + (b"\x01" if last else b"\x00")
+
+
+def seal(
+    key: bytes,
+    plaintext: bytes,
+    context: bytes = b"",
+    *,
+    segment_size: int = 65536,
+    aead_id: int = AES_256_GCM,
+    key_id: bytes = bytes(16),
+    salt: bytes | None = None,
+    nonce_prefix: bytes | None = None,
+) -> bytes:
+    """Seal ``plaintext`` into a whole version-1 file. Invalid arguments raise ValueError."""
+    _check_key(key)
+    if aead_id not in _AEADS:
+        raise ValueError(f"unknown AEAD id {aead_id}")
+    if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
+        raise ValueError(f"segment size {segment_size} out of range")
+    salt = os.urandom(32) if salt is None else bytes(salt)
+    prefix = os.urandom(7) if nonce_prefix is None else bytes(nonce_prefix)
+    if len(key_id) != 16 or len(salt) != 32 or len(prefix) != 7:
+        raise ValueError("key_id, salt and nonce_prefix must be 16, 32 and 7 bytes")
+    header = _HEADER.pack(MAGIC, VERSION, aead_id, H, segment_size, bytes(key_id), salt, prefix, 0)
+    aead = _AEADS[aead_id](derive_stream_key(key, header, context))
+    p0, p = segment_size - H - T, segment_size - T
+    pt = memoryview(bytes(plaintext))
+    # Segment 0 always exists (possibly empty); an exact fit never adds an empty segment.
+    chunks = [pt[:p0]] + [pt[o:o + p] for o in range(p0, len(pt), p)]
+    n = len(chunks)
+    if n > MAX_SEGMENTS:
+        raise ValueError("plaintext needs more than 2^32 segments")
+    out = [header]
+    out += [aead.encrypt(segment_nonce(prefix, i, i == n - 1), bytes(ch), None) for i, ch in enumerate(chunks)]
+    return b"".join(out)
+
+
+def open_sealed(key: bytes, data: bytes, context: bytes = b"") -> bytes:
+    """Open a whole sealed file: section 2 rules, then section 5 layout checks, then the
+    final segment first (as section 5 requires of streaming readers), then the rest."""
+    _check_key(key)
+    data = bytes(data)
+    hdr = parse_header(data)
+    s = hdr["segment_size"]
+    n, _ = stream_layout(len(data), s)
+    aead = _AEADS[hdr["aead_id"]](derive_stream_key(key, hdr["header"], context))
+    plain: list[bytes] = [b""] * n
+    for i in [n - 1, *range(n - 1)]:
+        start = H if i == 0 else i * s
+        end = len(data) if i == n - 1 else (i + 1) * s
+        try:
+            plain[i] = aead.decrypt(segment_nonce(hdr["nonce_prefix"], i, i == n - 1), data[start:end], None)
+        except InvalidTag:
+            raise ReferenceIntegrityError(f"segment {i} failed to authenticate") from None
+    return b"".join(plain)
+
+
+# ---------------------------------------------------------------------------------------
+# Section 8 test vectors
+
+_VECTOR_HEADING = re.compile(r"^#{2,6}\s*vector\s+(\d+)\b\s*:?\s*(.*?)\s*#*\s*$", re.IGNORECASE)
+_DECIMAL_FIELDS = {"segment_size", "plaintext_len"}
+_HEX_INT_FIELDS = {"aead"}
+_EMPTY_SPELLINGS = {"", "(empty)", "<empty>", "-", '""', "''"}
+
+
+def _convert_field(name: str, value: str) -> Any:
+    value = value.strip()
+    if value.lower() in _EMPTY_SPELLINGS:
+        value = ""
+    if name in _HEX_INT_FIELDS:
+        return int(value, 16)
+    if name in _DECIMAL_FIELDS:
+        return int(value, 0) if value.lower().startswith("0x") else int(value, 10)
+    compact = "".join(value.split())
+    compact = compact[2:] if compact.lower().startswith("0x") else compact
+    try:
+        return bytes.fromhex(compact)
+    except ValueError:
+        return value  # unknown non-hex field: keep the text
+
+
+def load_vectors(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Parse ``### Vector N: title`` headings each followed by a fenced block of
+    ``name = value`` lines. Returns one dict per vector with ``number``, ``title`` and the
+    fields: ``aead`` (hex) and ``segment_size``/``plaintext_len`` (decimal) as ints, the
+    others as bytes. A line without ``=`` inside a block continues the previous value
+    (wrapped hex)."""
+    vectors: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    raw: dict[str, str] = {}
+    in_block = False
+    last: str | None = None
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        s = line.strip()
+        if in_block:
+            if s.startswith("```"):
+                assert current is not None
+                current.update({k: _convert_field(k, v) for k, v in raw.items()})
+                vectors.append(current)
+                current, in_block = None, False
+            elif "=" in s:
+                name, value = s.split("=", 1)
+                last = name.strip()
+                raw[last] = value.strip()
+            elif s and not s.startswith("#") and last is not None:
+                raw[last] += s
+            continue
+        m = _VECTOR_HEADING.match(s)
+        if m:
+            current, raw, last = {"number": int(m.group(1)), "title": m.group(2)}, {}, None
+        elif s.startswith("```") and current is not None:
+            in_block = True
+        elif s.startswith("#"):
+            current = None  # another heading ends the vector without a block
+    return vectors
