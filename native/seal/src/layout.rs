@@ -128,14 +128,14 @@ impl Layout {
             let n = 1 + (file_len - s).div_ceil(s);
             (n, file_len - (n - 1) * s)
         };
+        if final_len < TAG_LEN as u64 || (final_len == TAG_LEN as u64 && segments > 1) {
+            return Err(Error::integrity("truncated: the final segment is incomplete")
+                .at_segment(segments - 1));
+        }
         if segments > MAX_SEGMENTS {
             return Err(Error::format("more than 2^32 segments"));
         }
         let final_len = final_len as usize;
-        if final_len < TAG_LEN || (final_len == TAG_LEN && segments > 1) {
-            return Err(Error::integrity("truncated: the final segment is incomplete")
-                .at_segment(segments - 1));
-        }
         let plaintext_len = self.plaintext_start(segments - 1) + (final_len - TAG_LEN) as u64;
         Ok(Geometry { segments, final_len, plaintext_len })
     }

@@ -12,7 +12,7 @@
 //! - [`header`]: [`Header`] (parse, build) and [`Algorithm`].
 //! - [`layout`]: [`Layout`], where each segment lives and how big it is.
 //! - [`stream`]: [`Encryptor`] and [`Decryptor`], one segment at a time; plus
-//!   [`seal_to_vec`] / [`open_to_vec`] for whole buffers.
+//!   [`seal_into`] / [`open_into`] (and `_to_vec`) for whole buffers.
 //! - [`error`]: [`Error`], with the format's two error classes.
 //! - private `provider`: the AEAD and HKDF primitives (ring by default, RustCrypto
 //!   with `pure-rust`), and `wipe`, which zeroizes primitives' key schedules.
@@ -42,4 +42,4 @@ pub use error::{Error, ErrorKind};
 pub use header::{Algorithm, Header, KeyId, HEADER_LEN, NONCE_PREFIX_LEN, SALT_LEN};
 pub use key::DataKey;
 pub use layout::{Geometry, Layout, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
-pub use stream::{open_to_vec, seal_to_vec, Decryptor, Encryptor, StreamParams};
+pub use stream::{open_into, open_to_vec, seal_into, seal_to_vec, Decryptor, Encryptor, StreamParams};

@@ -35,13 +35,12 @@ impl SegmentAead {
         Ok(())
     }
 
-    /// Authenticates and decrypts `buf` (ciphertext ‖ tag) in place; on success the
-    /// plaintext is `buf[..buf.len() - 16]`. On failure `buf` is zeroed, so no
-    /// unauthenticated plaintext is ever left behind.
-    pub(crate) fn open(&self, nonce: &NonceBytes, buf: &mut [u8]) -> Result<()> {
-        let ok = self.0.open(nonce, buf);
+    /// Authenticates and decrypts `data` in place against `tag`. On failure `data`
+    /// is zeroed, so no unauthenticated plaintext is ever left behind.
+    pub(crate) fn open(&self, nonce: &NonceBytes, data: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<()> {
+        let ok = self.0.open(nonce, data, tag);
         if !ok {
-            zeroize::Zeroize::zeroize(buf);
+            zeroize::Zeroize::zeroize(data);
             return Err(Error::integrity(
                 "authentication failed (tampered, truncated, reordered, or wrong key or context)",
             ));
@@ -95,8 +94,9 @@ mod imp {
             Ok(out)
         }
 
-        pub(crate) fn open(&self, nonce: &[u8; 12], buf: &mut [u8]) -> bool {
-            self.0.open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::empty(), buf).is_ok()
+        pub(crate) fn open(&self, nonce: &[u8; 12], data: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
+            let nonce = Nonce::assume_unique_for_key(*nonce);
+            self.0.open_in_place_separate_tag(nonce, Aad::empty(), (*tag).into(), data, 0..).is_ok()
         }
     }
 }
@@ -139,10 +139,8 @@ mod imp {
             Ok(tag.into())
         }
 
-        pub(crate) fn open(&self, nonce: &[u8; 12], buf: &mut [u8]) -> bool {
-            let Some(split) = buf.len().checked_sub(TAG_LEN) else { return false };
-            let (data, tag) = buf.split_at_mut(split);
-            let tag = *aes_gcm::Tag::from_slice(tag);
+        pub(crate) fn open(&self, nonce: &[u8; 12], data: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
+            let tag = aes_gcm::Tag::from(*tag);
             match self {
                 Self::Aes(k) => k.decrypt_in_place_detached(nonce.into(), b"", data, &tag),
                 Self::ChaCha(k) => k.decrypt_in_place_detached(nonce.into(), b"", data, &tag),

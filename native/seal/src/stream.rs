@@ -10,7 +10,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
-use crate::header::{Algorithm, Header, KeyId, NONCE_PREFIX_LEN, SALT_LEN};
+use crate::header::{Algorithm, Header, KeyId, HEADER_LEN, NONCE_PREFIX_LEN, SALT_LEN};
 use crate::key::DataKey;
 use crate::layout::{Geometry, Layout, MAX_SEGMENTS, TAG_LEN};
 use crate::provider::{hkdf_sha256, NonceBytes, SegmentAead};
@@ -160,31 +160,76 @@ impl Decryptor {
     }
 
     /// Opens segment `index` in place: `buf` is exactly its ciphertext ‖ tag. Returns
-    /// the plaintext length; the plaintext is `buf[..len]`. On failure `buf` is zeroed.
+    /// the plaintext length; the plaintext is `buf[..len]`. On failure `buf` holds no
+    /// plaintext.
     pub fn open_in_place(&self, index: u64, last: bool, buf: &mut [u8]) -> Result<usize> {
-        let capacity = self.key.layout.capacity(index);
-        let plain = buf.len().checked_sub(TAG_LEN);
-        let fits = match plain {
-            Some(p) => p <= capacity && (last || p == capacity) && (p > 0 || index == 0 || !last),
-            None => false,
-        };
-        if !fits {
-            return Err(Error::integrity("segment has the wrong length").at_segment(index));
-        }
-        let nonce = self.key.nonce(index, last)?;
-        self.key.aead.open(&nonce, buf).map_err(|e| e.at_segment(index))?;
-        Ok(buf.len() - TAG_LEN)
+        let n = self.check_len(index, last, buf.len())?;
+        let (data, tag) = buf.split_at_mut(n);
+        let tag: [u8; TAG_LEN] = (&*tag).try_into().expect("checked length");
+        self.open_detached(index, last, data, &tag)?;
+        Ok(n)
     }
 
-    /// Copies `ciphertext` (which may sit in untrusted memory: it is read exactly
-    /// once) into `out` and opens it there. `out` needs `ciphertext.len()` bytes.
+    /// Opens segment `index` from `ciphertext` (ciphertext ‖ tag, which may sit in
+    /// untrusted memory: it is read exactly once, so it cannot change between
+    /// authentication and decryption) into `out[..len]`, returning `len`. `out`
+    /// needs only the plaintext's room; on failure it holds no plaintext.
     pub fn open_into(&self, index: u64, last: bool, ciphertext: &[u8], out: &mut [u8]) -> Result<usize> {
+        let n = self.check_len(index, last, ciphertext.len())?;
         let out = out
-            .get_mut(..ciphertext.len())
-            .ok_or_else(|| Error::invalid("output buffer smaller than the ciphertext").at_segment(index))?;
-        out.copy_from_slice(ciphertext);
-        self.open_in_place(index, last, out)
+            .get_mut(..n)
+            .ok_or_else(|| Error::invalid("output buffer smaller than the segment's plaintext").at_segment(index))?;
+        out.copy_from_slice(&ciphertext[..n]);
+        let tag: [u8; TAG_LEN] = ciphertext[n..].try_into().expect("checked length");
+        self.open_detached(index, last, out, &tag)?;
+        Ok(n)
     }
+
+    fn open_detached(&self, index: u64, last: bool, data: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<()> {
+        let nonce = self.key.nonce(index, last)?;
+        self.key.aead.open(&nonce, data, tag).map_err(|e| e.at_segment(index))
+    }
+
+    /// The plaintext length of a sealed segment of `sealed_len` bytes, if that length
+    /// is possible for segment `index` (FORMAT.md section 4).
+    fn check_len(&self, index: u64, last: bool, sealed_len: usize) -> Result<usize> {
+        let capacity = self.key.layout.capacity(index);
+        match sealed_len.checked_sub(TAG_LEN) {
+            Some(p) if p <= capacity && (last || p == capacity) && (p > 0 || index == 0 || !last) => Ok(p),
+            _ => Err(Error::integrity("segment has the wrong length").at_segment(index)),
+        }
+    }
+}
+
+/// Seals a whole plaintext into `out` as a complete sealed file; returns its length
+/// ([`Layout::sealed_len`]). Each segment is sealed in place in `out`, so `out` must be
+/// trusted memory.
+pub fn seal_into(
+    key: &DataKey,
+    params: &StreamParams,
+    context: &[u8],
+    salt: [u8; SALT_LEN],
+    nonce_prefix: [u8; NONCE_PREFIX_LEN],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<usize> {
+    let enc = Encryptor::new(key, params, context, salt, nonce_prefix)?;
+    let layout = enc.layout();
+    let geometry = layout.for_plaintext(plaintext.len() as u64)?;
+    let total = layout.sealed_len(plaintext.len() as u64)? as usize;
+    let out = out.get_mut(..total).ok_or(Error::invalid("output buffer smaller than the sealed length"))?;
+    out[..HEADER_LEN].copy_from_slice(enc.header().as_bytes());
+    let mut consumed = 0usize;
+    for index in 0..geometry.segments {
+        let last = index == geometry.final_index();
+        let n = if last { plaintext.len() - consumed } else { layout.capacity(index) };
+        let start = layout.offset(index) as usize;
+        let slot = &mut out[start..start + n + TAG_LEN];
+        slot[..n].copy_from_slice(&plaintext[consumed..consumed + n]);
+        enc.seal_in_place(index, last, slot, n)?;
+        consumed += n;
+    }
+    Ok(total)
 }
 
 /// Seals a whole plaintext into a new buffer: the complete file.
@@ -196,49 +241,42 @@ pub fn seal_to_vec(
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let enc = Encryptor::new(key, params, context, salt, nonce_prefix)?;
-    let layout = enc.layout();
-    let geometry = layout.for_plaintext(plaintext.len() as u64)?;
-    let total = layout.sealed_len(plaintext.len() as u64)? as usize;
+    let total = Layout::new(params.segment_size)?.sealed_len(plaintext.len() as u64)? as usize;
     let mut out = vec![0u8; total];
-    out[..enc.header().as_bytes().len()].copy_from_slice(enc.header().as_bytes());
-    let mut consumed = 0usize;
+    seal_into(key, params, context, salt, nonce_prefix, plaintext, &mut out)?;
+    Ok(out)
+}
+
+/// Opens a whole sealed file held in memory into `out`; returns the plaintext
+/// length. Unless every segment authenticates, returns an error and leaves no
+/// plaintext in `out`.
+pub fn open_into(key: &DataKey, sealed: &[u8], context: &[u8], out: &mut [u8]) -> Result<usize> {
+    let dec = Decryptor::new(key, sealed, context)?;
+    let layout = dec.layout();
+    let geometry = dec.geometry(sealed.len() as u64)?;
+    let total = geometry.plaintext_len as usize;
+    let out = out.get_mut(..total).ok_or(Error::invalid("output buffer smaller than the plaintext"))?;
+    let mut produced = 0usize;
     for index in 0..geometry.segments {
         let last = index == geometry.final_index();
-        let n = if last { plaintext.len() - consumed } else { layout.capacity(index) };
+        let len = if last { geometry.final_len } else { layout.capacity(index) + TAG_LEN };
         let start = layout.offset(index) as usize;
-        let slot = &mut out[start..start + n + TAG_LEN];
-        slot[..n].copy_from_slice(&plaintext[consumed..consumed + n]);
-        enc.seal_in_place(index, last, slot, n)?;
-        consumed += n;
+        match dec.open_into(index, last, &sealed[start..start + len], &mut out[produced..]) {
+            Ok(n) => produced += n,
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut out[..produced]);
+                return Err(e);
+            }
+        }
     }
-    Ok(out)
+    Ok(total)
 }
 
 /// Opens a whole sealed file held in memory. Returns nothing unless every segment
 /// authenticates.
 pub fn open_to_vec(key: &DataKey, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>> {
     let dec = Decryptor::new(key, sealed, context)?;
-    let layout = dec.layout();
-    let geometry = dec.geometry(sealed.len() as u64)?;
-    let mut plain = vec![0u8; geometry.plaintext_len as usize];
-    let mut scratch = vec![0u8; layout.segment_size() as usize];
-    let mut produced = 0usize;
-    for index in 0..geometry.segments {
-        let last = index == geometry.final_index();
-        let len = if last { geometry.final_len } else { layout.capacity(index) + TAG_LEN };
-        let start = layout.offset(index) as usize;
-        let result = dec.open_into(index, last, &sealed[start..start + len], &mut scratch);
-        let n = match result {
-            Ok(n) => n,
-            Err(e) => {
-                zeroize::Zeroize::zeroize(&mut plain);
-                return Err(e);
-            }
-        };
-        plain[produced..produced + n].copy_from_slice(&scratch[..n]);
-        produced += n;
-    }
-    zeroize::Zeroize::zeroize(&mut scratch);
-    Ok(plain)
+    let mut out = vec![0u8; dec.geometry(sealed.len() as u64)?.plaintext_len as usize];
+    open_into(key, sealed, context, &mut out)?;
+    Ok(out)
 }

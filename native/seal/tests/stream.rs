@@ -117,6 +117,7 @@ fn random_access_opens_any_segment_alone() {
         let start = layout.plaintext_start(i) as usize;
         assert_eq!(&buf[..n], &pt[start..start + n]);
         // The same bytes opened as another index, or with the wrong last flag, fail.
+        buf.fill(0xee);
         let wrong = dec.open_into(i ^ 1, last, &sealed[off..off + len], &mut buf);
         assert!(wrong.is_err());
         assert_ne!(&buf[..n], &pt[start..start + n], "a failed open leaves no plaintext behind");

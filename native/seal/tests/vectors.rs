@@ -85,7 +85,8 @@ fn print_vectors() {
     let key: Vec<u8> = (0u8..32).collect();
     let salt: [u8; 32] = core::array::from_fn(|i| 0x40 + i as u8);
     let prefix: [u8; 7] = core::array::from_fn(|i| 0xa0 + i as u8);
-    let cases: [(&str, Algorithm, [u8; 16], &[u8], usize); 4] = [
+    type Case = (&'static str, Algorithm, [u8; 16], &'static [u8], usize);
+    let cases: [Case; 4] = [
         ("AES-256-GCM, empty plaintext (the empty stream)", Algorithm::Aes256Gcm, [0; 16], b"", 0),
         ("AES-256-GCM, three segments, with context", Algorithm::Aes256Gcm, [0x11; 16], b"app-7/shuffle-3/partition-12", 500),
         ("ChaCha20-Poly1305, two full segments (no empty final segment)", Algorithm::ChaCha20Poly1305, [0x22; 16], b"spill", 412),
