@@ -1,1 +1,39 @@
-"""placeholder"""
+"""exitless: encrypted, exit-less spill IO for Spark executors in SGX enclaves.
+
+The Python face of the native core:
+
+- :func:`open_spill` — sealed spill files as :mod:`io` file objects
+  (:class:`SealedWriter`, :class:`SealedReader`, :class:`SealedSpillFile`).
+- :func:`generate_key`, :class:`Key` — 32-byte data keys that never print.
+- :func:`seal_bytes`, :func:`open_bytes` (and ``_into`` forms), :func:`inspect` — whole buffers, and
+  key-less header facts.
+- :class:`IntegrityError`, :class:`FormatError` (both :class:`ExitlessError`).
+
+The byte format is specified in docs/FORMAT.md.
+"""
+
+from ._errors import ExitlessError, FormatError, IntegrityError
+from .keys import Key, generate_key
+from .memory import FileInfo, inspect, open_bytes, open_into, seal_bytes, seal_into, sealed_length
+from .streams import SealedReader, SealedSpillFile, SealedWriter, open_spill
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ExitlessError",
+    "FileInfo",
+    "FormatError",
+    "IntegrityError",
+    "Key",
+    "SealedReader",
+    "SealedSpillFile",
+    "SealedWriter",
+    "generate_key",
+    "inspect",
+    "open_bytes",
+    "open_into",
+    "open_spill",
+    "seal_bytes",
+    "seal_into",
+    "sealed_length",
+]

@@ -7,7 +7,9 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind as IoKind;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
-use exitless_seal::{DataKey, Decryptor, Encryptor, Geometry, Header, Layout, StreamParams, HEADER_LEN, TAG_LEN};
+use exitless_seal::{
+    DataKey, Decryptor, Encryptor, Geometry, Header, Layout, StreamParams, HEADER_LEN, TAG_LEN,
+};
 use zeroize::Zeroizing;
 
 use crate::status::{FfiError, FfiResult, EXITLESS_ERR_CLOSED, EXITLESS_ERR_INTEGRITY};
@@ -65,7 +67,18 @@ impl SealedWriter {
         let layout = enc.layout();
         let mut slot = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
         slot[..HEADER_LEN].copy_from_slice(enc.header().as_bytes());
-        Ok(Self { file, path: path.into(), enc, layout, slot, filled: 0, index: 0, written: 0, sync, state: WriterState::Open })
+        Ok(Self {
+            file,
+            path: path.into(),
+            enc,
+            layout,
+            slot,
+            filled: 0,
+            index: 0,
+            written: 0,
+            sync,
+            state: WriterState::Open,
+        })
     }
 
     fn base(&self) -> usize {
@@ -83,7 +96,9 @@ impl SealedWriter {
                 EXITLESS_ERR_CLOSED,
                 format!("{}: an earlier write failed; the stream is incomplete", self.path),
             )),
-            WriterState::Finished => Err(FfiError::new(EXITLESS_ERR_CLOSED, format!("{}: writer is closed", self.path))),
+            WriterState::Finished => {
+                Err(FfiError::new(EXITLESS_ERR_CLOSED, format!("{}: writer is closed", self.path)))
+            }
         }
     }
 
@@ -116,9 +131,9 @@ impl SealedWriter {
             .and_then(|sealed| {
                 // Segment 0 goes out together with the header in front of it.
                 let offset = if self.index == 0 { 0 } else { self.layout.offset(self.index) };
-                self.file
-                    .write_all_at(&self.slot[..base + sealed], offset)
-                    .map_err(|e| FfiError::io(&e, &format!("cannot write segment {} of", self.index), &self.path))
+                self.file.write_all_at(&self.slot[..base + sealed], offset).map_err(|e| {
+                    FfiError::io(&e, &format!("cannot write segment {} of", self.index), &self.path)
+                })
             });
         if let Err(e) = result {
             self.state = WriterState::Failed;
@@ -169,12 +184,23 @@ impl SealedReader {
         let file = File::open(path).map_err(|e| FfiError::io(&e, "cannot open", path))?;
         let file_len = file.metadata().map_err(|e| FfiError::io(&e, "cannot stat", path))?.len();
         let mut start = [0u8; HEADER_LEN];
-        let got = read_at_most(&file, &mut start, 0).map_err(|e| FfiError::io(&e, "cannot read header of", path))?;
+        let got = read_at_most(&file, &mut start, 0)
+            .map_err(|e| FfiError::io(&e, "cannot read header of", path))?;
         let dec = Decryptor::new(key, &start[..got], context).map_err(|e| FfiError::seal(&e, path))?;
         let geometry = dec.geometry(file_len).map_err(|e| FfiError::seal(&e, path))?;
         let layout = dec.layout();
         let cache = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
-        let mut reader = Self { file, path: path.into(), dec, layout, geometry, pos: 0, cache, cache_index: None, cache_len: 0 };
+        let mut reader = Self {
+            file,
+            path: path.into(),
+            dec,
+            layout,
+            geometry,
+            pos: 0,
+            cache,
+            cache_index: None,
+            cache_len: 0,
+        };
         // Check the end first: truncation is reported before any plaintext is released.
         reader.load(geometry.final_index()).map_err(|mut e| {
             if e.status == EXITLESS_ERR_INTEGRITY && geometry.segments > 1 {
@@ -271,7 +297,8 @@ pub(crate) fn inspect(path: &str) -> FfiResult<Inspection> {
     let file = File::open(path).map_err(|e| FfiError::io(&e, "cannot open", path))?;
     let file_len = file.metadata().map_err(|e| FfiError::io(&e, "cannot stat", path))?.len();
     let mut start = [0u8; HEADER_LEN];
-    let got = read_at_most(&file, &mut start, 0).map_err(|e| FfiError::io(&e, "cannot read header of", path))?;
+    let got =
+        read_at_most(&file, &mut start, 0).map_err(|e| FfiError::io(&e, "cannot read header of", path))?;
     let header = Header::parse(&start[..got]).map_err(|e| FfiError::seal(&e, path))?;
     let layout = Layout::new(header.segment_size()).map_err(|e| FfiError::seal(&e, path))?;
     let geometry = layout.for_file(file_len).map_err(|e| FfiError::seal(&e, path))?;
@@ -279,9 +306,16 @@ pub(crate) fn inspect(path: &str) -> FfiResult<Inspection> {
 }
 
 /// Seals a whole buffer into `out` with fresh randomness.
-pub(crate) fn seal_into(key: &DataKey, params: &StreamParams, context: &[u8], plaintext: &[u8], out: &mut [u8]) -> FfiResult<usize> {
+pub(crate) fn seal_into(
+    key: &DataKey,
+    params: &StreamParams,
+    context: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> FfiResult<usize> {
     let (salt, prefix) = fresh_randomness()?;
-    exitless_seal::seal_into(key, params, context, salt, prefix, plaintext, out).map_err(|e| FfiError::seal(&e, "<buffer>"))
+    exitless_seal::seal_into(key, params, context, salt, prefix, plaintext, out)
+        .map_err(|e| FfiError::seal(&e, "<buffer>"))
 }
 
 /// Opens a whole sealed buffer into `out`.

@@ -112,9 +112,7 @@ unsafe fn path<'a>(ptr: *const c_char) -> FfiResult<&'a str> {
         return Err(FfiError::invalid("path is null"));
     }
     // SAFETY: non-null and NUL-terminated by the caller's contract.
-    unsafe { CStr::from_ptr(ptr) }
-        .to_str()
-        .map_err(|_| FfiError::invalid("path is not valid UTF-8"))
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| FfiError::invalid("path is not valid UTF-8"))
 }
 
 /// # Safety
@@ -146,7 +144,8 @@ unsafe fn put<T>(out: *mut T, value: T, what: &str) -> FfiResult {
 fn params(options: &ExitlessOptions) -> FfiResult<StreamParams> {
     let algorithm = Algorithm::from_id(options.algorithm)
         .ok_or_else(|| FfiError::invalid(format!("unknown algorithm id {}", options.algorithm)))?;
-    Layout::new(options.segment_size).map_err(|e| FfiError::invalid(format!("segment size {}: {e}", options.segment_size)))?;
+    Layout::new(options.segment_size)
+        .map_err(|e| FfiError::invalid(format!("segment size {}: {e}", options.segment_size)))?;
     let key_id = if options.has_key_id != 0 { KeyId(options.key_id) } else { KeyId::NONE };
     Ok(StreamParams { algorithm, segment_size: options.segment_size, key_id })
 }
@@ -194,15 +193,23 @@ pub unsafe extern "C" fn exitless_writer_open(
     guard(|| {
         // SAFETY: every pointer is checked for null, then used within the lengths the
         // caller's contract above guarantees.
-        let (path, key, context) = unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
-        let mut opts = ExitlessOptions { segment_size: 0, algorithm: 0, has_key_id: 0, key_id: [0; 16], sync_on_finish: 0 };
+        let (path, key, context) =
+            unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
+        let mut opts = ExitlessOptions {
+            segment_size: 0,
+            algorithm: 0,
+            has_key_id: 0,
+            key_id: [0; 16],
+            sync_on_finish: 0,
+        };
         // SAFETY: `opts` is a local, valid for one write.
         unsafe { exitless_options_default(&mut opts) };
         // SAFETY: `options` is null or readable by contract; `as_ref` handles null.
         if let Some(o) = unsafe { options.as_ref() } {
             opts = *o;
         }
-        let writer = file::SealedWriter::create(path, &key, &params(&opts)?, context, opts.sync_on_finish != 0)?;
+        let writer =
+            file::SealedWriter::create(path, &key, &params(&opts)?, context, opts.sync_on_finish != 0)?;
         let boxed = Box::into_raw(Box::new(ExitlessWriter(Mutex::new(writer))));
         // SAFETY: `out` is writable by contract; on failure we free what we made.
         unsafe { put(out, boxed, "out") }.inspect_err(|_| {
@@ -217,7 +224,11 @@ pub unsafe extern "C" fn exitless_writer_open(
 /// # Safety
 /// `writer` is a live handle from `exitless_writer_open`; `data` has `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn exitless_writer_write(writer: *const ExitlessWriter, data: *const u8, len: usize) -> ExitlessStatus {
+pub unsafe extern "C" fn exitless_writer_write(
+    writer: *const ExitlessWriter,
+    data: *const u8,
+    len: usize,
+) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
         let (w, data) = unsafe { (handle(writer, "writer")?, bytes(data, len, "data")?) };
@@ -230,7 +241,10 @@ pub unsafe extern "C" fn exitless_writer_write(writer: *const ExitlessWriter, da
 /// # Safety
 /// `writer` is a live handle; `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn exitless_writer_tell(writer: *const ExitlessWriter, out: *mut u64) -> ExitlessStatus {
+pub unsafe extern "C" fn exitless_writer_tell(
+    writer: *const ExitlessWriter,
+    out: *mut u64,
+) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
         let w = unsafe { handle(writer, "writer") }?;
@@ -284,7 +298,8 @@ pub unsafe extern "C" fn exitless_reader_open(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: pointers checked for null and used within the contract's lengths.
-        let (path, key, context) = unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
+        let (path, key, context) =
+            unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
         let reader = file::SealedReader::open(path, &key, context)?;
         let boxed = Box::into_raw(Box::new(ExitlessReader(Mutex::new(reader))));
         // SAFETY: `out` is writable by contract; on failure we free what we made.
@@ -344,7 +359,10 @@ pub unsafe extern "C" fn exitless_reader_seek(
 /// # Safety
 /// `reader` is a live handle; `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn exitless_reader_tell(reader: *const ExitlessReader, out: *mut u64) -> ExitlessStatus {
+pub unsafe extern "C" fn exitless_reader_tell(
+    reader: *const ExitlessReader,
+    out: *mut u64,
+) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
         let pos = lock(&unsafe { handle(reader, "reader") }?.0).position();
@@ -358,7 +376,10 @@ pub unsafe extern "C" fn exitless_reader_tell(reader: *const ExitlessReader, out
 /// # Safety
 /// `reader` is a live handle; `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn exitless_reader_size(reader: *const ExitlessReader, out: *mut u64) -> ExitlessStatus {
+pub unsafe extern "C" fn exitless_reader_size(
+    reader: *const ExitlessReader,
+    out: *mut u64,
+) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
         let len = lock(&unsafe { handle(reader, "reader") }?.0).plaintext_len();
@@ -411,7 +432,11 @@ pub unsafe extern "C" fn exitless_inspect(path: *const c_char, out: *mut Exitles
 /// # Safety
 /// `out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn exitless_sealed_len(plaintext_len: u64, segment_size: u32, out: *mut u64) -> ExitlessStatus {
+pub unsafe extern "C" fn exitless_sealed_len(
+    plaintext_len: u64,
+    segment_size: u32,
+    out: *mut u64,
+) -> ExitlessStatus {
     guard(|| {
         let layout = Layout::new(segment_size).map_err(|e| FfiError::invalid(e.to_string()))?;
         let len = layout.sealed_len(plaintext_len).map_err(|e| FfiError::invalid(e.to_string()))?;
@@ -449,7 +474,13 @@ pub unsafe extern "C" fn exitless_seal_buffer(
                 bytes_mut(out, out_cap, "out")?,
             )
         };
-        let mut opts = ExitlessOptions { segment_size: 0, algorithm: 0, has_key_id: 0, key_id: [0; 16], sync_on_finish: 0 };
+        let mut opts = ExitlessOptions {
+            segment_size: 0,
+            algorithm: 0,
+            has_key_id: 0,
+            key_id: [0; 16],
+            sync_on_finish: 0,
+        };
         // SAFETY: `opts` is a local.
         unsafe { exitless_options_default(&mut opts) };
         // SAFETY: null or readable by contract.

@@ -140,9 +140,7 @@ impl Header {
         if data[OFF_VERSION] != VERSION {
             return Err(Error::format("unsupported format version (this reader knows version 1)"));
         }
-        if u16::from_be_bytes([data[OFF_HEADER_LEN], data[OFF_HEADER_LEN + 1]]) as usize
-            != HEADER_LEN
-        {
+        if u16::from_be_bytes([data[OFF_HEADER_LEN], data[OFF_HEADER_LEN + 1]]) as usize != HEADER_LEN {
             return Err(Error::format("bad header length for format version 1"));
         }
         if Algorithm::from_id(data[OFF_AEAD]).is_none() {

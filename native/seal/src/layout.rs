@@ -129,8 +129,9 @@ impl Layout {
             (n, file_len - (n - 1) * s)
         };
         if final_len < TAG_LEN as u64 || (final_len == TAG_LEN as u64 && segments > 1) {
-            return Err(Error::integrity("truncated: the final segment is incomplete")
-                .at_segment(segments - 1));
+            return Err(
+                Error::integrity("truncated: the final segment is incomplete").at_segment(segments - 1)
+            );
         }
         if segments > MAX_SEGMENTS {
             return Err(Error::format("more than 2^32 segments"));

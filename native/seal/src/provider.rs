@@ -117,6 +117,9 @@ mod imp {
             .expect("32 bytes is within HKDF-SHA256's output limit");
     }
 
+    // Inline on purpose: `Wiped` zeroizes the bytes the key occupies, which must not
+    // sit behind a Box. One key per stream, so the size does not matter.
+    #[allow(clippy::large_enum_variant)]
     pub(crate) enum Key {
         Aes(Aes256Gcm),
         ChaCha(ChaCha20Poly1305),

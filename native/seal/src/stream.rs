@@ -44,8 +44,7 @@ struct StreamKey {
 
 impl StreamKey {
     fn derive(key: &DataKey, header: &Header, context: &[u8]) -> Result<Self> {
-        let okm =
-            hkdf_sha256(key.expose_secret(), header.salt(), &[KDF_LABEL, header.as_bytes(), context]);
+        let okm = hkdf_sha256(key.expose_secret(), header.salt(), &[KDF_LABEL, header.as_bytes(), context]);
         Ok(Self {
             aead: SegmentAead::new(header.algorithm(), &okm),
             prefix: header.nonce_prefix(),
@@ -82,8 +81,7 @@ impl Encryptor {
         salt: [u8; SALT_LEN],
         nonce_prefix: [u8; NONCE_PREFIX_LEN],
     ) -> Result<Self> {
-        let header =
-            Header::new(params.algorithm, params.segment_size, params.key_id, salt, nonce_prefix)?;
+        let header = Header::new(params.algorithm, params.segment_size, params.key_id, salt, nonce_prefix)?;
         Ok(Self { key: StreamKey::derive(key, &header, context)?, header })
     }
 
@@ -118,8 +116,9 @@ impl Encryptor {
             return Err(Error::invalid("only the final segment may be short").at_segment(index));
         }
         if last && plaintext_len == 0 && index != 0 {
-            return Err(Error::invalid("an empty final segment is only allowed as segment 0")
-                .at_segment(index));
+            return Err(
+                Error::invalid("an empty final segment is only allowed as segment 0").at_segment(index)
+            );
         }
         let sealed = plaintext_len + TAG_LEN;
         if buf.len() < sealed {
@@ -176,9 +175,9 @@ impl Decryptor {
     /// needs only the plaintext's room; on failure it holds no plaintext.
     pub fn open_into(&self, index: u64, last: bool, ciphertext: &[u8], out: &mut [u8]) -> Result<usize> {
         let n = self.check_len(index, last, ciphertext.len())?;
-        let out = out
-            .get_mut(..n)
-            .ok_or_else(|| Error::invalid("output buffer smaller than the segment's plaintext").at_segment(index))?;
+        let out = out.get_mut(..n).ok_or_else(|| {
+            Error::invalid("output buffer smaller than the segment's plaintext").at_segment(index)
+        })?;
         out.copy_from_slice(&ciphertext[..n]);
         let tag: [u8; TAG_LEN] = ciphertext[n..].try_into().expect("checked length");
         self.open_detached(index, last, out, &tag)?;

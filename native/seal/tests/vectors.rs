@@ -37,8 +37,7 @@ fn load() -> Vec<Vector> {
     for part in spec.split("### Vector ").skip(1) {
         let name = part.lines().next().unwrap().to_string();
         let block = part.split("```text").nth(1).unwrap().split("```").next().unwrap();
-        let algorithm =
-            Algorithm::from_id(u8::from_str_radix(field(block, "aead"), 16).unwrap()).unwrap();
+        let algorithm = Algorithm::from_id(u8::from_str_radix(field(block, "aead"), 16).unwrap()).unwrap();
         let plaintext = unhex(field(block, "plaintext"));
         assert_eq!(plaintext.len(), field(block, "plaintext_len").parse::<usize>().unwrap());
         out.push(Vector {
@@ -65,13 +64,9 @@ fn format_md_vectors_seal_and_open() {
     assert!(vectors.iter().any(|v| v.algorithm == Algorithm::ChaCha20Poly1305));
     for v in &vectors {
         let key = DataKey::from_slice(&v.key).unwrap();
-        let params = StreamParams {
-            algorithm: v.algorithm,
-            segment_size: v.segment_size,
-            key_id: KeyId(v.key_id),
-        };
-        let sealed = seal_to_vec(&key, &params, &v.context, v.salt, v.nonce_prefix, &v.plaintext)
-            .unwrap();
+        let params =
+            StreamParams { algorithm: v.algorithm, segment_size: v.segment_size, key_id: KeyId(v.key_id) };
+        let sealed = seal_to_vec(&key, &params, &v.context, v.salt, v.nonce_prefix, &v.plaintext).unwrap();
         assert_eq!(hex::encode(&sealed), hex::encode(&v.ciphertext), "vector {}", v.name);
         assert_eq!(open_to_vec(&key, &v.ciphertext, &v.context).unwrap(), v.plaintext, "vector {}", v.name);
     }
@@ -88,14 +83,27 @@ fn print_vectors() {
     type Case = (&'static str, Algorithm, [u8; 16], &'static [u8], usize);
     let cases: [Case; 4] = [
         ("AES-256-GCM, empty plaintext (the empty stream)", Algorithm::Aes256Gcm, [0; 16], b"", 0),
-        ("AES-256-GCM, three segments, with context", Algorithm::Aes256Gcm, [0x11; 16], b"app-7/shuffle-3/partition-12", 500),
-        ("ChaCha20-Poly1305, two full segments (no empty final segment)", Algorithm::ChaCha20Poly1305, [0x22; 16], b"spill", 412),
+        (
+            "AES-256-GCM, three segments, with context",
+            Algorithm::Aes256Gcm,
+            [0x11; 16],
+            b"app-7/shuffle-3/partition-12",
+            500,
+        ),
+        (
+            "ChaCha20-Poly1305, two full segments (no empty final segment)",
+            Algorithm::ChaCha20Poly1305,
+            [0x22; 16],
+            b"spill",
+            412,
+        ),
         ("AES-256-GCM, exactly one full segment 0", Algorithm::Aes256Gcm, [0; 16], b"", 172),
     ];
     for (n, (title, alg, key_id, context, len)) in cases.into_iter().enumerate() {
         let params = StreamParams { algorithm: alg, segment_size: 256, key_id: KeyId(key_id) };
         let pt = pattern(len);
-        let sealed = seal_to_vec(&DataKey::from_slice(&key).unwrap(), &params, context, salt, prefix, &pt).unwrap();
+        let sealed =
+            seal_to_vec(&DataKey::from_slice(&key).unwrap(), &params, context, salt, prefix, &pt).unwrap();
         println!("### Vector {}: {title}\n```text", n + 1);
         println!("aead          = {:02x}", alg.id());
         println!("segment_size  = 256");

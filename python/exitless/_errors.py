@@ -1,0 +1,40 @@
+"""Exceptions, and the translation of native status codes into them."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class ExitlessError(Exception):
+    """Base class of exitless's own errors."""
+
+
+class IntegrityError(ExitlessError):
+    """Sealed data failed authentication: it was tampered with, truncated, reordered
+    or spliced, or the key or context is wrong. No plaintext of it is returned."""
+
+
+class FormatError(ExitlessError):
+    """Not an exitless sealed stream, or a version or parameter this reader does not support."""
+
+
+def raise_for(status: int, path: str | os.PathLike[str] | None = None) -> None:
+    """Raise the Python exception for a non-zero native status (uses the thread's last error)."""
+    from ._native import ffi, lib
+
+    if status == lib.EXITLESS_OK:
+        return
+    message = ffi.string(lib.exitless_last_error_message()).decode("utf-8", "replace")
+    if status == lib.EXITLESS_ERR_INTEGRITY:
+        raise IntegrityError(message)
+    if status == lib.EXITLESS_ERR_FORMAT:
+        raise FormatError(message)
+    if status == lib.EXITLESS_ERR_IO:
+        code = lib.exitless_last_error_errno() or _errno.EIO
+        raise OSError(code, message, os.fspath(path) if path is not None else None)
+    if status == lib.EXITLESS_ERR_INVALID_ARGUMENT:
+        raise ValueError(message)
+    if status == lib.EXITLESS_ERR_CLOSED:
+        raise ValueError(message)
+    raise ExitlessError(f"native error {status}: {message}")

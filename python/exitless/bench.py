@@ -1,0 +1,194 @@
+"""Throughput benchmarks (``make bench``): not tests. Measures, side by side in one
+process on the same data, exitless's seal/open against the ``cryptography``
+package's AES-256-GCM over the same segmentation, at several segment sizes, plus
+sealed file streams against plain file writes. Prints a table and writes JSON
+under ``bench-results/<timestamp>/``. Ratios matter, not absolute times: the
+machines are shared and noisy, so runs are interleaved and the median is kept."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from . import __version__, generate_key, open_into, open_spill, seal_into, sealed_length
+
+MiB = 1 << 20
+HEADER, TAG = 68, 16
+
+
+def machine() -> dict[str, object]:
+    flags: set[str] = set()
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", False
+    import cryptography
+
+    return {
+        "cpu": model,
+        "cpu_flags": sorted(flags & {"aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx2", "avx512f"}),
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "cryptography": cryptography.__version__,
+        "exitless": __version__,
+        "commit": commit + ("-dirty" if dirty else ""),
+    }
+
+
+def median_rate(fn: Callable[[], object], nbytes: int, reps: int) -> float:
+    """Median GB/s of ``reps`` timed calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return nbytes / statistics.median(times) / 1e9
+
+
+def bench_memory(data: memoryview, segment_size: int, reps: int) -> dict[str, float]:
+    """Whole-buffer seal/open vs cryptography's AESGCM over the same segments."""
+    key = generate_key()
+    size = data.nbytes
+    sealed = bytearray(sealed_length(size, segment_size))
+    back = bytearray(size)
+
+    aes = AESGCM(AESGCM.generate_key(256))
+    p0, p = segment_size - HEADER - TAG, segment_size - TAG
+    chunks = [(0, min(p0, size))] + [(off, min(p, size - off)) for off in range(p0, size, p)]
+    nonces = [os.urandom(7) + i.to_bytes(4, "big") + b"\0" for i in range(len(chunks))]
+    ct = bytearray(size + TAG * len(chunks))
+    slots = []
+    pos = 0
+    for _, n in chunks:
+        slots.append(memoryview(ct)[pos : pos + n + TAG])
+        pos += n + TAG
+
+    def c_seal() -> None:
+        for (off, n), nonce, slot in zip(chunks, nonces, slots):
+            aes.encrypt_into(nonce, data[off : off + n], None, slot)
+
+    backv = memoryview(back)
+
+    def c_open() -> None:
+        for (off, n), nonce, slot in zip(chunks, nonces, slots):
+            aes.decrypt_into(nonce, slot, None, backv[off : off + n])
+
+    def x_seal() -> None:
+        seal_into(data, sealed, key, segment_size=segment_size)
+
+    def x_open() -> None:
+        open_into(sealed, back, key)
+
+    results: dict[str, list[float]] = {"exitless_seal": [], "cryptography_seal": [], "exitless_open": [], "cryptography_open": []}
+    for _ in range(reps):  # interleave, so drift on a shared machine hits both sides alike
+        results["exitless_seal"].append(median_rate(x_seal, size, 1))
+        results["cryptography_seal"].append(median_rate(c_seal, size, 1))
+        results["exitless_open"].append(median_rate(x_open, size, 1))
+        results["cryptography_open"].append(median_rate(c_open, size, 1))
+    assert bytes(back) == bytes(data), "exitless open_into did not return the plaintext"
+    out = {k: round(statistics.median(v), 3) for k, v in results.items()}
+    out["seal_ratio"] = round(out["exitless_seal"] / out["cryptography_seal"], 3)
+    out["open_ratio"] = round(out["exitless_open"] / out["cryptography_open"], 3)
+    return out
+
+
+def bench_files(data: memoryview, segment_size: int, directory: str, reps: int, chunk: int = MiB) -> dict[str, float]:
+    """Sealed file write/read vs plain file write/read of the same bytes, same chunking."""
+    key = generate_key()
+    size = data.nbytes
+    sealed_path, plain_path = os.path.join(directory, "sealed"), os.path.join(directory, "plain")
+    buf = bytearray(chunk)
+
+    def sealed_write() -> None:
+        with open_spill(sealed_path, "wb", key, segment_size=segment_size) as f:
+            for off in range(0, size, chunk):
+                f.write(data[off : off + chunk])
+
+    def plain_write() -> None:
+        with open(plain_path, "wb", buffering=0) as f:
+            for off in range(0, size, chunk):
+                f.write(data[off : off + chunk])
+
+    def sealed_read() -> None:
+        with open_spill(sealed_path, "rb", key) as f:
+            while f.readinto(buf):
+                pass
+
+    def plain_read() -> None:
+        with open(plain_path, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+    res: dict[str, list[float]] = {"sealed_write": [], "plain_write": [], "sealed_read": [], "plain_read": []}
+    for _ in range(reps):
+        res["sealed_write"].append(median_rate(sealed_write, size, 1))
+        res["plain_write"].append(median_rate(plain_write, size, 1))
+        res["sealed_read"].append(median_rate(sealed_read, size, 1))
+        res["plain_read"].append(median_rate(plain_read, size, 1))
+    out = {k: round(statistics.median(v), 3) for k, v in res.items()}
+    out["write_ratio"] = round(out["sealed_write"] / out["plain_write"], 3)
+    out["read_ratio"] = round(out["sealed_read"] / out["plain_read"], 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m exitless.bench", description=__doc__)
+    p.add_argument("--size-mib", type=int, default=256, help="bytes per measurement (default 256 MiB)")
+    p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
+    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions; the median is reported")
+    p.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="directory for the file benchmark (default /dev/shm: measures CPU, not the disk)")
+    p.add_argument("--out", default="bench-results", help="results directory")
+    p.add_argument("--quick", action="store_true", help="32 MiB, 2 repetitions")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size_mib, a.reps = 32, 2
+    data = memoryview(os.urandom(a.size_mib * MiB))
+    segs = [int(s) for s in a.segments.split(",")]
+
+    report: dict[str, object] = {"benchmark": "seal", "bytes": data.nbytes, "reps": a.reps, "machine": machine(), "memory": {}, "files": {}, "file_dir": a.dir}
+    print(f"exitless bench: {a.size_mib} MiB per point, median of {a.reps} interleaved runs, one core")
+    print(f"{'segment':>9} | {'seal GB/s':>9} {'crypto':>7} {'ratio':>6} | {'open GB/s':>9} {'crypto':>7} {'ratio':>6} | {'file write':>10} {'plain':>6} {'ratio':>6} | {'file read':>9} {'plain':>6} {'ratio':>6}")
+    with tempfile.TemporaryDirectory(prefix="exitless-bench-", dir=a.dir) as tmp:
+        for s in segs:
+            m = bench_memory(data, s, a.reps)
+            f = bench_files(data, s, tmp, a.reps)
+            report["memory"][str(s)] = m  # type: ignore[index]
+            report["files"][str(s)] = f  # type: ignore[index]
+            print(
+                f"{s:>9} | {m['exitless_seal']:>9.2f} {m['cryptography_seal']:>7.2f} {m['seal_ratio']:>6.2f} | "
+                f"{m['exitless_open']:>9.2f} {m['cryptography_open']:>7.2f} {m['open_ratio']:>6.2f} | "
+                f"{f['sealed_write']:>10.2f} {f['plain_write']:>6.2f} {f['write_ratio']:>6.2f} | "
+                f"{f['sealed_read']:>9.2f} {f['plain_read']:>6.2f} {f['read_ratio']:>6.2f}"
+            )
+    outdir = Path(a.out) / time.strftime("%Y%m%dT%H%M%S")
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "seal.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {outdir / 'seal.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""The ``exitless`` command: keygen, seal, open, inspect.
+
+Every failure is one line on stderr and a non-zero exit status (1 for a bad file,
+key or IO error; 2 for bad usage). Keys come from key files (``exitless keygen``),
+never from the command line, so they stay out of shell history and ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import ExitlessError, Key, inspect, open_spill
+from .streams import DEFAULT_SEGMENT_SIZE
+
+CHUNK = 1 << 20
+
+
+def _key(args: argparse.Namespace) -> Key:
+    path = args.key or os.environ.get("EXITLESS_KEY_FILE")
+    if not path:
+        raise ValueError("no key: pass --key FILE (or set EXITLESS_KEY_FILE); create one with `exitless keygen -o FILE`")
+    return Key.load(path)
+
+
+def _keygen(args: argparse.Namespace) -> None:
+    key = Key.generate()
+    try:
+        key.save(args.out)
+    except FileExistsError:
+        raise FileExistsError(f"{args.out} already exists; refusing to overwrite a key file") from None
+    print(f"wrote key {key.key_id.hex()} to {args.out} (mode 0600)")
+
+
+def _seal(args: argparse.Namespace) -> None:
+    key = _key(args)
+    src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+    try:
+        with open_spill(args.output, "wb", key, args.context, segment_size=args.segment_size, algorithm=args.algorithm, sync=True) as out:
+            shutil.copyfileobj(src, out, CHUNK)
+    except BaseException:
+        Path(args.output).unlink(missing_ok=True)
+        raise
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+
+
+def _open(args: argparse.Namespace) -> None:
+    key = _key(args)
+    with open_spill(args.input, "rb", key, args.context) as src:
+        if args.output == "-":
+            # The final segment was checked at open; a later bad segment stops the copy
+            # with an error and a non-zero exit.
+            shutil.copyfileobj(src, sys.stdout.buffer, CHUNK)
+            sys.stdout.buffer.flush()
+            return
+        # Plaintext appears under OUT only once every segment has authenticated.
+        out_dir = os.path.dirname(os.path.abspath(args.output))
+        fd, tmp = tempfile.mkstemp(prefix=".exitless-open-", dir=out_dir)
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+            os.replace(tmp, args.output)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    info = inspect(args.file)
+    fields = {
+        "path": info.path,
+        "format_version": info.version,
+        "algorithm": info.algorithm,
+        "segment_size": info.segment_size,
+        "key_id": info.key_id.hex() if any(info.key_id) else None,
+        "file_size": info.file_size,
+        "segments": info.segments,
+        "plaintext_size": info.plaintext_size,
+    }
+    if args.json:
+        print(json.dumps(fields))
+    else:
+        width = max(map(len, fields))
+        for name, value in fields.items():
+            print(f"{name:<{width}}  {value if value is not None else '(none)'}")
+        print("(header facts only; nothing is authenticated without the key)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="exitless", description="Sealed (encrypted, authenticated) spill files.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    k = sub.add_parser("keygen", help="create a random 32-byte key file (mode 0600)", description="Create a random data key in a new file with mode 0600.")
+    k.add_argument("-o", "--out", required=True, help="key file to create (must not exist)")
+    k.set_defaults(func=_keygen)
+
+    def keyed(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-k", "--key", help="key file (default: $EXITLESS_KEY_FILE)")
+        sp.add_argument("-c", "--context", default="", help="context string binding the file to its role (default: empty)")
+
+    s = sub.add_parser("seal", help="encrypt IN into the sealed file OUT", description="Seal IN ('-' for stdin) into OUT. OUT is removed if sealing fails.")
+    s.add_argument("input", metavar="IN")
+    s.add_argument("output", metavar="OUT")
+    keyed(s)
+    s.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE, help="ciphertext segment size in bytes (default 65536)")
+    s.add_argument("--algorithm", default="aes-256-gcm", choices=["aes-256-gcm", "chacha20-poly1305"])
+    s.set_defaults(func=_seal)
+
+    o = sub.add_parser("open", help="decrypt the sealed file IN into OUT", description="Open sealed IN into OUT ('-' for stdout). OUT appears only if every segment authenticates.")
+    o.add_argument("input", metavar="IN")
+    o.add_argument("output", metavar="OUT")
+    keyed(o)
+    o.set_defaults(func=_open)
+
+    i = sub.add_parser("inspect", help="show a sealed file's header (never the key)", description="Show header facts of a sealed file. Needs no key; authenticates nothing.")
+    i.add_argument("file", metavar="FILE")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.set_defaults(func=_inspect)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ExitlessError, OSError, ValueError, TypeError) as e:
+        print(f"exitless {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"exitless {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

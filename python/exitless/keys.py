@@ -1,0 +1,116 @@
+"""Data keys: 32 secret bytes that never show up in a repr, a log or an error."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+KEY_LEN = 32
+_KEY_FILE_PREFIX = "exitless-key-v1:"
+
+
+class Key:
+    """A 32-byte data key.
+
+    The bytes live in a ``bytearray`` that :meth:`wipe` (and garbage collection,
+    best effort) overwrites with zeros. ``repr`` shows only the key id, a
+    one-way fingerprint that is safe to log and is what sealed files record.
+    """
+
+    __slots__ = ("_secret", "_key_id", "_wiped")
+
+    def __init__(self, secret: bytes | bytearray | memoryview) -> None:
+        raw = bytes(secret) if not isinstance(secret, bytearray) else secret
+        if len(raw) != KEY_LEN:
+            raise ValueError(f"a data key must be exactly {KEY_LEN} bytes, got {len(raw)}")
+        self._secret = bytearray(raw)
+        self._wiped = False
+        self._key_id = hashlib.sha256(b"exitless key id v1" + bytes(self._secret)).digest()[:16]
+
+    @classmethod
+    def generate(cls) -> Key:
+        """A fresh random key from the OS CSPRNG."""
+        return cls(secrets.token_bytes(KEY_LEN))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Key:
+        """Reads a key file written by :meth:`save` (or ``exitless keygen``). Refuses
+        files that group or others can read."""
+        p = Path(path)
+        mode = p.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise PermissionError(f"key file {p} is accessible by group or others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
+        text = p.read_text().strip()
+        if not text.startswith(_KEY_FILE_PREFIX):
+            raise ValueError(f"{p} is not an exitless key file (it should start with {_KEY_FILE_PREFIX!r})")
+        try:
+            raw = bytes.fromhex(text[len(_KEY_FILE_PREFIX):])
+        except ValueError:
+            raise ValueError(f"{p}: the key is not valid hex") from None
+        return cls(raw)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the key to a new file created with mode 0600 (fails if it exists)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(_KEY_FILE_PREFIX + self._secret.hex() + "\n")
+
+    @property
+    def key_id(self) -> bytes:
+        """16-byte fingerprint recorded in sealed headers: SHA-256("exitless key id v1" ‖ key)[:16]."""
+        return self._key_id
+
+    def secret_bytes(self) -> bytes:
+        """The raw key bytes, for handing to a KMS. Do not log them."""
+        self._check()
+        return bytes(self._secret)
+
+    def _buffer(self) -> bytearray:
+        self._check()
+        return self._secret
+
+    def _check(self) -> None:
+        if self._wiped:
+            raise ValueError("this key was wiped")
+
+    def wipe(self) -> None:
+        """Overwrites the key bytes with zeros; the key is unusable afterwards."""
+        self._secret[:] = bytes(len(self._secret))
+        self._wiped = True
+
+    def __del__(self) -> None:
+        try:
+            self.wipe()
+        except Exception:  # interpreter shutdown: nothing to do
+            pass
+
+    def __repr__(self) -> str:
+        return f"<exitless.Key id={self._key_id.hex()} (secret hidden)>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Key) and secrets.compare_digest(bytes(self._secret), bytes(other._secret))
+
+    def __hash__(self) -> int:
+        return hash(self._key_id)
+
+    def __reduce__(self) -> tuple:
+        raise TypeError("exitless.Key cannot be pickled: it would put the secret in the pickle")
+
+
+def generate_key() -> Key:
+    """A fresh random 32-byte data key."""
+    return Key.generate()
+
+
+def as_key(key: Key | bytes | bytearray | memoryview) -> Key:
+    """Accepts a :class:`Key` or 32 raw bytes."""
+    if isinstance(key, Key):
+        return key
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return Key(key)
+    raise TypeError(f"key must be an exitless.Key or 32 bytes, not {type(key).__name__}")

@@ -1,0 +1,119 @@
+"""Whole buffers sealed and opened in memory, and key-less inspection of files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ._errors import raise_for
+from ._native import ffi, lib
+from .keys import as_key
+from .streams import ALGORITHM_NAMES, DEFAULT_SEGMENT_SIZE, Buffer, KeyLike, PathLike, _context_bytes, _path_bytes, make_options
+
+
+def sealed_length(plaintext_len: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
+    """Length of the sealed file for a plaintext of ``plaintext_len`` bytes."""
+    out = ffi.new("uint64_t *")
+    raise_for(lib.exitless_sealed_len(plaintext_len, segment_size, out))
+    return int(out[0])
+
+
+def seal_into(
+    data: Buffer,
+    out: Buffer,
+    key: KeyLike,
+    context: bytes | str = b"",
+    *,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    algorithm: str = "aes-256-gcm",
+    key_id: bytes | None = None,
+) -> int:
+    """Seal ``data`` into the writable buffer ``out`` (at least
+    ``sealed_length(len(data), segment_size)`` bytes); returns the sealed length."""
+    key = as_key(key)
+    opts = make_options(segment_size, algorithm, key.key_id if key_id is None else key_id)
+    src = memoryview(data).cast("B")
+    dst = memoryview(out).cast("B")
+    n = ffi.new("size_t *")
+    ctx = _context_bytes(context)
+    secret = key._buffer()
+    raise_for(
+        lib.exitless_seal_buffer(
+            ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts,
+            ffi.from_buffer(src), src.nbytes, ffi.from_buffer(dst, require_writable=True), dst.nbytes, n,
+        )
+    )
+    return int(n[0])
+
+
+def open_into(sealed: Buffer, out: Buffer, key: KeyLike, context: bytes | str = b"") -> int:
+    """Open a sealed stream held in memory into the writable buffer ``out``; returns
+    the plaintext length. Raises, leaving no plaintext in ``out``, if any segment fails."""
+    key = as_key(key)
+    src = memoryview(sealed).cast("B")
+    dst = memoryview(out).cast("B")
+    n = ffi.new("size_t *")
+    ctx = _context_bytes(context)
+    secret = key._buffer()
+    raise_for(
+        lib.exitless_open_buffer(
+            ffi.from_buffer(secret), len(secret), ctx, len(ctx),
+            ffi.from_buffer(src), src.nbytes, ffi.from_buffer(dst, require_writable=True), dst.nbytes, n,
+        )
+    )
+    return int(n[0])
+
+
+def seal_bytes(
+    data: Buffer,
+    key: KeyLike,
+    context: bytes | str = b"",
+    *,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    algorithm: str = "aes-256-gcm",
+    key_id: bytes | None = None,
+) -> bytes:
+    """Seal ``data`` into a complete sealed stream, in memory."""
+    out = bytearray(sealed_length(memoryview(data).nbytes, segment_size))
+    n = seal_into(data, out, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id)
+    del out[n:]
+    return bytes(out)
+
+
+def open_bytes(sealed: Buffer, key: KeyLike, context: bytes | str = b"") -> bytes:
+    """Open a sealed stream held in memory. Raises (returning nothing) if any segment fails."""
+    out = bytearray(memoryview(sealed).nbytes)  # plaintext is always shorter than the sealed stream
+    n = open_into(sealed, out, key, context)
+    del out[n:]
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a sealed file's header and length say, read without a key (unauthenticated)."""
+
+    path: str
+    version: int
+    algorithm: str
+    segment_size: int
+    key_id: bytes
+    file_size: int
+    segments: int
+    plaintext_size: int
+
+
+def inspect(path: PathLike) -> FileInfo:
+    """Header facts of a sealed file, without a key. Raises FormatError or
+    IntegrityError (truncation) when the file cannot be a sealed stream."""
+    info = ffi.new("ExitlessFileInfo *")
+    raise_for(lib.exitless_inspect(_path_bytes(path), info), path)
+    return FileInfo(
+        path=os.fspath(path),
+        version=info.version,
+        algorithm=ALGORITHM_NAMES[info.algorithm],
+        segment_size=info.segment_size,
+        key_id=bytes(ffi.buffer(info.key_id)),
+        file_size=info.file_len,
+        segments=info.segments,
+        plaintext_size=info.plaintext_len,
+    )

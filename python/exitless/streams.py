@@ -1,0 +1,361 @@
+"""Sealed spill files as :mod:`io` file objects.
+
+``open_spill(path, "wb", key)`` returns a :class:`SealedWriter`, ``"rb"`` a
+:class:`SealedReader`, and ``"w+b"`` a :class:`SealedSpillFile` (write, then read
+back). Every byte is sealed by the native core (exitless-seal via the C ABI);
+the GIL is released during native calls, and buffers pass without copies.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Literal, overload
+
+from ._errors import raise_for
+from ._native import ffi, lib
+from .keys import Key, as_key
+
+_ALGORITHMS = {"aes-256-gcm": lib.EXITLESS_AES_256_GCM, "chacha20-poly1305": lib.EXITLESS_CHACHA20_POLY1305}
+ALGORITHM_NAMES = {v: k for k, v in _ALGORITHMS.items()}
+DEFAULT_SEGMENT_SIZE = 65536
+
+PathLike = str | os.PathLike[str]
+Buffer = bytes | bytearray | memoryview
+KeyLike = Key | bytes | bytearray | memoryview
+
+
+def _context_bytes(context: bytes | bytearray | memoryview | str) -> bytes:
+    if isinstance(context, str):
+        return context.encode("utf-8")
+    if isinstance(context, (bytes, bytearray, memoryview)):
+        return bytes(context)
+    raise TypeError(f"context must be bytes or str, not {type(context).__name__}")
+
+
+def _path_bytes(path: PathLike) -> bytes:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
+    return os.fsencode(path)
+
+
+def make_options(segment_size: int, algorithm: str, key_id: bytes | None, sync: bool = False) -> ffi.CData:
+    """Native writer options, validated with Python errors."""
+    if not isinstance(segment_size, int) or isinstance(segment_size, bool):
+        raise TypeError(f"segment_size must be an int, not {type(segment_size).__name__}")
+    if not 256 <= segment_size <= 1 << 30:
+        raise ValueError(f"segment_size must be between 256 and {1 << 30} bytes, got {segment_size}")
+    if algorithm not in _ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {sorted(_ALGORITHMS)}")
+    opts = ffi.new("ExitlessOptions *")
+    raise_for(lib.exitless_options_default(opts))
+    opts.segment_size = segment_size
+    opts.algorithm = _ALGORITHMS[algorithm]
+    if key_id is not None:
+        if len(key_id) != 16:
+            raise ValueError(f"key_id must be 16 bytes, got {len(key_id)}")
+        opts.has_key_id = 1
+        ffi.memmove(opts.key_id, key_id, 16)
+    opts.sync_on_finish = 1 if sync else 0
+    return opts
+
+
+class SealedWriter(io.RawIOBase):
+    """A write-only sealed stream. ``close()`` (or leaving a ``with`` block normally)
+    seals the final segment: only then is the file complete. If the ``with`` block
+    raises, or the writer is garbage-collected unclosed, the stream is aborted and
+    the file stays incomplete, so it can never read back as a whole stream."""
+
+    def __init__(
+        self,
+        path: PathLike,
+        key: KeyLike,
+        context: bytes | str = b"",
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        algorithm: str = "aes-256-gcm",
+        key_id: bytes | None = None,
+        sync: bool = False,
+    ) -> None:
+        super().__init__()
+        self._handle = ffi.NULL
+        key = as_key(key)
+        self.name = os.fspath(path)
+        self.mode = "wb"
+        opts = make_options(segment_size, algorithm, key.key_id if key_id is None else key_id, sync)
+        ctx = _context_bytes(context)
+        out = ffi.new("ExitlessWriter **")
+        secret = key._buffer()
+        raise_for(
+            lib.exitless_writer_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out),
+            path,
+        )
+        self._handle = out[0]
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Buffer) -> int:
+        """Seals and writes all of ``b``; returns ``len(b)`` in bytes."""
+        self._check_open()
+        view = memoryview(b)
+        if not view.c_contiguous:
+            view = memoryview(view.tobytes())
+        raise_for(lib.exitless_writer_write(self._handle, ffi.from_buffer(view), view.nbytes), self.name)
+        return view.nbytes
+
+    def tell(self) -> int:
+        """Plaintext bytes written so far."""
+        self._check_open()
+        out = ffi.new("uint64_t *")
+        raise_for(lib.exitless_writer_tell(self._handle, out), self.name)
+        return int(out[0])
+
+    def flush(self) -> None:
+        """No-op beyond the closed check: full segments are written as soon as the next
+        byte arrives; a partial segment is sealed only by ``close()``."""
+        self._check_open()
+
+    def close(self) -> None:
+        """Seals the final segment and closes. Raises if that fails (the file is then incomplete)."""
+        if self.closed:
+            return
+        handle, self._handle = self._handle, ffi.NULL
+        try:
+            raise_for(lib.exitless_writer_finish(handle), self.name)
+        finally:
+            lib.exitless_writer_free(handle)
+            super().close()
+
+    def abort(self) -> None:
+        """Closes without sealing the final segment: the file is left incomplete."""
+        if self.closed:
+            return
+        handle, self._handle = self._handle, ffi.NULL
+        lib.exitless_writer_free(handle)
+        super().close()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", ffi.NULL) != ffi.NULL:
+            warnings.warn(f"sealed writer {self.name} was never closed; aborted (file left incomplete)", ResourceWarning, stacklevel=2)
+            self.abort()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed sealed writer {self.name}")
+
+    def __repr__(self) -> str:
+        return f"<exitless.SealedWriter name={self.name!r} closed={self.closed}>"
+
+
+class SealedReader(io.RawIOBase):
+    """A read-only, seekable sealed stream. Opening checks the header and the final
+    segment, so truncation is reported before any plaintext; each segment is
+    authenticated before a byte of it is returned."""
+
+    def __init__(self, path: PathLike, key: KeyLike, context: bytes | str = b"") -> None:
+        super().__init__()
+        self._handle = ffi.NULL
+        key = as_key(key)
+        self.name = os.fspath(path)
+        self.mode = "rb"
+        ctx = _context_bytes(context)
+        out = ffi.new("ExitlessReader **")
+        secret = key._buffer()
+        raise_for(
+            lib.exitless_reader_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), out),
+            path,
+        )
+        self._handle = out[0]
+        size = ffi.new("uint64_t *")
+        raise_for(lib.exitless_reader_size(self._handle, size), self.name)
+        self._size = int(size[0])
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    @property
+    def size(self) -> int:
+        """Plaintext length of the stream."""
+        return self._size
+
+    def readinto(self, b: Buffer) -> int:
+        """Reads into a writable buffer; returns the bytes read (0 at end of stream)."""
+        self._check_open()
+        view = memoryview(b).cast("B")
+        out = ffi.new("size_t *")
+        raise_for(lib.exitless_reader_read(self._handle, ffi.from_buffer(view, require_writable=True), view.nbytes, out), self.name)
+        return int(out[0])
+
+    def readall(self) -> bytes:
+        """Reads to the end in one native call. Raises, returning nothing, if any segment fails."""
+        self._check_open()
+        buf = bytearray(max(self._size - self.tell(), 0))
+        n = self.readinto(buf)
+        del buf[n:]
+        return bytes(buf)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        return super().read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_open()
+        out = ffi.new("uint64_t *")
+        raise_for(lib.exitless_reader_seek(self._handle, offset, whence, out), self.name)
+        return int(out[0])
+
+    def tell(self) -> int:
+        self._check_open()
+        out = ffi.new("uint64_t *")
+        raise_for(lib.exitless_reader_tell(self._handle, out), self.name)
+        return int(out[0])
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        handle, self._handle = self._handle, ffi.NULL
+        lib.exitless_reader_free(handle)
+        super().close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed sealed reader {self.name}")
+
+    def __repr__(self) -> str:
+        return f"<exitless.SealedReader name={self.name!r} size={self._size} closed={self.closed}>"
+
+
+class SealedSpillFile(io.RawIOBase):
+    """Mode ``"w+b"``: a spill file written (possibly by several ``dump_stream``
+    calls) and then read back. The first ``seek`` or ``read`` completes the
+    stream; from then on the file is read-only (writing raises
+    :class:`io.UnsupportedOperation`)."""
+
+    def __init__(self, path: PathLike, key: KeyLike, context: bytes | str = b"", **options: object) -> None:
+        super().__init__()
+        self._key = as_key(key)
+        self._context = context
+        self.name = os.fspath(path)
+        self.mode = "w+b"
+        self._writer: SealedWriter | None = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
+        self._reader: SealedReader | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return self._writer is not None
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, b: Buffer) -> int:
+        if self._writer is None:
+            self._check_open()
+            raise io.UnsupportedOperation(f"{self.name}: a sealed spill file is read-only once it has been read back")
+        return self._writer.write(b)
+
+    def _to_reading(self) -> SealedReader:
+        self._check_open()
+        if self._reader is None:
+            writer, self._writer = self._writer, None
+            assert writer is not None
+            writer.close()
+            self._reader = SealedReader(self.name, self._key, self._context)
+        return self._reader
+
+    def readinto(self, b: Buffer) -> int:
+        return self._to_reading().readinto(b)
+
+    def readall(self) -> bytes:
+        return self._to_reading().readall()
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._to_reading().read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._to_reading().seek(offset, whence)
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._writer.tell() if self._writer is not None else self._reader.tell()  # type: ignore[union-attr]
+
+    def flush(self) -> None:
+        self._check_open()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._writer is not None:
+                self._writer.close()
+            if self._reader is not None:
+                self._reader.close()
+        finally:
+            super().close()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None and self._writer is not None:
+            self._writer.abort()
+        self.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed sealed spill file {self.name}")
+
+
+@overload
+def open_spill(path: PathLike, mode: Literal["wb"], key: KeyLike, context: bytes | str = ..., *, segment_size: int = ..., algorithm: str = ..., key_id: bytes | None = ..., sync: bool = ...) -> SealedWriter: ...
+@overload
+def open_spill(path: PathLike, mode: Literal["rb"], key: KeyLike, context: bytes | str = ..., *, segment_size: int = ..., algorithm: str = ..., key_id: bytes | None = ..., sync: bool = ...) -> SealedReader: ...
+@overload
+def open_spill(path: PathLike, mode: Literal["w+b"], key: KeyLike, context: bytes | str = ..., *, segment_size: int = ..., algorithm: str = ..., key_id: bytes | None = ..., sync: bool = ...) -> SealedSpillFile: ...
+
+
+def open_spill(
+    path: PathLike,
+    mode: str,
+    key: KeyLike,
+    context: bytes | str = b"",
+    *,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    algorithm: str = "aes-256-gcm",
+    key_id: bytes | None = None,
+    sync: bool = False,
+) -> SealedWriter | SealedReader | SealedSpillFile:
+    """Open a sealed spill file.
+
+    - ``mode``: ``"wb"`` (create or truncate, write), ``"rb"`` (read, seek) or
+      ``"w+b"`` (write, then read back).
+    - ``key``: an :class:`exitless.Key` or 32 raw bytes.
+    - ``context``: bytes (or str, UTF-8) binding the file to its role; a reader must
+      pass the same context.
+    - ``segment_size``, ``algorithm``, ``key_id``, ``sync``: writer options (ignored for
+      ``"rb"``, where the header says). ``key_id`` defaults to the key's fingerprint;
+      ``sync`` fsyncs on close.
+    """
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, not {type(mode).__name__}")
+    normalized = "".join(sorted(mode))
+    if normalized == "bw":
+        return SealedWriter(path, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, sync=sync)
+    if normalized == "br":
+        return SealedReader(path, key, context)
+    if normalized == "+bw":
+        return SealedSpillFile(path, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, sync=sync)
+    raise ValueError(f"unsupported mode {mode!r}: use 'wb', 'rb' or 'w+b' (sealed files are binary)")
