@@ -293,10 +293,8 @@ fn handles_are_usable_from_several_threads() {
                 for _ in 0..100 {
                     let chunk = [t; 333];
                     // SAFETY: the handle is live for the whole scope; calls are serialized inside.
-                    assert_eq!(
-                        unsafe { exitless_writer_write(w as *const _, chunk.as_ptr(), 333) },
-                        EXITLESS_OK
-                    );
+                    let status = unsafe { exitless_writer_write(w as *const _, chunk.as_ptr(), 333) };
+                    assert_eq!(status, EXITLESS_OK);
                 }
             });
         }
