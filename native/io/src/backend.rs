@@ -1,0 +1,161 @@
+//! The backend interface: a fixed number of slots (the queue depth), each owning
+//! one buffer of `buffer_len()` bytes while its operation is in flight.
+//!
+//! Writes: `write(slot, fd, offset, data)` copies `data` (a sealed segment, already
+//! ciphertext) into the slot's buffer — for io_uring that buffer is untrusted,
+//! registered memory — and starts the write. Reads: `read(slot, ...)` starts a read
+//! into the slot's buffer; once its completion arrives, `copy_out(slot, ...)` moves
+//! the bytes into trusted memory exactly once. A completion always covers the whole
+//! request (backends resubmit short transfers themselves) or carries an error; a
+//! read may end short only at end of file. Buffer memory is never handed out as a
+//! Rust reference, so untrusted bytes are only ever copied, never borrowed.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Which backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// io_uring with SQPOLL and registered untrusted buffers: no exits in steady state.
+    Uring,
+    /// One modeled enclave exit per pread/pwrite/fsync (Occlum hostfs today).
+    Ocall,
+    /// Host worker threads take requests from a shared queue (SGX SDK switchless calls).
+    Switchless,
+    /// Plain synchronous pread/pwrite, no model.
+    Sync,
+}
+
+impl BackendKind {
+    /// The name used by the Python API and the benchmarks.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Uring => "uring",
+            Self::Ocall => "ocall",
+            Self::Switchless => "switchless",
+            Self::Sync => "sync",
+        }
+    }
+}
+
+/// Read or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// Read from the file into the slot's buffer.
+    Read,
+    /// Write the slot's buffer to the file.
+    Write,
+}
+
+/// The outcome of one submitted operation.
+#[derive(Debug)]
+pub struct Completion {
+    /// The slot the operation used; it is free again.
+    pub slot: usize,
+    /// Bytes transferred (the full request, or less for a read that hit end of file), or the error.
+    pub result: io::Result<usize>,
+}
+
+/// What a backend did, for the benchmarks and the exit-count tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Enclave exits (modeled OCALLs, or real syscalls that would be exits: `io_uring_enter`).
+    pub exits: u64,
+    /// System calls made on the data path.
+    pub syscalls: u64,
+    /// `io_uring_enter` calls (a subset of `syscalls`).
+    pub uring_enters: u64,
+    /// SQPOLL thread wake-ups requested (each is one `io_uring_enter`).
+    pub sqpoll_wakeups: u64,
+    /// Payload bytes read and written.
+    pub bytes: u64,
+    /// Operations completed (segments, plus fsyncs).
+    pub ops: u64,
+    /// Completions rejected by the validator (forged or corrupt).
+    pub completions_rejected: u64,
+    /// Short transfers that were resubmitted for the remainder.
+    pub resubmits: u64,
+    /// Switchless requests that fell back to a modeled exit.
+    pub fallbacks: u64,
+}
+
+impl Counters {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Counters) {
+        self.exits += other.exits;
+        self.syscalls += other.syscalls;
+        self.uring_enters += other.uring_enters;
+        self.sqpoll_wakeups += other.sqpoll_wakeups;
+        self.bytes += other.bytes;
+        self.ops += other.ops;
+        self.completions_rejected += other.completions_rejected;
+        self.resubmits += other.resubmits;
+        self.fallbacks += other.fallbacks;
+    }
+}
+
+/// An IO backend with `depth()` slots of `buffer_len()` bytes each.
+pub trait Backend: Send {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+    /// Number of slots: operations that can be in flight at once.
+    fn depth(&self) -> usize;
+    /// Length of each slot's buffer.
+    fn buffer_len(&self) -> usize;
+    /// Copies `data` into free slot `slot` and starts writing it at `offset` of `fd`.
+    /// With `pad_to` > `data.len()`, zeros fill the write up to `pad_to` bytes (for
+    /// block-aligned direct IO; the caller truncates the file afterwards).
+    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()>;
+    /// Starts reading `len` bytes at `offset` of `fd` into free slot `slot`.
+    fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()>;
+    /// Copies the first `out.len()` bytes of a completed read out of `slot`. The slot
+    /// stays reserved until the caller submits with it again.
+    fn copy_out(&mut self, slot: usize, out: &mut [u8]);
+    /// Waits until at least one operation has completed (if any is in flight) and
+    /// appends every completion available to `out`. An error here (not inside a
+    /// completion) means the backend itself can no longer be trusted.
+    fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()>;
+    /// Operations in flight.
+    fn in_flight(&self) -> usize;
+    /// Flushes `fd` to stable storage (call after waiting for its writes).
+    fn fsync(&mut self, fd: RawFd) -> io::Result<()>;
+    /// What the backend did so far.
+    fn counters(&self) -> Counters;
+    /// Whether this backend uses O_DIRECT for regular files when the caller lets it choose.
+    fn prefers_direct(&self) -> bool {
+        false
+    }
+}
+
+/// Writes or reads all of `buf` at `offset` with plain syscalls, retrying EINTR and
+/// short transfers; returns the bytes moved (short only for a read at end of file)
+/// and the syscalls made.
+pub(crate) fn transfer_all(fd: RawFd, op: OpKind, buf: &mut [u8], offset: u64) -> (io::Result<usize>, u64) {
+    let mut done = 0usize;
+    let mut calls = 0u64;
+    while done < buf.len() {
+        calls += 1;
+        let at = (offset + done as u64) as libc::off_t;
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a live, exclusively borrowed slice: valid for reads and
+        // writes of `rest.len()` bytes for the duration of the call.
+        let n = unsafe {
+            match op {
+                OpKind::Write => libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at),
+                OpKind::Read => libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at),
+            }
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 if op == OpKind::Read => break,
+            0 => return (Err(io::Error::new(io::ErrorKind::WriteZero, "pwrite wrote nothing")), calls),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return (Err(e), calls);
+                }
+            }
+        }
+    }
+    (Ok(done), calls)
+}
