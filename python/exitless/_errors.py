@@ -32,7 +32,7 @@ def raise_for(status: int, path: str | os.PathLike[str] | None = None) -> None:
         raise FormatError(message)
     if status == lib.EXITLESS_ERR_IO:
         code = lib.exitless_last_error_errno() or _errno.EIO
-        raise OSError(code, message, os.fspath(path) if path is not None else None)
+        raise OSError(code, message, os.fsdecode(path) if path is not None else None)
     if status == lib.EXITLESS_ERR_INVALID_ARGUMENT:
         raise ValueError(message)
     if status == lib.EXITLESS_ERR_CLOSED:

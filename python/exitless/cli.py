@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -41,11 +42,15 @@ def _keygen(args: argparse.Namespace) -> None:
 def _seal(args: argparse.Namespace) -> None:
     key = _key(args)
     src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
+    out = None
     try:
-        with open_spill(args.output, "wb", key, args.context, segment_size=args.segment_size, algorithm=args.algorithm, sync=True) as out:
+        out = open_spill(args.output, "wb", key, args.context, segment_size=args.segment_size, algorithm=args.algorithm, sync=True)
+        with out:
             shutil.copyfileobj(src, out, CHUNK)
     except BaseException:
-        Path(args.output).unlink(missing_ok=True)
+        # Remove only what this run created: a regular file the writer had opened.
+        if out is not None and stat.S_ISREG(os.lstat(args.output).st_mode):
+            Path(args.output).unlink(missing_ok=True)
         raise
     finally:
         if src is not sys.stdin.buffer:
@@ -94,6 +99,16 @@ def _inspect(args: argparse.Namespace) -> None:
         print("(header facts only; nothing is authenticated without the key)")
 
 
+def _segment_size(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 256 <= value <= 1 << 30:
+        raise argparse.ArgumentTypeError(f"must be between 256 and {1 << 30} bytes, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="exitless", description="Sealed (encrypted, authenticated) spill files.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -110,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("input", metavar="IN")
     s.add_argument("output", metavar="OUT")
     keyed(s)
-    s.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE, help="ciphertext segment size in bytes (default 65536)")
+    s.add_argument("--segment-size", type=_segment_size, default=DEFAULT_SEGMENT_SIZE, help="ciphertext segment size in bytes (default 65536)")
     s.add_argument("--algorithm", default="aes-256-gcm", choices=["aes-256-gcm", "chacha20-poly1305"])
     s.set_defaults(func=_seal)
 

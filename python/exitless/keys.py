@@ -23,6 +23,8 @@ class Key:
     __slots__ = ("_secret", "_key_id", "_wiped")
 
     def __init__(self, secret: bytes | bytearray | memoryview) -> None:
+        if not isinstance(secret, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a key is made from 32 bytes, not {type(secret).__name__}")
         raw = bytes(secret) if not isinstance(secret, bytearray) else secret
         if len(raw) != KEY_LEN:
             raise ValueError(f"a data key must be exactly {KEY_LEN} bytes, got {len(raw)}")
@@ -50,7 +52,10 @@ class Key:
             raw = bytes.fromhex(text[len(_KEY_FILE_PREFIX):])
         except ValueError:
             raise ValueError(f"{p}: the key is not valid hex") from None
-        return cls(raw)
+        try:
+            return cls(raw)
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the key to a new file created with mode 0600 (fails if it exists)."""

@@ -13,6 +13,11 @@ from .streams import ALGORITHM_NAMES, DEFAULT_SEGMENT_SIZE, Buffer, KeyLike, Pat
 
 def sealed_length(plaintext_len: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
     """Length of the sealed file for a plaintext of ``plaintext_len`` bytes."""
+    if not isinstance(plaintext_len, int) or isinstance(plaintext_len, bool):
+        raise TypeError(f"plaintext_len must be an int, not {type(plaintext_len).__name__}")
+    if not 0 <= plaintext_len < 1 << 64:
+        raise ValueError(f"plaintext_len must be between 0 and 2**64 - 1, got {plaintext_len}")
+    make_options(segment_size, "aes-256-gcm", None)  # validates segment_size with Python errors
     out = ffi.new("uint64_t *")
     raise_for(lib.exitless_sealed_len(plaintext_len, segment_size, out))
     return int(out[0])
@@ -74,6 +79,7 @@ def seal_bytes(
     key_id: bytes | None = None,
 ) -> bytes:
     """Seal ``data`` into a complete sealed stream, in memory."""
+    make_options(segment_size, algorithm, key_id)  # argument errors before any allocation
     out = bytearray(sealed_length(memoryview(data).nbytes, segment_size))
     n = seal_into(data, out, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id)
     del out[n:]
@@ -108,7 +114,7 @@ def inspect(path: PathLike) -> FileInfo:
     info = ffi.new("ExitlessFileInfo *")
     raise_for(lib.exitless_inspect(_path_bytes(path), info), path)
     return FileInfo(
-        path=os.fspath(path),
+        path=os.fsdecode(path),
         version=info.version,
         algorithm=ALGORITHM_NAMES[info.algorithm],
         segment_size=info.segment_size,

@@ -21,7 +21,7 @@ _ALGORITHMS = {"aes-256-gcm": lib.EXITLESS_AES_256_GCM, "chacha20-poly1305": lib
 ALGORITHM_NAMES = {v: k for k, v in _ALGORITHMS.items()}
 DEFAULT_SEGMENT_SIZE = 65536
 
-PathLike = str | os.PathLike[str]
+PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 Buffer = bytes | bytearray | memoryview
 KeyLike = Key | bytes | bytearray | memoryview
 
@@ -35,9 +35,12 @@ def _context_bytes(context: bytes | bytearray | memoryview | str) -> bytes:
 
 
 def _path_bytes(path: PathLike) -> bytes:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
-    return os.fsencode(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be str, bytes or os.PathLike, not {type(path).__name__}")
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError("path contains a NUL byte")
+    return encoded
 
 
 def make_options(segment_size: int, algorithm: str, key_id: bytes | None, sync: bool = False) -> ffi.CData:
@@ -81,7 +84,7 @@ class SealedWriter(io.RawIOBase):
         super().__init__()
         self._handle = ffi.NULL
         key = as_key(key)
-        self.name = os.fspath(path)
+        self.name = os.fsdecode(path)
         self.mode = "wb"
         opts = make_options(segment_size, algorithm, key.key_id if key_id is None else key_id, sync)
         ctx = _context_bytes(context)
@@ -95,6 +98,9 @@ class SealedWriter(io.RawIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def readinto(self, b: Buffer) -> int:
+        raise io.UnsupportedOperation(f"{self.name}: sealed writer is write-only")
 
     def write(self, b: Buffer) -> int:
         """Seals and writes all of ``b``; returns ``len(b)`` in bytes."""
@@ -164,7 +170,7 @@ class SealedReader(io.RawIOBase):
         super().__init__()
         self._handle = ffi.NULL
         key = as_key(key)
-        self.name = os.fspath(path)
+        self.name = os.fsdecode(path)
         self.mode = "rb"
         ctx = _context_bytes(context)
         out = ffi.new("ExitlessReader **")
@@ -183,6 +189,9 @@ class SealedReader(io.RawIOBase):
 
     def seekable(self) -> bool:
         return True
+
+    def write(self, b: Buffer) -> int:
+        raise io.UnsupportedOperation(f"{self.name}: sealed reader is read-only")
 
     @property
     def size(self) -> int:
@@ -212,6 +221,12 @@ class SealedReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._check_open()
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise TypeError(f"seek offset must be an int, not {type(offset).__name__}")
+        if whence not in (io.SEEK_SET, io.SEEK_CUR, io.SEEK_END):
+            raise ValueError(f"invalid whence {whence!r} (use 0, 1 or 2)")
+        if not -(1 << 63) <= offset < 1 << 63:
+            raise ValueError(f"{self.name}: seek offset {offset} out of range")
         out = ffi.new("uint64_t *")
         raise_for(lib.exitless_reader_seek(self._handle, offset, whence, out), self.name)
         return int(out[0])
@@ -248,12 +263,13 @@ class SealedSpillFile(io.RawIOBase):
 
     def __init__(self, path: PathLike, key: KeyLike, context: bytes | str = b"", **options: object) -> None:
         super().__init__()
+        self._writer: SealedWriter | None = None
+        self._reader: SealedReader | None = None
         self._key = as_key(key)
         self._context = context
-        self.name = os.fspath(path)
+        self.name = os.fsdecode(path)
         self.mode = "w+b"
-        self._writer: SealedWriter | None = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
-        self._reader: SealedReader | None = None
+        self._writer = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
 
     def readable(self) -> bool:
         return True
@@ -313,6 +329,17 @@ class SealedSpillFile(io.RawIOBase):
         if exc_type is not None and self._writer is not None:
             self._writer.abort()
         self.close()
+
+    def __del__(self) -> None:
+        # Like SealedWriter: a spill file dropped while still being written is
+        # aborted (left incomplete), never sealed as a shorter complete stream.
+        writer = getattr(self, "_writer", None)
+        if writer is not None and not writer.closed:
+            warnings.warn(f"sealed spill file {self.name} was never closed; aborted (file left incomplete)", ResourceWarning, stacklevel=2)
+            writer.abort()
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.close()
 
     def _check_open(self) -> None:
         if self.closed:

@@ -189,7 +189,10 @@ impl SealedReader {
         let dec = Decryptor::new(key, &start[..got], context).map_err(|e| FfiError::seal(&e, path))?;
         let geometry = dec.geometry(file_len).map_err(|e| FfiError::seal(&e, path))?;
         let layout = dec.layout();
-        let cache = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
+        // The segment size comes from the (not yet authenticated) header: never
+        // allocate more than the file can hold.
+        let cache_len = (layout.segment_size() as u64).min(file_len) as usize;
+        let cache = Zeroizing::new(vec![0u8; cache_len]);
         let mut reader = Self {
             file,
             path: path.into(),
@@ -234,11 +237,17 @@ impl SealedReader {
     }
 
     /// Reads up to `out.len()` bytes at the current position; 0 at end of stream.
+    /// On error the position is unchanged and `out` holds nothing from this call.
     pub(crate) fn read(&mut self, out: &mut [u8]) -> FfiResult<usize> {
+        let start = self.pos;
         let mut done = 0;
         while done < out.len() && self.pos < self.geometry.plaintext_len {
             let (index, offset) = self.layout.locate(self.pos);
-            self.load(index)?;
+            if let Err(e) = self.load(index) {
+                out[..done].fill(0);
+                self.pos = start;
+                return Err(e);
+            }
             let n = (self.cache_len - offset).min(out.len() - done);
             out[done..done + n].copy_from_slice(&self.cache[offset..offset + n]);
             done += n;
