@@ -121,6 +121,15 @@ pub trait Backend: Send {
     fn fsync(&mut self, fd: RawFd) -> io::Result<()>;
     /// What the backend did so far.
     fn counters(&self) -> Counters;
+    /// Binds the backend to `fd` for the stream about to use it (io_uring: registers
+    /// it as the fixed file). Called once per stream, before any submit.
+    fn attach(&mut self, fd: RawFd) -> io::Result<()> {
+        let _ = fd;
+        Ok(())
+    }
+    /// Unbinds the stream's file (after its last completion), so a pooled backend
+    /// holds no reference to a closed file.
+    fn detach(&mut self) {}
     /// Whether this backend uses O_DIRECT for regular files when the caller lets it choose.
     fn prefers_direct(&self) -> bool {
         false

@@ -26,4 +26,9 @@ pub mod uring;
 pub mod validate;
 
 pub use backend::{Backend, BackendKind, Completion, Counters, OpKind};
+pub use model::OcallModel;
+pub use ocall::OcallBackend;
+pub use switchless::{SwitchlessBackend, SwitchlessConfig};
+pub use sync::SyncBackend;
 pub use untrusted::UntrustedRegion;
+pub use uring::{UringBackend, UringConfig};

@@ -1,1 +1,424 @@
-//! (in progress)
+//! [`SwitchlessBackend`]: modeled on the SGX SDK's switchless OCALLs.
+//!
+//! Host worker threads poll a shared array of request slots, one per backend slot
+//! plus one for fsync. Each request moves Free → Posted (the caller filled it in)
+//! → Taken (a worker claimed it) → Done (the result is in) → Free. The caller posts
+//! and spins; if no worker has taken the request after `retries_before_fallback`
+//! spins, it cancels it (CAS Posted → Free) and performs it itself as an ordinary,
+//! modeled OCALL — one exit, and one fallback — and wakes sleeping workers, as the
+//! SDK does. Once a worker has taken it, the caller spins until it is Done. Calls
+//! are synchronous from the caller's side, as the SDK's are, so completions are
+//! queued at submit.
+//!
+//! Data travels through an untrusted bounce buffer per slot, which the request
+//! points to. A fallback OCALL therefore passes a pointer to memory that is already
+//! untrusted and needs no marshalling: it costs one exit at any size (the model's
+//! triple rule does not apply). What a worker reports is checked before use, as
+//! ring completions are: at most the bytes requested, or an errno from the
+//! allow-list; anything else fails the submit and counts as a rejected completion.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::backend::{transfer_all, Backend, BackendKind, Completion, Counters, OpKind};
+use crate::model::OcallModel;
+use crate::sync::{count, fsync_retrying, SlotQueue};
+use crate::untrusted::{UntrustedRegion, PAGE};
+use crate::validate::ALLOWED_ERRNOS;
+
+/// How the switchless machinery behaves (the defaults are the SGX SDK's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchlessConfig {
+    /// Host worker threads polling the request slots (0: every call falls back).
+    pub workers: usize,
+    /// Spins the caller waits for a worker to take a request before falling back.
+    pub retries_before_fallback: u32,
+    /// Empty polling rounds after which a worker goes to sleep.
+    pub worker_idle_spins: u32,
+    /// How long a sleeping worker sleeps unless a fallback wakes it; `None`: never sleep.
+    pub worker_sleep: Option<Duration>,
+}
+
+impl Default for SwitchlessConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            retries_before_fallback: 20_000,
+            worker_idle_spins: 20_000,
+            worker_sleep: Some(Duration::from_millis(1)),
+        }
+    }
+}
+
+const FREE: u32 = 0;
+const POSTED: u32 = 1;
+const TAKEN: u32 = 2;
+const DONE: u32 = 3;
+
+const OP_READ: u8 = 0;
+const OP_WRITE: u8 = 1;
+const OP_FSYNC: u8 = 2;
+
+/// `result` value for a pwrite that wrote nothing (not an errno).
+const WRITE_ZERO: i64 = i64::MIN;
+
+/// One request slot in the shared (untrusted) array.
+#[repr(align(64))]
+struct Request {
+    state: AtomicU32,
+    op: AtomicU8,
+    fd: AtomicI32,
+    offset: AtomicU64,
+    len: AtomicUsize,
+    /// This slot's bounce buffer (null for the fsync request); fixed at setup.
+    buffer: AtomicPtr<u8>,
+    /// Bytes moved, or −errno, or [`WRITE_ZERO`].
+    result: AtomicI64,
+    /// Syscalls the worker made.
+    calls: AtomicU64,
+}
+
+struct Shared {
+    requests: Box<[Request]>,
+    stop: AtomicBool,
+}
+
+fn encode(result: io::Result<usize>) -> i64 {
+    match result {
+        Ok(n) => n as i64,
+        Err(e) => e.raw_os_error().map_or(WRITE_ZERO, |errno| -i64::from(errno)),
+    }
+}
+
+fn decode(result: i64) -> io::Result<usize> {
+    match result {
+        WRITE_ZERO => Err(io::Error::new(io::ErrorKind::WriteZero, "pwrite wrote nothing")),
+        n if n < 0 => Err(io::Error::from_raw_os_error((-n) as i32)),
+        n => Ok(n as usize),
+    }
+}
+
+/// Performs request `r`, which the calling thread has taken; returns the encoded
+/// result and the syscalls made.
+fn perform(r: &Request) -> (i64, u64) {
+    let fd = r.fd.load(Relaxed);
+    let op = match r.op.load(Relaxed) {
+        OP_FSYNC => {
+            let (result, calls) = fsync_retrying(fd);
+            return (encode(result.map(|()| 0)), calls);
+        }
+        OP_WRITE => OpKind::Write,
+        _ => OpKind::Read,
+    };
+    let len = r.len.load(Relaxed);
+    // SAFETY: `buffer` points at this slot's bounce buffer, at least `len` bytes of a
+    // mapping the backend keeps alive until every worker has been joined; the caller
+    // checked `len` against the slot size before posting. The request is taken by
+    // this thread (or cancelled by the caller, who then runs this), and neither the
+    // caller nor any other worker touches the slot's buffer until it is Done, so
+    // the slice is exclusive while it lives. Its bytes are never read through it.
+    let buf = unsafe { std::slice::from_raw_parts_mut(r.buffer.load(Relaxed), len) };
+    let (result, calls) = transfer_all(fd, op, buf, r.offset.load(Relaxed));
+    (encode(result), calls)
+}
+
+fn worker(shared: &Shared, idle_spins: u32, sleep: Option<Duration>) {
+    let mut idle = 0u32;
+    while !shared.stop.load(Acquire) {
+        let mut served = false;
+        for r in shared.requests.iter() {
+            if r.state.load(Relaxed) == POSTED
+                && r.state.compare_exchange(POSTED, TAKEN, Acquire, Relaxed).is_ok()
+            {
+                let (result, calls) = perform(r);
+                r.result.store(result, Relaxed);
+                r.calls.store(calls, Relaxed);
+                r.state.store(DONE, Release);
+                served = true;
+            }
+        }
+        if served {
+            idle = 0;
+            continue;
+        }
+        match sleep {
+            Some(d) if idle >= idle_spins => {
+                std::thread::park_timeout(d);
+                idle = 0;
+            }
+            _ => {
+                idle = idle.saturating_add(1);
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Switchless calls: host workers do the syscalls; exits only on fallback.
+pub struct SwitchlessBackend {
+    config: SwitchlessConfig,
+    model: OcallModel,
+    slots: SlotQueue,
+    shared: Arc<Shared>,
+    /// Per-slot bounce buffers, `stride` bytes apart; outlives the workers (see Drop).
+    bounce: UntrustedRegion,
+    stride: usize,
+    workers: Vec<JoinHandle<()>>,
+    counters: Counters,
+}
+
+impl SwitchlessBackend {
+    /// A backend of `depth` slots of `buffer_len` bytes; fallbacks are charged by `model`.
+    pub fn new(
+        depth: usize,
+        buffer_len: usize,
+        config: SwitchlessConfig,
+        model: OcallModel,
+    ) -> io::Result<Self> {
+        let slots = SlotQueue::new(depth, buffer_len)?;
+        let stride = buffer_len.div_ceil(PAGE) * PAGE;
+        let bounce = UntrustedRegion::new(stride * depth)?;
+        let requests = (0..=depth)
+            .map(|i| Request {
+                state: AtomicU32::new(FREE),
+                op: AtomicU8::new(OP_READ),
+                fd: AtomicI32::new(-1),
+                offset: AtomicU64::new(0),
+                len: AtomicUsize::new(0),
+                // Slot `i`'s buffer; the extra last request (fsync) has none.
+                buffer: AtomicPtr::new(if i < depth {
+                    bounce.as_ptr().wrapping_add(i * stride)
+                } else {
+                    std::ptr::null_mut()
+                }),
+                result: AtomicI64::new(0),
+                calls: AtomicU64::new(0),
+            })
+            .collect();
+        let shared = Arc::new(Shared { requests, stop: AtomicBool::new(false) });
+        let mut backend = Self {
+            config,
+            model,
+            slots,
+            shared,
+            bounce,
+            stride,
+            workers: Vec::with_capacity(config.workers),
+            counters: Counters::default(),
+        };
+        for i in 0..config.workers {
+            let shared = Arc::clone(&backend.shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("exitless-switchless-{i}"))
+                .spawn(move || worker(&shared, config.worker_idle_spins, config.worker_sleep))?;
+            backend.workers.push(handle);
+        }
+        Ok(backend)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> SwitchlessConfig {
+        self.config
+    }
+
+    /// Posts request `index`, waits for a worker or falls back; returns the operation's
+    /// result, checked like a ring completion (outer error: the worker reported
+    /// something no syscall returns).
+    fn call(
+        &mut self,
+        index: usize,
+        op: u8,
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<io::Result<usize>> {
+        let r = &self.shared.requests[index];
+        r.op.store(op, Relaxed);
+        r.fd.store(fd, Relaxed);
+        r.offset.store(offset, Relaxed);
+        r.len.store(len, Relaxed);
+        r.state.store(POSTED, Release);
+        let mut spins = 0u32;
+        let (result, calls) = loop {
+            match r.state.load(Acquire) {
+                DONE => {
+                    let out = (r.result.load(Relaxed), r.calls.load(Relaxed));
+                    r.state.store(FREE, Relaxed);
+                    break out;
+                }
+                POSTED if spins >= self.config.retries_before_fallback => {
+                    if r.state.compare_exchange(POSTED, FREE, Relaxed, Relaxed).is_ok() {
+                        // Nobody took it: an ordinary OCALL, which also wakes the workers.
+                        let out = perform(r);
+                        self.model.charge(1);
+                        self.counters.exits += 1;
+                        self.counters.fallbacks += 1;
+                        for w in &self.workers {
+                            w.thread().unpark();
+                        }
+                        break out;
+                    }
+                }
+                _ => {
+                    spins = spins.saturating_add(1);
+                    if spins % (1 << 16) == 0 {
+                        // Now and then, give the CPU to a worker that may be waiting for it.
+                        std::thread::yield_now();
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        };
+        let result = match decode(result) {
+            Ok(n) if n > len => Err(format!("switchless worker reports {n} bytes, but {len} were requested")),
+            Err(e) if e.raw_os_error().is_some_and(|errno| !ALLOWED_ERRNOS.contains(&errno)) => {
+                Err(format!("switchless worker reports unexpected error {e}"))
+            }
+            result => Ok(result),
+        };
+        let result = result.map_err(|msg| {
+            self.counters.completions_rejected += 1;
+            io::Error::new(io::ErrorKind::InvalidData, msg)
+        })?;
+        if op == OP_FSYNC {
+            self.counters.syscalls += calls;
+            self.counters.ops += 1;
+        } else {
+            count(&mut self.counters, &result, calls);
+        }
+        Ok(result)
+    }
+}
+
+impl Drop for SwitchlessBackend {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Release);
+        for w in self.workers.drain(..) {
+            w.thread().unpark();
+            // A worker that panicked has nothing left to clean up.
+            let _ = w.join();
+        }
+    }
+}
+
+impl Backend for SwitchlessBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Switchless
+    }
+
+    fn depth(&self) -> usize {
+        self.slots.depth()
+    }
+
+    fn buffer_len(&self) -> usize {
+        self.slots.buffer_len()
+    }
+
+    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()> {
+        let len = self.slots.check_write(slot, data.len(), pad_to)?;
+        let at = slot * self.stride;
+        self.bounce.copy_in(at, data);
+        self.bounce.zero(at + data.len(), len - data.len());
+        let result = self.call(slot, OP_WRITE, fd, offset, len)?;
+        self.slots.complete(slot, result);
+        Ok(())
+    }
+
+    fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
+        self.slots.check_read(slot, len)?;
+        let result = self.call(slot, OP_READ, fd, offset, len)?;
+        self.slots.complete(slot, result);
+        Ok(())
+    }
+
+    fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
+        self.slots.check_copy_out(slot, out.len());
+        self.bounce.copy_out(slot * self.stride, out);
+    }
+
+    fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
+        self.slots.drain(out);
+        Ok(())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.slots.in_flight()
+    }
+
+    fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
+        let index = self.slots.depth();
+        self.call(index, OP_FSYNC, fd, 0, 0)?.map(|_| ())
+    }
+
+    fn counters(&self) -> Counters {
+        self.counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    const FREE_MODEL: OcallModel = OcallModel { cycles_per_exit: 10, triple_above: Some(16384) };
+
+    #[test]
+    fn results_round_trip_through_the_shared_encoding() {
+        assert_eq!(decode(encode(Ok(4096))).unwrap(), 4096);
+        let e = decode(encode(Err(io::Error::from_raw_os_error(libc::ENOSPC)))).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        let e = decode(encode(Err(io::Error::new(io::ErrorKind::WriteZero, "x")))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WriteZero);
+    }
+
+    #[test]
+    fn fsync_goes_through_its_own_request() {
+        let f = tempfile::tempfile().unwrap();
+        let config = SwitchlessConfig { workers: 0, ..SwitchlessConfig::default() };
+        let mut b = SwitchlessBackend::new(2, 4096, config, FREE_MODEL).unwrap();
+        b.fsync(f.as_raw_fd()).unwrap();
+        let c = b.counters();
+        assert_eq!((c.exits, c.fallbacks, c.syscalls, c.ops), (1, 1, 1, 1));
+        assert_eq!(b.fsync(-1).unwrap_err().raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn forged_worker_results_are_rejected() {
+        let f = tempfile::tempfile().unwrap();
+        let config = SwitchlessConfig { workers: 0, retries_before_fallback: u32::MAX, ..Default::default() };
+        let mut b = SwitchlessBackend::new(1, 4096, config, FREE_MODEL).unwrap();
+        let shared = Arc::clone(&b.shared);
+        // A hostile host worker: claims more bytes than asked, then an unknown errno.
+        let host = std::thread::spawn(move || {
+            for forged in [4097, -9999] {
+                let r = &shared.requests[0];
+                while r.state.compare_exchange(POSTED, TAKEN, Acquire, Relaxed).is_err() {
+                    std::hint::spin_loop();
+                }
+                r.result.store(forged, Relaxed);
+                r.state.store(DONE, Release);
+            }
+        });
+        let fd = f.as_raw_fd();
+        assert_eq!(b.write(0, fd, 0, b"abc", 0).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(b.read(0, fd, 0, 4096).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        host.join().unwrap();
+        assert_eq!(b.counters().completions_rejected, 2);
+        assert_eq!(b.in_flight(), 0);
+    }
+
+    #[test]
+    fn drop_joins_sleeping_and_spinning_workers() {
+        let sleeping = SwitchlessConfig { workers: 2, worker_idle_spins: 1, ..SwitchlessConfig::default() };
+        drop(SwitchlessBackend::new(1, 4096, sleeping, FREE_MODEL).unwrap());
+        let spinning = SwitchlessConfig { workers: 2, worker_sleep: None, ..SwitchlessConfig::default() };
+        drop(SwitchlessBackend::new(1, 4096, spinning, FREE_MODEL).unwrap());
+    }
+}

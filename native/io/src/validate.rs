@@ -62,9 +62,14 @@ impl fmt::Display for Rejected {
                 write!(f, "stale completion for slot {slot} (generation {got}, expected {expected})")
             }
             Self::TooLong { slot, requested, reported } => {
-                write!(f, "completion for slot {slot} reports {reported} bytes, but {requested} were requested")
+                write!(
+                    f,
+                    "completion for slot {slot} reports {reported} bytes, but {requested} were requested"
+                )
             }
-            Self::UnknownErrno { slot, errno } => write!(f, "completion for slot {slot} has unexpected errno {errno}"),
+            Self::UnknownErrno { slot, errno } => {
+                write!(f, "completion for slot {slot} has unexpected errno {errno}")
+            }
             Self::RingOverrun { available, capacity } => {
                 write!(f, "completion ring claims {available} entries but holds at most {capacity}")
             }
@@ -120,6 +125,12 @@ impl SlotTable {
     /// Whether `slot` has an operation in flight.
     pub fn is_busy(&self, slot: usize) -> bool {
         self.entries.get(slot).is_some_and(|e| e.requested.is_some())
+    }
+
+    /// The `user_data` of the operation in flight on `slot`, if any.
+    pub fn user_data(&self, slot: usize) -> Option<u64> {
+        let e = self.entries.get(slot)?;
+        e.requested.map(|_| (u64::from(e.generation) << 32) | slot as u64)
     }
 
     /// Records a new operation of `requested` bytes on idle `slot`; returns the
@@ -191,11 +202,10 @@ mod tests {
         let ud = t.start(1, 100);
         assert_eq!(t.complete(ud, 101), Err(Rejected::TooLong { slot: 1, requested: 100, reported: 101 }));
         assert_eq!(t.complete(ud & !0xffff_ffff | 9, 10), Err(Rejected::UnknownSlot(9)));
-        assert_eq!(t.complete((ud & 0xffff_ffff) | (7 << 32), 10).unwrap_err(), Rejected::StaleGeneration {
-            slot: 1,
-            expected: 1,
-            got: 7
-        });
+        assert_eq!(
+            t.complete((ud & 0xffff_ffff) | (7 << 32), 10).unwrap_err(),
+            Rejected::StaleGeneration { slot: 1, expected: 1, got: 7 }
+        );
         assert_eq!(t.complete(ud, -9999), Err(Rejected::UnknownErrno { slot: 1, errno: 9999 }));
         assert_eq!(t.complete(ud, i32::MIN), Err(Rejected::UnknownErrno { slot: 1, errno: i32::MAX }));
         assert_eq!(t.in_flight(), 1, "rejections leave the operation in flight");

@@ -1,0 +1,28 @@
+//! exitless-spill: sealed spill files, pipelined through an IO backend.
+//!
+//! A [`SpillWriter`] accumulates plaintext in one trusted segment buffer, seals it
+//! in place there, and hands the ciphertext to the backend, which copies it into a
+//! free (for io_uring: untrusted, registered) slot and writes it while the next
+//! segment fills: up to `queue_depth` segments are in flight. A [`SpillReader`]
+//! reads ahead into backend slots and opens each segment after copying it into
+//! trusted memory exactly once. Memory per stream is bounded by
+//! `queue_depth × segment_size` of backend buffers plus one trusted segment.
+//!
+//! Map of the crate:
+//! - [`options`]: [`SpillOptions`], [`BackendChoice`], and building a backend.
+//! - [`writer`]: the [`SpillWriter`].
+//! - [`reader`]: the [`SpillReader`].
+//! - [`error`]: [`SpillError`], which keeps the format's error classes apart from IO errors.
+//! - [`stats`]: [`StreamStats`], what a stream did (backend counters plus its own calls).
+
+pub mod error;
+pub mod options;
+pub mod reader;
+pub mod stats;
+pub mod writer;
+
+pub use error::{SpillError, SpillResult};
+pub use options::{BackendChoice, SpillOptions};
+pub use reader::SpillReader;
+pub use stats::StreamStats;
+pub use writer::SpillWriter;

@@ -1,0 +1,171 @@
+//! What a stream is opened with, and where its backend comes from.
+//!
+//! Backends are pooled per process: a closed stream returns its backend (an
+//! io_uring ring with registered buffers, or switchless worker threads) for the next
+//! stream of the same shape, so opening the thousandth spill file sets up nothing.
+
+use std::sync::Mutex;
+
+use exitless_io::{
+    probe, Backend, BackendKind, OcallBackend, OcallModel, SwitchlessBackend, SwitchlessConfig, SyncBackend,
+    UringBackend, UringConfig,
+};
+use exitless_seal::StreamParams;
+
+use crate::error::{SpillError, SpillResult};
+
+/// Which IO backend a stream uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendChoice {
+    /// io_uring if it works here, else plain synchronous IO.
+    Auto,
+    /// A concrete backend.
+    Fixed(BackendKind),
+}
+
+impl BackendChoice {
+    /// Parses `auto`, `uring`, `ocall`, `switchless` or `sync`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "auto" => Self::Auto,
+            "uring" => Self::Fixed(BackendKind::Uring),
+            "ocall" => Self::Fixed(BackendKind::Ocall),
+            "switchless" => Self::Fixed(BackendKind::Switchless),
+            "sync" => Self::Fixed(BackendKind::Sync),
+            _ => return None,
+        })
+    }
+
+    /// The concrete backend this choice means on this machine.
+    pub fn resolve(self) -> SpillResult<BackendKind> {
+        match self {
+            Self::Auto => {
+                Ok(if probe::uring_availability().is_ok() { BackendKind::Uring } else { BackendKind::Sync })
+            }
+            Self::Fixed(BackendKind::Uring) => match probe::uring_availability() {
+                Ok(()) => Ok(BackendKind::Uring),
+                Err(why) => {
+                    Err(SpillError::InvalidArgument(format!("backend 'uring' is not available here: {why}")))
+                }
+            },
+            Self::Fixed(kind) => Ok(kind),
+        }
+    }
+}
+
+/// Options of one stream.
+#[derive(Clone, Debug)]
+pub struct SpillOptions {
+    /// Algorithm, segment size and key id (writers; readers take them from the header).
+    pub params: StreamParams,
+    /// The IO backend.
+    pub backend: BackendChoice,
+    /// Segments in flight (and backend buffers) per stream.
+    pub queue_depth: usize,
+    /// O_DIRECT: `None` lets the backend decide (io_uring: yes, where the file system
+    /// and segment size allow), `Some(true)` requires it, `Some(false)` forbids it.
+    pub direct: Option<bool>,
+    /// fsync when a writer finishes.
+    pub sync: bool,
+    /// The OCALL cost model for the ocall and switchless backends.
+    pub ocall_model: OcallModel,
+    /// Fixed salt and nonce prefix instead of fresh randomness. Only for tests and
+    /// test vectors: two streams with the same key, context and randomness share a
+    /// keystream.
+    pub insecure_fixed_randomness: Option<([u8; 32], [u8; 7])>,
+}
+
+impl Default for SpillOptions {
+    fn default() -> Self {
+        Self {
+            params: StreamParams::default(),
+            backend: BackendChoice::Auto,
+            queue_depth: 8,
+            direct: None,
+            sync: false,
+            ocall_model: OcallModel::from_env(),
+            insecure_fixed_randomness: None,
+        }
+    }
+}
+
+/// Direct IO needs block-aligned offsets and lengths: segment sizes that are whole pages.
+pub(crate) const DIRECT_ALIGN: u64 = 4096;
+
+type PoolKey = (BackendKind, usize, usize, u64, bool);
+
+static POOL: Mutex<Vec<(PoolKey, Box<dyn Backend>)>> = Mutex::new(Vec::new());
+const POOL_MAX: usize = 64;
+
+/// A backend checked out of the pool (or new); goes back on drop if healthy.
+pub(crate) struct PooledBackend {
+    key: PoolKey,
+    inner: Option<Box<dyn Backend>>,
+}
+
+impl PooledBackend {
+    pub(crate) fn get(&mut self) -> &mut dyn Backend {
+        self.inner.as_deref_mut().expect("present until drop")
+    }
+
+    pub(crate) fn peek(&self) -> &dyn Backend {
+        self.inner.as_deref().expect("present until drop")
+    }
+}
+
+impl Drop for PooledBackend {
+    fn drop(&mut self) {
+        if let Some(b) = self.inner.take() {
+            if b.in_flight() == 0 && b.counters().completions_rejected == 0 {
+                let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+                if pool.len() < POOL_MAX {
+                    pool.push((self.key, b));
+                }
+            }
+        }
+    }
+}
+
+/// A backend of `kind` with `depth` slots of at least `buffer_len` bytes.
+pub(crate) fn checkout(
+    kind: BackendKind,
+    depth: usize,
+    buffer_len: usize,
+    direct: bool,
+    model: &OcallModel,
+) -> SpillResult<PooledBackend> {
+    if !(1..=1024).contains(&depth) {
+        return Err(SpillError::InvalidArgument(format!("queue depth must be 1 to 1024, got {depth}")));
+    }
+    let key = (kind, depth, buffer_len, model.cycles_per_exit, direct);
+    {
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = pool.iter().position(|(k, _)| *k == key) {
+            let (_, b) = pool.swap_remove(i);
+            return Ok(PooledBackend { key, inner: Some(b) });
+        }
+    }
+    let made: std::io::Result<Box<dyn Backend>> = match kind {
+        BackendKind::Uring => {
+            let mut config = UringConfig::new(depth, buffer_len);
+            config.direct = direct;
+            UringBackend::new(config).map(|b| Box::new(b) as Box<dyn Backend>)
+        }
+        BackendKind::Ocall => OcallBackend::new(depth, buffer_len, *model).map(|b| Box::new(b) as _),
+        BackendKind::Switchless => {
+            SwitchlessBackend::new(depth, buffer_len, SwitchlessConfig::default(), *model)
+                .map(|b| Box::new(b) as _)
+        }
+        BackendKind::Sync => SyncBackend::new(depth, buffer_len).map(|b| Box::new(b) as _),
+    };
+    let backend = made.map_err(|e| SpillError::Io {
+        errno: e.raw_os_error().unwrap_or(0),
+        message: format!("cannot set up the {} backend: {e}", kind.name()),
+    })?;
+    Ok(PooledBackend { key, inner: Some(backend) })
+}
+
+/// Empties the backend pool (tests; and to release SQPOLL rings).
+pub fn clear_pool() {
+    POOL.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}

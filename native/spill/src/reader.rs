@@ -1,0 +1,344 @@
+//! [`SpillReader`]: random-access reads of a sealed stream with read-ahead.
+//!
+//! Segments are read into backend slots (untrusted memory for io_uring), then
+//! copied into the trusted segment buffer exactly once and opened there, so the
+//! bytes that were authenticated are the bytes that are decrypted. The final
+//! segment is checked at open: truncation is reported before any plaintext.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use exitless_io::Completion;
+use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, HEADER_LEN, TAG_LEN};
+use zeroize::Zeroizing;
+
+use crate::error::{SpillError, SpillResult};
+use crate::options::{checkout, PooledBackend, SpillOptions, DIRECT_ALIGN};
+use crate::stats::{delta, StreamStats};
+use crate::writer::open_file;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Free,
+    Pending(u64),
+    Ready(u64, usize),
+    Failed(u64, i32),
+}
+
+/// Reads one sealed stream.
+pub struct SpillReader {
+    path: String,
+    file: File,
+    direct: bool,
+    dec: Decryptor,
+    layout: Layout,
+    geometry: Geometry,
+    backend: PooledBackend,
+    base: exitless_io::Counters,
+    slots: Vec<Slot>,
+    done: Vec<Completion>,
+    /// Trusted: the last opened segment (segment 0 keeps its header in front).
+    cache: Zeroizing<Vec<u8>>,
+    cache_index: Option<u64>,
+    cache_start: usize,
+    cache_len: usize,
+    last_loaded: Option<u64>,
+    pos: u64,
+    stream_syscalls: u64,
+    segments: u64,
+    plaintext_bytes: u64,
+}
+
+impl SpillReader {
+    /// Opens `path`, parses its header, derives the stream key and checks the final segment.
+    pub fn open(path: &str, key: &DataKey, context: &[u8], options: &SpillOptions) -> SpillResult<Self> {
+        let kind = options.backend.resolve()?;
+        // The segment size is known only from the header: read it first, then decide.
+        let want_direct = options.direct.filter(|&d| d);
+        let (file, _, mut calls) = open_file(path, false, kind, Some(false), None)?;
+        let file_len = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?.len();
+        let mut start = [0u8; HEADER_LEN];
+        let got =
+            read_at_most(&file, &mut start).map_err(|e| SpillError::io(&e, "cannot read header of", path))?;
+        calls += 2;
+        let dec = Decryptor::new(key, &start[..got], context).map_err(|e| SpillError::seal(&e, path))?;
+        let geometry = dec.geometry(file_len).map_err(|e| SpillError::seal(&e, path))?;
+        let layout = dec.layout();
+        let (file, direct) = if want_direct.is_some() {
+            let (f, d, c) = open_file(path, false, kind, want_direct, Some(layout.segment_size()))?;
+            calls += c;
+            (f, d)
+        } else {
+            (file, false)
+        };
+        // The header is not authenticated yet: allocate no more than the file holds.
+        let seg = (layout.segment_size() as u64).min(file_len) as usize;
+        let buffer_len =
+            if direct { (seg as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize } else { seg };
+        let mut backend = checkout(kind, options.queue_depth, buffer_len, direct, &options.ocall_model)?;
+        let base = backend.get().counters();
+        backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
+        let depth = backend.get().depth();
+        let mut reader = Self {
+            path: path.to_owned(),
+            file,
+            direct,
+            dec,
+            layout,
+            geometry,
+            backend,
+            base,
+            slots: vec![Slot::Free; depth],
+            done: Vec::with_capacity(depth),
+            cache: Zeroizing::new(vec![0u8; seg]),
+            cache_index: None,
+            cache_start: 0,
+            cache_len: 0,
+            last_loaded: None,
+            pos: 0,
+            stream_syscalls: calls,
+            segments: 0,
+            plaintext_bytes: 0,
+        };
+        reader.load(geometry.final_index()).map_err(|e| match e {
+            SpillError::Integrity(m) if geometry.segments > 1 => {
+                SpillError::Integrity(format!("{m} (the stream may be truncated)"))
+            }
+            other => other,
+        })?;
+        Ok(reader)
+    }
+
+    /// Bytes of the file that segment `index` occupies: (offset, needed length).
+    /// Segment 0 is read together with the header in front of it.
+    fn extent(&self, index: u64) -> (u64, usize) {
+        let ct = if index == self.geometry.final_index() {
+            self.geometry.final_len
+        } else {
+            self.layout.capacity(index) + TAG_LEN
+        };
+        if index == 0 {
+            (0, HEADER_LEN + ct)
+        } else {
+            (self.layout.offset(index), ct)
+        }
+    }
+
+    fn submit(&mut self, slot: usize, index: u64) -> SpillResult {
+        let (offset, len) = self.extent(index);
+        let len = if self.direct {
+            (len as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize
+        } else {
+            len
+        };
+        let fd = self.file.as_raw_fd();
+        self.backend
+            .get()
+            .read(slot, fd, offset, len)
+            .map_err(|e| SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path))?;
+        self.slots[slot] = Slot::Pending(index);
+        Ok(())
+    }
+
+    fn wait_some(&mut self) -> SpillResult {
+        let mut done = std::mem::take(&mut self.done);
+        let r = self.backend.get().wait(&mut done);
+        for c in done.drain(..) {
+            if let Slot::Pending(index) = self.slots[c.slot] {
+                self.slots[c.slot] = match c.result {
+                    Ok(n) => Slot::Ready(index, n),
+                    Err(e) => Slot::Failed(index, e.raw_os_error().unwrap_or(libc::EIO)),
+                };
+            }
+        }
+        self.done = done;
+        r.map_err(|e| SpillError::io(&e, "IO backend failed while reading", &self.path))
+    }
+
+    /// A slot to read into: a free one, else one holding an unneeded segment, else
+    /// wait for a read to finish.
+    fn claim_slot(&mut self, keep: u64) -> SpillResult<usize> {
+        loop {
+            if let Some(s) = self.slots.iter().position(|s| *s == Slot::Free) {
+                return Ok(s);
+            }
+            let spare = self.slots.iter().position(|s| match *s {
+                Slot::Ready(i, _) | Slot::Failed(i, _) => i != keep,
+                _ => false,
+            });
+            if let Some(s) = spare {
+                self.slots[s] = Slot::Free;
+                return Ok(s);
+            }
+            self.wait_some()?;
+        }
+    }
+
+    fn find(&self, index: u64) -> Option<usize> {
+        self.slots.iter().position(|s| match *s {
+            Slot::Pending(i) | Slot::Ready(i, _) | Slot::Failed(i, _) => i == index,
+            Slot::Free => false,
+        })
+    }
+
+    /// Makes segment `index` the authenticated plaintext in `cache`.
+    fn load(&mut self, index: u64) -> SpillResult {
+        if self.cache_index == Some(index) {
+            return Ok(());
+        }
+        self.cache_index = None;
+        let slot = match self.find(index) {
+            Some(s) => s,
+            None => {
+                let s = self.claim_slot(index)?;
+                self.submit(s, index)?;
+                s
+            }
+        };
+        while matches!(self.slots[slot], Slot::Pending(_)) {
+            self.wait_some()?;
+        }
+        let (_, needed) = self.extent(index);
+        let state = std::mem::replace(&mut self.slots[slot], Slot::Free);
+        match state {
+            Slot::Failed(_, errno) => {
+                let e = std::io::Error::from_raw_os_error(errno);
+                return Err(SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path));
+            }
+            Slot::Ready(_, got) if got < needed => {
+                return Err(SpillError::Integrity(format!(
+                    "{}: segment {index}: truncated: the file shrank while open",
+                    self.path
+                )));
+            }
+            _ => {}
+        }
+        self.backend.get().copy_out(slot, &mut self.cache[..needed]);
+        let start = if index == 0 { HEADER_LEN } else { 0 };
+        let last = index == self.geometry.final_index();
+        let n = self
+            .dec
+            .open_in_place(index, last, &mut self.cache[start..needed])
+            .map_err(|e| SpillError::seal(&e, &self.path))?;
+        self.cache_index = Some(index);
+        self.cache_start = start;
+        self.cache_len = n;
+        self.segments += 1;
+        let sequential = self.last_loaded.map_or(index == 0, |l| index == l + 1);
+        self.last_loaded = Some(index);
+        if sequential {
+            self.read_ahead(index)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the following segments in flight while slots are free.
+    fn read_ahead(&mut self, from: u64) -> SpillResult {
+        let mut next = from + 1;
+        while next < self.geometry.final_index() {
+            if self.find(next).is_none() {
+                let Some(s) = self.slots.iter().position(|s| *s == Slot::Free) else { break };
+                self.submit(s, next)?;
+            }
+            next += 1;
+            if next > from + self.slots.len() as u64 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads up to `out.len()` bytes at the current position; 0 at end of stream.
+    /// On error the position is unchanged and `out` holds nothing from this call.
+    pub fn read(&mut self, out: &mut [u8]) -> SpillResult<usize> {
+        let start = self.pos;
+        let mut done = 0;
+        while done < out.len() && self.pos < self.geometry.plaintext_len {
+            let (index, offset) = self.layout.locate(self.pos);
+            if let Err(e) = self.load(index) {
+                out[..done].fill(0);
+                self.pos = start;
+                return Err(e);
+            }
+            let n = (self.cache_len - offset).min(out.len() - done);
+            let from = self.cache_start + offset;
+            out[done..done + n].copy_from_slice(&self.cache[from..from + n]);
+            done += n;
+            self.pos += n as u64;
+        }
+        self.plaintext_bytes += done as u64;
+        Ok(done)
+    }
+
+    /// Moves the position like lseek: `whence` 0 = start, 1 = current, 2 = end.
+    pub fn seek(&mut self, offset: i64, whence: i32) -> SpillResult<u64> {
+        let base = match whence {
+            0 => 0i128,
+            1 => self.pos as i128,
+            2 => self.geometry.plaintext_len as i128,
+            _ => return Err(SpillError::InvalidArgument(format!("invalid whence {whence} (use 0, 1 or 2)"))),
+        };
+        let target = base + offset as i128;
+        if !(0..=i64::MAX as i128).contains(&target) {
+            return Err(SpillError::InvalidArgument(format!(
+                "{}: seek position {target} out of range",
+                self.path
+            )));
+        }
+        self.pos = target as u64;
+        Ok(self.pos)
+    }
+
+    /// The current position.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The plaintext length (the final segment is already authenticated).
+    pub fn plaintext_len(&self) -> u64 {
+        self.geometry.plaintext_len
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        self.dec.header()
+    }
+
+    /// What this stream did so far.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            io: delta(self.backend.peek().counters(), self.base),
+            stream_syscalls: self.stream_syscalls,
+            segments: self.segments,
+            plaintext_bytes: self.plaintext_bytes,
+        }
+    }
+}
+
+impl Drop for SpillReader {
+    fn drop(&mut self) {
+        // Read-ahead still in flight must land before the backend is reused.
+        while self.backend.get().in_flight() > 0 {
+            let mut done = Vec::new();
+            if self.backend.get().wait(&mut done).is_err() {
+                break;
+            }
+        }
+        self.backend.get().detach();
+    }
+}
+
+/// `pread` from offset 0 until `buf` is full or end of file; retries EINTR.
+fn read_at_most(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
