@@ -7,19 +7,23 @@ The Python face of the native core:
 - :func:`generate_key`, :class:`Key` — 32-byte data keys that never print.
 - :func:`seal_bytes`, :func:`open_bytes` (and ``_into`` forms), :func:`inspect` — whole buffers, and
   key-less header facts.
-- :class:`IntegrityError`, :class:`FormatError` (both :class:`ExitlessError`).
+- :func:`backends` — which IO backends (uring, ocall, switchless, sync) work here.
+- :class:`IntegrityError`, :class:`FormatError`, :class:`BackendUnavailableError`
+  (all :class:`ExitlessError`).
 
 The byte format is specified in docs/FORMAT.md.
 """
 
-from ._errors import ExitlessError, FormatError, IntegrityError
+from ._errors import BackendUnavailableError, ExitlessError, FormatError, IntegrityError
 from .keys import Key, generate_key
 from .memory import FileInfo, inspect, open_bytes, open_into, seal_bytes, seal_into, sealed_length
-from .streams import SealedReader, SealedSpillFile, SealedWriter, open_spill
+from .streams import SealedReader, SealedSpillFile, SealedWriter, backends, open_spill
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendUnavailableError",
+    "backends",
     "ExitlessError",
     "FileInfo",
     "FormatError",

@@ -15,6 +15,10 @@ class IntegrityError(ExitlessError):
     or spliced, or the key or context is wrong. No plaintext of it is returned."""
 
 
+class BackendUnavailableError(ExitlessError, RuntimeError):
+    """The requested IO backend does not work on this machine (the message says why)."""
+
+
 class FormatError(ExitlessError):
     """Not an exitless sealed stream, or a version or parameter this reader does not support."""
 

@@ -13,7 +13,7 @@ import os
 import warnings
 from typing import Literal, overload
 
-from ._errors import raise_for
+from ._errors import BackendUnavailableError, raise_for
 from ._native import ffi, lib
 from .keys import Key, as_key
 
@@ -43,14 +43,81 @@ def _path_bytes(path: PathLike) -> bytes:
     return encoded
 
 
-def make_options(segment_size: int, algorithm: str, key_id: bytes | None, sync: bool = False) -> ffi.CData:
-    """Native writer options, validated with Python errors."""
+BACKENDS = ("uring", "ocall", "switchless", "sync")
+_BACKEND_IDS = {
+    "auto": lib.EXITLESS_BACKEND_AUTO,
+    "uring": lib.EXITLESS_BACKEND_URING,
+    "ocall": lib.EXITLESS_BACKEND_OCALL,
+    "switchless": lib.EXITLESS_BACKEND_SWITCHLESS,
+    "sync": lib.EXITLESS_BACKEND_SYNC,
+}
+_BACKEND_NAMES = {v: k for k, v in _BACKEND_IDS.items()}
+_uring_reason: str | None = None
+_uring_checked = False
+_auto_warned = False
+
+
+def uring_unavailable_reason() -> str | None:
+    """None if the io_uring backend works here, else a one-line reason (probed once)."""
+    global _uring_reason, _uring_checked
+    if not _uring_checked:
+        if lib.exitless_uring_available() != lib.EXITLESS_OK:
+            _uring_reason = ffi.string(lib.exitless_last_error_message()).decode("utf-8", "replace")
+        _uring_checked = True
+    return _uring_reason
+
+
+def backends() -> dict[str, dict[str, object]]:
+    """Which backends work here: ``{name: {"available": bool, "reason": str | None}}``."""
+    reason = uring_unavailable_reason()
+    out: dict[str, dict[str, object]] = {"uring": {"available": reason is None, "reason": reason}}
+    for name in ("ocall", "switchless", "sync"):
+        out[name] = {"available": True, "reason": None}
+    return out
+
+
+def _resolve_backend(backend: str) -> str:
+    global _auto_warned
+    if not isinstance(backend, str) or backend not in _BACKEND_IDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(_BACKEND_IDS)}")
+    reason = uring_unavailable_reason() if backend in ("auto", "uring") else None
+    if backend == "uring" and reason is not None:
+        raise BackendUnavailableError(f"backend 'uring' is not available here: {reason}")
+    if backend == "auto":
+        if reason is None:
+            return "uring"
+        if not _auto_warned:
+            warnings.warn(f"exitless: io_uring unavailable ({reason}); using the sync backend", RuntimeWarning, stacklevel=3)
+            _auto_warned = True
+        return "sync"
+    return backend
+
+
+def make_options(
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    algorithm: str = "aes-256-gcm",
+    key_id: bytes | None = None,
+    sync: bool = False,
+    *,
+    backend: str = "auto",
+    queue_depth: int = 8,
+    direct: bool | None = None,
+    ocall_cycles: int | None = None,
+    _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
+) -> ffi.CData:
+    """Native stream options, validated with Python errors."""
     if not isinstance(segment_size, int) or isinstance(segment_size, bool):
         raise TypeError(f"segment_size must be an int, not {type(segment_size).__name__}")
     if not 256 <= segment_size <= 1 << 30:
         raise ValueError(f"segment_size must be between 256 and {1 << 30} bytes, got {segment_size}")
     if algorithm not in _ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {sorted(_ALGORITHMS)}")
+    if not isinstance(queue_depth, int) or isinstance(queue_depth, bool) or not 1 <= queue_depth <= 1024:
+        raise ValueError(f"queue_depth must be an int from 1 to 1024, got {queue_depth!r}")
+    if direct not in (None, True, False):
+        raise TypeError(f"direct must be None, True or False, not {direct!r}")
+    if ocall_cycles is not None and (not isinstance(ocall_cycles, int) or ocall_cycles < 0):
+        raise ValueError(f"ocall_cycles must be a non-negative int, got {ocall_cycles!r}")
     opts = ffi.new("ExitlessOptions *")
     raise_for(lib.exitless_options_default(opts))
     opts.segment_size = segment_size
@@ -61,7 +128,32 @@ def make_options(segment_size: int, algorithm: str, key_id: bytes | None, sync: 
         opts.has_key_id = 1
         ffi.memmove(opts.key_id, key_id, 16)
     opts.sync_on_finish = 1 if sync else 0
+    opts.backend = _BACKEND_IDS[_resolve_backend(backend)]
+    opts.queue_depth = queue_depth
+    opts.direct = -1 if direct is None else int(direct)
+    opts.ocall_cycles = -1 if ocall_cycles is None else ocall_cycles
+    if _insecure_fixed_randomness is not None:
+        salt, prefix = _insecure_fixed_randomness
+        if len(salt) != 32 or len(prefix) != 7:
+            raise ValueError("fixed randomness is a 32-byte salt and a 7-byte nonce prefix")
+        opts.insecure_fixed_randomness = 1
+        ffi.memmove(opts.fixed_salt, salt, 32)
+        ffi.memmove(opts.fixed_nonce_prefix, prefix, 7)
     return opts
+
+
+_STAT_FIELDS = (
+    "exits", "syscalls", "uring_enters", "sqpoll_wakeups", "bytes", "ops", "completions_rejected",
+    "resubmits", "fallbacks", "stream_syscalls", "segments", "plaintext_bytes",
+)
+
+
+def _stats_dict(raw: ffi.CData) -> dict[str, object]:
+    out: dict[str, object] = {name: int(getattr(raw, name)) for name in _STAT_FIELDS}
+    out["total_exits"] = out["exits"] + out["stream_syscalls"]  # type: ignore[operator]
+    out["backend"] = _BACKEND_NAMES[raw.backend]
+    out["direct"] = bool(raw.direct)
+    return out
 
 
 class SealedWriter(io.RawIOBase):
@@ -80,13 +172,22 @@ class SealedWriter(io.RawIOBase):
         algorithm: str = "aes-256-gcm",
         key_id: bytes | None = None,
         sync: bool = False,
+        backend: str = "auto",
+        queue_depth: int = 8,
+        direct: bool | None = None,
+        ocall_cycles: int | None = None,
+        _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
     ) -> None:
         super().__init__()
         self._handle = ffi.NULL
         key = as_key(key)
         self.name = os.fsdecode(path)
         self.mode = "wb"
-        opts = make_options(segment_size, algorithm, key.key_id if key_id is None else key_id, sync)
+        opts = make_options(
+            segment_size, algorithm, key.key_id if key_id is None else key_id, sync,
+            backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles,
+            _insecure_fixed_randomness=_insecure_fixed_randomness,
+        )
         ctx = _context_bytes(context)
         out = ffi.new("ExitlessWriter **")
         secret = key._buffer()
@@ -118,6 +219,14 @@ class SealedWriter(io.RawIOBase):
         raise_for(lib.exitless_writer_tell(self._handle, out), self.name)
         return int(out[0])
 
+    def stats(self) -> dict[str, object]:
+        """What this stream did: exits, syscalls, io_uring enters, bytes, segments, ...
+        (see docs/BENCHMARKS.md for each counter)."""
+        self._check_open()
+        raw = ffi.new("ExitlessStats *")
+        raise_for(lib.exitless_writer_stats(self._handle, raw), self.name)
+        return _stats_dict(raw)
+
     def flush(self) -> None:
         """No-op beyond the closed check: full segments are written as soon as the next
         byte arrives; a partial segment is sealed only by ``close()``."""
@@ -131,6 +240,9 @@ class SealedWriter(io.RawIOBase):
         try:
             raise_for(lib.exitless_writer_finish(handle), self.name)
         finally:
+            raw = ffi.new("ExitlessStats *")
+            if lib.exitless_writer_stats(handle, raw) == lib.EXITLESS_OK:
+                self.final_stats = _stats_dict(raw)
             lib.exitless_writer_free(handle)
             super().close()
 
@@ -166,17 +278,28 @@ class SealedReader(io.RawIOBase):
     segment, so truncation is reported before any plaintext; each segment is
     authenticated before a byte of it is returned."""
 
-    def __init__(self, path: PathLike, key: KeyLike, context: bytes | str = b"") -> None:
+    def __init__(
+        self,
+        path: PathLike,
+        key: KeyLike,
+        context: bytes | str = b"",
+        *,
+        backend: str = "auto",
+        queue_depth: int = 8,
+        direct: bool | None = None,
+        ocall_cycles: int | None = None,
+    ) -> None:
         super().__init__()
         self._handle = ffi.NULL
         key = as_key(key)
         self.name = os.fsdecode(path)
         self.mode = "rb"
         ctx = _context_bytes(context)
+        opts = make_options(backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles)
         out = ffi.new("ExitlessReader **")
         secret = key._buffer()
         raise_for(
-            lib.exitless_reader_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), out),
+            lib.exitless_reader_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out),
             path,
         )
         self._handle = out[0]
@@ -197,6 +320,13 @@ class SealedReader(io.RawIOBase):
     def size(self) -> int:
         """Plaintext length of the stream."""
         return self._size
+
+    def stats(self) -> dict[str, object]:
+        """What this stream did so far (same counters as :meth:`SealedWriter.stats`)."""
+        self._check_open()
+        raw = ffi.new("ExitlessStats *")
+        raise_for(lib.exitless_reader_stats(self._handle, raw), self.name)
+        return _stats_dict(raw)
 
     def readinto(self, b: Buffer) -> int:
         """Reads into a writable buffer; returns the bytes read (0 at end of stream)."""
@@ -269,6 +399,7 @@ class SealedSpillFile(io.RawIOBase):
         self._context = context
         self.name = os.fsdecode(path)
         self.mode = "w+b"
+        self._read_options = {k: options[k] for k in ("backend", "queue_depth", "direct", "ocall_cycles") if k in options}
         self._writer = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
 
     def readable(self) -> bool:
@@ -292,7 +423,7 @@ class SealedSpillFile(io.RawIOBase):
             writer, self._writer = self._writer, None
             assert writer is not None
             writer.close()
-            self._reader = SealedReader(self.name, self._key, self._context)
+            self._reader = SealedReader(self.name, self._key, self._context, **self._read_options)  # type: ignore[arg-type]
         return self._reader
 
     def readinto(self, b: Buffer) -> int:
@@ -313,6 +444,11 @@ class SealedSpillFile(io.RawIOBase):
 
     def flush(self) -> None:
         self._check_open()
+
+    def stats(self) -> dict[str, object]:
+        """Counters of the current phase (writing, then reading)."""
+        self._check_open()
+        return self._writer.stats() if self._writer is not None else self._reader.stats()  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self.closed:
@@ -346,12 +482,15 @@ class SealedSpillFile(io.RawIOBase):
             raise ValueError(f"I/O operation on closed sealed spill file {self.name}")
 
 
+_Opts = dict[str, object]
+
+
 @overload
-def open_spill(path: PathLike, mode: Literal["wb"], key: KeyLike, context: bytes | str = ..., *, segment_size: int = ..., algorithm: str = ..., key_id: bytes | None = ..., sync: bool = ...) -> SealedWriter: ...
+def open_spill(path: PathLike, mode: Literal["wb"], key: KeyLike, context: bytes | str = ..., **options: object) -> SealedWriter: ...
 @overload
-def open_spill(path: PathLike, mode: Literal["rb"], key: KeyLike, context: bytes | str = ..., *, segment_size: int = ..., algorithm: str = ..., key_id: bytes | None = ..., sync: bool = ...) -> SealedReader: ...
+def open_spill(path: PathLike, mode: Literal["rb"], key: KeyLike, context: bytes | str = ..., **options: object) -> SealedReader: ...
 @overload
-def open_spill(path: PathLike, mode: Literal["w+b"], key: KeyLike, context: bytes | str = ..., *, segment_size: int = ..., algorithm: str = ..., key_id: bytes | None = ..., sync: bool = ...) -> SealedSpillFile: ...
+def open_spill(path: PathLike, mode: Literal["w+b"], key: KeyLike, context: bytes | str = ..., **options: object) -> SealedSpillFile: ...
 
 
 def open_spill(
@@ -364,6 +503,11 @@ def open_spill(
     algorithm: str = "aes-256-gcm",
     key_id: bytes | None = None,
     sync: bool = False,
+    backend: str = "auto",
+    queue_depth: int = 8,
+    direct: bool | None = None,
+    ocall_cycles: int | None = None,
+    _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> SealedWriter | SealedReader | SealedSpillFile:
     """Open a sealed spill file.
 
@@ -372,17 +516,30 @@ def open_spill(
     - ``key``: an :class:`exitless.Key` or 32 raw bytes.
     - ``context``: bytes (or str, UTF-8) binding the file to its role; a reader must
       pass the same context.
-    - ``segment_size``, ``algorithm``, ``key_id``, ``sync``: writer options (ignored for
-      ``"rb"``, where the header says). ``key_id`` defaults to the key's fingerprint;
-      ``sync`` fsyncs on close.
+    - ``segment_size``, ``algorithm``, ``key_id``, ``sync``: writer options (for
+      ``"rb"`` the header says). ``key_id`` defaults to the key's fingerprint; ``sync``
+      fsyncs on close.
+    - ``backend``: ``"auto"`` (io_uring if it works here, else ``"sync"`` with a
+      warning), ``"uring"`` (raises :class:`BackendUnavailableError` if it does not
+      work here), ``"ocall"``, ``"switchless"`` or ``"sync"``; see :func:`backends`.
+    - ``queue_depth``: segments in flight per stream (memory: depth × segment size).
+    - ``direct``: O_DIRECT; ``None`` lets the backend decide (io_uring writers use it
+      where the file system and segment size allow).
+    - ``ocall_cycles``: modeled cycles per enclave exit for ``"ocall"`` and
+      ``"switchless"`` (default ``$EXITLESS_OCALL_CYCLES`` or 8200).
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
+    io_options: _Opts = {"backend": backend, "queue_depth": queue_depth, "direct": direct, "ocall_cycles": ocall_cycles}
+    writer_options: _Opts = {
+        "segment_size": segment_size, "algorithm": algorithm, "key_id": key_id, "sync": sync,
+        "_insecure_fixed_randomness": _insecure_fixed_randomness, **io_options,
+    }
     normalized = "".join(sorted(mode))
     if normalized == "bw":
-        return SealedWriter(path, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, sync=sync)
+        return SealedWriter(path, key, context, **writer_options)  # type: ignore[arg-type]
     if normalized == "br":
-        return SealedReader(path, key, context)
+        return SealedReader(path, key, context, **io_options)  # type: ignore[arg-type]
     if normalized == "+bw":
-        return SealedSpillFile(path, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, sync=sync)
+        return SealedSpillFile(path, key, context, **writer_options)
     raise ValueError(f"unsupported mode {mode!r}: use 'wb', 'rb' or 'w+b' (sealed files are binary)")

@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     ExitlessReader *r = NULL;
     size_t n = 0;
     uint64_t size = 0;
-    CHECK(exitless_reader_open(path, key, sizeof key, ctx, sizeof ctx - 1, &r), EXITLESS_OK);
+    CHECK(exitless_reader_open(path, key, sizeof key, ctx, sizeof ctx - 1, NULL, &r), EXITLESS_OK);
     CHECK(exitless_reader_size(r, &size), EXITLESS_OK);
     CHECK(exitless_reader_read(r, back, sizeof back, &n), EXITLESS_OK);
     exitless_reader_free(r);
@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     fseek(f, 10000, SEEK_SET);
     fputc(c ^ 1, f);
     fclose(f);
-    CHECK(exitless_reader_open(path, key, sizeof key, ctx, sizeof ctx - 1, &r), EXITLESS_OK);
+    CHECK(exitless_reader_open(path, key, sizeof key, ctx, sizeof ctx - 1, NULL, &r), EXITLESS_OK);
     CHECK(exitless_reader_read(r, back, sizeof back, &n), EXITLESS_ERR_INTEGRITY);
     printf("tamper detected: %s\n", exitless_last_error_message());
     exitless_reader_free(r);

@@ -22,6 +22,31 @@
 #define EXITLESS_DEFAULT_SEGMENT_SIZE 65536
 
 /**
+ * Backend: io_uring if it works here, else synchronous IO.
+ */
+#define EXITLESS_BACKEND_AUTO 0
+
+/**
+ * Backend: io_uring with SQPOLL and registered untrusted buffers.
+ */
+#define EXITLESS_BACKEND_URING 1
+
+/**
+ * Backend: one modeled enclave exit per pread/pwrite (Occlum hostfs today).
+ */
+#define EXITLESS_BACKEND_OCALL 2
+
+/**
+ * Backend: host worker threads with modeled-exit fallback (SGX SDK switchless).
+ */
+#define EXITLESS_BACKEND_SWITCHLESS 3
+
+/**
+ * Backend: plain synchronous pread/pwrite.
+ */
+#define EXITLESS_BACKEND_SYNC 4
+
+/**
  * An open sealed reader.
  */
 typedef struct ExitlessReader ExitlessReader;
@@ -35,32 +60,6 @@ typedef struct ExitlessWriter ExitlessWriter;
  * Status code every function returns; 0 is success.
  */
 typedef int32_t ExitlessStatus;
-
-/**
- * Options for opening a writer. Start from `exitless_options_default`.
- */
-typedef struct {
-  /**
-   * Ciphertext segment size in bytes, 256 ..= 2^30.
-   */
-  uint32_t segment_size;
-  /**
-   * `EXITLESS_AES_256_GCM` or `EXITLESS_CHACHA20_POLY1305`.
-   */
-  uint8_t algorithm;
-  /**
-   * Non-zero: `key_id` is recorded in the header.
-   */
-  uint8_t has_key_id;
-  /**
-   * Key id to record in the header (which data key sealed the stream).
-   */
-  uint8_t key_id[16];
-  /**
-   * Non-zero: fsync the file when the writer finishes.
-   */
-  uint8_t sync_on_finish;
-} ExitlessOptions;
 
 /**
  * Header facts of a sealed file, read without a key.
@@ -95,6 +94,123 @@ typedef struct {
    */
   uint64_t plaintext_len;
 } ExitlessFileInfo;
+
+/**
+ * Options for opening a writer or reader. Start from `exitless_options_default`.
+ */
+typedef struct {
+  /**
+   * Ciphertext segment size in bytes, 256 ..= 2^30 (writers).
+   */
+  uint32_t segment_size;
+  /**
+   * `EXITLESS_AES_256_GCM` or `EXITLESS_CHACHA20_POLY1305` (writers).
+   */
+  uint8_t algorithm;
+  /**
+   * Non-zero: `key_id` is recorded in the header (writers).
+   */
+  uint8_t has_key_id;
+  /**
+   * Key id to record in the header (which data key sealed the stream).
+   */
+  uint8_t key_id[16];
+  /**
+   * Non-zero: fsync the file when the writer finishes.
+   */
+  uint8_t sync_on_finish;
+  /**
+   * One of the `EXITLESS_BACKEND_*` values.
+   */
+  uint8_t backend;
+  /**
+   * O_DIRECT: -1 the backend decides (io_uring writers: yes where possible), 0 never, 1 required.
+   */
+  int8_t direct;
+  /**
+   * Segments in flight per stream, 1 ..= 1024.
+   */
+  uint32_t queue_depth;
+  /**
+   * Modeled cycles per enclave exit (ocall, switchless); -1 takes EXITLESS_OCALL_CYCLES or 8200.
+   */
+  int64_t ocall_cycles;
+  /**
+   * Non-zero: use `fixed_salt` and `fixed_nonce_prefix` instead of fresh randomness.
+   * Tests only: streams with the same key, context and randomness share a keystream.
+   */
+  uint8_t insecure_fixed_randomness;
+  /**
+   * Salt used when `insecure_fixed_randomness` is set.
+   */
+  uint8_t fixed_salt[32];
+  /**
+   * Nonce prefix used when `insecure_fixed_randomness` is set.
+   */
+  uint8_t fixed_nonce_prefix[7];
+} ExitlessOptions;
+
+/**
+ * What a stream did: its backend's counters plus its own system calls.
+ */
+typedef struct {
+  /**
+   * Enclave exits by the backend (modeled OCALLs, or `io_uring_enter` and register calls).
+   */
+  uint64_t exits;
+  /**
+   * System calls by the backend on the data path.
+   */
+  uint64_t syscalls;
+  /**
+   * `io_uring_enter` calls.
+   */
+  uint64_t uring_enters;
+  /**
+   * SQPOLL thread wake-ups.
+   */
+  uint64_t sqpoll_wakeups;
+  /**
+   * Bytes the backend moved.
+   */
+  uint64_t bytes;
+  /**
+   * Operations the backend completed.
+   */
+  uint64_t ops;
+  /**
+   * Completions rejected by the validator.
+   */
+  uint64_t completions_rejected;
+  /**
+   * Short transfers resubmitted.
+   */
+  uint64_t resubmits;
+  /**
+   * Switchless requests that fell back to an exit.
+   */
+  uint64_t fallbacks;
+  /**
+   * System calls of the stream itself (open, stat, header read, truncate), each an exit in an enclave.
+   */
+  uint64_t stream_syscalls;
+  /**
+   * Segments sealed or opened.
+   */
+  uint64_t segments;
+  /**
+   * Plaintext bytes written or read.
+   */
+  uint64_t plaintext_bytes;
+  /**
+   * The backend in use (`EXITLESS_BACKEND_*`, never AUTO).
+   */
+  uint8_t backend;
+  /**
+   * Non-zero when the file uses O_DIRECT.
+   */
+  uint8_t direct;
+} ExitlessStats;
 
 /**
  * Success.
@@ -132,12 +248,84 @@ typedef struct {
 #define EXITLESS_ERR_PANIC 6
 
 /**
- * Fills `options` with the defaults: AES-256-GCM, 64 KiB segments, no key id, no fsync.
+ * Header facts of `path` without a key: never authenticated, for display only.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `out` is writable.
+ */
+ExitlessStatus exitless_inspect(const char *path, ExitlessFileInfo *out);
+
+/**
+ * The sealed length of a plaintext of `plaintext_len` bytes at `segment_size`.
+ *
+ * # Safety
+ * `out` is writable.
+ */
+ExitlessStatus exitless_sealed_len(uint64_t plaintext_len, uint32_t segment_size, uint64_t *out);
+
+/**
+ * Seals `plaintext` in memory into `out` (`out_cap` ≥ `exitless_sealed_len`); the
+ * result is a complete sealed file of `*out_len` bytes.
+ *
+ * # Safety
+ * Each pointer is valid for its length (or null with length 0); `options` is null
+ * or readable; `out_len` is writable.
+ */
+ExitlessStatus exitless_seal_buffer(const uint8_t *key,
+                                    size_t key_len,
+                                    const uint8_t *context,
+                                    size_t context_len,
+                                    const ExitlessOptions *options,
+                                    const uint8_t *plaintext,
+                                    size_t plaintext_len,
+                                    uint8_t *out,
+                                    size_t out_cap,
+                                    size_t *out_len);
+
+/**
+ * Opens a sealed file held in memory into `out` (`out_cap` ≥ its plaintext length).
+ * Writes nothing to `*out_len` and leaves no plaintext in `out` unless every
+ * segment authenticates.
+ *
+ * # Safety
+ * Each pointer is valid for its length (or null with length 0); `out_len` is writable.
+ */
+ExitlessStatus exitless_open_buffer(const uint8_t *key,
+                                    size_t key_len,
+                                    const uint8_t *context,
+                                    size_t context_len,
+                                    const uint8_t *sealed,
+                                    size_t sealed_len,
+                                    uint8_t *out,
+                                    size_t out_cap,
+                                    size_t *out_len);
+
+/**
+ * Whether the io_uring backend works here. Returns `EXITLESS_OK`, or
+ * `EXITLESS_ERR_IO` with the reason as the last error message (ENOSYS, EPERM from
+ * seccomp or kernel.io_uring_disabled, no SQPOLL privilege).
+ */
+ExitlessStatus exitless_uring_available(void);
+
+/**
+ * Fills `options` with the defaults: AES-256-GCM, 64 KiB segments, no key id, no
+ * fsync, backend auto, queue depth 8, O_DIRECT decided by the backend.
  *
  * # Safety
  * `options` is null or valid for one write.
  */
 ExitlessStatus exitless_options_default(ExitlessOptions *options);
+
+/**
+ * The message of the last error on this thread (empty if none). Valid until the
+ * next exitless call on the same thread; never null; never contains key bytes.
+ */
+const char *exitless_last_error_message(void);
+
+/**
+ * The errno of the last `EXITLESS_ERR_IO` on this thread (0 if none).
+ */
+int32_t exitless_last_error_errno(void);
 
 /**
  * Creates (or truncates) `path`, mode 0600, and opens a sealed writer on it.
@@ -194,13 +382,15 @@ void exitless_writer_free(ExitlessWriter *writer);
  * first, so a truncated stream fails here, before any plaintext is returned.
  *
  * # Safety
- * As for `exitless_writer_open`.
+ * As for `exitless_writer_open` (`options`: only backend, queue depth, direct
+ * and ocall cycles apply; the header gives the rest).
  */
 ExitlessStatus exitless_reader_open(const char *path,
                                     const uint8_t *key,
                                     size_t key_len,
                                     const uint8_t *context,
                                     size_t context_len,
+                                    const ExitlessOptions *options,
                                     ExitlessReader **out);
 
 /**
@@ -251,67 +441,19 @@ ExitlessStatus exitless_reader_size(const ExitlessReader *reader, uint64_t *out)
 void exitless_reader_free(ExitlessReader *reader);
 
 /**
- * Header facts of `path` without a key: never authenticated, for display only.
+ * What the writer did so far.
  *
  * # Safety
- * `path` is a NUL-terminated string; `out` is writable.
+ * `writer` is a live handle; `out` is writable.
  */
-ExitlessStatus exitless_inspect(const char *path, ExitlessFileInfo *out);
+ExitlessStatus exitless_writer_stats(const ExitlessWriter *writer, ExitlessStats *out);
 
 /**
- * The sealed length of a plaintext of `plaintext_len` bytes at `segment_size`.
+ * What the reader did so far.
  *
  * # Safety
- * `out` is writable.
+ * `reader` is a live handle; `out` is writable.
  */
-ExitlessStatus exitless_sealed_len(uint64_t plaintext_len, uint32_t segment_size, uint64_t *out);
-
-/**
- * Seals `plaintext` in memory into `out` (`out_cap` ≥ `exitless_sealed_len`); the
- * result is a complete sealed file of `*out_len` bytes.
- *
- * # Safety
- * Each pointer is valid for its length (or null with length 0); `options` is null
- * or readable; `out_len` is writable.
- */
-ExitlessStatus exitless_seal_buffer(const uint8_t *key,
-                                    size_t key_len,
-                                    const uint8_t *context,
-                                    size_t context_len,
-                                    const ExitlessOptions *options,
-                                    const uint8_t *plaintext,
-                                    size_t plaintext_len,
-                                    uint8_t *out,
-                                    size_t out_cap,
-                                    size_t *out_len);
-
-/**
- * Opens a sealed file held in memory into `out` (`out_cap` ≥ its plaintext length).
- * Writes nothing to `*out_len` and leaves no plaintext in `out` unless every
- * segment authenticates.
- *
- * # Safety
- * Each pointer is valid for its length (or null with length 0); `out_len` is writable.
- */
-ExitlessStatus exitless_open_buffer(const uint8_t *key,
-                                    size_t key_len,
-                                    const uint8_t *context,
-                                    size_t context_len,
-                                    const uint8_t *sealed,
-                                    size_t sealed_len,
-                                    uint8_t *out,
-                                    size_t out_cap,
-                                    size_t *out_len);
-
-/**
- * The message of the last error on this thread (empty if none). Valid until the
- * next exitless call on the same thread; never null; never contains key bytes.
- */
-const char *exitless_last_error_message(void);
-
-/**
- * The errno of the last `EXITLESS_ERR_IO` on this thread (0 if none).
- */
-int32_t exitless_last_error_errno(void);
+ExitlessStatus exitless_reader_stats(const ExitlessReader *reader, ExitlessStats *out);
 
 #endif  /* EXITLESS_H */

@@ -59,6 +59,19 @@ impl FfiError {
     }
 }
 
+impl From<exitless_spill::SpillError> for FfiError {
+    fn from(e: exitless_spill::SpillError) -> Self {
+        use exitless_spill::SpillError as E;
+        match e {
+            E::Format(m) => Self::new(EXITLESS_ERR_FORMAT, m),
+            E::Integrity(m) => Self::new(EXITLESS_ERR_INTEGRITY, m),
+            E::Io { errno, message } => Self { status: EXITLESS_ERR_IO, errno, message },
+            E::InvalidArgument(m) => Self::new(EXITLESS_ERR_INVALID_ARGUMENT, m),
+            E::Closed(m) => Self::new(EXITLESS_ERR_CLOSED, m),
+        }
+    }
+}
+
 pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 
 thread_local! {

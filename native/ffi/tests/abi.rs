@@ -41,8 +41,17 @@ fn open_reader(path: &str, key: &[u8], ctx: &[u8]) -> Result<*mut ExitlessReader
     let p = CString::new(path).unwrap();
     let mut r = ptr::null_mut();
     // SAFETY: every pointer is valid for the stated lengths.
-    let st =
-        unsafe { exitless_reader_open(p.as_ptr(), key.as_ptr(), key.len(), ctx.as_ptr(), ctx.len(), &mut r) };
+    let st = unsafe {
+        exitless_reader_open(
+            p.as_ptr(),
+            key.as_ptr(),
+            key.len(),
+            ctx.as_ptr(),
+            ctx.len(),
+            ptr::null(),
+            &mut r,
+        )
+    };
     if st == EXITLESS_OK {
         Ok(r)
     } else {
@@ -145,12 +154,17 @@ fn io_errors_carry_errno_and_path() {
 
 #[test]
 fn a_full_disk_is_reported_and_poisons_the_writer() {
-    // /dev/full fails every write with ENOSPC.
+    // /dev/full fails every write with ENOSPC. Writes are pipelined, so the error
+    // surfaces at the latest when the writer finishes; after it, the writer is done.
     let w = open_writer("/dev/full", b"", 4096).unwrap();
     let data = vec![7u8; 10_000];
     // SAFETY: `w` is live; `data` is readable.
     unsafe {
-        assert_eq!(exitless_writer_write(w, data.as_ptr(), data.len()), EXITLESS_ERR_IO);
+        let mut st = exitless_writer_write(w, data.as_ptr(), data.len());
+        if st == EXITLESS_OK {
+            st = exitless_writer_finish(w);
+        }
+        assert_eq!(st, EXITLESS_ERR_IO);
         assert_eq!(exitless_last_error_errno(), 28, "ENOSPC");
         assert!(last_error().contains("/dev/full") && last_error().contains("segment 0"), "{}", last_error());
         assert_eq!(exitless_writer_write(w, data.as_ptr(), 1), EXITLESS_ERR_CLOSED);

@@ -300,9 +300,19 @@ impl SpillReader {
         self.geometry.plaintext_len
     }
 
+    /// Whether the file is read with O_DIRECT.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
     /// The parsed header.
     pub fn header(&self) -> &Header {
         self.dec.header()
+    }
+
+    /// The backend this stream uses.
+    pub fn backend_kind(&self) -> exitless_io::BackendKind {
+        self.backend.peek().kind()
     }
 
     /// What this stream did so far.

@@ -287,6 +287,11 @@ impl SpillWriter {
         self.direct
     }
 
+    /// The backend this stream uses.
+    pub fn backend_kind(&self) -> exitless_io::BackendKind {
+        self.backend.peek().kind()
+    }
+
     /// What this stream did so far.
     pub fn stats(&self) -> StreamStats {
         let segments = self.index;

@@ -1,0 +1,215 @@
+//! The option and result structs of the ABI, and their translation.
+
+use exitless_io::{BackendKind, OcallModel};
+use exitless_seal::{Algorithm, KeyId, Layout, StreamParams};
+use exitless_spill::{BackendChoice, SpillOptions, StreamStats};
+
+use crate::status::{guard, ExitlessStatus, FfiError, FfiResult};
+
+/// AES-256-GCM (algorithm id 1, the default).
+pub const EXITLESS_AES_256_GCM: u8 = 1;
+/// ChaCha20-Poly1305 (algorithm id 2).
+pub const EXITLESS_CHACHA20_POLY1305: u8 = 2;
+/// Default ciphertext segment size: 64 KiB.
+pub const EXITLESS_DEFAULT_SEGMENT_SIZE: u32 = 65536;
+/// Backend: io_uring if it works here, else synchronous IO.
+pub const EXITLESS_BACKEND_AUTO: u8 = 0;
+/// Backend: io_uring with SQPOLL and registered untrusted buffers.
+pub const EXITLESS_BACKEND_URING: u8 = 1;
+/// Backend: one modeled enclave exit per pread/pwrite (Occlum hostfs today).
+pub const EXITLESS_BACKEND_OCALL: u8 = 2;
+/// Backend: host worker threads with modeled-exit fallback (SGX SDK switchless).
+pub const EXITLESS_BACKEND_SWITCHLESS: u8 = 3;
+/// Backend: plain synchronous pread/pwrite.
+pub const EXITLESS_BACKEND_SYNC: u8 = 4;
+
+/// Options for opening a writer or reader. Start from `exitless_options_default`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitlessOptions {
+    /// Ciphertext segment size in bytes, 256 ..= 2^30 (writers).
+    pub segment_size: u32,
+    /// `EXITLESS_AES_256_GCM` or `EXITLESS_CHACHA20_POLY1305` (writers).
+    pub algorithm: u8,
+    /// Non-zero: `key_id` is recorded in the header (writers).
+    pub has_key_id: u8,
+    /// Key id to record in the header (which data key sealed the stream).
+    pub key_id: [u8; 16],
+    /// Non-zero: fsync the file when the writer finishes.
+    pub sync_on_finish: u8,
+    /// One of the `EXITLESS_BACKEND_*` values.
+    pub backend: u8,
+    /// O_DIRECT: -1 the backend decides (io_uring writers: yes where possible), 0 never, 1 required.
+    pub direct: i8,
+    /// Segments in flight per stream, 1 ..= 1024.
+    pub queue_depth: u32,
+    /// Modeled cycles per enclave exit (ocall, switchless); -1 takes EXITLESS_OCALL_CYCLES or 8200.
+    pub ocall_cycles: i64,
+    /// Non-zero: use `fixed_salt` and `fixed_nonce_prefix` instead of fresh randomness.
+    /// Tests only: streams with the same key, context and randomness share a keystream.
+    pub insecure_fixed_randomness: u8,
+    /// Salt used when `insecure_fixed_randomness` is set.
+    pub fixed_salt: [u8; 32],
+    /// Nonce prefix used when `insecure_fixed_randomness` is set.
+    pub fixed_nonce_prefix: [u8; 7],
+}
+
+/// Header facts of a sealed file, read without a key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitlessFileInfo {
+    /// Format version.
+    pub version: u8,
+    /// Algorithm id.
+    pub algorithm: u8,
+    /// Key id from the header (all zero when none was recorded).
+    pub key_id: [u8; 16],
+    /// Ciphertext segment size.
+    pub segment_size: u32,
+    /// File length in bytes.
+    pub file_len: u64,
+    /// Number of segments the file length implies.
+    pub segments: u64,
+    /// Plaintext length the file length implies (not authenticated).
+    pub plaintext_len: u64,
+}
+
+/// What a stream did: its backend's counters plus its own system calls.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitlessStats {
+    /// Enclave exits by the backend (modeled OCALLs, or `io_uring_enter` and register calls).
+    pub exits: u64,
+    /// System calls by the backend on the data path.
+    pub syscalls: u64,
+    /// `io_uring_enter` calls.
+    pub uring_enters: u64,
+    /// SQPOLL thread wake-ups.
+    pub sqpoll_wakeups: u64,
+    /// Bytes the backend moved.
+    pub bytes: u64,
+    /// Operations the backend completed.
+    pub ops: u64,
+    /// Completions rejected by the validator.
+    pub completions_rejected: u64,
+    /// Short transfers resubmitted.
+    pub resubmits: u64,
+    /// Switchless requests that fell back to an exit.
+    pub fallbacks: u64,
+    /// System calls of the stream itself (open, stat, header read, truncate), each an exit in an enclave.
+    pub stream_syscalls: u64,
+    /// Segments sealed or opened.
+    pub segments: u64,
+    /// Plaintext bytes written or read.
+    pub plaintext_bytes: u64,
+    /// The backend in use (`EXITLESS_BACKEND_*`, never AUTO).
+    pub backend: u8,
+    /// Non-zero when the file uses O_DIRECT.
+    pub direct: u8,
+}
+
+pub(crate) const DEFAULT_OPTIONS: ExitlessOptions = ExitlessOptions {
+    segment_size: EXITLESS_DEFAULT_SEGMENT_SIZE,
+    algorithm: EXITLESS_AES_256_GCM,
+    has_key_id: 0,
+    key_id: [0; 16],
+    sync_on_finish: 0,
+    backend: EXITLESS_BACKEND_AUTO,
+    direct: -1,
+    queue_depth: 8,
+    ocall_cycles: -1,
+    insecure_fixed_randomness: 0,
+    fixed_salt: [0; 32],
+    fixed_nonce_prefix: [0; 7],
+};
+
+/// Reads `options` (null: the defaults).
+///
+/// # Safety
+/// `options` is null or readable.
+pub(crate) unsafe fn read_options(options: *const ExitlessOptions) -> ExitlessOptions {
+    // SAFETY: null or readable by the caller's contract; `as_ref` handles null.
+    match unsafe { options.as_ref() } {
+        Some(o) => *o,
+        None => DEFAULT_OPTIONS,
+    }
+}
+
+pub(crate) fn params(options: &ExitlessOptions) -> FfiResult<StreamParams> {
+    let algorithm = Algorithm::from_id(options.algorithm)
+        .ok_or_else(|| FfiError::invalid(format!("unknown algorithm id {}", options.algorithm)))?;
+    Layout::new(options.segment_size)
+        .map_err(|e| FfiError::invalid(format!("segment size {}: {e}", options.segment_size)))?;
+    let key_id = if options.has_key_id != 0 { KeyId(options.key_id) } else { KeyId::NONE };
+    Ok(StreamParams { algorithm, segment_size: options.segment_size, key_id })
+}
+
+const BACKENDS: [(u8, BackendKind); 4] = [
+    (EXITLESS_BACKEND_URING, BackendKind::Uring),
+    (EXITLESS_BACKEND_OCALL, BackendKind::Ocall),
+    (EXITLESS_BACKEND_SWITCHLESS, BackendKind::Switchless),
+    (EXITLESS_BACKEND_SYNC, BackendKind::Sync),
+];
+
+pub(crate) fn spill_options(options: &ExitlessOptions) -> FfiResult<SpillOptions> {
+    let backend = match options.backend {
+        EXITLESS_BACKEND_AUTO => BackendChoice::Auto,
+        id => BACKENDS
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, k)| BackendChoice::Fixed(*k))
+            .ok_or_else(|| FfiError::invalid(format!("unknown backend id {id}")))?,
+    };
+    let direct = match options.direct {
+        -1 => None,
+        0 => Some(false),
+        1 => Some(true),
+        d => return Err(FfiError::invalid(format!("direct must be -1, 0 or 1, got {d}"))),
+    };
+    let mut ocall_model = OcallModel::from_env();
+    match options.ocall_cycles {
+        -1 => {}
+        c if c >= 0 => ocall_model.cycles_per_exit = c as u64,
+        c => return Err(FfiError::invalid(format!("ocall_cycles must be >= 0 or -1, got {c}"))),
+    }
+    Ok(SpillOptions {
+        params: params(options)?,
+        backend,
+        queue_depth: options.queue_depth as usize,
+        direct,
+        sync: options.sync_on_finish != 0,
+        ocall_model,
+        insecure_fixed_randomness: (options.insecure_fixed_randomness != 0)
+            .then_some((options.fixed_salt, options.fixed_nonce_prefix)),
+    })
+}
+
+pub(crate) fn stats(s: StreamStats, backend: BackendKind, direct: bool) -> ExitlessStats {
+    ExitlessStats {
+        exits: s.io.exits,
+        syscalls: s.io.syscalls,
+        uring_enters: s.io.uring_enters,
+        sqpoll_wakeups: s.io.sqpoll_wakeups,
+        bytes: s.io.bytes,
+        ops: s.io.ops,
+        completions_rejected: s.io.completions_rejected,
+        resubmits: s.io.resubmits,
+        fallbacks: s.io.fallbacks,
+        stream_syscalls: s.stream_syscalls,
+        segments: s.segments,
+        plaintext_bytes: s.plaintext_bytes,
+        backend: BACKENDS.iter().find(|(_, k)| *k == backend).map_or(EXITLESS_BACKEND_AUTO, |(id, _)| *id),
+        direct: u8::from(direct),
+    }
+}
+
+/// Fills `options` with the defaults: AES-256-GCM, 64 KiB segments, no key id, no
+/// fsync, backend auto, queue depth 8, O_DIRECT decided by the backend.
+///
+/// # Safety
+/// `options` is null or valid for one write.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_options_default(options: *mut ExitlessOptions) -> ExitlessStatus {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { crate::args::put(options, DEFAULT_OPTIONS, "options") })
+}
