@@ -21,6 +21,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from . import __version__, generate_key, open_into, open_spill, seal_into, sealed_length
+from ._errors import raise_for
+from ._native import ffi, lib
+from .streams import _stats_dict, make_options
 
 MiB = 1 << 20
 HEADER, TAG = 68, 16
@@ -154,20 +157,9 @@ def bench_files(data: memoryview, segment_size: int, directory: str, reps: int, 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m exitless.bench", description=__doc__)
-    p.add_argument("--size-mib", type=int, default=256, help="bytes per measurement (default 256 MiB)")
-    p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
-    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions; the median is reported")
-    p.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="directory for the file benchmark (default /dev/shm: measures CPU, not the disk)")
-    p.add_argument("--out", default="bench-results", help="results directory")
-    p.add_argument("--quick", action="store_true", help="32 MiB, 2 repetitions")
-    a = p.parse_args(argv)
-    if a.quick:
-        a.size_mib, a.reps = 32, 2
+def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
+    """Seal/open against cryptography's AES-256-GCM, and sealed vs plain files."""
     data = memoryview(os.urandom(a.size_mib * MiB))
-    segs = [int(s) for s in a.segments.split(",")]
-
     report: dict[str, object] = {"benchmark": "seal", "bytes": data.nbytes, "reps": a.reps, "machine": machine(), "memory": {}, "files": {}, "file_dir": a.dir}
     print(f"exitless bench: {a.size_mib} MiB per point, median of {a.reps} interleaved runs, one core")
     print(f"{'segment':>9} | {'seal GB/s':>9} {'crypto':>7} {'ratio':>6} | {'open GB/s':>9} {'crypto':>7} {'ratio':>6} | {'file write':>10} {'plain':>6} {'ratio':>6} | {'file read':>9} {'plain':>6} {'ratio':>6}")
@@ -181,12 +173,128 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s:>9} | {m['exitless_seal']:>9.2f} {m['cryptography_seal']:>7.2f} {m['seal_ratio']:>6.2f} | "
                 f"{m['exitless_open']:>9.2f} {m['cryptography_open']:>7.2f} {m['open_ratio']:>6.2f} | "
                 f"{f['sealed_write']:>10.2f} {f['plain_write']:>6.2f} {f['write_ratio']:>6.2f} | "
-                f"{f['sealed_read']:>9.2f} {f['plain_read']:>6.2f} {f['read_ratio']:>6.2f}"
+                f"{f['sealed_read']:>9.2f} {f['plain_read']:>6.2f} {f['read_ratio']:>6.2f}",
+                flush=True,
             )
-    outdir = Path(a.out) / time.strftime("%Y%m%dT%H%M%S")
-    outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "seal.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {outdir / 'seal.json'}")
+
+
+# ---- IO matrix: backends side by side -------------------------------------------
+
+#: (label, backend, direct, ocall cycles)
+IO_POINTS: list[tuple[str, str, bool | None, int | None]] = [
+    ("uring-direct", "uring", True, None),
+    ("uring-direct-spin", "uring", True, None),
+    ("uring-buffered", "uring", False, None),
+    ("switchless", "switchless", None, 8200),
+    ("ocall-8200", "ocall", None, 8200),
+    ("ocall-17000", "ocall", None, 17000),
+    ("ocall-8200-direct", "ocall", True, 8200),
+    ("sync", "sync", None, None),
+    ("sync-direct", "sync", True, None),
+]
+#: "-spin": spin up to 10 ms for completions instead of 100 µs (strictly exit-less;
+#: on a 2-core machine the spinner competes with the kernel for the second core).
+_SPIN_US = {"uring-direct-spin": 10_000}
+
+
+def _sqpoll_cpu_seconds() -> float:
+    """CPU seconds of this process's io_uring SQPOLL kernel threads (iou-sqp-*)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if not (task / "comm").read_text().startswith("iou-sqp"):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _run_point(path: str, label: str, backend: str, direct: bool | None, cycles: int | None,
+               segment_size: int, total: int, seal: bool) -> dict[str, object]:
+    spin = _SPIN_US.get(label)
+    opts = make_options(segment_size, backend=backend, direct=direct, ocall_cycles=cycles, queue_depth=8, uring_spin_us=spin)
+    raw = ffi.new("ExitlessStats *")
+    cpu0, sq0, t0 = _cpu_seconds(), _sqpoll_cpu_seconds(), time.perf_counter()
+    raise_for(lib.exitless_bench_write(path.encode(), opts, total, 1 << 20, 1 if seal else 0, raw), path)
+    wall = time.perf_counter() - t0
+    cpu, sq = _cpu_seconds() - cpu0, _sqpoll_cpu_seconds() - sq0
+    st = _stats_dict(raw)
+    gib = total / (1 << 30)
+    exits = int(st["total_exits"])  # type: ignore[call-overload]
+    return {
+        "point": label, "segment_size": segment_size, "sealed": seal, "bytes": total,
+        "gb_per_s": round(total / wall / 1e9, 3),
+        "segments_per_s": round(int(st["segments"]) / wall),  # type: ignore[call-overload]
+        "exits": exits, "exits_per_gib": round(exits / gib, 1),
+        "cpu_s_per_gib": round(cpu / gib, 3), "sqpoll_cpu_s_per_gib": round(sq / gib, 3),
+        "wall_s": round(wall, 3), "direct": st["direct"], "stats": st,
+    }
+
+
+def io_matrix(directory: str, total: int, segment_sizes: list[int], reps: int) -> list[dict[str, object]]:
+    """Every backend at every segment size, sealed and plaintext, one after the other."""
+    rows: list[dict[str, object]] = []
+    path = os.path.join(directory, "exitless-bench-io")
+    for seg in segment_sizes:
+        for label, backend, direct, cycles in IO_POINTS:
+            runs: dict[bool, list[dict[str, object]]] = {True: [], False: []}
+            for _ in range(reps):
+                for seal in (True, False):
+                    runs[seal].append(_run_point(path, label, backend, direct, cycles, seg, total, seal))
+                    os.unlink(path)
+            for seal in (True, False):
+                ordered = sorted(runs[seal], key=lambda r: float(r["gb_per_s"]))  # type: ignore[arg-type]
+                rows.append(ordered[len(ordered) // 2])
+            s, p = rows[-2], rows[-1]
+            s["sealed_vs_plain"] = round(float(s["gb_per_s"]) / float(p["gb_per_s"]), 3)  # type: ignore[arg-type]
+            print(
+                f"{seg:>8} {label:<15} {s['gb_per_s']:>7.2f} {p['gb_per_s']:>7.2f} {s['sealed_vs_plain']:>6.2f} "
+                f"{s['segments_per_s']:>10} {s['exits_per_gib']:>11} {s['cpu_s_per_gib']:>9.2f} {s['sqpoll_cpu_s_per_gib']:>8.2f}"
+                f"  {'O_DIRECT' if s['direct'] else ''}",
+                flush=True,
+            )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m exitless.bench", description=__doc__)
+    p.add_argument("--suite", default="seal,io", help="comma-separated: seal (crypto vs cryptography), io (backend matrix)")
+    p.add_argument("--size-mib", type=int, default=256, help="bytes per seal measurement (default 256 MiB)")
+    p.add_argument("--io-size-mib", type=int, default=1024, help="bytes per IO matrix point (default 1 GiB)")
+    p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
+    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions; the median is reported")
+    p.add_argument("--io-reps", type=int, default=1, help="repetitions per IO matrix point (median)")
+    p.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="directory for the seal suite's file benchmark (default /dev/shm: measures CPU, not the disk)")
+    p.add_argument("--io-dir", default="bench-results", help="directory for the IO matrix (a disk file system, so O_DIRECT applies)")
+    p.add_argument("--out", default="bench-results", help="results directory")
+    p.add_argument("--quick", action="store_true", help="small sizes and fewer repetitions (CI)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.size_mib, a.reps, a.io_size_mib = 32, 2, 32
+    suites = set(a.suite.split(","))
+    segs = [int(s) for s in a.segments.split(",")]
+    outdir = Path(a.out) / time.strftime("%Y%m%dT%H%M%S")
+    outdir.mkdir(parents=True, exist_ok=True)
+    if "seal" in suites:
+        seal_suite(a, segs, outdir)
+    if "io" in suites:
+        Path(a.io_dir).mkdir(parents=True, exist_ok=True)
+        print(f"\nIO matrix: {a.io_size_mib} MiB per point, queue depth 8, 1 MiB writes, in {a.io_dir}")
+        print(f"{'segment':>8} {'backend':<15} {'sealed':>7} {'plain':>7} {'ratio':>6} {'segments/s':>10} {'exits/GiB':>11} {'CPU s/GiB':>9} {'SQ s/GiB':>8}")
+        rows = io_matrix(a.io_dir, a.io_size_mib << 20, segs, a.io_reps)
+        report = {"benchmark": "io", "bytes_per_point": a.io_size_mib << 20, "machine": machine(), "rows": rows}
+        (outdir / "io.json").write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {outdir / 'io.json'}")
     return 0
 
 

@@ -136,6 +136,11 @@ typedef struct {
    */
   int64_t ocall_cycles;
   /**
+   * Microseconds an io_uring stream spins for a completion before blocking (an
+   * exit); -1 takes EXITLESS_URING_SPIN_US or 100.
+   */
+  int64_t uring_spin_us;
+  /**
    * Non-zero: use `fixed_salt` and `fixed_nonce_prefix` instead of fresh randomness.
    * Tests only: streams with the same key, context and randomness share a keystream.
    */
@@ -308,6 +313,12 @@ ExitlessStatus exitless_open_buffer(const uint8_t *key,
 ExitlessStatus exitless_uring_available(void);
 
 /**
+ * Releases pooled backends (io_uring rings with their buffers and SQPOLL
+ * attachment, switchless worker threads). Streams still open keep theirs.
+ */
+void exitless_release_backends(void);
+
+/**
  * Fills `options` with the defaults: AES-256-GCM, 64 KiB segments, no key id, no
  * fsync, backend auto, queue depth 8, O_DIRECT decided by the backend.
  *
@@ -455,5 +466,32 @@ ExitlessStatus exitless_writer_stats(const ExitlessWriter *writer, ExitlessStats
  * `reader` is a live handle; `out` is writable.
  */
 ExitlessStatus exitless_reader_stats(const ExitlessReader *reader, ExitlessStats *out);
+
+/**
+ * Benchmark driver: writes `total` bytes to `path` as a sealed stream (`seal` ≠ 0,
+ * in `chunk`-byte writes) or as plaintext with the same IO pattern (`seal` = 0),
+ * with data generated natively. `*out` gets the stream's counters.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `options` null or readable; `out` writable.
+ */
+ExitlessStatus exitless_bench_write(const char *path,
+                                    const ExitlessOptions *options,
+                                    uint64_t total,
+                                    size_t chunk,
+                                    uint8_t seal,
+                                    ExitlessStats *out);
+
+/**
+ * Benchmark driver: reads a stream written by `exitless_bench_write` (sealed) to
+ * the end in `chunk`-byte reads. `*out` gets the stream's counters.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `options` null or readable; `out` writable.
+ */
+ExitlessStatus exitless_bench_read(const char *path,
+                                   const ExitlessOptions *options,
+                                   size_t chunk,
+                                   ExitlessStats *out);
 
 #endif  /* EXITLESS_H */

@@ -131,3 +131,10 @@ pub extern "C" fn exitless_uring_available() -> ExitlessStatus {
             .map_err(|why| FfiError::new(crate::status::EXITLESS_ERR_IO, why))
     })
 }
+
+/// Releases pooled backends (io_uring rings with their buffers and SQPOLL
+/// attachment, switchless worker threads). Streams still open keep theirs.
+#[no_mangle]
+pub extern "C" fn exitless_release_backends() {
+    exitless_spill::options::clear_pool();
+}

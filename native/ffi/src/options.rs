@@ -45,6 +45,9 @@ pub struct ExitlessOptions {
     pub queue_depth: u32,
     /// Modeled cycles per enclave exit (ocall, switchless); -1 takes EXITLESS_OCALL_CYCLES or 8200.
     pub ocall_cycles: i64,
+    /// Microseconds an io_uring stream spins for a completion before blocking (an
+    /// exit); -1 takes EXITLESS_URING_SPIN_US or 100.
+    pub uring_spin_us: i64,
     /// Non-zero: use `fixed_salt` and `fixed_nonce_prefix` instead of fresh randomness.
     /// Tests only: streams with the same key, context and randomness share a keystream.
     pub insecure_fixed_randomness: u8,
@@ -118,6 +121,7 @@ pub(crate) const DEFAULT_OPTIONS: ExitlessOptions = ExitlessOptions {
     direct: -1,
     queue_depth: 8,
     ocall_cycles: -1,
+    uring_spin_us: -1,
     insecure_fixed_randomness: 0,
     fixed_salt: [0; 32],
     fixed_nonce_prefix: [0; 7],
@@ -172,8 +176,14 @@ pub(crate) fn spill_options(options: &ExitlessOptions) -> FfiResult<SpillOptions
         c if c >= 0 => ocall_model.cycles_per_exit = c as u64,
         c => return Err(FfiError::invalid(format!("ocall_cycles must be >= 0 or -1, got {c}"))),
     }
+    let uring_spin = match options.uring_spin_us {
+        -1 => None,
+        us if us >= 0 => Some(std::time::Duration::from_micros(us as u64)),
+        us => return Err(FfiError::invalid(format!("uring_spin_us must be >= 0 or -1, got {us}"))),
+    };
     Ok(SpillOptions {
         params: params(options)?,
+        uring_spin,
         backend,
         queue_depth: options.queue_depth as usize,
         direct,
@@ -184,7 +194,7 @@ pub(crate) fn spill_options(options: &ExitlessOptions) -> FfiResult<SpillOptions
     })
 }
 
-pub(crate) fn stats(s: StreamStats, backend: BackendKind, direct: bool) -> ExitlessStats {
+pub(crate) fn stats(s: StreamStats, backend: BackendKind) -> ExitlessStats {
     ExitlessStats {
         exits: s.io.exits,
         syscalls: s.io.syscalls,
@@ -199,7 +209,7 @@ pub(crate) fn stats(s: StreamStats, backend: BackendKind, direct: bool) -> Exitl
         segments: s.segments,
         plaintext_bytes: s.plaintext_bytes,
         backend: BACKENDS.iter().find(|(_, k)| *k == backend).map_or(EXITLESS_BACKEND_AUTO, |(id, _)| *id),
-        direct: u8::from(direct),
+        direct: u8::from(s.direct),
     }
 }
 

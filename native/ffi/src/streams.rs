@@ -248,7 +248,7 @@ pub unsafe extern "C" fn exitless_writer_stats(
     guard(|| {
         // SAFETY: contract above.
         let w = lock(&unsafe { handle(writer, "writer") }?.0);
-        let s = stats(w.stats(), w.backend_kind(), w.is_direct());
+        let s = stats(w.stats(), w.backend_kind());
         drop(w);
         // SAFETY: contract above.
         unsafe { put(out, s, "out") }
@@ -267,9 +267,62 @@ pub unsafe extern "C" fn exitless_reader_stats(
     guard(|| {
         // SAFETY: contract above.
         let r = lock(&unsafe { handle(reader, "reader") }?.0);
-        let s = stats(r.stats(), r.backend_kind(), r.is_direct());
+        let s = stats(r.stats(), r.backend_kind());
         drop(r);
         // SAFETY: contract above.
         unsafe { put(out, s, "out") }
+    })
+}
+
+/// Benchmark driver: writes `total` bytes to `path` as a sealed stream (`seal` ≠ 0,
+/// in `chunk`-byte writes) or as plaintext with the same IO pattern (`seal` = 0),
+/// with data generated natively. `*out` gets the stream's counters.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `options` null or readable; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_bench_write(
+    path: *const c_char,
+    options: *const ExitlessOptions,
+    total: u64,
+    chunk: usize,
+    seal: u8,
+    out: *mut ExitlessStats,
+) -> ExitlessStatus {
+    guard(|| {
+        // SAFETY: contract above.
+        let (path, opts) = unsafe { (self::path(path)?, read_options(options)) };
+        let spill = spill_options(&opts)?;
+        let kind = spill.backend.resolve()?;
+        let s = if seal != 0 {
+            exitless_spill::bench::sealed_write(path, &spill, total, chunk)?
+        } else {
+            exitless_spill::bench::plain_write(path, &spill, total)?
+        };
+        // SAFETY: contract above.
+        unsafe { put(out, stats(s, kind), "out") }
+    })
+}
+
+/// Benchmark driver: reads a stream written by `exitless_bench_write` (sealed) to
+/// the end in `chunk`-byte reads. `*out` gets the stream's counters.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `options` null or readable; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_bench_read(
+    path: *const c_char,
+    options: *const ExitlessOptions,
+    chunk: usize,
+    out: *mut ExitlessStats,
+) -> ExitlessStatus {
+    guard(|| {
+        // SAFETY: contract above.
+        let (path, opts) = unsafe { (self::path(path)?, read_options(options)) };
+        let spill = spill_options(&opts)?;
+        let kind = spill.backend.resolve()?;
+        let s = exitless_spill::bench::sealed_read(path, &spill, chunk)?;
+        // SAFETY: contract above.
+        unsafe { put(out, stats(s, kind), "out") }
     })
 }

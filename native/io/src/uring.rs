@@ -44,13 +44,16 @@ pub struct UringConfig {
 }
 
 impl UringConfig {
-    /// Defaults: SQPOLL with 1 s idle, 10 ms spin, O_DIRECT. The spin is long on
-    /// purpose: inside an enclave, blocking in the kernel is an exit, while a disk
-    /// write with others queued ahead of it can take a millisecond or more.
-    /// `EXITLESS_URING_SPIN_US` overrides it.
+    /// Defaults: SQPOLL with 1 s idle, O_DIRECT, and a 100 µs spin before blocking
+    /// (`EXITLESS_URING_SPIN_US` overrides it). Inside an enclave a block is an exit,
+    /// so with spare cores a longer spin (10 ms) keeps even IO-bound streams
+    /// exit-less; on a 2-core machine a long spin starves the kernel work that
+    /// completes the IO (see docs/BENCHMARKS.md).
     pub fn new(depth: usize, buffer_len: usize) -> Self {
-        let spin_us =
-            std::env::var("EXITLESS_URING_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let spin_us = std::env::var("EXITLESS_URING_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_SPIN_US);
         Self {
             depth,
             buffer_len,
@@ -61,6 +64,9 @@ impl UringConfig {
         }
     }
 }
+
+/// Default spin before `wait` blocks, in microseconds.
+pub const DEFAULT_SPIN_US: u64 = 100;
 
 #[derive(Clone, Copy, Debug)]
 struct Op {

@@ -13,8 +13,10 @@
 //! - [`writer`]: the [`SpillWriter`].
 //! - [`reader`]: the [`SpillReader`].
 //! - [`error`]: [`SpillError`], which keeps the format's error classes apart from IO errors.
+//! - [`bench`]: benchmark drivers (sealed and plaintext streams with one IO pattern).
 //! - [`stats`]: [`StreamStats`], what a stream did (backend counters plus its own calls).
 
+pub mod bench;
 pub mod error;
 pub mod options;
 pub mod reader;

@@ -69,6 +69,9 @@ pub struct SpillOptions {
     pub sync: bool,
     /// The OCALL cost model for the ocall and switchless backends.
     pub ocall_model: OcallModel,
+    /// How long an io_uring stream spins for a completion before blocking (an exit);
+    /// `None`: `EXITLESS_URING_SPIN_US` or 100 µs.
+    pub uring_spin: Option<std::time::Duration>,
     /// Fixed salt and nonce prefix instead of fresh randomness. Only for tests and
     /// test vectors: two streams with the same key, context and randomness share a
     /// keystream.
@@ -84,6 +87,7 @@ impl Default for SpillOptions {
             direct: None,
             sync: false,
             ocall_model: OcallModel::from_env(),
+            uring_spin: None,
             insecure_fixed_randomness: None,
         }
     }
@@ -92,7 +96,7 @@ impl Default for SpillOptions {
 /// Direct IO needs block-aligned offsets and lengths: segment sizes that are whole pages.
 pub(crate) const DIRECT_ALIGN: u64 = 4096;
 
-type PoolKey = (BackendKind, usize, usize, u64, bool);
+type PoolKey = (BackendKind, usize, usize, u64, bool, Option<std::time::Duration>);
 
 static POOL: Mutex<Vec<(PoolKey, Box<dyn Backend>)>> = Mutex::new(Vec::new());
 const POOL_MAX: usize = 64;
@@ -133,11 +137,12 @@ pub(crate) fn checkout(
     buffer_len: usize,
     direct: bool,
     model: &OcallModel,
+    uring_spin: Option<std::time::Duration>,
 ) -> SpillResult<PooledBackend> {
     if !(1..=1024).contains(&depth) {
         return Err(SpillError::InvalidArgument(format!("queue depth must be 1 to 1024, got {depth}")));
     }
-    let key = (kind, depth, buffer_len, model.cycles_per_exit, direct);
+    let key = (kind, depth, buffer_len, model.cycles_per_exit, direct, uring_spin);
     {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = pool.iter().position(|(k, _)| *k == key) {
@@ -149,6 +154,9 @@ pub(crate) fn checkout(
         BackendKind::Uring => {
             let mut config = UringConfig::new(depth, buffer_len);
             config.direct = direct;
+            if let Some(spin) = uring_spin {
+                config.spin = spin;
+            }
             UringBackend::new(config).map(|b| Box::new(b) as Box<dyn Backend>)
         }
         BackendKind::Ocall => OcallBackend::new(depth, buffer_len, *model).map(|b| Box::new(b) as _),

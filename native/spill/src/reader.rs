@@ -76,7 +76,14 @@ impl SpillReader {
         let seg = (layout.segment_size() as u64).min(file_len) as usize;
         let buffer_len =
             if direct { (seg as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize } else { seg };
-        let mut backend = checkout(kind, options.queue_depth, buffer_len, direct, &options.ocall_model)?;
+        let mut backend = checkout(
+            kind,
+            options.queue_depth,
+            buffer_len,
+            direct,
+            &options.ocall_model,
+            options.uring_spin,
+        )?;
         let base = backend.get().counters();
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
         let depth = backend.get().depth();
@@ -322,6 +329,7 @@ impl SpillReader {
             stream_syscalls: self.stream_syscalls,
             segments: self.segments,
             plaintext_bytes: self.plaintext_bytes,
+            direct: self.direct,
         }
     }
 }

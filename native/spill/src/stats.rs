@@ -14,6 +14,8 @@ pub struct StreamStats {
     pub segments: u64,
     /// Plaintext bytes written or read.
     pub plaintext_bytes: u64,
+    /// Whether the file was opened with O_DIRECT.
+    pub direct: bool,
 }
 
 impl StreamStats {

@@ -39,9 +39,14 @@ pub struct SpillWriter {
     in_flight: Vec<Option<u64>>,
     done: Vec<Completion>,
     stream_syscalls: u64,
+    /// Bytes reserved with fallocate (direct IO only; `u64::MAX` when unsupported).
+    allocated: u64,
     sync: bool,
     state: State,
 }
+
+/// How far ahead a direct writer reserves space.
+const PREALLOCATE_STEP: u64 = 64 << 20;
 
 fn fresh_randomness() -> SpillResult<([u8; 32], [u8; 7])> {
     let mut salt = [0u8; 32];
@@ -62,18 +67,12 @@ pub(crate) fn open_file(
     segment_size: Option<u32>,
 ) -> SpillResult<(File, bool, u64)> {
     let aligned = segment_size.is_none_or(|s| u64::from(s) % DIRECT_ALIGN == 0);
-    if want == Some(true) && kind != BackendKind::Uring {
-        return Err(SpillError::InvalidArgument(format!(
-            "{path}: direct IO needs the uring backend, not {}",
-            kind.name()
-        )));
-    }
     if want == Some(true) && !aligned {
         return Err(SpillError::InvalidArgument(format!(
             "{path}: direct IO needs a segment size that is a multiple of 4096"
         )));
     }
-    let try_direct = kind == BackendKind::Uring && want != Some(false) && aligned;
+    let try_direct = want == Some(true) || (kind == BackendKind::Uring && want.is_none() && aligned);
     let open = |direct: bool| {
         let mut o = OpenOptions::new();
         if write {
@@ -117,6 +116,7 @@ impl SpillWriter {
             layout.segment_size() as usize,
             direct,
             &options.ocall_model,
+            options.uring_spin,
         )?;
         let base = backend.get().counters();
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
@@ -138,6 +138,7 @@ impl SpillWriter {
             in_flight: vec![None; depth],
             done: Vec::with_capacity(depth),
             stream_syscalls: calls,
+            allocated: 0,
             sync: options.sync,
             state: State::Open,
         })
@@ -241,6 +242,9 @@ impl SpillWriter {
         };
         let offset = if self.index == 0 { 0 } else { self.layout.offset(self.index) };
         let fd = self.file.as_raw_fd();
+        if self.direct && offset + pad_to as u64 > self.allocated {
+            self.preallocate(offset + pad_to as u64)?;
+        }
         if let Err(e) = self.backend.get().write(slot, fd, offset, &self.slot[..len], pad_to) {
             let what = format!("cannot write segment {} of", self.index);
             return Err(self.fail(SpillError::io(&e, &what, &self.path)));
@@ -249,6 +253,31 @@ impl SpillWriter {
         self.index += 1;
         self.filled = 0;
         Ok(())
+    }
+
+    /// Direct writes that extend a file are serialized by the file system (each one
+    /// changes its size); writes into preallocated space run in parallel. So a direct
+    /// writer reserves space ahead in large steps (one syscall per step) and trims the
+    /// file to its exact length when it finishes. An unfinished file keeps the zeros,
+    /// so it never reads back as a whole stream.
+    fn preallocate(&mut self, needed: u64) -> SpillResult {
+        let step = PREALLOCATE_STEP.max(u64::from(self.layout.segment_size()) * 8);
+        let target = needed.div_ceil(step) * step;
+        self.stream_syscalls += 1;
+        // SAFETY: fallocate on a file descriptor we own; no memory is passed.
+        let rc = unsafe {
+            libc::fallocate(self.file.as_raw_fd(), 0, self.allocated as i64, (target - self.allocated) as i64)
+        };
+        if rc == 0 {
+            self.allocated = target;
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
+            self.allocated = u64::MAX; // the file system cannot: write without reserving
+            return Ok(());
+        }
+        Err(self.fail(SpillError::io(&err, "cannot reserve space for", &self.path)))
     }
 
     /// Seals the final segment, waits for every write, trims direct-IO padding and
@@ -261,7 +290,7 @@ impl SpillWriter {
             self.wait_some()?;
         }
         let file_len = self.layout.sealed_len(self.written).expect("checked while writing");
-        if self.direct && file_len % DIRECT_ALIGN != 0 {
+        if self.direct && (file_len % DIRECT_ALIGN != 0 || self.allocated != u64::MAX) {
             self.stream_syscalls += 1;
             if let Err(e) = self.file.set_len(file_len) {
                 return Err(self.fail(SpillError::io(&e, "cannot trim", &self.path)));
@@ -300,6 +329,7 @@ impl SpillWriter {
             stream_syscalls: self.stream_syscalls,
             segments,
             plaintext_bytes: self.written,
+            direct: self.direct,
         }
     }
 
