@@ -269,18 +269,19 @@ def io_matrix(directory: str, total: int, segment_sizes: list[int], reps: int) -
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m exitless.bench", description=__doc__)
     p.add_argument("--suite", default="seal,io", help="comma-separated: seal (crypto vs cryptography), io (backend matrix)")
-    p.add_argument("--size-mib", type=int, default=256, help="bytes per seal measurement (default 256 MiB)")
-    p.add_argument("--io-size-mib", type=int, default=1024, help="bytes per IO matrix point (default 1 GiB)")
+    p.add_argument("--size-mib", type=int, help="MiB per seal measurement (default 256; 32 with --quick)")
+    p.add_argument("--io-size-mib", type=int, help="MiB per IO matrix point (default 1024; 32 with --quick)")
     p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
-    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions; the median is reported")
+    p.add_argument("--reps", type=int, help="interleaved repetitions, median reported (default 5; 2 with --quick)")
     p.add_argument("--io-reps", type=int, default=1, help="repetitions per IO matrix point (median)")
     p.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="directory for the seal suite's file benchmark (default /dev/shm: measures CPU, not the disk)")
     p.add_argument("--io-dir", default="bench-results", help="directory for the IO matrix (a disk file system, so O_DIRECT applies)")
     p.add_argument("--out", default="bench-results", help="results directory")
     p.add_argument("--quick", action="store_true", help="small sizes and fewer repetitions (CI)")
     a = p.parse_args(argv)
-    if a.quick:
-        a.size_mib, a.reps, a.io_size_mib = 32, 2, 32
+    a.size_mib = a.size_mib or (32 if a.quick else 256)
+    a.io_size_mib = a.io_size_mib or (32 if a.quick else 1024)
+    a.reps = a.reps or (2 if a.quick else 5)
     suites = set(a.suite.split(","))
     segs = [int(s) for s in a.segments.split(",")]
     outdir = Path(a.out) / time.strftime("%Y%m%dT%H%M%S")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 from typing import Literal, overload
 
@@ -76,6 +77,15 @@ def backends() -> dict[str, dict[str, object]]:
     return out
 
 
+def _caller_stacklevel() -> int:
+    """The stacklevel that makes a warning point at the first frame outside exitless."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package_dir:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _resolve_backend(backend: str) -> str:
     global _auto_warned
     if not isinstance(backend, str) or backend not in _BACKEND_IDS:
@@ -87,7 +97,7 @@ def _resolve_backend(backend: str) -> str:
         if reason is None:
             return "uring"
         if not _auto_warned:
-            warnings.warn(f"exitless: io_uring unavailable ({reason}); using the sync backend", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"exitless: io_uring unavailable ({reason}); using the sync backend", RuntimeWarning, stacklevel=_caller_stacklevel())
             _auto_warned = True
         return "sync"
     return backend

@@ -261,23 +261,33 @@ impl SpillWriter {
     /// file to its exact length when it finishes. An unfinished file keeps the zeros,
     /// so it never reads back as a whole stream.
     fn preallocate(&mut self, needed: u64) -> SpillResult {
-        let step = PREALLOCATE_STEP.max(u64::from(self.layout.segment_size()) * 8);
-        let target = needed.div_ceil(step) * step;
-        self.stream_syscalls += 1;
-        // SAFETY: fallocate on a file descriptor we own; no memory is passed.
-        let rc = unsafe {
-            libc::fallocate(self.file.as_raw_fd(), 0, self.allocated as i64, (target - self.allocated) as i64)
-        };
-        if rc == 0 {
-            self.allocated = target;
-            return Ok(());
+        // Grow geometrically (small spill files reserve little), at most 64 MiB a step.
+        let step = self.allocated.clamp(u64::from(self.layout.segment_size()) * 8, PREALLOCATE_STEP);
+        let target = needed.max(self.allocated + step);
+        for goal in [target, needed] {
+            self.stream_syscalls += 1;
+            // SAFETY: fallocate on a file descriptor we own; no memory is passed.
+            let rc = unsafe {
+                libc::fallocate(
+                    self.file.as_raw_fd(),
+                    0,
+                    self.allocated as i64,
+                    (goal - self.allocated) as i64,
+                )
+            };
+            if rc == 0 {
+                self.allocated = goal;
+                return Ok(());
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::ENOSPC) {
+                break;
+            }
         }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
-            self.allocated = u64::MAX; // the file system cannot: write without reserving
-            return Ok(());
-        }
-        Err(self.fail(SpillError::io(&err, "cannot reserve space for", &self.path)))
+        // No room to reserve ahead (or no support for it): write without reserving;
+        // a write that truly does not fit reports ENOSPC itself.
+        self.allocated = u64::MAX;
+        Ok(())
     }
 
     /// Seals the final segment, waits for every write, trims direct-IO padding and
@@ -290,7 +300,7 @@ impl SpillWriter {
             self.wait_some()?;
         }
         let file_len = self.layout.sealed_len(self.written).expect("checked while writing");
-        if self.direct && (file_len % DIRECT_ALIGN != 0 || self.allocated != u64::MAX) {
+        if self.direct && (file_len % DIRECT_ALIGN != 0 || self.allocated > file_len) {
             self.stream_syscalls += 1;
             if let Err(e) = self.file.set_len(file_len) {
                 return Err(self.fail(SpillError::io(&e, "cannot trim", &self.path)));

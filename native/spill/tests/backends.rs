@@ -117,9 +117,9 @@ fn uring_steady_state_makes_almost_no_exits() {
     let mut opts = options(BackendKind::Uring, 4096);
     opts.queue_depth = 8;
     opts.direct = Some(false);
-    // Spin up to 10 ms for a completion instead of blocking: the configuration for
+    // Spin up to 100 ms for a completion instead of blocking: the configuration for
     // strictly exit-less streams (the default, 100 µs, suits 2-core machines).
-    opts.uring_spin = Some(std::time::Duration::from_millis(10));
+    opts.uring_spin = Some(std::time::Duration::from_millis(100));
     let pt = data(4012 + 19_999 * 4080);
     write(&path, &opts, &pt[..100_000], 65536); // warm-up: ring set up, SQPOLL thread awake
     let s = write(&path, &opts, &pt, 1 << 20);
