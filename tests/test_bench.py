@@ -28,7 +28,7 @@ def test_quick_io_matrix_json(tmp_path: Path) -> None:
     for field in ("cpu", "cpu_flags", "cores", "kernel", "commit"):
         assert field in report["machine"]
     rows = {(r["point"], r["sealed"]): r for r in report["rows"]}
-    labels = {"uring-direct", "uring-direct-spin", "uring-buffered", "switchless", "ocall-8200", "ocall-17000",
+    labels = {"uring-direct", "uring-direct-spin", "uring-buffered", "switchless", "switchless-direct", "ocall-8200", "ocall-17000",
               "ocall-8200-direct", "sync", "sync-direct"}
     assert {p for p, _ in rows} == labels
     for r in report["rows"]:

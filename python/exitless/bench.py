@@ -188,6 +188,7 @@ IO_POINTS: list[tuple[str, str, bool | None, int | None]] = [
     ("uring-direct-spin", "uring", True, None),
     ("uring-buffered", "uring", False, None),
     ("switchless", "switchless", None, 8200),
+    ("switchless-direct", "switchless", True, 8200),
     ("ocall-8200", "ocall", None, 8200),
     ("ocall-17000", "ocall", None, 17000),
     ("ocall-8200-direct", "ocall", True, 8200),
@@ -220,9 +221,9 @@ def _cpu_seconds() -> float:
 
 
 def _run_point(path: str, label: str, backend: str, direct: bool | None, cycles: int | None,
-               segment_size: int, total: int, seal: bool) -> dict[str, object]:
+               segment_size: int, total: int, seal: bool, queue_depth: int = 8) -> dict[str, object]:
     spin = _SPIN_US.get(label)
-    opts = make_options(segment_size, backend=backend, direct=direct, ocall_cycles=cycles, queue_depth=8, uring_spin_us=spin)
+    opts = make_options(segment_size, backend=backend, direct=direct, ocall_cycles=cycles, queue_depth=queue_depth, uring_spin_us=spin)
     raw = ffi.new("ExitlessStats *")
     cpu0, sq0, t0 = _cpu_seconds(), _sqpoll_cpu_seconds(), time.perf_counter()
     raise_for(lib.exitless_bench_write(path.encode(), opts, total, 1 << 20, 1 if seal else 0, raw), path)
@@ -241,7 +242,7 @@ def _run_point(path: str, label: str, backend: str, direct: bool | None, cycles:
     }
 
 
-def io_matrix(directory: str, total: int, segment_sizes: list[int], reps: int) -> list[dict[str, object]]:
+def io_matrix(directory: str, total: int, segment_sizes: list[int], reps: int, queue_depth: int = 8) -> list[dict[str, object]]:
     """Every backend at every segment size, sealed and plaintext, one after the other."""
     rows: list[dict[str, object]] = []
     path = os.path.join(directory, "exitless-bench-io")
@@ -250,7 +251,7 @@ def io_matrix(directory: str, total: int, segment_sizes: list[int], reps: int) -
             runs: dict[bool, list[dict[str, object]]] = {True: [], False: []}
             for _ in range(reps):
                 for seal in (True, False):
-                    runs[seal].append(_run_point(path, label, backend, direct, cycles, seg, total, seal))
+                    runs[seal].append(_run_point(path, label, backend, direct, cycles, seg, total, seal, queue_depth))
                     os.unlink(path)
             for seal in (True, False):
                 ordered = sorted(runs[seal], key=lambda r: float(r["gb_per_s"]))  # type: ignore[arg-type]
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
     p.add_argument("--reps", type=int, help="interleaved repetitions, median reported (default 5; 2 with --quick)")
     p.add_argument("--io-reps", type=int, default=1, help="repetitions per IO matrix point (median)")
+    p.add_argument("--queue-depth", type=int, default=8, help="segments in flight per stream in the IO matrix")
+    p.add_argument("--points", help="comma-separated IO matrix points (default: all)")
     p.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="directory for the seal suite's file benchmark (default /dev/shm: measures CPU, not the disk)")
     p.add_argument("--io-dir", default="bench-results", help="directory for the IO matrix (a disk file system, so O_DIRECT applies)")
     p.add_argument("--out", default="bench-results", help="results directory")
@@ -290,10 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         seal_suite(a, segs, outdir)
     if "io" in suites:
         Path(a.io_dir).mkdir(parents=True, exist_ok=True)
-        print(f"\nIO matrix: {a.io_size_mib} MiB per point, queue depth 8, 1 MiB writes, in {a.io_dir}")
+        print(f"\nIO matrix: {a.io_size_mib} MiB per point, queue depth {a.queue_depth}, 1 MiB writes, in {a.io_dir}")
         print(f"{'segment':>8} {'backend':<15} {'sealed':>7} {'plain':>7} {'ratio':>6} {'segments/s':>10} {'exits/GiB':>11} {'CPU s/GiB':>9} {'SQ s/GiB':>8}")
-        rows = io_matrix(a.io_dir, a.io_size_mib << 20, segs, a.io_reps)
-        report = {"benchmark": "io", "bytes_per_point": a.io_size_mib << 20, "machine": machine(), "rows": rows}
+        if a.points:
+            wanted = a.points.split(",")
+            IO_POINTS[:] = [p for p in IO_POINTS if p[0] in wanted]
+        rows = io_matrix(a.io_dir, a.io_size_mib << 20, segs, a.io_reps, a.queue_depth)
+        report = {"benchmark": "io", "bytes_per_point": a.io_size_mib << 20, "queue_depth": a.queue_depth, "machine": machine(), "rows": rows}
         (outdir / "io.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {outdir / 'io.json'}")
     return 0
