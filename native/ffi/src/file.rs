@@ -9,16 +9,6 @@ use exitless_seal::{DataKey, Geometry, Header, Layout, StreamParams, HEADER_LEN}
 
 use crate::status::{FfiError, FfiResult};
 
-/// Fresh salt and nonce prefix from the OS.
-fn fresh_randomness() -> FfiResult<([u8; 32], [u8; 7])> {
-    let mut salt = [0u8; 32];
-    let mut prefix = [0u8; 7];
-    getrandom::getrandom(&mut salt)
-        .and_then(|()| getrandom::getrandom(&mut prefix))
-        .map_err(|e| FfiError::invalid(format!("no randomness from the OS: {e}")))?;
-    Ok((salt, prefix))
-}
-
 /// `pread` until `buf` is full or end of file; returns the bytes read. Retries EINTR.
 fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut done = 0;
@@ -60,7 +50,7 @@ pub(crate) fn seal_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> FfiResult<usize> {
-    let (salt, prefix) = fresh_randomness()?;
+    let (salt, prefix) = exitless_spill::writer::fresh_randomness()?;
     exitless_seal::seal_into(key, params, context, salt, prefix, plaintext, out)
         .map_err(|e| FfiError::seal(&e, "<buffer>"))
 }

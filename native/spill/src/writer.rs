@@ -48,7 +48,8 @@ pub struct SpillWriter {
 /// How far ahead a direct writer reserves space.
 const PREALLOCATE_STEP: u64 = 64 << 20;
 
-fn fresh_randomness() -> SpillResult<([u8; 32], [u8; 7])> {
+/// A fresh salt and nonce prefix from the OS, for a new stream.
+pub fn fresh_randomness() -> SpillResult<([u8; 32], [u8; 7])> {
     let mut salt = [0u8; 32];
     let mut prefix = [0u8; 7];
     getrandom::getrandom(&mut salt)
