@@ -24,6 +24,8 @@ pub enum BackendKind {
     Switchless,
     /// Plain synchronous pread/pwrite, no model.
     Sync,
+    /// Discards writes (benchmarks: sealing throughput without any IO).
+    Null,
 }
 
 impl BackendKind {
@@ -34,6 +36,7 @@ impl BackendKind {
             Self::Ocall => "ocall",
             Self::Switchless => "switchless",
             Self::Sync => "sync",
+            Self::Null => "null",
         }
     }
 }
@@ -115,6 +118,12 @@ pub trait Backend: Send {
     /// appends every completion available to `out`. An error here (not inside a
     /// completion) means the backend itself can no longer be trusted.
     fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()>;
+    /// Appends the completions available now, without waiting. Backends that
+    /// complete at submit (sync, ocall, switchless, null) queue them, so the
+    /// default, `wait`, does not block for them; io_uring overrides it.
+    fn try_wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
+        self.wait(out)
+    }
     /// Operations in flight.
     fn in_flight(&self) -> usize;
     /// Flushes `fd` to stable storage (call after waiting for its writes).

@@ -12,11 +12,16 @@
 //! - [`ocall`]: [`OcallBackend`], today's Occlum hostfs path with modeled exits.
 //! - [`switchless`]: [`SwitchlessBackend`], host worker threads with exit fallback.
 //! - [`sync`]: [`SyncBackend`], plain pread/pwrite, the fallback.
+//! - [`null`]: [`NullBackend`], discards writes (benchmarks without IO).
+//! - [`driver`]: [`IoDriver`], async submit/await over any backend, completions
+//!   delivered by whoever calls `poll` (exitless-rt's vCPUs).
 //! - [`model`]: the OCALL cost model (calibrated TSC spin) shared by ocall and switchless.
 //! - [`probe`]: which backends work on this machine, and why not.
 
 pub mod backend;
+pub mod driver;
 pub mod model;
+pub mod null;
 pub mod ocall;
 pub mod probe;
 pub mod switchless;
@@ -26,7 +31,9 @@ pub mod uring;
 pub mod validate;
 
 pub use backend::{Backend, BackendKind, Completion, Counters, OpKind};
+pub use driver::IoDriver;
 pub use model::OcallModel;
+pub use null::NullBackend;
 pub use ocall::OcallBackend;
 pub use switchless::{SwitchlessBackend, SwitchlessConfig};
 pub use sync::SyncBackend;

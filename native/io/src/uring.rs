@@ -442,6 +442,13 @@ impl Backend for UringBackend {
         }
     }
 
+    fn try_wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
+        self.check_poison()?;
+        self.reap()?;
+        out.append(&mut self.ready);
+        Ok(())
+    }
+
     fn in_flight(&self) -> usize {
         self.table.in_flight()
     }
