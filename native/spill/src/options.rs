@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use exitless_io::{
-    probe, Backend, BackendKind, OcallBackend, OcallModel, SwitchlessBackend, SwitchlessConfig, SyncBackend,
+    probe, Backend, BackendKind, NullBackend, OcallBackend, OcallModel, SwitchlessBackend, SwitchlessConfig, SyncBackend,
     UringBackend, UringConfig,
 };
 use exitless_seal::StreamParams;
@@ -32,6 +32,7 @@ impl BackendChoice {
             "ocall" => Self::Fixed(BackendKind::Ocall),
             "switchless" => Self::Fixed(BackendKind::Switchless),
             "sync" => Self::Fixed(BackendKind::Sync),
+            "null" => Self::Fixed(BackendKind::Null),
             _ => return None,
         })
     }
@@ -165,6 +166,7 @@ pub(crate) fn checkout(
                 .map(|b| Box::new(b) as _)
         }
         BackendKind::Sync => SyncBackend::new(depth, buffer_len).map(|b| Box::new(b) as _),
+        BackendKind::Null => NullBackend::new(depth, buffer_len).map(|b| Box::new(b) as _),
     };
     let backend = made.map_err(|e| SpillError::Io {
         errno: e.raw_os_error().unwrap_or(0),
