@@ -44,8 +44,9 @@ rust-checks:
 	cargo test --workspace --release -q
 	cargo test $(SEAL_PURE) --release -q
 
-nostd-check: ## exitless-seal is #![no_std] + alloc; with pure-rust it needs no C compiler
+nostd-check: ## exitless-seal is #![no_std] + alloc (pure-rust: no C compiler); so is exitless-rt's core without `std`
 	CC=/bin/false cargo check $(SEAL_PURE) --target-dir target/nostd
+	cargo check -p exitless-rt --no-default-features --target-dir target/nostd
 	@! cargo tree $(SEAL_PURE) -e normal,features --prefix none | grep -E '^[a-z0-9_-]+ feature "std"' \
 	  || (echo "a dependency of exitless-seal enables std" && false)
 

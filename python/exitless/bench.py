@@ -269,7 +269,7 @@ def io_matrix(directory: str, total: int, segment_sizes: list[int], reps: int, q
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m exitless.bench", description=__doc__)
-    p.add_argument("--suite", default="seal,io", help="comma-separated: seal (crypto vs cryptography), io (backend matrix)")
+    p.add_argument("--suite", default="seal,io,rt", help="comma-separated: seal (crypto vs cryptography), io (backend matrix), rt (runtime vs tokio and threads; stream scaling over vCPUs)")
     p.add_argument("--size-mib", type=int, help="MiB per seal measurement (default 256; 32 with --quick)")
     p.add_argument("--io-size-mib", type=int, help="MiB per IO matrix point (default 1024; 32 with --quick)")
     p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
@@ -302,7 +302,30 @@ def main(argv: list[str] | None = None) -> int:
         report = {"benchmark": "io", "bytes_per_point": a.io_size_mib << 20, "queue_depth": a.queue_depth, "machine": machine(), "rows": rows}
         (outdir / "io.json").write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {outdir / 'io.json'}")
+    if "rt" in suites:
+        rt_suite(a, outdir)
     return 0
+
+
+def _cargo_json(args: list[str]) -> dict[str, object]:
+    """Runs a Rust benchmark example (release build) and parses the JSON it prints last."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(["cargo", "run", "--release", "-q", *args], cwd=root, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def rt_suite(a: argparse.Namespace, outdir: Path) -> None:
+    """exitless-rt against tokio and OS threads; one sealed stream on 1 vs all vCPUs."""
+    print("\nruntime: exitless-rt vs tokio multi-thread vs OS threads (2 workers), median of 5")
+    rt = _cargo_json(["-p", "exitless-rt", "--example", "rt_bench"])
+    print(json.dumps(rt, indent=1))
+    mib = a.io_size_mib
+    print(f"\nscaling: one {mib} MiB sealed stream, 64 KiB segments, 1 vCPU vs all (null backend, then a file in {a.io_dir})")
+    Path(a.io_dir).mkdir(parents=True, exist_ok=True)
+    scaling = _cargo_json(["-p", "exitless-spill", "--example", "scaling", "--", str(mib), a.io_dir])
+    print(json.dumps(scaling, indent=1))
+    (outdir / "rt.json").write_text(json.dumps({"benchmark": "rt", "machine": machine(), "runtime": rt, "scaling": scaling}, indent=2) + "\n")
+    print(f"wrote {outdir / 'rt.json'}")
 
 
 if __name__ == "__main__":

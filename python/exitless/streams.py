@@ -51,6 +51,7 @@ _BACKEND_IDS = {
     "ocall": lib.EXITLESS_BACKEND_OCALL,
     "switchless": lib.EXITLESS_BACKEND_SWITCHLESS,
     "sync": lib.EXITLESS_BACKEND_SYNC,
+    "null": lib.EXITLESS_BACKEND_NULL,
 }
 _BACKEND_NAMES = {v: k for k, v in _BACKEND_IDS.items()}
 _uring_reason: str | None = None
@@ -114,6 +115,7 @@ def make_options(
     direct: bool | None = None,
     ocall_cycles: int | None = None,
     uring_spin_us: int | None = None,
+    parallel: bool = False,
     _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> ffi.CData:
     """Native stream options, validated with Python errors."""
@@ -146,6 +148,9 @@ def make_options(
     if uring_spin_us is not None and (not isinstance(uring_spin_us, int) or uring_spin_us < 0):
         raise ValueError(f"uring_spin_us must be a non-negative int, got {uring_spin_us!r}")
     opts.uring_spin_us = -1 if uring_spin_us is None else uring_spin_us
+    if parallel not in (True, False):
+        raise TypeError(f"parallel must be True or False, not {parallel!r}")
+    opts.parallel = int(parallel)
     if _insecure_fixed_randomness is not None:
         salt, prefix = _insecure_fixed_randomness
         if len(salt) != 32 or len(prefix) != 7:
@@ -191,6 +196,7 @@ class SealedWriter(io.RawIOBase):
         direct: bool | None = None,
         ocall_cycles: int | None = None,
         uring_spin_us: int | None = None,
+        parallel: bool = False,
         _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
     ) -> None:
         super().__init__()
@@ -201,7 +207,8 @@ class SealedWriter(io.RawIOBase):
         opts = make_options(
             segment_size, algorithm, key.key_id if key_id is None else key_id, sync,
             backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles,
-            uring_spin_us=uring_spin_us, _insecure_fixed_randomness=_insecure_fixed_randomness,
+            uring_spin_us=uring_spin_us, parallel=parallel,
+            _insecure_fixed_randomness=_insecure_fixed_randomness,
         )
         ctx = _context_bytes(context)
         out = ffi.new("ExitlessWriter **")
@@ -526,6 +533,7 @@ def open_spill(
     direct: bool | None = None,
     ocall_cycles: int | None = None,
     uring_spin_us: int | None = None,
+    parallel: bool = False,
     _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> SealedWriter | SealedReader | SealedSpillFile:
     """Open a sealed spill file.
@@ -550,6 +558,10 @@ def open_spill(
       it blocks in the kernel (an exit in an enclave); default
       ``$EXITLESS_URING_SPIN_US`` or 100. With cores to spare, 10000 keeps even
       disk-bound streams exit-less.
+    - ``parallel``: seal large writes on the process-wide runtime's vCPUs
+      (``$EXITLESS_VCPUS``, default one per core), whose vCPUs also poll the
+      stream's IO completions. Off by default: on 2-core machines it does not pay
+      yet (docs/BENCHMARKS.md).
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
@@ -559,7 +571,7 @@ def open_spill(
     }
     writer_options: _Opts = {
         "segment_size": segment_size, "algorithm": algorithm, "key_id": key_id, "sync": sync,
-        "_insecure_fixed_randomness": _insecure_fixed_randomness, **io_options,
+        "parallel": parallel, "_insecure_fixed_randomness": _insecure_fixed_randomness, **io_options,
     }
     normalized = "".join(sorted(mode))
     if normalized == "bw":

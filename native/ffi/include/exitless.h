@@ -47,6 +47,11 @@
 #define EXITLESS_BACKEND_SYNC 4
 
 /**
+ * Backend: discards writes (benchmarks of sealing without IO; nothing can be read back).
+ */
+#define EXITLESS_BACKEND_NULL 5
+
+/**
  * An open sealed reader.
  */
 typedef struct ExitlessReader ExitlessReader;
@@ -140,6 +145,12 @@ typedef struct {
    * exit); -1 takes EXITLESS_URING_SPIN_US or 100.
    */
   int64_t uring_spin_us;
+  /**
+   * Non-zero: seal large writes in parallel on the process-wide runtime
+   * (`EXITLESS_VCPUS` vCPUs, default one per core), whose vCPUs also poll the
+   * stream's IO completions. Zero (the default): everything on the caller's thread.
+   */
+  uint8_t parallel;
   /**
    * Non-zero: use `fixed_salt` and `fixed_nonce_prefix` instead of fresh randomness.
    * Tests only: streams with the same key, context and randomness share a keystream.

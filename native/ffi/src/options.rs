@@ -22,6 +22,8 @@ pub const EXITLESS_BACKEND_OCALL: u8 = 2;
 pub const EXITLESS_BACKEND_SWITCHLESS: u8 = 3;
 /// Backend: plain synchronous pread/pwrite.
 pub const EXITLESS_BACKEND_SYNC: u8 = 4;
+/// Backend: discards writes (benchmarks of sealing without IO; nothing can be read back).
+pub const EXITLESS_BACKEND_NULL: u8 = 5;
 
 /// Options for opening a writer or reader. Start from `exitless_options_default`.
 #[repr(C)]
@@ -48,6 +50,10 @@ pub struct ExitlessOptions {
     /// Microseconds an io_uring stream spins for a completion before blocking (an
     /// exit); -1 takes EXITLESS_URING_SPIN_US or 100.
     pub uring_spin_us: i64,
+    /// Non-zero: seal large writes in parallel on the process-wide runtime
+    /// (`EXITLESS_VCPUS` vCPUs, default one per core), whose vCPUs also poll the
+    /// stream's IO completions. Zero (the default): everything on the caller's thread.
+    pub parallel: u8,
     /// Non-zero: use `fixed_salt` and `fixed_nonce_prefix` instead of fresh randomness.
     /// Tests only: streams with the same key, context and randomness share a keystream.
     pub insecure_fixed_randomness: u8,
@@ -122,6 +128,7 @@ pub(crate) const DEFAULT_OPTIONS: ExitlessOptions = ExitlessOptions {
     queue_depth: 8,
     ocall_cycles: -1,
     uring_spin_us: -1,
+    parallel: 0,
     insecure_fixed_randomness: 0,
     fixed_salt: [0; 32],
     fixed_nonce_prefix: [0; 7],
@@ -148,11 +155,12 @@ pub(crate) fn params(options: &ExitlessOptions) -> FfiResult<StreamParams> {
     Ok(StreamParams { algorithm, segment_size: options.segment_size, key_id })
 }
 
-const BACKENDS: [(u8, BackendKind); 4] = [
+const BACKENDS: [(u8, BackendKind); 5] = [
     (EXITLESS_BACKEND_URING, BackendKind::Uring),
     (EXITLESS_BACKEND_OCALL, BackendKind::Ocall),
     (EXITLESS_BACKEND_SWITCHLESS, BackendKind::Switchless),
     (EXITLESS_BACKEND_SYNC, BackendKind::Sync),
+    (EXITLESS_BACKEND_NULL, BackendKind::Null),
 ];
 
 pub(crate) fn spill_options(options: &ExitlessOptions) -> FfiResult<SpillOptions> {
@@ -184,6 +192,7 @@ pub(crate) fn spill_options(options: &ExitlessOptions) -> FfiResult<SpillOptions
     Ok(SpillOptions {
         params: params(options)?,
         uring_spin,
+        runtime: if options.parallel != 0 { exitless_spill::runtime::global() } else { None },
         backend,
         queue_depth: options.queue_depth as usize,
         direct,

@@ -121,6 +121,19 @@ impl IoDriver {
         Ok(Some(slot))
     }
 
+    /// The outcome of the operation started on `slot`, if it has completed (the slot
+    /// is then free); `None` while it is in flight.
+    pub fn try_finish(&self, slot: usize) -> Option<io::Result<usize>> {
+        let mut inner = self.lock();
+        if !matches!(inner.slots[slot], Slot::Done(_)) {
+            return None;
+        }
+        let Slot::Done(r) = std::mem::replace(&mut inner.slots[slot], Slot::Free) else { unreachable!() };
+        drop(inner);
+        self.wake_slot_waiter();
+        Some(r)
+    }
+
     /// Resolves when the operation started on `slot` completes.
     pub async fn finish(&self, slot: usize) -> io::Result<usize> {
         self.complete(slot, |_| {}).await

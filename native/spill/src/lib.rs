@@ -9,8 +9,11 @@
 //! `queue_depth × segment_size` of backend buffers plus one trusted segment.
 //!
 //! Map of the crate:
+//! - `pipe`: where sealed segments go: straight to the backend, or through an IO
+//!   driver whose completions the runtime's vCPUs poll.
 //! - [`options`]: [`SpillOptions`], [`BackendChoice`], and building a backend.
 //! - [`writer`]: the [`SpillWriter`].
+//! - [`runtime`]: the process-wide runtime, started lazily.
 //! - [`reader`]: the [`SpillReader`].
 //! - [`error`]: [`SpillError`], which keeps the format's error classes apart from IO errors.
 //! - [`bench`]: benchmark drivers (sealed and plaintext streams with one IO pattern).
@@ -19,7 +22,9 @@
 pub mod bench;
 pub mod error;
 pub mod options;
+mod pipe;
 pub mod reader;
+pub mod runtime;
 pub mod stats;
 pub mod writer;
 

@@ -7,8 +7,8 @@
 use std::sync::Mutex;
 
 use exitless_io::{
-    probe, Backend, BackendKind, NullBackend, OcallBackend, OcallModel, SwitchlessBackend, SwitchlessConfig, SyncBackend,
-    UringBackend, UringConfig,
+    probe, Backend, BackendKind, NullBackend, OcallBackend, OcallModel, SwitchlessBackend, SwitchlessConfig,
+    SyncBackend, UringBackend, UringConfig,
 };
 use exitless_seal::StreamParams;
 
@@ -73,6 +73,9 @@ pub struct SpillOptions {
     /// How long an io_uring stream spins for a completion before blocking (an exit);
     /// `None`: `EXITLESS_URING_SPIN_US` or 100 µs.
     pub uring_spin: Option<std::time::Duration>,
+    /// A runtime to seal large writes on in parallel (its vCPUs also poll the
+    /// stream's IO completions); `None`: everything on the caller's thread.
+    pub runtime: Option<exitless_rt::Runtime>,
     /// Fixed salt and nonce prefix instead of fresh randomness. Only for tests and
     /// test vectors: two streams with the same key, context and randomness share a
     /// keystream.
@@ -89,6 +92,7 @@ impl Default for SpillOptions {
             sync: false,
             ocall_model: OcallModel::from_env(),
             uring_spin: None,
+            runtime: None,
             insecure_fixed_randomness: None,
         }
     }
@@ -115,6 +119,24 @@ impl PooledBackend {
 
     pub(crate) fn peek(&self) -> &dyn Backend {
         self.inner.as_deref().expect("present until drop")
+    }
+
+    pub(crate) fn get_opt(&mut self) -> Option<&mut (dyn Backend + 'static)> {
+        self.inner.as_deref_mut()
+    }
+
+    /// Lends the backend out (to an IO driver); [`PooledBackend::put`] returns it.
+    pub(crate) fn take(&mut self) -> Box<dyn Backend> {
+        self.inner.take().expect("present until drop")
+    }
+
+    pub(crate) fn put(&mut self, backend: Box<dyn Backend>) {
+        self.inner = Some(backend);
+    }
+
+    /// Gives up the backend without pooling it.
+    pub(crate) fn forget(&mut self) {
+        self.inner = None;
     }
 }
 

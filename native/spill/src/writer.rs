@@ -5,12 +5,13 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use exitless_io::{BackendKind, Completion};
+use exitless_io::BackendKind;
 use exitless_seal::{DataKey, Encryptor, Layout, HEADER_LEN};
 use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
-use crate::options::{checkout, PooledBackend, SpillOptions, DIRECT_ALIGN};
+use crate::options::{checkout, SpillOptions, DIRECT_ALIGN};
+use crate::pipe::{Pipe, PipeError};
 use crate::stats::{delta, StreamStats};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -25,9 +26,13 @@ pub struct SpillWriter {
     path: String,
     file: File,
     direct: bool,
-    enc: Encryptor,
+    enc: std::sync::Arc<Encryptor>,
     layout: Layout,
-    backend: PooledBackend,
+    pipe: Pipe,
+    kind: BackendKind,
+    /// Trusted buffers for segments sealed in parallel (runtime streams only): two
+    /// sets, so the vCPUs seal one batch while this thread submits the other.
+    batch: [Vec<Zeroizing<Vec<u8>>>; 2],
     /// Backend counters when this stream took the backend.
     base: exitless_io::Counters,
     /// The segment being filled (for segment 0: the header, then plaintext). Trusted.
@@ -35,15 +40,15 @@ pub struct SpillWriter {
     filled: usize,
     index: u64,
     written: u64,
-    /// Segment index each backend slot is writing, if any.
-    in_flight: Vec<Option<u64>>,
-    done: Vec<Completion>,
     stream_syscalls: u64,
     /// Bytes reserved with fallocate (direct IO only; `u64::MAX` when unsupported).
     allocated: u64,
     sync: bool,
     state: State,
 }
+
+/// Plaintext sealed per parallel batch (trusted memory per stream on a runtime).
+const BATCH_BYTES: usize = 4 << 20;
 
 /// How far ahead a direct writer reserves space.
 const PREALLOCATE_STEP: u64 = 64 << 20;
@@ -123,21 +128,24 @@ impl SpillWriter {
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
         let mut slot = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
         slot[..HEADER_LEN].copy_from_slice(enc.header().as_bytes());
-        let depth = backend.get().depth();
+        let pipe = match &options.runtime {
+            Some(rt) if rt.vcpus() > 1 => Pipe::driven(backend, rt.clone()),
+            _ => Pipe::direct(backend),
+        };
         Ok(Self {
             path: path.to_owned(),
             file,
             direct,
-            enc,
+            enc: std::sync::Arc::new(enc),
             layout,
-            backend,
+            pipe,
+            kind,
+            batch: [Vec::new(), Vec::new()],
             base,
             slot,
             filled: 0,
             index: 0,
             written: 0,
-            in_flight: vec![None; depth],
-            done: Vec::with_capacity(depth),
             stream_syscalls: calls,
             allocated: 0,
             sync: options.sync,
@@ -178,6 +186,7 @@ impl SpillWriter {
             let capacity = self.layout.capacity(self.index);
             if self.filled == capacity {
                 self.seal_and_submit(false)?;
+                data = self.seal_batch(data)?;
                 continue;
             }
             let n = data.len().min(capacity - self.filled);
@@ -190,42 +199,130 @@ impl SpillWriter {
         Ok(())
     }
 
-    /// Handles finished writes; an error fails the stream, naming the segment.
-    fn absorb(&mut self) -> SpillResult {
-        let done = std::mem::take(&mut self.done);
-        let mut first_err = None;
-        for c in &done {
-            let segment = self.in_flight[c.slot].take();
-            if let (Err(e), None) = (&c.result, &first_err) {
-                let what = format!("cannot write segment {} of", segment.unwrap_or(u64::MAX));
-                first_err = Some(SpillError::io(e, &what, &self.path));
+    /// On a runtime, seals the full segments at the front of `data` that more data
+    /// follows, in parallel on the vCPUs (while earlier writes are in flight), then
+    /// submits them in order. Returns what is left. Without a runtime, or with less
+    /// than two such segments, returns `data` unchanged.
+    fn seal_batch<'d>(&mut self, data: &'d [u8]) -> SpillResult<&'d [u8]> {
+        let Some(rt) = self.pipe.runtime().cloned() else { return Ok(data) };
+        let p = self.layout.capacity(self.index);
+        let seg = self.layout.segment_size() as usize;
+        let vcpus = rt.vcpus();
+        // Enough work per batch to amortize waking the vCPUs, bounded in memory.
+        let per_batch = (BATCH_BYTES / seg).max(vcpus * 2);
+        let total = (data.len().saturating_sub(1)) / p;
+        if total < 2 {
+            return Ok(data);
+        }
+        let (front, rest) = data.split_at(total * p);
+        let mut free: Vec<Vec<Zeroizing<Vec<u8>>>> = self.batch.iter_mut().map(std::mem::take).collect();
+        let first = self.index;
+        type Sealed = (Vec<Zeroizing<Vec<u8>>>, Result<(), exitless_seal::Error>);
+        let outcome = rt.scope(|s| -> SpillResult {
+            // Up to two batches in flight: the vCPUs seal one while this thread
+            // hands the previous one to the IO pipe.
+            let mut pending: std::collections::VecDeque<(
+                u64,
+                usize,
+                Vec<exitless_rt::ScopedJoinHandle<'_, Sealed>>,
+            )> = std::collections::VecDeque::new();
+            let mut next = 0usize;
+            while next < total || !pending.is_empty() {
+                if next < total && !free.is_empty() {
+                    let count = per_batch.min(total - next);
+                    let mut set = free.pop().expect("checked");
+                    set.resize_with(per_batch.max(set.len()), || Zeroizing::new(vec![0u8; seg]));
+                    let per_task = count.div_ceil(vcpus);
+                    let mut handles = Vec::with_capacity(vcpus);
+                    let mut bufs = set.into_iter();
+                    for t in 0..count.div_ceil(per_task) {
+                        let n = per_task.min(count - t * per_task);
+                        let mine: Vec<_> = bufs.by_ref().take(n).collect();
+                        let start = next + t * per_task;
+                        let pts = &front[start * p..(start + n) * p];
+                        let enc = self.enc.clone();
+                        let index = first + start as u64;
+                        handles.push(s.spawn(async move {
+                            let mut mine = mine;
+                            let mut result = Ok(());
+                            for (k, (buf, pt)) in mine.iter_mut().zip(pts.chunks_exact(p)).enumerate() {
+                                buf[..p].copy_from_slice(pt);
+                                if let Err(e) = enc.seal_in_place(index + k as u64, false, &mut buf[..], p) {
+                                    result = Err(e);
+                                    break;
+                                }
+                            }
+                            (mine, result)
+                        }));
+                    }
+                    let spare: Vec<_> = bufs.collect();
+                    pending.push_back((first + next as u64, count, handles));
+                    next += count;
+                    if !spare.is_empty() {
+                        // Keep the unused buffers with the set that comes back first.
+                        free.push(spare);
+                    }
+                    continue;
+                }
+                let (batch_first, count, handles) = pending.pop_front().expect("loop condition");
+                let mut set = Vec::with_capacity(per_batch);
+                let mut failure = None;
+                for h in handles {
+                    match h.join() {
+                        Ok((bufs, r)) => {
+                            set.extend(bufs);
+                            if let Err(e) = r {
+                                failure.get_or_insert(e);
+                            }
+                        }
+                        Err(exitless_rt::JoinError::Panicked(p)) => std::panic::resume_unwind(p),
+                        Err(e) => panic!("sealing task ended early: {e}"),
+                    }
+                }
+                if let Some(e) = failure {
+                    return Err(self.fail(SpillError::seal(&e, &self.path)));
+                }
+                let sealed = p + exitless_seal::TAG_LEN;
+                for (k, buf) in set.iter().take(count).enumerate() {
+                    self.submit(batch_first + k as u64, &buf[..sealed])?;
+                }
+                free.push(set);
             }
-        }
-        self.done = done;
-        self.done.clear();
-        match first_err {
-            Some(e) => Err(self.fail(e)),
-            None => Ok(()),
-        }
+            Ok(())
+        });
+        // Buffers return to the stream (merged back into two sets).
+        let mut sets = free.into_iter();
+        self.batch = [sets.next().unwrap_or_default(), sets.flatten().collect()];
+        outcome?;
+        self.index += total as u64;
+        self.written += (total * p) as u64;
+        Ok(rest)
     }
 
-    fn wait_some(&mut self) -> SpillResult {
-        let mut done = std::mem::take(&mut self.done);
-        let r = self.backend.get().wait(&mut done);
-        self.done = done;
-        if let Err(e) = r {
-            return Err(self.fail(SpillError::io(&e, "IO backend failed while writing", &self.path)));
-        }
-        self.absorb()
+    /// An IO failure: the stream fails, naming the segment.
+    fn io_failed(&mut self, (e, segment): PipeError) -> SpillError {
+        let what = if segment == u64::MAX {
+            "IO backend failed while writing".to_owned()
+        } else {
+            format!("cannot write segment {segment} of")
+        };
+        self.fail(SpillError::io(&e, &what, &self.path))
     }
 
-    fn free_slot(&mut self) -> SpillResult<usize> {
-        loop {
-            if let Some(s) = self.in_flight.iter().position(Option::is_none) {
-                return Ok(s);
-            }
-            self.wait_some()?;
+    /// Hands sealed segment `index` (with the header in front for segment 0) to the pipe.
+    fn submit(&mut self, index: u64, bytes: &[u8]) -> SpillResult {
+        let len = bytes.len();
+        let pad_to = if self.direct {
+            (len as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize
+        } else {
+            len
+        };
+        let offset = if index == 0 { 0 } else { self.layout.offset(index) };
+        if self.direct && offset + pad_to as u64 > self.allocated {
+            self.preallocate(offset + pad_to as u64)?;
         }
+        let fd = self.file.as_raw_fd();
+        self.pipe.submit(fd, index, offset, bytes, pad_to).map_err(|e| self.io_failed(e))
     }
 
     fn seal_and_submit(&mut self, last: bool) -> SpillResult {
@@ -234,23 +331,10 @@ impl SpillWriter {
             Ok(n) => n,
             Err(e) => return Err(self.fail(SpillError::seal(&e, &self.path))),
         };
-        let slot = self.free_slot()?;
-        let len = base + sealed;
-        let pad_to = if self.direct {
-            (len as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize
-        } else {
-            len
-        };
-        let offset = if self.index == 0 { 0 } else { self.layout.offset(self.index) };
-        let fd = self.file.as_raw_fd();
-        if self.direct && offset + pad_to as u64 > self.allocated {
-            self.preallocate(offset + pad_to as u64)?;
-        }
-        if let Err(e) = self.backend.get().write(slot, fd, offset, &self.slot[..len], pad_to) {
-            let what = format!("cannot write segment {} of", self.index);
-            return Err(self.fail(SpillError::io(&e, &what, &self.path)));
-        }
-        self.in_flight[slot] = Some(self.index);
+        let slot = std::mem::take(&mut self.slot);
+        let submitted = self.submit(self.index, &slot[..base + sealed]);
+        self.slot = slot;
+        submitted?;
         self.index += 1;
         self.filled = 0;
         Ok(())
@@ -297,9 +381,7 @@ impl SpillWriter {
     pub fn finish(&mut self) -> SpillResult {
         self.check_open()?;
         self.seal_and_submit(true)?;
-        while self.in_flight.iter().any(Option::is_some) {
-            self.wait_some()?;
-        }
+        self.pipe.drain().map_err(|e| self.io_failed(e))?;
         let file_len = self.layout.sealed_len(self.written).expect("checked while writing");
         if self.direct && (file_len % DIRECT_ALIGN != 0 || self.allocated > file_len) {
             self.stream_syscalls += 1;
@@ -309,7 +391,7 @@ impl SpillWriter {
         }
         if self.sync {
             let fd = self.file.as_raw_fd();
-            if let Err(e) = self.backend.get().fsync(fd) {
+            if let Err(e) = self.pipe.with_backend(|b| b.fsync(fd)) {
                 return Err(self.fail(SpillError::io(&e, "cannot sync", &self.path)));
             }
         }
@@ -329,39 +411,31 @@ impl SpillWriter {
 
     /// The backend this stream uses.
     pub fn backend_kind(&self) -> exitless_io::BackendKind {
-        self.backend.peek().kind()
+        self.kind
+    }
+
+    /// Whether segments are sealed in parallel on a runtime (whose vCPUs also poll
+    /// this stream's IO completions).
+    pub fn is_parallel(&self) -> bool {
+        self.pipe.runtime().is_some()
     }
 
     /// What this stream did so far.
     pub fn stats(&self) -> StreamStats {
-        let segments = self.index;
         StreamStats {
-            io: delta(self.backend_counters(), self.base),
+            io: delta(self.pipe.counters(), self.base),
             stream_syscalls: self.stream_syscalls,
-            segments,
+            segments: self.index,
             plaintext_bytes: self.written,
             direct: self.direct,
         }
-    }
-
-    fn backend_counters(&self) -> exitless_io::Counters {
-        self.backend.peek().counters()
     }
 }
 
 impl Drop for SpillWriter {
     fn drop(&mut self) {
         // An unfinished writer leaves an incomplete file; its in-flight writes still
-        // complete before the backend is reused.
-        while self.in_flight.iter().any(Option::is_some) && self.backend.get().in_flight() > 0 {
-            let mut done = Vec::new();
-            if self.backend.get().wait(&mut done).is_err() {
-                break;
-            }
-            for c in done {
-                self.in_flight[c.slot] = None;
-            }
-        }
-        self.backend.get().detach();
+        // complete before the backend goes back to the pool.
+        self.pipe.close();
     }
 }
