@@ -26,6 +26,7 @@ def run(size: int, chunk: int, segment_size: int, directory: str | None) -> int:
             for off in range(0, size, chunk):
                 f.write(view[off : off + chunk])
         t_write = time.perf_counter() - t0
+        wstats = f.final_stats
 
         buf = bytearray(chunk)
         ok, pos = True, 0
@@ -53,6 +54,8 @@ def run(size: int, chunk: int, segment_size: int, directory: str | None) -> int:
     gb = size / 1e9
     print(f"exitless main job: sealed spill of {size // MiB} MiB, {segment_size // 1024} KiB segments, {chunk // 1024} KiB writes")
     print(f"  file: {info.file_size} bytes in {info.segments} segments ({info.algorithm}, overhead {info.file_size - size} bytes)")
+    how = f"{wstats['backend']}{', O_DIRECT (disk, not page cache)' if wstats['direct'] else ''}"
+    print(f"  IO backend  : {how}; {wstats['total_exits']} enclave exits for {wstats['segments']} segments")
     print(f"  seal + write: {gb / t_write:6.2f} GB/s  ({t_write:.2f} s)")
     print(f"  read + open : {gb / t_read:6.2f} GB/s  ({t_read:.2f} s)")
     print(f"  round trip  : {'verified byte for byte' if ok else 'MISMATCH'}")
