@@ -17,7 +17,7 @@ use crate::status::{guard, ExitlessStatus, FfiError};
 pub unsafe extern "C" fn exitless_inspect(path: *const c_char, out: *mut ExitlessFileInfo) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let i = file::inspect(unsafe { self::path(path) }?)?;
+        let i = exitless_spill::inspect(unsafe { self::path(path) }?)?;
         let info = ExitlessFileInfo {
             version: i.header.version(),
             algorithm: i.header.algorithm().id(),

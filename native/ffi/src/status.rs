@@ -40,14 +40,6 @@ impl FfiError {
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(EXITLESS_ERR_INVALID_ARGUMENT, message)
     }
-    /// An IO error, naming the operation and the path.
-    pub(crate) fn io(err: &std::io::Error, what: &str, path: &str) -> Self {
-        Self {
-            status: EXITLESS_ERR_IO,
-            errno: err.raw_os_error().unwrap_or(0),
-            message: format!("{what} {path}: {err}"),
-        }
-    }
     /// A format-level error, naming the path.
     pub(crate) fn seal(err: &exitless_seal::Error, path: &str) -> Self {
         let status = match err.kind() {

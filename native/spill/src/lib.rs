@@ -30,6 +30,6 @@ pub mod writer;
 
 pub use error::{SpillError, SpillResult};
 pub use options::{BackendChoice, SpillOptions};
-pub use reader::SpillReader;
+pub use reader::{inspect, Inspection, SpillReader};
 pub use stats::StreamStats;
 pub use writer::SpillWriter;

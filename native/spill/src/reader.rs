@@ -347,6 +347,31 @@ impl Drop for SpillReader {
     }
 }
 
+/// What a sealed file's header and length say, read without a key (nothing is
+/// authenticated).
+pub struct Inspection {
+    /// The parsed header.
+    pub header: Header,
+    /// File length in bytes.
+    pub file_len: u64,
+    /// Where the segments are, as the length implies.
+    pub geometry: Geometry,
+}
+
+/// Header facts of `path` without a key: the same header read and geometry a
+/// reader starts with, stopping before key derivation.
+pub fn inspect(path: &str) -> SpillResult<Inspection> {
+    let file = File::open(path).map_err(|e| SpillError::io(&e, "cannot open", path))?;
+    let file_len = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?.len();
+    let mut start = [0u8; HEADER_LEN];
+    let got =
+        read_at_most(&file, &mut start).map_err(|e| SpillError::io(&e, "cannot read header of", path))?;
+    let header = Header::parse(&start[..got]).map_err(|e| SpillError::seal(&e, path))?;
+    let layout = Layout::new(header.segment_size()).map_err(|e| SpillError::seal(&e, path))?;
+    let geometry = layout.for_file(file_len).map_err(|e| SpillError::seal(&e, path))?;
+    Ok(Inspection { header, file_len, geometry })
+}
+
 /// `pread` from offset 0 until `buf` is full or end of file; retries EINTR.
 fn read_at_most(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut done = 0;
