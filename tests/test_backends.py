@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 from pathlib import Path
 
@@ -157,7 +158,14 @@ def mounted(args: list[str], target: Path):
     try:
         yield target
     finally:
-        u = _run(["umount", str(target)])
+        # io_uring drops a replaced fixed-file reference asynchronously (its SQPOLL
+        # thread puts the old resource node), so the last reference to a file on the
+        # mount can outlive the stream by a few milliseconds: retry for up to 2 s.
+        for _ in range(20):
+            u = _run(["umount", str(target)])
+            if u.returncode == 0:
+                break
+            time.sleep(0.1)
         if u.returncode != 0:
             _run(["umount", "-l", str(target)])
             raise AssertionError(f"umount {target} failed (a file on it still open?): {u.stderr.strip()}")
