@@ -109,6 +109,7 @@ const POOL_MAX: usize = 64;
 /// A backend checked out of the pool (or new); goes back on drop if healthy.
 pub(crate) struct PooledBackend {
     key: PoolKey,
+    /// Always `Some` until drop hands it back.
     inner: Option<Box<dyn Backend>>,
 }
 
@@ -119,24 +120,6 @@ impl PooledBackend {
 
     pub(crate) fn peek(&self) -> &dyn Backend {
         self.inner.as_deref().expect("present until drop")
-    }
-
-    pub(crate) fn get_opt(&mut self) -> Option<&mut (dyn Backend + 'static)> {
-        self.inner.as_deref_mut()
-    }
-
-    /// Lends the backend out (to an IO driver); [`PooledBackend::put`] returns it.
-    pub(crate) fn take(&mut self) -> Box<dyn Backend> {
-        self.inner.take().expect("present until drop")
-    }
-
-    pub(crate) fn put(&mut self, backend: Box<dyn Backend>) {
-        self.inner = Some(backend);
-    }
-
-    /// Gives up the backend without pooling it.
-    pub(crate) fn forget(&mut self) {
-        self.inner = None;
     }
 }
 

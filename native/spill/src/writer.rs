@@ -4,6 +4,8 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::Arc;
 
 use exitless_io::BackendKind;
 use exitless_seal::{DataKey, Encryptor, Layout, HEADER_LEN};
@@ -26,13 +28,15 @@ pub struct SpillWriter {
     path: String,
     file: File,
     direct: bool,
-    enc: std::sync::Arc<Encryptor>,
+    enc: Arc<Encryptor>,
     layout: Layout,
     pipe: Pipe,
     kind: BackendKind,
-    /// Trusted buffers for segments sealed in parallel (runtime streams only): two
-    /// sets, so the vCPUs seal one batch while this thread submits the other.
-    batch: [Vec<Zeroizing<Vec<u8>>>; 2],
+    /// The runtime whose vCPUs help seal (streams on a runtime of two or more vCPUs).
+    sealing: Option<exitless_rt::Runtime>,
+    /// Segments still to seal one at a time: the last parallel batch found the IO
+    /// to be the bottleneck.
+    serial_segments: u64,
     /// Backend counters when this stream took the backend.
     base: exitless_io::Counters,
     /// The segment being filled (for segment 0: the header, then plaintext). Trusted.
@@ -48,7 +52,110 @@ pub struct SpillWriter {
 }
 
 /// Plaintext sealed per parallel batch (trusted memory per stream on a runtime).
-const BATCH_BYTES: usize = 4 << 20;
+const BATCH_BYTES: usize = 2 << 20;
+
+/// Plaintext sealed one segment at a time once a parallel batch found the IO to be
+/// the bottleneck, before trying a parallel batch again.
+const SERIAL_WHILE_IO_BOUND: u64 = 64 << 20;
+
+/// Plaintext per unit of parallel work.
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// Consecutive segments sealed by one worker into one trusted buffer.
+struct Chunk {
+    /// Position of the first segment in the batch's plaintext, in segments.
+    start: usize,
+    count: usize,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+/// Chunk buffers kept between parallel batches and streams: fresh pages cost a lot
+/// to touch first. They hold ciphertext when returned and are wiped when dropped.
+mod chunk_pool {
+    use std::sync::Mutex;
+    use zeroize::Zeroizing;
+
+    /// At most this much trusted memory stays pooled.
+    const KEEP_BYTES: usize = 16 << 20;
+
+    static POOL: Mutex<Vec<Zeroizing<Vec<u8>>>> = Mutex::new(Vec::new());
+
+    /// Up to `count` pooled buffers of exactly `len` bytes.
+    pub(super) fn take(len: usize, count: usize) -> Vec<Zeroizing<Vec<u8>>> {
+        let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = Vec::with_capacity(count);
+        let mut i = 0;
+        while i < pool.len() && out.len() < count {
+            if pool[i].len() == len {
+                out.push(pool.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Returns buffers to the pool, up to [`KEEP_BYTES`] in all.
+    pub(super) fn give(bufs: Vec<Zeroizing<Vec<u8>>>) {
+        let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut kept: usize = pool.iter().map(|b| b.len()).sum();
+        for b in bufs {
+            if kept + b.len() <= KEEP_BYTES {
+                kept += b.len();
+                pool.push(b);
+            }
+        }
+    }
+}
+
+/// One batch of parallel sealing, shared by the writer's thread and the vCPUs.
+/// Workers claim chunks by index from an atomic counter and never wait on each
+/// other: on a VM a thread that sleeps on a contended lock wakes up late.
+struct Batch<'a> {
+    enc: &'a Encryptor,
+    plaintext: &'a [u8],
+    capacity: usize,
+    segment: usize,
+    /// Index of the segment at `plaintext[0]`.
+    first: u64,
+    /// Each chunk behind its own lock, which only the worker that claimed it takes.
+    chunks: Vec<std::sync::Mutex<Chunk>>,
+    claimed: AtomicUsize,
+    sealed: AtomicUsize,
+    error: std::sync::Mutex<Option<exitless_seal::Error>>,
+}
+
+impl Batch<'_> {
+    /// Claims chunks until none are left: copy the plaintext in, seal each segment in place.
+    fn work(&self) {
+        let (p, seg) = (self.capacity, self.segment);
+        loop {
+            let c = self.claimed.fetch_add(1, Relaxed);
+            let Some(chunk) = self.chunks.get(c) else { return };
+            let mut guard = chunk.lock().expect("not poisoned");
+            let chunk = &mut *guard;
+            for k in 0..chunk.count {
+                let at = (chunk.start + k) * p;
+                let buf = &mut chunk.buf[k * seg..(k + 1) * seg];
+                buf[..p].copy_from_slice(&self.plaintext[at..at + p]);
+                let index = self.first + (chunk.start + k) as u64;
+                if let Err(e) = self.enc.seal_in_place(index, false, buf, p) {
+                    self.error.lock().expect("not poisoned").get_or_insert(e);
+                }
+            }
+            drop(guard);
+            self.sealed.fetch_add(1, Release);
+        }
+    }
+
+    /// Waits until every chunk is sealed. Called once all are claimed, so only chunks
+    /// a worker is sealing right now remain: yield the CPU to it rather than sleep.
+    fn wait_sealed(&self) {
+        while self.sealed.load(Acquire) < self.chunks.len() {
+            std::thread::yield_now();
+        }
+    }
+}
 
 /// How far ahead a direct writer reserves space.
 const PREALLOCATE_STEP: u64 = 64 << 20;
@@ -128,19 +235,17 @@ impl SpillWriter {
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
         let mut slot = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
         slot[..HEADER_LEN].copy_from_slice(enc.header().as_bytes());
-        let pipe = match &options.runtime {
-            Some(rt) if rt.vcpus() > 1 => Pipe::driven(backend, rt.clone()),
-            _ => Pipe::direct(backend),
-        };
+        let pipe = Pipe::new(backend);
         Ok(Self {
             path: path.to_owned(),
             file,
             direct,
-            enc: std::sync::Arc::new(enc),
+            enc: Arc::new(enc),
             layout,
             pipe,
             kind,
-            batch: [Vec::new(), Vec::new()],
+            sealing: options.runtime.clone().filter(|rt| rt.vcpus() > 1),
+            serial_segments: 0,
             base,
             slot,
             filled: 0,
@@ -200,103 +305,118 @@ impl SpillWriter {
     }
 
     /// On a runtime, seals the full segments at the front of `data` that more data
-    /// follows, in parallel on the vCPUs (while earlier writes are in flight), then
-    /// submits them in order. Returns what is left. Without a runtime, or with less
-    /// than two such segments, returns `data` unchanged.
+    /// follows, in parallel, then submits them in order. Returns what is left. Without
+    /// a runtime, or with less than two such segments, returns `data` unchanged.
+    ///
+    /// Batches are cut into chunks that this thread and the vCPUs take from a shared
+    /// queue, so the work balances itself: a vCPU that is busy elsewhere (or not
+    /// scheduled at all) just takes fewer chunks. While the vCPUs seal batch k+1, this
+    /// thread submits batch k, then helps with k+1.
     fn seal_batch<'d>(&mut self, data: &'d [u8]) -> SpillResult<&'d [u8]> {
-        let Some(rt) = self.pipe.runtime().cloned() else { return Ok(data) };
+        let Some(rt) = self.sealing.clone() else { return Ok(data) };
+        if self.serial_segments > 0 {
+            // The IO is the bottleneck: extra sealers would only take CPU from it (an
+            // SQPOLL thread, the kernel's IO workers), and batches would let the queue
+            // run dry while they seal. Seal and submit one segment at a time for a
+            // while, as a stream without a runtime does, then measure again.
+            return Ok(data);
+        }
         let p = self.layout.capacity(self.index);
         let seg = self.layout.segment_size() as usize;
-        let vcpus = rt.vcpus();
-        // Enough work per batch to amortize waking the vCPUs, bounded in memory.
-        let per_batch = (BATCH_BYTES / seg).max(vcpus * 2);
         let total = (data.len().saturating_sub(1)) / p;
         if total < 2 {
             return Ok(data);
         }
-        let (front, rest) = data.split_at(total * p);
-        let mut free: Vec<Vec<Zeroizing<Vec<u8>>>> = self.batch.iter_mut().map(std::mem::take).collect();
+        let front = &data[..total * p];
+        // Chunks of at least 256 KiB amortize the queue; batches bound trusted memory.
+        let per_chunk = (CHUNK_BYTES / seg).max(1);
+        let per_batch = per_chunk * (BATCH_BYTES / CHUNK_BYTES);
         let first = self.index;
-        type Sealed = (Vec<Zeroizing<Vec<u8>>>, Result<(), exitless_seal::Error>);
-        let outcome = rt.scope(|s| -> SpillResult {
-            // Up to two batches in flight: the vCPUs seal one while this thread
-            // hands the previous one to the IO pipe.
-            let mut pending: std::collections::VecDeque<(
-                u64,
-                usize,
-                Vec<exitless_rt::ScopedJoinHandle<'_, Sealed>>,
-            )> = std::collections::VecDeque::new();
+        // One helper task per vCPU; this thread works too. Claiming is dynamic, so a
+        // helper that starts late (or never) only means this thread seals more.
+        let helpers = rt.vcpus();
+        // Trusted chunk buffers, up to two batches' worth (the vCPUs seal one while
+        // this thread submits the other), borrowed from the pool for this call only:
+        // an idle stream holds none, so a thousand open streams cost a slot each.
+        let mut free = chunk_pool::take(per_chunk * seg, 2 * per_batch / per_chunk);
+        let enc = self.enc.clone();
+        let outcome = rt.scope(|s| -> SpillResult<usize> {
+            let mut prev: Option<Arc<Batch<'_>>> = None;
             let mut next = 0usize;
-            while next < total || !pending.is_empty() {
-                if next < total && !free.is_empty() {
+            // How long handing the previous batch to the IO took.
+            let mut submitting = None;
+            loop {
+                // No new batch once the IO turned out to be the bottleneck.
+                let current = (next < total && self.serial_segments == 0).then(|| {
                     let count = per_batch.min(total - next);
-                    let mut set = free.pop().expect("checked");
-                    set.resize_with(per_batch.max(set.len()), || Zeroizing::new(vec![0u8; seg]));
-                    let per_task = count.div_ceil(vcpus);
-                    let mut handles = Vec::with_capacity(vcpus);
-                    let mut bufs = set.into_iter();
-                    for t in 0..count.div_ceil(per_task) {
-                        let n = per_task.min(count - t * per_task);
-                        let mine: Vec<_> = bufs.by_ref().take(n).collect();
-                        let start = next + t * per_task;
-                        let pts = &front[start * p..(start + n) * p];
-                        let enc = self.enc.clone();
-                        let index = first + start as u64;
-                        handles.push(s.spawn(async move {
-                            let mut mine = mine;
-                            let mut result = Ok(());
-                            for (k, (buf, pt)) in mine.iter_mut().zip(pts.chunks_exact(p)).enumerate() {
-                                buf[..p].copy_from_slice(pt);
-                                if let Err(e) = enc.seal_in_place(index + k as u64, false, &mut buf[..], p) {
-                                    result = Err(e);
-                                    break;
-                                }
-                            }
-                            (mine, result)
-                        }));
+                    let chunks = (0..count.div_ceil(per_chunk))
+                        .map(|c| {
+                            let n = per_chunk.min(count - c * per_chunk);
+                            let mut buf = free.pop().unwrap_or_default();
+                            buf.resize(per_chunk * seg, 0);
+                            let start = next + c * per_chunk;
+                            std::sync::Mutex::new(Chunk { start, count: n, buf })
+                        })
+                        .collect();
+                    let batch = Arc::new(Batch {
+                        enc: &enc,
+                        plaintext: front,
+                        capacity: p,
+                        segment: seg,
+                        first,
+                        chunks,
+                        claimed: AtomicUsize::new(0),
+                        sealed: AtomicUsize::new(0),
+                        error: std::sync::Mutex::new(None),
+                    });
+                    for _ in 0..helpers {
+                        let b = batch.clone();
+                        drop(s.spawn(async move { b.work() }));
                     }
-                    let spare: Vec<_> = bufs.collect();
-                    pending.push_back((first + next as u64, count, handles));
                     next += count;
-                    if !spare.is_empty() {
-                        // Keep the unused buffers with the set that comes back first.
-                        free.push(spare);
+                    batch
+                });
+                if let Some(batch) = prev.take() {
+                    // Helpers that have not started yet find the queue empty: wait
+                    // only for chunks in progress, never for a vCPU to wake up.
+                    batch.work();
+                    batch.wait_sealed();
+                    if let Some(e) = batch.error.lock().expect("not poisoned").take() {
+                        return Err(self.fail(SpillError::seal(&e, &self.path)));
                     }
-                    continue;
-                }
-                let (batch_first, count, handles) = pending.pop_front().expect("loop condition");
-                let mut set = Vec::with_capacity(per_batch);
-                let mut failure = None;
-                for h in handles {
-                    match h.join() {
-                        Ok((bufs, r)) => {
-                            set.extend(bufs);
-                            if let Err(e) = r {
-                                failure.get_or_insert(e);
-                            }
+                    let sealed = p + exitless_seal::TAG_LEN;
+                    let start = std::time::Instant::now();
+                    for chunk in &batch.chunks {
+                        let mut chunk = chunk.lock().expect("not poisoned");
+                        for k in 0..chunk.count {
+                            let index = first + (chunk.start + k) as u64;
+                            self.submit(index, &chunk.buf[k * seg..k * seg + sealed])?;
                         }
-                        Err(exitless_rt::JoinError::Panicked(p)) => std::panic::resume_unwind(p),
-                        Err(e) => panic!("sealing task ended early: {e}"),
+                        free.push(std::mem::take(&mut chunk.buf));
                     }
+                    submitting = Some(start.elapsed());
                 }
-                if let Some(e) = failure {
-                    return Err(self.fail(SpillError::seal(&e, &self.path)));
+                match current {
+                    Some(batch) => {
+                        let start = std::time::Instant::now();
+                        batch.work();
+                        // IO-bound: handing batch k to the IO took longer than the
+                        // vCPUs needed to seal batch k+1 meanwhile plus what was left
+                        // for this thread.
+                        if submitting.is_some_and(|t| t > start.elapsed()) {
+                            self.serial_segments = SERIAL_WHILE_IO_BOUND / seg as u64;
+                        }
+                        prev = Some(batch);
+                    }
+                    None => return Ok(next),
                 }
-                let sealed = p + exitless_seal::TAG_LEN;
-                for (k, buf) in set.iter().take(count).enumerate() {
-                    self.submit(batch_first + k as u64, &buf[..sealed])?;
-                }
-                free.push(set);
             }
-            Ok(())
         });
-        // Buffers return to the stream (merged back into two sets).
-        let mut sets = free.into_iter();
-        self.batch = [sets.next().unwrap_or_default(), sets.flatten().collect()];
-        outcome?;
-        self.index += total as u64;
-        self.written += (total * p) as u64;
-        Ok(rest)
+        chunk_pool::give(free);
+        let done = outcome?;
+        self.index += done as u64;
+        self.written += (done * p) as u64;
+        Ok(&data[done * p..])
     }
 
     /// An IO failure: the stream fails, naming the segment.
@@ -337,6 +457,7 @@ impl SpillWriter {
         submitted?;
         self.index += 1;
         self.filled = 0;
+        self.serial_segments = self.serial_segments.saturating_sub(1);
         Ok(())
     }
 
@@ -414,10 +535,9 @@ impl SpillWriter {
         self.kind
     }
 
-    /// Whether segments are sealed in parallel on a runtime (whose vCPUs also poll
-    /// this stream's IO completions).
+    /// Whether full segments are sealed in parallel on a runtime's vCPUs.
     pub fn is_parallel(&self) -> bool {
-        self.pipe.runtime().is_some()
+        self.sealing.is_some()
     }
 
     /// What this stream did so far.
