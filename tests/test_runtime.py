@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,44 @@ def test_exitless_vcpus_1_means_sequential(tmp_path: Path) -> None:
     env = dict(os.environ, EXITLESS_VCPUS="1")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f")], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_parallel_is_the_default_and_a_forked_child_starts_its_own_runtime(tmp_path: Path) -> None:
+    """PySpark's daemon forks its workers: a child inherits the runtime but not its
+    vCPU threads, and must neither hang on them nor lose data."""
+    data = _payload(3 << 20)
+    parent = tmp_path / "parent"
+    with exitless.open_spill(parent, "wb", KEY, segment_size=65536) as f:  # starts the runtime
+        f.write(data)
+    # The parallel default writes the same bytes as an explicit parallel=True stream.
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path, options in ((a, {}), (b, {"parallel": True})):
+        with exitless.open_spill(path, "wb", KEY, segment_size=65536,
+                                 _insecure_fixed_randomness=FIXED, **options) as f:
+            f.write(data)
+    assert a.read_bytes() == b.read_bytes()
+    child = tmp_path / "child"
+    pid = os.fork()
+    if pid == 0:  # the child: write a multi-batch stream, read it back, report by exit code
+        code = 1
+        try:
+            with exitless.open_spill(child, "wb", KEY, segment_size=65536) as f:
+                f.write(data)
+            with exitless.open_spill(child, "rb", KEY) as r:
+                code = 0 if r.read() == data else 2
+        finally:
+            os._exit(code)
+    deadline = 60.0
+    start = time.monotonic()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() - start > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung writing a parallel stream")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    with exitless.open_spill(child, "rb", KEY) as r:
+        assert r.read() == data

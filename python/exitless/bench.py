@@ -223,7 +223,8 @@ def _cpu_seconds() -> float:
 def _run_point(path: str, label: str, backend: str, direct: bool | None, cycles: int | None,
                segment_size: int, total: int, seal: bool, queue_depth: int = 8) -> dict[str, object]:
     spin = _SPIN_US.get(label)
-    opts = make_options(segment_size, backend=backend, direct=direct, ocall_cycles=cycles, queue_depth=queue_depth, uring_spin_us=spin)
+    # One stream on one thread: the matrix compares backends, not runtimes.
+    opts = make_options(segment_size, backend=backend, direct=direct, ocall_cycles=cycles, queue_depth=queue_depth, uring_spin_us=spin, parallel=False)
     raw = ffi.new("ExitlessStats *")
     cpu0, sq0, t0 = _cpu_seconds(), _sqpoll_cpu_seconds(), time.perf_counter()
     raise_for(lib.exitless_bench_write(path.encode(), opts, total, 1 << 20, 1 if seal else 0, raw), path)

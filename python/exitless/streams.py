@@ -115,7 +115,7 @@ def make_options(
     direct: bool | None = None,
     ocall_cycles: int | None = None,
     uring_spin_us: int | None = None,
-    parallel: bool = False,
+    parallel: bool = True,
     _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> ffi.CData:
     """Native stream options, validated with Python errors."""
@@ -196,7 +196,7 @@ class SealedWriter(io.RawIOBase):
         direct: bool | None = None,
         ocall_cycles: int | None = None,
         uring_spin_us: int | None = None,
-        parallel: bool = False,
+        parallel: bool = True,
         _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
     ) -> None:
         super().__init__()
@@ -533,7 +533,7 @@ def open_spill(
     direct: bool | None = None,
     ocall_cycles: int | None = None,
     uring_spin_us: int | None = None,
-    parallel: bool = False,
+    parallel: bool = True,
     _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> SealedWriter | SealedReader | SealedSpillFile:
     """Open a sealed spill file.
@@ -558,10 +558,11 @@ def open_spill(
       it blocks in the kernel (an exit in an enclave); default
       ``$EXITLESS_URING_SPIN_US`` or 100. With cores to spare, 10000 keeps even
       disk-bound streams exit-less.
-    - ``parallel``: seal large writes on the process-wide runtime's vCPUs
-      (``$EXITLESS_VCPUS``, default one per core), whose vCPUs also poll the
-      stream's IO completions. Off by default: on 2-core machines it does not pay
-      yet (docs/BENCHMARKS.md).
+    - ``parallel``: seal writes of two or more segments on the calling thread and
+      the process-wide runtime's vCPUs together (``$EXITLESS_VCPUS``, default one
+      per core; the runtime starts on first use). A stream whose IO is the
+      bottleneck seals on the calling thread alone. ``False`` keeps everything on
+      the calling thread.
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")

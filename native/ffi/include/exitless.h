@@ -146,9 +146,10 @@ typedef struct {
    */
   int64_t uring_spin_us;
   /**
-   * Non-zero: seal large writes in parallel on the process-wide runtime
-   * (`EXITLESS_VCPUS` vCPUs, default one per core), whose vCPUs also poll the
-   * stream's IO completions. Zero (the default): everything on the caller's thread.
+   * Non-zero (the default): writes of two or more segments are sealed by the
+   * calling thread and the process-wide runtime's vCPUs together (`EXITLESS_VCPUS`
+   * vCPUs, default one per core, started on first use); a stream whose IO is the
+   * bottleneck seals on the calling thread alone. Zero: everything on the caller's thread.
    */
   uint8_t parallel;
   /**

@@ -50,9 +50,10 @@ pub struct ExitlessOptions {
     /// Microseconds an io_uring stream spins for a completion before blocking (an
     /// exit); -1 takes EXITLESS_URING_SPIN_US or 100.
     pub uring_spin_us: i64,
-    /// Non-zero: seal large writes in parallel on the process-wide runtime
-    /// (`EXITLESS_VCPUS` vCPUs, default one per core), whose vCPUs also poll the
-    /// stream's IO completions. Zero (the default): everything on the caller's thread.
+    /// Non-zero (the default): writes of two or more segments are sealed by the
+    /// calling thread and the process-wide runtime's vCPUs together (`EXITLESS_VCPUS`
+    /// vCPUs, default one per core, started on first use); a stream whose IO is the
+    /// bottleneck seals on the calling thread alone. Zero: everything on the caller's thread.
     pub parallel: u8,
     /// Non-zero: use `fixed_salt` and `fixed_nonce_prefix` instead of fresh randomness.
     /// Tests only: streams with the same key, context and randomness share a keystream.
@@ -128,7 +129,7 @@ pub(crate) const DEFAULT_OPTIONS: ExitlessOptions = ExitlessOptions {
     queue_depth: 8,
     ocall_cycles: -1,
     uring_spin_us: -1,
-    parallel: 0,
+    parallel: 1,
     insecure_fixed_randomness: 0,
     fixed_salt: [0; 32],
     fixed_nonce_prefix: [0; 7],

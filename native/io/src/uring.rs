@@ -12,7 +12,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
@@ -99,9 +99,21 @@ pub struct UringBackend {
 
 /// The process-wide SQPOLL anchor ring other rings attach to. Kept for the life of
 /// the process; `None` when it could not be created (then rings stand alone).
+///
+/// A forked child makes its own: the inherited anchor's SQPOLL thread belongs to
+/// the parent and ends with it. The inherited ring is leaked, not closed, so the
+/// parent's keeps working.
 fn anchor_fd() -> Option<RawFd> {
-    static ANCHOR: OnceLock<Option<IoUring>> = OnceLock::new();
-    ANCHOR.get_or_init(|| IoUring::builder().setup_sqpoll(1000).build(2).ok()).as_ref().map(|r| r.as_raw_fd())
+    static ANCHOR: Mutex<Option<(u32, Option<IoUring>)>> = Mutex::new(None);
+    let mut anchor = ANCHOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let pid = std::process::id();
+    if anchor.as_ref().is_none_or(|(owner, _)| *owner != pid) {
+        let fresh = (pid, IoUring::builder().setup_sqpoll(1000).build(2).ok());
+        if let Some(inherited) = anchor.replace(fresh) {
+            std::mem::forget(inherited);
+        }
+    }
+    anchor.as_ref().and_then(|(_, ring)| ring.as_ref()).map(|r| r.as_raw_fd())
 }
 
 impl UringBackend {

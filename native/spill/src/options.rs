@@ -103,7 +103,23 @@ pub(crate) const DIRECT_ALIGN: u64 = 4096;
 
 type PoolKey = (BackendKind, usize, usize, u64, bool, Option<std::time::Duration>);
 
-static POOL: Mutex<Vec<(PoolKey, Box<dyn Backend>)>> = Mutex::new(Vec::new());
+/// Idle backends, with the process that made them. A forked child must not reuse
+/// its parent's: their registered buffers are the parent's pages (the child's copy
+/// of them is not what the kernel reads), and their threads are not in the child.
+static POOL: Mutex<(u32, Idle)> = Mutex::new((0, Vec::new()));
+
+type Idle = Vec<(PoolKey, Box<dyn Backend>)>;
+
+/// The pool's backends, after leaking (never using, never dropping, since dropping
+/// would join threads that are not there) any another process left.
+fn own_pool(pool: &mut (u32, Idle)) -> &mut Idle {
+    let pid = std::process::id();
+    if pool.0 != pid {
+        std::mem::forget(std::mem::take(&mut pool.1));
+        pool.0 = pid;
+    }
+    &mut pool.1
+}
 const POOL_MAX: usize = 64;
 
 /// A backend checked out of the pool (or new); goes back on drop if healthy.
@@ -128,6 +144,7 @@ impl Drop for PooledBackend {
         if let Some(b) = self.inner.take() {
             if b.in_flight() == 0 && b.counters().completions_rejected == 0 {
                 let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+                let pool = own_pool(&mut pool);
                 if pool.len() < POOL_MAX {
                     pool.push((self.key, b));
                 }
@@ -151,6 +168,7 @@ pub(crate) fn checkout(
     let key = (kind, depth, buffer_len, model.cycles_per_exit, direct, uring_spin);
     {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = own_pool(&mut pool);
         if let Some(i) = pool.iter().position(|(k, _)| *k == key) {
             let (_, b) = pool.swap_remove(i);
             return Ok(PooledBackend { key, inner: Some(b) });
@@ -182,5 +200,5 @@ pub(crate) fn checkout(
 
 /// Empties the backend pool (tests; and to release SQPOLL rings).
 pub fn clear_pool() {
-    POOL.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    own_pool(&mut POOL.lock().unwrap_or_else(|p| p.into_inner())).clear();
 }

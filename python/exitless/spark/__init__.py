@@ -1,0 +1,129 @@
+"""Sealed PySpark spills, switched on by configuration alone.
+
+PySpark's Python workers spill to local disk in plaintext (``pyspark/shuffle.py``:
+ExternalMerger, ExternalSorter, ExternalGroupBy, ExternalList). With
+
+.. code-block:: python
+
+    import exitless.spark
+    from pyspark.sql import SparkSession
+
+    spark = exitless.spark.configure(SparkSession.builder.appName("job")).getOrCreate()
+
+every one of those files is an exitless sealed stream under a per-process
+ephemeral key: :func:`configure` points ``spark.python.daemon.module`` and
+``spark.python.worker.module`` at :mod:`exitless.spark.daemon` /
+:mod:`exitless.spark.worker`, which install :mod:`exitless.spark.hook` and then
+run PySpark's own daemon / worker. Job code does not change. Executors need
+exitless installed in the Python that runs their workers.
+
+If the hook cannot seal (a PySpark version it was not verified against, changed
+internals, a bad option) the Python daemon or worker fails at start with a
+:class:`~exitless.spark.hook.HookError` in the executor log: it never falls back
+to plaintext spills.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TypeVar
+
+from ..streams import BACKENDS
+from .hook import BACKEND_ENV, DEFAULT_BACKEND, STATS_DIR_ENV, HookError, SpillStats, install, installed, stats
+
+__all__ = [
+    "DAEMON_MODULE",
+    "DEFAULT_BACKEND",
+    "HookError",
+    "SpillStats",
+    "WORKER_MODULE",
+    "configure",
+    "install",
+    "installed",
+    "stats",
+]
+
+#: Value set for ``spark.python.daemon.module``.
+DAEMON_MODULE = "exitless.spark.daemon"
+#: Value set for ``spark.python.worker.module``.
+WORKER_MODULE = "exitless.spark.worker"
+
+_DAEMON_KEY = "spark.python.daemon.module"
+_WORKER_KEY = "spark.python.worker.module"
+_EXECUTOR_ENV = "spark.executorEnv."
+
+ConfLike = TypeVar("ConfLike")
+
+
+def _accessors(target: Any) -> tuple[Any, Any]:
+    """(get(key) -> str | None, set(key, value)) for a SparkSession.Builder or SparkConf."""
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    if isinstance(target, SparkSession.Builder):
+        options: dict[str, Any] = target._options  # the Builder keeps its settings here (3.5 and 4.x)
+
+        def get_builder(key: str) -> str | None:
+            value = options.get(key)
+            return None if value is None else str(value)
+
+        return get_builder, target.config
+    if isinstance(target, SparkConf):
+        return (lambda key: target.get(key, None)), target.set
+    raise TypeError(
+        f"exitless.spark.configure() takes a SparkSession.Builder or a SparkConf, not {type(target).__name__}"
+    )
+
+
+def configure(
+    builder_or_conf: ConfLike,
+    *,
+    backend: str | None = None,
+    stats_dir: str | os.PathLike[str] | None = None,
+    python_executable: str | None = None,
+) -> ConfLike:
+    """Make a Spark application seal its Python workers' spill files; returns
+    ``builder_or_conf`` (a ``SparkSession.Builder`` or a ``SparkConf``), changed in place.
+
+    Sets ``spark.python.daemon.module`` and ``spark.python.worker.module`` to
+    exitless's wrappers and, as executor environment (``spark.executorEnv.*``,
+    which PySpark also hands to the Python workers of local mode):
+
+    - ``backend``: ``$EXITLESS_SPARK_BACKEND``, the exitless IO backend for spill
+      files (``"sync"`` by default: spill files are small and many, see
+      :data:`exitless.spark.hook.DEFAULT_BACKEND`; ``"uring"``, ``"ocall"``,
+      ``"switchless"``, ``"auto"``).
+    - ``stats_dir``: ``$EXITLESS_SPARK_STATS_DIR``, where each worker process keeps
+      ``exitless-spark-<pid>.json`` counters (files and bytes sealed, files read).
+
+    ``python_executable``: the interpreter for the Python workers. PySpark takes it
+    from ``$PYSPARK_PYTHON`` in the driver process (default ``python3`` on the
+    PATH), so this sets that variable here. In local mode (a ``local`` master
+    already set on the builder or conf) with ``$PYSPARK_PYTHON`` unset it defaults to
+    this interpreter, which has exitless; on a cluster the executors' Python must
+    have exitless installed.
+
+    Raises :class:`ValueError` for an unknown backend or when the daemon or worker
+    module is already set to something else, :class:`TypeError` for another object.
+    """
+    get, set_ = _accessors(builder_or_conf)
+    if backend is not None and backend not in ("auto", *BACKENDS):
+        raise ValueError(f"unknown exitless backend {backend!r}; choose one of {', '.join(('auto', *BACKENDS))}")
+    for key, value in ((_DAEMON_KEY, DAEMON_MODULE), (_WORKER_KEY, WORKER_MODULE)):
+        current = get(key)
+        if current not in (None, value):
+            raise ValueError(
+                f"{key} is already set to {current!r}; exitless.spark needs {value!r} there to seal Python spill files"
+            )
+        set_(key, value)
+    if backend is not None:
+        set_(_EXECUTOR_ENV + BACKEND_ENV, backend)
+    if stats_dir is not None:
+        set_(_EXECUTOR_ENV + STATS_DIR_ENV, os.path.abspath(os.fspath(stats_dir)))
+    master = get("spark.master") or ""
+    if python_executable is None and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        python_executable = sys.executable
+    if python_executable is not None:
+        os.environ["PYSPARK_PYTHON"] = python_executable
+    return builder_or_conf
