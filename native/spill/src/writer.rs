@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
 use exitless_io::BackendKind;
@@ -122,6 +122,10 @@ struct Batch<'a> {
     chunks: Vec<std::sync::Mutex<Chunk>>,
     claimed: AtomicUsize,
     sealed: AtomicUsize,
+    started: std::time::Instant,
+    /// When the last chunk was sealed, in nanoseconds after `started` (at least 1);
+    /// 0 until then.
+    sealed_after_ns: AtomicU64,
     error: std::sync::Mutex<Option<exitless_seal::Error>>,
 }
 
@@ -144,14 +148,23 @@ impl Batch<'_> {
                 }
             }
             drop(guard);
-            self.sealed.fetch_add(1, Release);
+            if self.sealed.fetch_add(1, AcqRel) + 1 == self.chunks.len() {
+                let ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.sealed_after_ns.store(ns.max(1), Release);
+            }
         }
+    }
+
+    /// How long sealing the whole batch took (valid once every chunk is sealed).
+    fn seal_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.sealed_after_ns.load(Acquire))
     }
 
     /// Waits until every chunk is sealed. Called once all are claimed, so only chunks
     /// a worker is sealing right now remain: yield the CPU to it rather than sleep.
     fn wait_sealed(&self) {
-        while self.sealed.load(Acquire) < self.chunks.len() {
+        // Set (non-zero) by whoever sealed the last chunk, after counting it.
+        while self.sealed_after_ns.load(Acquire) == 0 {
             std::thread::yield_now();
         }
     }
@@ -343,8 +356,7 @@ impl SpillWriter {
         let outcome = rt.scope(|s| -> SpillResult<usize> {
             let mut prev: Option<Arc<Batch<'_>>> = None;
             let mut next = 0usize;
-            // How long handing the previous batch to the IO took.
-            let mut submitting = None;
+
             loop {
                 // No new batch once the IO turned out to be the bottleneck.
                 let current = (next < total && self.serial_segments == 0).then(|| {
@@ -367,6 +379,8 @@ impl SpillWriter {
                         chunks,
                         claimed: AtomicUsize::new(0),
                         sealed: AtomicUsize::new(0),
+                        started: std::time::Instant::now(),
+                        sealed_after_ns: AtomicU64::new(0),
                         error: std::sync::Mutex::new(None),
                     });
                     for _ in 0..helpers {
@@ -394,18 +408,14 @@ impl SpillWriter {
                         }
                         free.push(std::mem::take(&mut chunk.buf));
                     }
-                    submitting = Some(start.elapsed());
+                    // IO-bound: handing the batch to the IO took longer than sealing it.
+                    if start.elapsed() > batch.seal_time() {
+                        self.serial_segments = SERIAL_WHILE_IO_BOUND / seg as u64;
+                    }
                 }
                 match current {
                     Some(batch) => {
-                        let start = std::time::Instant::now();
                         batch.work();
-                        // IO-bound: handing batch k to the IO took longer than the
-                        // vCPUs needed to seal batch k+1 meanwhile plus what was left
-                        // for this thread.
-                        if submitting.is_some_and(|t| t > start.elapsed()) {
-                            self.serial_segments = SERIAL_WHILE_IO_BOUND / seg as u64;
-                        }
                         prev = Some(batch);
                     }
                     None => return Ok(next),
