@@ -238,13 +238,20 @@ def test_every_backend_writes_identical_bytes_and_reads_every_other(disk_dir, se
 
 
 def test_uring_default_direct_on_disk_is_o_direct_and_identical(disk_dir):
-    """direct=None on a disk file system: the io_uring writer chooses O_DIRECT (the
-    stats say so), and the bytes do not depend on it."""
-    pt = data(full_segments(7, 4096) + 99)
-    auto = write(disk_dir / "auto", pt, "uring", 4096, direct=None)
-    plain = write(disk_dir / "plain", pt, "uring", 4096, direct=False)
-    assert auto["direct"] is True and plain["direct"] is False
-    assert (disk_dir / "auto").read_bytes() == (disk_dir / "plain").read_bytes()
+    """direct=None on a disk file system: the io_uring writer starts buffered (a small
+    spill file costs less in the page cache) and turns to O_DIRECT once the stream
+    passes 8 MiB (the stats say so); the bytes do not depend on it."""
+    small = data(full_segments(7, 4096) + 99)
+    large = data(9 << 20, seed=5)
+    for name, pt, expect_direct in (("small", small, False), ("large", large, True)):
+        auto = write(disk_dir / f"auto-{name}", pt, "uring", 65536, direct=None)
+        plain = write(disk_dir / f"plain-{name}", pt, "uring", 65536, direct=False)
+        forced = write(disk_dir / f"forced-{name}", pt, "uring", 65536, direct=True)
+        assert auto["direct"] is expect_direct and plain["direct"] is False and forced["direct"] is True
+        content = (disk_dir / f"plain-{name}").read_bytes()
+        assert (disk_dir / f"auto-{name}").read_bytes() == content
+        assert (disk_dir / f"forced-{name}").read_bytes() == content
+        assert read(disk_dir / f"auto-{name}", "uring")[0] == pt
 
 
 def test_direct_needs_a_page_multiple_segment_size(disk_dir):
@@ -561,17 +568,18 @@ def test_eio_from_a_shut_down_file_system(tmp_path, backend, direct):
 
 @pytest.mark.parametrize("backend, direct", [("uring", None), ("uring", True), ("sync", True), ("sync", False)])
 def test_a_stream_that_fits_is_written_on_a_small_file_system(tmp_path, backend, direct):
-    """A 4 MiB stream on an ext4 file system with ~14 MiB free must succeed, with or
+    """A 10 MiB stream on an ext4 file system with ~20 MiB free must succeed, with or
     without O_DIRECT. (Direct writers reserve space ahead with fallocate; reserving
-    more than the file system has must not fail a stream that fits.)"""
-    image = _ext4_on_loop(tmp_path, 16 * MiB)
+    more than the file system has must not fail a stream that fits. An io_uring
+    stream left to choose turns direct after 8 MiB, so it reserves from there.)"""
+    image = _ext4_on_loop(tmp_path, 24 * MiB)
     buf = data(MiB, seed=4)
     with mounted(["-o", "loop", str(image)], tmp_path / "mnt") as mnt:
         free = shutil.disk_usage(mnt).free
-        assert free > 8 * MiB
-        s = write_stream(mnt / "f", 4 * MiB, chunk_buf=buf, backend=backend, direct=direct, segment_size=65536)
+        assert free > 16 * MiB
+        s = write_stream(mnt / "f", 10 * MiB, chunk_buf=buf, backend=backend, direct=direct, segment_size=65536)
         assert s["direct"] is (direct is not False)
-        assert (mnt / "f").stat().st_size == exitless.sealed_length(4 * MiB, 65536)
+        assert (mnt / "f").stat().st_size == exitless.sealed_length(10 * MiB, 65536)
         with open_spill(mnt / "f", "rb", KEY, CTX, backend=backend) as r:
             assert r.read(MiB) == buf
 

@@ -45,6 +45,8 @@ pub struct SpillWriter {
     index: u64,
     written: u64,
     stream_syscalls: u64,
+    /// The file offset from which this buffered stream turns to O_DIRECT.
+    direct_from: Option<u64>,
     /// Bytes reserved with fallocate (direct IO only; `u64::MAX` when unsupported).
     allocated: u64,
     sync: bool,
@@ -170,6 +172,9 @@ impl Batch<'_> {
     }
 }
 
+/// Where a stream that may choose turns from buffered to direct IO.
+const DIRECT_AFTER: u64 = 8 << 20;
+
 /// How far ahead a direct writer reserves space.
 const PREALLOCATE_STEP: u64 = 64 << 20;
 
@@ -235,7 +240,14 @@ impl SpillWriter {
             .map_err(|e| SpillError::seal(&e, path))?;
         let layout = enc.layout();
         let kind = options.backend.resolve()?;
-        let (file, direct, calls) = open_file(path, true, kind, options.direct, Some(layout.segment_size()))?;
+        // An io_uring stream left to decide starts buffered and turns to O_DIRECT once
+        // it is long (`DIRECT_AFTER`): most spill files are a few KiB, and for them
+        // reserving, trimming and reading back from disk cost more than the page
+        // cache's copy (0.5 vs 0.2 ms per 5 KB file here).
+        let aligned = u64::from(layout.segment_size()) % DIRECT_ALIGN == 0;
+        let later = options.direct.is_none() && kind == BackendKind::Uring && aligned;
+        let want = if later { Some(false) } else { options.direct };
+        let (file, direct, calls) = open_file(path, true, kind, want, Some(layout.segment_size()))?;
         let mut backend = checkout(
             kind,
             options.queue_depth,
@@ -266,6 +278,7 @@ impl SpillWriter {
             written: 0,
             stream_syscalls: calls,
             allocated: 0,
+            direct_from: later.then_some(DIRECT_AFTER),
             sync: options.sync,
             state: State::Open,
         })
@@ -441,6 +454,9 @@ impl SpillWriter {
 
     /// Hands sealed segment `index` (with the header in front for segment 0) to the pipe.
     fn submit(&mut self, index: u64, bytes: &[u8]) -> SpillResult {
+        if self.direct_from.is_some_and(|at| index > 0 && self.layout.offset(index) >= at) {
+            self.turn_direct()?;
+        }
         let len = bytes.len();
         let pad_to = if self.direct {
             (len as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize
@@ -468,6 +484,26 @@ impl SpillWriter {
         self.index += 1;
         self.filled = 0;
         self.serial_segments = self.serial_segments.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Turns a long buffered stream to O_DIRECT (Linux allows the flag to change on an
+    /// open file), after its buffered writes completed. A file system that refuses
+    /// direct IO (tmpfs) keeps the stream buffered.
+    fn turn_direct(&mut self) -> SpillResult {
+        self.direct_from = None;
+        self.pipe.drain().map_err(|e| self.io_failed(e))?;
+        let fd = self.file.as_raw_fd();
+        self.stream_syscalls += 2;
+        // SAFETY: fcntl on a file descriptor we own; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above; only the status flags change.
+        if flags >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } == 0 {
+            self.direct = true;
+            // Space is reserved from the end of what was written buffered.
+            self.allocated = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+            self.stream_syscalls += 1;
+        }
         Ok(())
     }
 
