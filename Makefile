@@ -11,10 +11,12 @@ export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
 PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryptography>=42"
+# PySpark for exitless.spark and its tests (the e2e tests also need Java 17: .ci/run installs it)
+SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
 SEAL_PURE := -p exitless-seal --no-default-features --features pure-rust
 
-.PHONY: run test bench header setup rust-checks python-tests nostd-check clean
+.PHONY: run test bench bench-spark header setup system-deps rust-checks python-tests nostd-check clean
 
 run: setup ## the main job
 	$(PY) -m exitless.demo
@@ -25,7 +27,10 @@ test: setup rust-checks nostd-check python-tests ## every check CI runs
 bench: setup ## throughput benchmarks (not tests): JSON under bench-results/
 	$(PY) -m exitless.bench --out bench-results
 
-setup: $(STAMPS)/native
+bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (local[2], needs Java): bench-results/spark-*.json
+	$(PY) -m exitless.spark.bench --out bench-results
+
+setup: $(STAMPS)/native $(STAMPS)/spark
 
 $(STAMPS)/venv: pyproject.toml
 	@mkdir -p $(STAMPS)
@@ -33,9 +38,16 @@ $(STAMPS)/venv: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check $(PY_TOOLS)
 	@touch $@
 
+$(STAMPS)/spark: $(STAMPS)/venv
+	$(PY) -m pip install -q --disable-pip-version-check $(SPARK_PY)
+	@touch $@
+
 $(STAMPS)/native: $(STAMPS)/venv $(RUST_SOURCES)
 	cd $(CURDIR) && maturin develop --release -q
 	@touch $@
+
+system-deps: ## a JVM for the PySpark tests, installed with apt-get if missing
+	@scripts/system-deps.sh
 
 rust-checks:
 	cargo fmt --all --check
@@ -50,7 +62,7 @@ nostd-check: ## exitless-seal is #![no_std] + alloc (pure-rust: no C compiler); 
 	@! cargo tree $(SEAL_PURE) -e normal,features --prefix none | grep -E '^[a-z0-9_-]+ feature "std"' \
 	  || (echo "a dependency of exitless-seal enables std" && false)
 
-python-tests: setup
+python-tests: setup system-deps
 	$(PY) -m pytest -q
 
 header: ## regenerate native/ffi/include/exitless.h with the pinned cbindgen

@@ -14,7 +14,10 @@ with ``spark.python.worker.memory=2m`` so the Python workers spill. Checked:
   jobs run sees Python spill files and never a readable canary. The JVM's own
   shuffle files are Spark's to protect (``spark.io.encryption.enabled``, set
   here), Python's are exitless's;
-- the poller itself finds the canary in a stock PySpark spill (positive control).
+- the poller itself finds the canary in stock PySpark spill files, on disk and in a
+  real local[2] application without exitless (positive controls);
+- with ``spark.python.use.daemon=false`` the worker module seals the spills;
+- on the standalone cluster, both executors spilled sealed files.
 
 Java is required: without it these tests fail, they do not skip (.ci/run installs it).
 """
@@ -146,11 +149,11 @@ class TestLocalWithoutExitless:
     """Positive control in real Spark: the same settings without exitless, and the
     poller does find the canary in the Python workers' (stock) spill files."""
 
-    def test_stock_spills_are_readable(self, tmp_path: Path) -> None:
+    def test_stock_spills_are_readable(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         java_or_fail()
         local_dir = tmp_path / "local"
         local_dir.mkdir()
-        os.environ["PYSPARK_PYTHON"] = sys.executable
+        monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
         builder = (
             base_builder("exitless-e2e-stock", local_dir)
             .master("local[2]")
@@ -200,6 +203,33 @@ class TestLocal:
         run_jobs_and_check(spark, local_dir, stats_dir, report)
         record_property("exitless_spark_local", json.dumps(report))
         print("local[2]:", json.dumps(report))
+
+
+class TestLocalWithoutDaemon:
+    """``spark.python.use.daemon=false``: Spark starts ``exitless.spark.worker`` itself
+    (``python -m``) for each worker instead of forking from the daemon."""
+
+    def test_worker_module_seals(self, tmp_path: Path) -> None:
+        java_or_fail()
+        local_dir, stats_dir = tmp_path / "local", tmp_path / "stats"
+        local_dir.mkdir()
+        builder = base_builder("exitless-e2e-no-daemon", local_dir).master("local[2]").config("spark.python.use.daemon", "false")
+        exitless.spark.configure(builder, stats_dir=stats_dir)
+        jobs.register_by_value()
+        spark = builder.getOrCreate()
+        try:
+            with CanaryPoller(local_dir) as poller:
+                got = jobs.reduce_job(spark.sparkContext, N, KEYS_MANY, PARTS)
+        finally:
+            spark.stop()
+        assert got == jobs.reduce_expected(N, KEYS_MANY)
+        assert not poller.hits, f"canary readable in {sorted(poller.hits)[:5]}"
+        assert poller.python_spills, "the poller saw no Python spill files"
+        counted = totals(stats_dir)
+        assert counted["files_written"] > 0 and counted["files_read"] == counted["files_written"]
+        # one process per task here (a daemon reuses its two forked workers): the
+        # worker module, not the daemon, sealed these
+        assert counted["processes"] >= PARTS, counted
 
 
 # --- standalone cluster --------------------------------------------------------------

@@ -347,10 +347,36 @@ def test_swapped_tampered_and_foreign_files_fail(hooked: Path) -> None:
     d = str(hooked / "3")
     with shuffle.open(d, "wb") as f:
         ser.dump_stream([(3, value(3))], f)
-    hook._state = None  # as if another process: a new key
+    remembered = dict(hook._current().generations)
+    hook._state = None  # as if another process: a new key (that knows the same write tags)
+    hook._current().generations.update(remembered)
     with pytest.raises(IntegrityError):
         with shuffle.open(d, "rb") as f:
             f.read()
+
+
+def test_an_older_file_put_back_at_a_reused_path_fails(hooked: Path) -> None:
+    """ExternalMerger names its spill directories after id(), which Python reuses: the
+    same process writes the same path again. An attacker who saved the older file
+    and puts it back must not get it read as the newer one."""
+    ser = shuffle._compressed_serializer(None)
+    p = str(hooked / "reused")
+    with shuffle.open(p, "wb") as f:
+        ser.dump_stream([(1, value(1))], f)
+    older = Path(p).read_bytes()
+    with shuffle.open(p, "wb") as f:
+        ser.dump_stream([(2, value(2))], f)
+    with shuffle.open(p, "rb") as f:  # the newer file reads back
+        assert list(ser.load_stream(f)) == [(2, value(2))]
+    Path(p).write_bytes(older)
+    with pytest.raises(IntegrityError):
+        with shuffle.open(p, "rb") as f:
+            list(ser.load_stream(f))
+    # A path this process never wrote is refused before any byte is read.
+    planted = hooked / "planted"
+    planted.write_bytes(older)
+    with pytest.raises(IntegrityError, match="planted"):
+        shuffle.open(str(planted), "rb")
 
 
 def test_forked_child_has_its_own_key(hooked: Path) -> None:

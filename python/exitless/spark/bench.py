@@ -74,6 +74,56 @@ _RUNNERS: dict[str, Callable[[Any, int, int, int], int]] = {
 }
 
 
+def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[str, dict[str, float]]:
+    """Median µs per ~5 KB spill file, written in 250-byte writes through a 64 KiB
+    buffer and read back, plain and sealed with each backend that works here
+    (interleaved repetitions; the sealed streams use the hook's options)."""
+    import io
+
+    from .. import backends, generate_key, open_spill
+    from .hook import BUFFER_SIZE, QUEUE_DEPTH, spill_context
+
+    key = generate_key()
+    payload = os.urandom(5000)
+    modes = ["plain"] + [b for b in ("sync", "ocall", "uring") if backends()[b]["available"]]
+    samples: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+    for _ in range(reps):
+        for mode in modes:
+            d = directory / f"per-file-{mode}"
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            paths = [str(d / str(i)) for i in range(files)]
+            t0 = time.perf_counter()
+            for p in paths:
+                if mode == "plain":
+                    f: Any = open(p, "wb")
+                else:
+                    raw = open_spill(p, "wb", key, spill_context(p), backend=mode, queue_depth=QUEUE_DEPTH, parallel=False)
+                    f = io.BufferedWriter(raw, BUFFER_SIZE)
+                with f:
+                    for j in range(0, len(payload), 250):
+                        f.write(payload[j : j + 250])
+            t1 = time.perf_counter()
+            for p in paths:
+                if mode == "plain":
+                    f = open(p, "rb")
+                else:
+                    f = io.BufferedReader(open_spill(p, "rb", key, spill_context(p), backend=mode), BUFFER_SIZE)
+                with f:
+                    while f.read(250):
+                        pass
+            t2 = time.perf_counter()
+            samples[mode].append(((t1 - t0) / files * 1e6, (t2 - t1) / files * 1e6))
+            shutil.rmtree(d, ignore_errors=True)
+    return {
+        m: {
+            "write_us": round(statistics.median(s[0] for s in v), 1),
+            "read_us": round(statistics.median(s[1] for s in v), 1),
+        }
+        for m, v in samples.items()
+    }
+
+
 def _builder(app: str, local_dir: Path, memory: str, parts: int) -> Any:
     from pyspark.sql import SparkSession
 
@@ -104,7 +154,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # same interpreter in both modes
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    work = Path(tempfile.mkdtemp(prefix="exitless-spark-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="exitless-spark-bench-", dir=args.dir))
+    per_file = per_file_costs(work, args.per_file, 5) if args.per_file else {}
+    if per_file:
+        for mode, r in per_file.items():
+            print(f"per file  {mode:6} write {r['write_us']:7.1f} µs  read {r['read_us']:7.1f} µs", flush=True)
     times: dict[str, dict[str, list[float]]] = {mode: {job: [] for job in args.jobs} for mode in ("plain", "exitless")}
     sealed: dict[str, list[dict[str, int]]] = {job: [] for job in args.jobs}
     try:
@@ -170,6 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "master": "local[2]", "n": args.n, "keys": args.keys, "partitions": args.parts,
             "python_worker_memory": args.memory, "reps": args.reps, "backend": args.backend or DEFAULT_BACKEND,
         },
+        "per_file_5kb": {"files": args.per_file, "directory": args.dir or tempfile.gettempdir(), "median_of": 5, **per_file},
         "jobs": jobs_out,
         "total": {"plain_median_sum": round(total_plain, 3), "exitless_median_sum": round(total_sealed, 3), "overhead": round(total_sealed / total_plain - 1, 4)},
     }
@@ -177,13 +232,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m exitless.spark.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=600_000, help="records per job (default 600000)")
+    parser.add_argument("--n", type=int, default=1_000_000, help="records per job (default 1000000)")
     parser.add_argument("--keys", type=int, default=2_000, help="distinct keys for groupByKey/reduceByKey (default 2000)")
     parser.add_argument("--parts", type=int, default=4, help="partitions (default 4)")
-    parser.add_argument("--memory", default="8m", help="spark.python.worker.memory (default 8m: the workers spill)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions of each mode (default 3)")
+    parser.add_argument("--memory", default="32m", help="spark.python.worker.memory (default 32m: the workers spill)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of each mode (default 5)")
     parser.add_argument("--backend", default=None, help=f"exitless backend (default: the hook's, {DEFAULT_BACKEND})")
     parser.add_argument("--jobs", default=",".join(JOBS), help=f"comma-separated subset of {','.join(JOBS)}")
+    parser.add_argument("--per-file", type=int, default=1000, help="files for the per-file cost measurement (0: skip; default 1000)")
+    parser.add_argument("--dir", default=None, help="scratch directory (spark.local.dir and per-file files; default: the temp dir)")
     parser.add_argument("--out", default="bench-results", help="directory for spark-<timestamp>.json (default bench-results)")
     args = parser.parse_args(argv)
     args.jobs = [j for j in args.jobs.split(",") if j]

@@ -47,15 +47,18 @@ import time
 import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .. import backends as _exitless_backends
+from .._errors import IntegrityError
 from ..keys import Key
 from ..streams import BACKENDS, SealedReader, SealedSpillFile, SealedWriter
 
 __all__ = [
     "BACKEND_ENV",
     "DEFAULT_BACKEND",
+    "MAX_GENERATIONS",
+    "forget_generation",
     "HookError",
     "STATS_DIR_ENV",
     "SUPPORTED_PYSPARK",
@@ -84,18 +87,15 @@ STATS_DIR_ENV = "EXITLESS_SPARK_STATS_DIR"
 # Spill files are many and small: a groupByKey of 2M pairs with 32 MiB of worker
 # memory writes ~3,600 files of ~5 KB (shared/DESIGN.md, "Machine facts"), and
 # ExternalMerger opens 59 of them at once. What matters is the cost per file, not
-# streaming throughput. Measured here (2 vCPUs, 1,000 files of 5 KB written through a
-# BufferedWriter in 250-byte writes, then read back; median of 5 interleaved runs):
-#   plain open()        write ~0.30 ms/file   read ~0.02 ms/file
-#   sealed, "sync"      write ~0.48 ms/file   read ~0.09 ms/file
-#   sealed, "ocall"     write ~0.39 ms/file   read ~0.10 ms/file
-#   sealed, "uring"     write ~1.3  ms/file   read ~0.21 ms/file
-# io_uring sets up a ring (SQPOLL, registered buffers) per stream: ~1 ms a file, and
-# with the default queue depth 59 open writers hold ~33 MB of untrusted buffers, which
-# inflates the worker's RSS and so makes PySpark spill even more. Its exit-less
-# steady state pays off for long streams, which PySpark spills are not. So the
-# default is "sync" (plain pread/pwrite; exactly one write per ~5 KB file); set
-# EXITLESS_SPARK_BACKEND=uring (or "ocall" to model enclave exits) to override.
+# streaming throughput. Measured here (2 vCPUs, 300 files of 5 KB, write / read):
+#   sealed, "sync"      ~0.17 ms / ~0.09 ms per file
+#   sealed, "uring"     ~0.28 ms / ~0.09 ms per file (a stream starts buffered and
+#                       turns to O_DIRECT only past 8 MiB; before that change ~1 ms)
+# and for a one-segment file io_uring saves no exit: binding the file to the ring
+# (one register call) costs the exit its single pwrite would. Its exit-less steady
+# state pays off for long streams, which PySpark spills are not. So the default is
+# "sync" (one pwrite per ~5 KB file); EXITLESS_SPARK_BACKEND=uring (or "ocall", to
+# model enclave exits) overrides it.
 DEFAULT_BACKEND = "sync"
 # Segments in flight per stream: spill files are one or a few 64 KiB segments.
 QUEUE_DEPTH = 2
@@ -143,16 +143,29 @@ class _Config:
 class _ProcessState:
     """The key and counters of one process; replaced when ``os.getpid()`` changes."""
 
-    __slots__ = ("pid", "key", "stats", "stats_fd")
+    __slots__ = ("pid", "key", "stats", "stats_fd", "generations")
 
     def __init__(self, backend: str) -> None:
         self.pid = os.getpid()
         self.key = Key.generate()
         self.stats = SpillStats(pid=self.pid, backend=backend)
         self.stats_fd: int | None = None
+        # Absolute path -> random tag of the spill file this process last wrote there.
+        # The tag enters the stream context, so an older file put back at a reused
+        # path (ExternalMerger's directories are named after id(), which Python
+        # reuses) no longer authenticates.
+        self.generations: dict[str, bytes] = {}
 
 
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it at fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 _state: _ProcessState | None = None
 _config: _Config | None = None
 _originals: dict[str, Any] = {}
@@ -192,9 +205,43 @@ def _current() -> _ProcessState:
         return _state
 
 
-def spill_context(path: str | os.PathLike[str]) -> bytes:
-    """The stream context of the spill file at ``path``: a label and its absolute path."""
-    return _CONTEXT_LABEL + os.fsencode(os.path.abspath(os.fsdecode(path)))
+def spill_context(path: str | os.PathLike[str], generation: bytes = b"") -> bytes:
+    """The stream context of the spill file at ``path``: a label, its absolute path,
+    and the random tag of the write that made it (see :data:`MAX_GENERATIONS`)."""
+    return _CONTEXT_LABEL + os.fsencode(os.path.abspath(os.fsdecode(path))) + b"\x00" + generation
+
+
+#: Spill paths whose latest write tag a process remembers; the oldest is forgotten
+#: first (reading a forgotten file fails loudly). PySpark deletes a task's spill
+#: files when the task ends, so only a process's recent writes are ever read.
+MAX_GENERATIONS = 1 << 16
+
+
+def _new_generation(state: _ProcessState, path: str) -> bytes:
+    tag = os.urandom(16)
+    gens = state.generations
+    gens.pop(path, None)
+    gens[path] = tag
+    while len(gens) > MAX_GENERATIONS:
+        del gens[next(iter(gens))]
+    return tag
+
+
+def _generation(state: _ProcessState, path: str) -> bytes:
+    tag = state.generations.get(path)
+    if tag is None:
+        raise IntegrityError(
+            f"{path}: this worker process wrote no spill file there that it still remembers "
+            "(a file put back or planted by someone else, or an old one): refusing to read it"
+        )
+    return tag
+
+
+def forget_generation(path: str | os.PathLike[str]) -> None:
+    """Drops the write tag of a spill file that is gone for good."""
+    state = _state
+    if state is not None and state.pid == os.getpid():
+        state.generations.pop(os.path.abspath(os.fsdecode(path)), None)
 
 
 def stats() -> dict[str, object]:
@@ -242,8 +289,8 @@ def _record_written(writer: SealedWriter) -> None:
     state = _current()
     state.stats.files_written += 1
     if final is not None:
-        state.stats.bytes_written += int(final["plaintext_bytes"])  # type: ignore[call-overload]
-        state.stats.sealed_bytes_written += int(final["bytes"])  # type: ignore[call-overload]
+        state.stats.bytes_written += int(final["plaintext_bytes"])
+        state.stats.sealed_bytes_written += int(final["bytes"])
     _publish(state)
 
 
@@ -262,13 +309,18 @@ def _io_options() -> dict[str, Any]:
     return {"backend": _config.backend, "queue_depth": QUEUE_DEPTH}
 
 
+def _writer_options() -> dict[str, Any]:
+    # parallel=False: an executor already runs one Python worker per core, each busy
+    # with its task; vCPU threads per worker would only oversubscribe the cores (and
+    # most spill files are a single segment, which is never sealed in parallel).
+    return {**_io_options(), "parallel": False}
+
+
 class _SealedBufferedWriter(io.BufferedWriter):
     """A buffered sealed writer. ``close()`` seals the final segment only if every
     buffered byte reached the stream; otherwise (and on an exception in a ``with``
     block, or garbage collection while open) the stream is aborted and can never
     read back as a complete stream."""
-
-    raw: SealedWriter
 
     def close(self) -> None:
         if self.closed:
@@ -279,12 +331,13 @@ class _SealedBufferedWriter(io.BufferedWriter):
             self.abort()
             raise
         super().close()
-        _record_written(self.raw)
+        _record_written(cast(SealedWriter, self.raw))
 
     def abort(self) -> None:
         """Closes without sealing the final segment (the file stays incomplete)."""
-        if not self.raw.closed:
-            self.raw.abort()
+        raw = cast(SealedWriter, self.raw)
+        if not raw.closed:
+            raw.abort()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
@@ -303,8 +356,6 @@ class _SealedBufferedWriter(io.BufferedWriter):
 
 class _SealedBufferedReader(io.BufferedReader):
     """A buffered sealed reader (each segment authenticated before use)."""
-
-    raw: SealedReader
 
 
 class _CountingSpillFile(SealedSpillFile):
@@ -329,16 +380,15 @@ class _SealedBufferedRandom(io.BufferedRandom):
     """``"w+b"``: write (several ``dump_stream`` calls), then ``seek`` and read back.
     The first seek or read seals the stream; from then on it is read-only."""
 
-    raw: _CountingSpillFile
-
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None and self.raw._writer is not None:
-            self.raw._writer.abort()
+        writer = cast(_CountingSpillFile, self.raw)._writer
+        if exc_type is not None and writer is not None:
+            writer.abort()
         self.close()
 
     def __del__(self) -> None:
         try:
-            raw = self.raw
+            raw = cast(_CountingSpillFile, self.raw)
         except (AttributeError, ValueError):  # never initialized, or detached
             return
         if not raw.closed:
@@ -357,20 +407,22 @@ def _open_sealed(path: str, mode: str, buffering: int = -1, context_path: str | 
     """Open the sealed stream at ``path`` ("wb", "rb" or "w+b"); the context names
     ``context_path`` (default: ``path``)."""
     state = _current()
-    context = spill_context(path if context_path is None else context_path)
+    name = os.path.abspath(path if context_path is None else context_path)
+    generation = _generation(state, name) if mode == "rb" else _new_generation(state, name)
+    context = spill_context(name, generation)
     size = _buffer_size(buffering)
     if mode == "wb":
-        writer = SealedWriter(path, state.key, context, **_io_options())
         if size == 0:
             raise HookError(f"{_LOG_PREFIX}: unbuffered sealed writes are not supported ({path!r})")
-        return _SealedBufferedWriter(writer, size)
+        writer = SealedWriter(path, state.key, context, **_writer_options())
+        return _SealedBufferedWriter(cast(Any, writer), size)
     if mode == "rb":
         reader = SealedReader(path, state.key, context, **_io_options())
         _record_read(reader)
-        return reader if size == 0 else _SealedBufferedReader(reader, size)
+        return reader if size == 0 else _SealedBufferedReader(cast(Any, reader), size)
     if mode == "w+b":
-        spill = _CountingSpillFile(path, state.key, context, **_io_options())
-        return _SealedBufferedRandom(spill, size or BUFFER_SIZE)
+        spill = _CountingSpillFile(path, state.key, context, **_writer_options())
+        return _SealedBufferedRandom(cast(Any, spill), size or BUFFER_SIZE)
     raise HookError(f"{_LOG_PREFIX}: no sealed mode {mode!r} for {path!r}")
 
 
@@ -446,6 +498,7 @@ class _Chunk:
             return f.read()  # type: ignore[no-any-return]
 
     def release(self) -> None:
+        forget_generation(self.path)
         if self.fd is not None:
             fd, self.fd = self.fd, None
             try:
@@ -466,7 +519,7 @@ def _make_list_classes(stock_list: type, stock_list_of_list: type, shuffle: type
 
     serializers = sys.modules["pyspark.serializers"]
 
-    class SealedExternalList(stock_list):  # type: ignore[valid-type,misc]
+    class SealedExternalList(stock_list):  # type: ignore[misc]
         """ExternalList whose spill is a series of sealed streams ("chunks"): the
         current one is written by ``_spill`` (PySpark's own), and sealed and closed
         when the list is read or pickled; a later spill starts a new chunk.
@@ -480,7 +533,9 @@ def _make_list_classes(stock_list: type, stock_list_of_list: type, shuffle: type
         _ser: Any
 
         def __init__(self, values: list[Any]) -> None:
-            stock_list.__init__(self, values)
+            # Not super(): in SealedExternalListOfList that would be the stock
+            # ExternalListOfList.__init__, which calls the (patched) global ExternalList.
+            stock_list.__init__(self, values)  # type: ignore[misc]
             self._chunks = []
 
         def _chunk_list(self) -> list[_Chunk]:
@@ -541,7 +596,7 @@ def _make_list_classes(stock_list: type, stock_list_of_list: type, shuffle: type
             for chunk in self.__dict__.get("_chunks") or ():
                 chunk.release()
 
-    class SealedExternalListOfList(SealedExternalList, stock_list_of_list):  # type: ignore[valid-type,misc]
+    class SealedExternalListOfList(SealedExternalList, stock_list_of_list):  # type: ignore[misc]
         """ExternalListOfList over :class:`SealedExternalList`: ``len`` counts the inner items."""
 
         def __init__(self, values: list[Any]) -> None:
@@ -705,10 +760,10 @@ def _resolve_backend() -> str:
     allowed = ("auto", *BACKENDS)
     if backend not in allowed:
         raise HookError(f"{_LOG_PREFIX}: {BACKEND_ENV}={backend!r} is not an exitless backend; choose one of {', '.join(allowed)}")
-    if backend != "auto":
-        info = _exitless_backends()[backend]
+    if backend == "uring":  # only io_uring can be missing; probing it sets up a ring, so only then
+        info = _exitless_backends()["uring"]
         if not info["available"]:
-            raise HookError(f"{_LOG_PREFIX}: {BACKEND_ENV}={backend!r} does not work here: {info['reason']}")
+            raise HookError(f"{_LOG_PREFIX}: {BACKEND_ENV}='uring' does not work here: {info['reason']}")
     return backend
 
 
@@ -755,9 +810,9 @@ def install() -> None:
             ExternalListOfList=shuffle.ExternalListOfList,
             had_open="open" in vars(shuffle),
         )
-        shuffle.open = sealing_open  # type: ignore[attr-defined]
-        shuffle.ExternalList = sealed_list  # type: ignore[attr-defined]
-        shuffle.ExternalListOfList = sealed_lol  # type: ignore[attr-defined]
+        setattr(shuffle, "open", sealing_open)  # noqa: B010  (looked up at call time by the spill code)
+        setattr(shuffle, "ExternalList", sealed_list)  # noqa: B010
+        setattr(shuffle, "ExternalListOfList", sealed_lol)  # noqa: B010
         SealedExternalList, SealedExternalListOfList = sealed_list, sealed_lol
         _config = _Config(backend=backend, stats_dir=stats_dir, pyspark_version=version)
     _log(f"pid {os.getpid()}: PySpark {version} spill files are sealed (backend {backend}{', counters in ' + stats_dir if stats_dir else ''})")
@@ -772,8 +827,8 @@ def uninstall() -> None:
         shuffle = _originals["module"]
         if not _originals["had_open"]:
             vars(shuffle).pop("open", None)
-        shuffle.ExternalList = _originals["ExternalList"]
-        shuffle.ExternalListOfList = _originals["ExternalListOfList"]
+        setattr(shuffle, "ExternalList", _originals["ExternalList"])  # noqa: B010
+        setattr(shuffle, "ExternalListOfList", _originals["ExternalListOfList"])  # noqa: B010
         if _state is not None:
             _state.key.wipe()
         _config, _state = None, None
@@ -797,7 +852,7 @@ def wrap_worker_main(worker_module: types.ModuleType) -> None:
 
     exitless_worker_main._exitless_wrapped = True  # type: ignore[attr-defined]
     exitless_worker_main.__wrapped__ = main  # type: ignore[attr-defined]
-    worker_module.main = exitless_worker_main
+    setattr(worker_module, "main", exitless_worker_main)  # noqa: B010
 
 
 def _report_task(before: dict[str, object]) -> None:

@@ -26,7 +26,7 @@ def main(infile: Any, outfile: Any) -> Any:
     import pyspark.worker
 
     hook.wrap_worker_main(pyspark.worker)
-    return pyspark.worker.main(infile, outfile)
+    return pyspark.worker.main(infile, outfile)  # type: ignore[no-untyped-call]
 
 
 def _run() -> None:

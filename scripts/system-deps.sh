@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests need, only when missing: a JVM for the
+# PySpark end-to-end tests (Spark 3.5 runs on Java 17). Debian/Ubuntu (apt-get);
+# uses sudo when not root. Quick when everything is there.
+set -euo pipefail
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: missing ${missing[*]} and no apt-get here: install them and rerun" >&2
+  exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "system-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
