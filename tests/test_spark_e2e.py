@@ -19,7 +19,7 @@ with ``spark.python.worker.memory=2m`` so the Python workers spill. Checked:
 - with ``spark.python.use.daemon=false`` the worker module seals the spills;
 - on the standalone cluster, both executors spilled sealed files.
 
-Java is required: without it these tests fail, they do not skip (.ci/run installs it).
+Java is required: without it these tests fail, they do not skip (`make test` installs it through scripts/system-deps.sh).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ SPARK_HOME = os.path.dirname(pyspark.__file__)
 def java_or_fail() -> None:
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)):
-        pytest.fail("Java is required for the PySpark end-to-end tests (.ci/run installs openjdk-17-jre-headless)")
+        pytest.fail("Java is required for the PySpark end-to-end tests (`make test` installs openjdk-17-jre-headless via scripts/system-deps.sh)")
 
 
 def base_builder(app: str, local_dir: Path) -> SparkSession.Builder:
