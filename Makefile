@@ -10,7 +10,7 @@ STAMPS := .stamps
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryptography>=42"
+PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryptography>=42" "python-pkcs11>=0.10,<0.11"
 # PySpark for exitless.spark and its tests (the e2e tests also need Java 17: .ci/run installs it)
 SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
@@ -46,7 +46,7 @@ $(STAMPS)/native: $(STAMPS)/venv $(RUST_SOURCES)
 	cd $(CURDIR) && maturin develop --release -q
 	@touch $@
 
-system-deps: ## a JVM for the PySpark tests, installed with apt-get if missing
+system-deps: ## a JVM (PySpark tests) and SoftHSM2 (PKCS#11 KMS tests), installed with apt-get if missing
 	@scripts/system-deps.sh
 
 rust-checks:
