@@ -451,3 +451,79 @@ def test_usage_errors_exit_2(tmp_path, args):
     assert "usage:" in err and "error:" in err
     assert proc.stdout == b""
     assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+# ----------------------------------------------------------------------------- kms
+
+
+def key_id_in(proc: subprocess.CompletedProcess) -> str:
+    import re
+
+    assert proc.returncode == 0, proc.stderr
+    ids = re.findall(r"\b[0-9a-f]{32}\b", proc.stdout.decode())
+    assert len(ids) == 1, proc.stdout
+    return ids[0]
+
+
+def test_kms_init_create_rotate_list_on_a_local_keyring(tmp_path: Path) -> None:
+    ring = tmp_path / "ring.json"
+    uri = f"local:{ring}"
+    init = run("kms", "init", "--kms", uri)
+    assert init.returncode == 0, init.stderr
+    assert stat.S_IMODE(ring.stat().st_mode) == 0o600
+    first = key_id_in(init)
+    again = run("kms", "init", "--kms", uri)
+    assert_one_line_error(again, "kms init", "already exists")
+    created = run("kms", "create-key", env_extra={"EXITLESS_KMS": uri})  # the URI from the environment
+    assert created.returncode == 0, created.stderr
+    second = key_id_in(created)
+    rotated = run("kms", "rotate", "--kms", uri)
+    third = key_id_in(rotated)
+    listed = run("kms", "list", "--kms", uri, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["key_id"] for r in rows] == [first, second, third]
+    assert [r["current"] for r in rows] == [False, False, True]
+    # Never key bytes: the keyring's secrets appear in no output.
+    doc = json.loads(ring.read_text())
+    out = b"".join(p.stdout + p.stderr for p in (init, created, rotated, listed)).decode()
+    for k in doc["keys"]:
+        assert k["key"] not in out and bytes.fromhex(k["id"]).hex() in out
+    plain = run("kms", "list", "--kms", uri).stdout.decode().splitlines()
+    assert len(plain) == 3 and plain[-1].endswith("current") and plain[-1].startswith(third)
+
+
+def test_kms_errors_are_one_line(tmp_path: Path) -> None:
+    assert_one_line_error(run("kms", "list"), "kms list", "no KMS")
+    assert_one_line_error(run("kms", "list", "--kms", "vault:x"), "kms list", "unknown KMS URI scheme")
+    assert_one_line_error(run("kms", "list", "--kms", f"local:{tmp_path / 'missing.json'}"), "kms list", "missing.json")
+    ring = tmp_path / "ring.json"
+    assert run("kms", "init", "--kms", f"local:{ring}").returncode == 0
+    ring.chmod(0o644)
+    assert_one_line_error(run("kms", "rotate", "--kms", f"local:{ring}"), "kms rotate", str(ring))
+
+
+def test_kms_commands_on_a_pkcs11_token(tmp_path: Path) -> None:
+    """A SoftHSM2 token initialised here: init makes the first primary key, rotate a
+    second; list shows both (the keys themselves never leave the token)."""
+    import shutil
+
+    if shutil.which("softhsm2-util") is None or not os.path.exists("/usr/lib/softhsm/libsofthsm2.so"):
+        pytest.fail("softhsm2 is required (apt-get install -y softhsm2; make test installs it)")
+    (tmp_path / "tokens").mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {"SOFTHSM2_CONF": str(conf), "EXITLESS_TEST_PIN": "4321"}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "cli", "--pin", "4321", "--so-pin", "87654321"],
+                   check=True, capture_output=True, env={**os.environ, **env})
+    uri = "pkcs11:module=/usr/lib/softhsm/libsofthsm2.so;token=cli;pin-env=EXITLESS_TEST_PIN"
+    init = run("kms", "init", "--kms", uri, env_extra=env)
+    assert init.returncode == 0, init.stderr
+    first = key_id_in(init)
+    assert "already holds" in run("kms", "init", "--kms", uri, env_extra=env).stdout.decode()
+    second = key_id_in(run("kms", "rotate", "--kms", uri, env_extra=env))
+    rows = json.loads(run("kms", "list", "--kms", uri, "--json", env_extra=env).stdout)
+    assert [(r["key_id"], r["current"]) for r in rows] == [(first, False), (second, True)]
+    # A PIN in the URI itself is refused.
+    bad = run("kms", "list", "--kms", uri.replace("pin-env=EXITLESS_TEST_PIN", "pin-value=4321"), env_extra=env)
+    assert bad.returncode == 1 and "4321" not in bad.stderr.decode()

@@ -1,4 +1,5 @@
-"""The ``exitless`` command: keygen, seal, open, inspect.
+"""The ``exitless`` command: keygen, seal, open, inspect, and ``kms`` (init,
+create-key, rotate, list) for primary keys in a KMS (:mod:`exitless.kms`).
 
 Every failure is one line on stderr and a non-zero exit status (1 for a bad file,
 key or IO error; 2 for bad usage). Keys come from key files (``exitless keygen``),
@@ -99,6 +100,59 @@ def _inspect(args: argparse.Namespace) -> None:
         print("(header facts only; nothing is authenticated without the key)")
 
 
+def _kms_uri(args: argparse.Namespace) -> str:
+    uri = args.kms or os.environ.get("EXITLESS_KMS")
+    if not uri:
+        raise ValueError("no KMS: pass --kms URI (local:PATH or pkcs11:module=...;token=...;pin-env=VAR), or set EXITLESS_KMS")
+    return str(uri)
+
+
+def _kms_init(args: argparse.Namespace) -> None:
+    from .kms import LocalKms, open_kms
+
+    uri = _kms_uri(args)
+    if uri.startswith("local:"):
+        path = uri[len("local:"):]
+        if not path:
+            raise ValueError("'local:' needs a keyring path, e.g. local:/etc/exitless/keyring.json")
+        try:
+            kms = LocalKms.init(path)
+        except FileExistsError:
+            raise FileExistsError(f"{path} already exists; refusing to overwrite a keyring") from None
+        with kms:
+            print(f"created keyring {path} (mode 0600) with primary key {kms.current_key_id.hex()}")
+        return
+    with open_kms(uri) as kms:
+        if kms.list_keys():
+            print(f"{kms.uri} already holds primary keys; current is {kms.current_key_id.hex()}")
+            return
+        print(f"created primary key {kms.create_key().hex()} in {kms.uri}")
+
+
+def _kms_create(args: argparse.Namespace) -> None:
+    from .kms import open_kms
+
+    with open_kms(_kms_uri(args)) as kms:
+        key_id = kms.rotate() if args.kms_command == "rotate" else kms.create_key()
+        print(f"{'rotated to' if args.kms_command == 'rotate' else 'created'} primary key {key_id.hex()} (now current)")
+
+
+def _kms_list(args: argparse.Namespace) -> None:
+    from .kms import open_kms
+
+    with open_kms(_kms_uri(args)) as kms:
+        keys = kms.list_keys()
+    rows = [
+        {"key_id": k.key_id.hex(), "created": k.created.isoformat() if k.created else None, "current": k.current}
+        for k in keys
+    ]
+    if args.json:
+        print(json.dumps(rows))
+        return
+    for r in rows:
+        print(f"{r['key_id']}  {r['created'] or 'created: unknown'}{'  current' if r['current'] else ''}")
+
+
 def _segment_size(text: str) -> int:
     try:
         value = int(text, 0)
@@ -139,6 +193,20 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("file", metavar="FILE")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(func=_inspect)
+
+    m = sub.add_parser("kms", help="primary keys in a KMS: init, create-key, rotate, list", description="Manage the primary keys that wrap data keys. The KMS is --kms URI or $EXITLESS_KMS: local:PATH (a 0600 keyring file) or pkcs11:module=...;token=...;pin-env=VAR.")
+    msub = m.add_subparsers(dest="kms_command", required=True, metavar="KMS_COMMAND")
+    for name, func, text in (
+        ("init", _kms_init, "create a local keyring with one primary key (or a first key in a PKCS#11 token)"),
+        ("create-key", _kms_create, "create a new primary key and make it current"),
+        ("rotate", _kms_create, "make a new current primary key; older keys still unwrap"),
+        ("list", _kms_list, "list primary keys (ids and dates, never key bytes)"),
+    ):
+        c = msub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        c.add_argument("--kms", help="KMS URI (default: $EXITLESS_KMS)")
+        if name == "list":
+            c.add_argument("--json", action="store_true", help="print one JSON array")
+        c.set_defaults(func=func)
     return p
 
 
@@ -147,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except (ExitlessError, OSError, ValueError, TypeError) as e:
-        print(f"exitless {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        command = args.command if args.command != "kms" else f"kms {args.kms_command}"
+        print(f"exitless {command}: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"exitless {args.command}: interrupted", file=sys.stderr)
