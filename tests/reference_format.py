@@ -1,4 +1,5 @@
-"""Independent reference implementation of the exitless sealed stream format, version 1.
+"""Independent reference implementation of the exitless sealed stream format, versions 1
+and 2 (version 2: section 9, "Version 2: key envelope").
 
 Written from ``docs/FORMAT.md`` alone (no code shared with ``native/`` or ``python/``),
 for cross-checking. Section numbers in comments refer to that document.
@@ -33,7 +34,10 @@ __all__ = [
 # Section 1 / 2 constants.
 MAGIC = b"EXLS"
 VERSION = 1
+VERSION_2 = 2
 H = 68  # header length, version 1
+H2_FIXED = 72  # section 9: fixed part of a version-2 header; H = 72 + L
+MAX_ENVELOPE = 1024
 T = 16  # tag length
 MIN_SEGMENT_SIZE = 256
 MAX_SEGMENT_SIZE = 1 << 30
@@ -80,6 +84,8 @@ def parse_header(data: bytes) -> dict[str, Any]:
     magic, version, aead_id, header_len, seg, key_id, salt, prefix, reserved = _HEADER.unpack_from(data)
     if magic != MAGIC:  # rule 3
         raise ReferenceFormatError("not a sealed stream (bad magic)")
+    if version == VERSION_2:  # rule 4, section 9
+        return _parse_header_v2(data)
     if version != VERSION:  # rule 4
         raise ReferenceFormatError(f"unsupported version {version}")
     if header_len != H:  # rule 5
@@ -104,14 +110,54 @@ def parse_header(data: bytes) -> dict[str, Any]:
     }
 
 
-def stream_layout(length: int, segment_size: int) -> tuple[int, int]:
+def _parse_header_v2(data: bytes) -> dict[str, Any]:
+    """Section 9.1 rules 5-13 (rules 1-4 already applied by parse_header)."""
+    if len(data) < H2_FIXED:  # rule 5
+        raise ReferenceIntegrityError(f"truncated version-2 header ({len(data)} of at least {H2_FIXED} bytes)")
+    magic, version, aead_id, header_len, seg, key_id, salt, prefix, reserved = _HEADER.unpack_from(data)
+    env_len, reserved2 = struct.unpack_from(">HH", data, 68)
+    if not 1 <= env_len <= MAX_ENVELOPE:  # rule 6
+        raise ReferenceFormatError(f"envelope length {env_len} out of range")
+    h = H2_FIXED + env_len
+    if header_len != h:  # rule 7
+        raise ReferenceFormatError(f"bad header length {header_len} (72 + {env_len} expected)")
+    if aead_id not in _AEADS:  # rule 8
+        raise ReferenceFormatError(f"unsupported AEAD id {aead_id}")
+    if not MIN_SEGMENT_SIZE <= seg <= MAX_SEGMENT_SIZE:  # rule 9
+        raise ReferenceFormatError(f"segment size {seg} out of range")
+    if reserved != 0:  # rule 10
+        raise ReferenceFormatError(f"reserved byte 67 is {reserved:#04x}")
+    if reserved2 != 0:  # rule 11
+        raise ReferenceFormatError(f"reserved bytes 70-71 are {reserved2:#06x}")
+    if seg < h + T + 1:  # rule 12
+        raise ReferenceFormatError(f"segment size {seg} leaves no plaintext after a {h}-byte header")
+    if len(data) < h:  # rule 13
+        raise ReferenceIntegrityError(f"truncated inside the key envelope ({len(data)} of {h} bytes)")
+    return {
+        "magic": magic,
+        "version": version,
+        "aead_id": aead_id,
+        "header_length": h,
+        "segment_size": seg,
+        "key_id": key_id,
+        "salt": salt,
+        "nonce_prefix": prefix,
+        "reserved": reserved,
+        "envelope": bytes(data[H2_FIXED:h]),
+        "header": bytes(data[:h]),
+    }
+
+
+def stream_layout(length: int, segment_size: int, header_length: int = H) -> tuple[int, int]:
     """Section 5: from file length ``L >= H`` return ``(n, c)`` = (segment count, final
-    segment ciphertext length), raising in the order the section lists its checks."""
-    if length < H:
+    segment ciphertext length), raising in the order the section lists its checks.
+    ``header_length`` is 68 (version 1) or 72 + L (version 2, section 9.2)."""
+    h = header_length
+    if length < h:
         raise ValueError("stream_layout requires L >= H (section 2 rejects shorter files)")
     s = segment_size
     if length <= s:
-        n, c = 1, length - H
+        n, c = 1, length - h
     else:
         n = 1 + -(-(length - s) // s)
         c = length - (n - 1) * s
@@ -122,11 +168,13 @@ def stream_layout(length: int, segment_size: int) -> tuple[int, int]:
     return n, c
 
 
-def sealed_length(plaintext_len: int, segment_size: int) -> int:
-    """Length of the file sealing ``plaintext_len`` bytes: ``H + m + n*T`` (sections 4, 5)."""
-    p0, p = segment_size - H - T, segment_size - T
+def sealed_length(plaintext_len: int, segment_size: int, envelope_len: int = 0) -> int:
+    """Length of the file sealing ``plaintext_len`` bytes: ``H + m + n*T`` (sections 4, 5;
+    ``H = 72 + envelope_len`` for version 2, section 9)."""
+    h = H2_FIXED + envelope_len if envelope_len else H
+    p0, p = segment_size - h - T, segment_size - T
     n = 1 if plaintext_len <= p0 else 1 + -(-(plaintext_len - p0) // p)
-    return H + plaintext_len + n * T
+    return h + plaintext_len + n * T
 
 
 def derive_stream_key(key: bytes, header: bytes, context: bytes = b"") -> bytes:
@@ -151,8 +199,10 @@ def seal(
     key_id: bytes = bytes(16),
     salt: bytes | None = None,
     nonce_prefix: bytes | None = None,
+    envelope: bytes | None = None,
 ) -> bytes:
-    """Seal ``plaintext`` into a whole version-1 file. Invalid arguments raise ValueError."""
+    """Seal ``plaintext`` into a whole version-1 file, or version 2 (section 9) when
+    ``envelope`` is given. Invalid arguments raise ValueError."""
     _check_key(key)
     if aead_id not in _AEADS:
         raise ValueError(f"unknown AEAD id {aead_id}")
@@ -162,9 +212,23 @@ def seal(
     prefix = os.urandom(7) if nonce_prefix is None else bytes(nonce_prefix)
     if len(key_id) != 16 or len(salt) != 32 or len(prefix) != 7:
         raise ValueError("key_id, salt and nonce_prefix must be 16, 32 and 7 bytes")
-    header = _HEADER.pack(MAGIC, VERSION, aead_id, H, segment_size, bytes(key_id), salt, prefix, 0)
+    if envelope is None:
+        h = H
+        header = _HEADER.pack(MAGIC, VERSION, aead_id, H, segment_size, bytes(key_id), salt, prefix, 0)
+    else:
+        envelope = bytes(envelope)
+        if not 1 <= len(envelope) <= MAX_ENVELOPE:
+            raise ValueError(f"envelope must be 1 to {MAX_ENVELOPE} bytes")
+        h = H2_FIXED + len(envelope)
+        if segment_size < h + T + 1:
+            raise ValueError(f"segment size {segment_size} too small for a {h}-byte header")
+        header = (
+            _HEADER.pack(MAGIC, VERSION_2, aead_id, h, segment_size, bytes(key_id), salt, prefix, 0)
+            + struct.pack(">HH", len(envelope), 0)
+            + envelope
+        )
     aead = _AEADS[aead_id](derive_stream_key(key, header, context))
-    p0, p = segment_size - H - T, segment_size - T
+    p0, p = segment_size - h - T, segment_size - T
     pt = memoryview(bytes(plaintext))
     # Segment 0 always exists (possibly empty); an exact fit never adds an empty segment.
     chunks = [pt[:p0]] + [pt[o:o + p] for o in range(p0, len(pt), p)]
@@ -183,11 +247,12 @@ def open_sealed(key: bytes, data: bytes, context: bytes = b"") -> bytes:
     data = bytes(data)
     hdr = parse_header(data)
     s = hdr["segment_size"]
-    n, _ = stream_layout(len(data), s)
+    h = hdr["header_length"]
+    n, _ = stream_layout(len(data), s, h)
     aead = _AEADS[hdr["aead_id"]](derive_stream_key(key, hdr["header"], context))
     plain: list[bytes] = [b""] * n
     for i in [n - 1, *range(n - 1)]:
-        start = H if i == 0 else i * s
+        start = h if i == 0 else i * s
         end = len(data) if i == n - 1 else (i + 1) * s
         try:
             plain[i] = aead.decrypt(segment_nonce(hdr["nonce_prefix"], i, i == n - 1), data[start:end], None)

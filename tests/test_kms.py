@@ -40,13 +40,14 @@ from exitless.kms import (
     WrappedKey,
     WrappedKeyFormatError,
     open_kms,
+    open_sealed,
 )
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "31415926"
 SO_PIN = "27182818"
 PIN_ENV = "EXITLESS_TEST_HSM_PIN"
-TOKENS = ["exl-a", "exl-b", "exl-rot", "exl-prot", "exl-empty", "exl-pin", "exl-rogue"]
+TOKENS = ["exl-a", "exl-b", "exl-rot", "exl-prot", "exl-empty", "exl-pin", "exl-rogue", "exl-env-a", "exl-env-b"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -742,3 +743,141 @@ def test_pkcs11_no_secrets_in_reprs_or_errors(hsm, monkeypatch: pytest.MonkeyPat
         for t in texts:
             assert_no_secret(t, [key.secret_bytes()])
             assert PIN not in t
+
+
+# --------------------------------------------------------------------------- open_sealed (format version 2)
+
+CANARY = b"exitless-canary-7f3e9a1c" * 50
+
+
+def sealed_round_trip(kms: Kms, path: Path, **options: object) -> None:
+    """Writes with open_sealed "wb", checks the header, reads back with "rb"."""
+    import exitless
+
+    data = CANARY + os.urandom(100_000)
+    with open_sealed(path, "wb", kms, b"ctx", **options) as f:
+        f.write(data)
+    raw = path.read_bytes()
+    assert CANARY[:24] not in raw
+    info = exitless.inspect(path)
+    wk = WrappedKey.from_bytes(info.envelope)
+    assert (info.version, info.key_id, info.header_size) == (2, wk.primary_key_id, 72 + wk.encoded_length)
+    assert wk.primary_key_id == kms.current_key_id
+    with open_sealed(path, "rb", kms, b"ctx", **options) as f:
+        assert f.read() == data
+    with pytest.raises(exitless.IntegrityError):
+        with open_sealed(path, "rb", kms, b"other context") as f:
+            f.read()
+
+
+def assert_envelope_tamper_rejected(kms: Kms, path: Path) -> None:
+    """Every single-bit flip in the header (envelope included) is refused, and never
+    yields plaintext."""
+    import exitless
+
+    good = path.read_bytes()
+    info = exitless.inspect(path)
+    bad_path = path.with_suffix(".bad")
+    for byte in range(info.header_size):
+        for bit in (0, 3, 7):
+            bad_path.write_bytes(flip(good, byte, bit))
+            with pytest.raises((exitless.FormatError, exitless.IntegrityError, KmsError)):
+                with open_sealed(bad_path, "rb", kms, b"ctx") as f:
+                    f.read()
+
+
+def test_open_sealed_local_round_trip_and_tamper(keyring: Path, tmp_path: Path) -> None:
+    import exitless
+
+    with LocalKms(keyring) as kms:
+        kms.create_key()
+        path = tmp_path / "f.exls"
+        sealed_round_trip(kms, path)
+        sealed_round_trip(kms, tmp_path / "g.exls", segment_size=4096, algorithm="chacha20-poly1305", backend="sync")
+        assert_envelope_tamper_rejected(kms, path)
+        # Rotation: files sealed under the old primary still open.
+        kms.rotate()
+        with open_sealed(path, "rb", kms, b"ctx") as f:
+            assert f.read().startswith(CANARY)
+        # A version-1 file carries no wrapped key.
+        v1 = tmp_path / "v1.exls"
+        with exitless.open_spill(v1, "wb", exitless.generate_key()) as f:
+            f.write(b"x")
+        with pytest.raises(exitless.FormatError, match="carries no wrapped key"):
+            open_sealed(v1, "rb", kms)
+        # Argument checks.
+        with pytest.raises(TypeError):
+            open_sealed(path, "wb", kms, envelope=b"x")
+        with pytest.raises(ValueError):
+            open_sealed(path, "w+b", kms)
+
+
+def test_open_sealed_wrong_kms_and_key_id_mismatch(tmp_path: Path) -> None:
+    import exitless
+
+    a = LocalKms.init(tmp_path / "a.json")
+    b = LocalKms.init(tmp_path / "b.json")
+    a.create_key()
+    b.create_key()
+    path = tmp_path / "f.exls"
+    with open_sealed(path, "wb", a) as f:
+        f.write(CANARY)
+    with pytest.raises(UnwrapError):
+        open_sealed(path, "rb", b)
+    # A header key id that is not the envelope's primary key id is refused before unwrapping.
+    data = bytearray(path.read_bytes())
+    data[12] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(exitless.IntegrityError, match="key id"):
+        open_sealed(path, "rb", a)
+    # An envelope that is not a WrappedKey.
+    with exitless.open_spill(path, "wb", exitless.generate_key(), envelope=b"not a wrapped key") as f:
+        f.write(b"x")
+    with pytest.raises(exitless.FormatError, match="envelope"):
+        open_sealed(path, "rb", a)
+    a.close()
+    b.close()
+
+
+def test_open_sealed_wipes_data_keys(keyring: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Key] = []
+    with LocalKms(keyring) as kms:
+        kms.create_key()
+        real_generate, real_unwrap = kms.generate_data_key, kms.unwrap
+
+        def generate(key_id: bytes | None = None):
+            key, wk = real_generate(key_id)
+            made.append(key)
+            return key, wk
+
+        def unwrap(wk):
+            key = real_unwrap(wk)
+            made.append(key)
+            return key
+
+        monkeypatch.setattr(kms, "generate_data_key", generate)
+        monkeypatch.setattr(kms, "unwrap", unwrap)
+        path = tmp_path / "f.exls"
+        with open_sealed(path, "wb", kms) as f:
+            f.write(b"data")
+        with open_sealed(path, "rb", kms) as f:
+            assert f.read() == b"data"
+    assert len(made) == 2
+    for key in made:
+        with pytest.raises(ValueError, match="wiped"):
+            key.secret_bytes()
+
+
+def test_open_sealed_pkcs11(hsm, tmp_path: Path) -> None:
+    with open_kms(hsm_uri("exl-env-a")) as a, open_kms(hsm_uri("exl-env-b")) as b:
+        a.create_key()
+        b.create_key()
+        path = tmp_path / "h.exls"
+        sealed_round_trip(a, path)
+        import exitless
+
+        wk = WrappedKey.from_bytes(exitless.inspect(path).envelope)
+        assert wk.scheme == SCHEME_PKCS11_AES_KEY_WRAP and len(wk.to_bytes()) == 59
+        with pytest.raises(KmsError):
+            open_sealed(path, "rb", b)
+        assert_envelope_tamper_rejected(a, path)

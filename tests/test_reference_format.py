@@ -305,8 +305,8 @@ def test_parsing_rules() -> None:
     # Rule order: magic before version before header length before AEAD id before size.
     with pytest.raises(ReferenceFormatError, match="magic"):
         rf.parse_header(_with(good, 0, b"XXLS\x02"))
-    with pytest.raises(ReferenceFormatError, match="version"):
-        rf.parse_header(_with(good, 4, b"\x02\x09\x00\x45"))
+    with pytest.raises(ReferenceFormatError, match="version"):  # 02 is version 2 now (section 9): use 03
+        rf.parse_header(_with(good, 4, b"\x03\x09\x00\x45"))
     with pytest.raises(ReferenceFormatError, match="header length"):
         rf.parse_header(_with(good, 5, b"\x09\x00\x45\x00\x00\x00\x00"))
     with pytest.raises(ReferenceFormatError, match="AEAD"):
@@ -381,9 +381,10 @@ def test_vectors_present_and_well_formed() -> None:
     assert len({v["number"] for v in vectors}) == len(vectors), "duplicate vector numbers"
     for v in vectors:
         assert v["plaintext_len"] == len(v["plaintext"]), v["number"]
-        if 2 <= v["number"] <= 4:  # section 8: plaintext is i mod 251
+        if 2 <= v["number"] <= 5:  # sections 8, 9.3: plaintext is i mod 251
             assert v["plaintext"] == pattern(v["plaintext_len"]), v["number"]
-        assert len(v["ciphertext"]) == rf.sealed_length(len(v["plaintext"]), v["segment_size"]), v["number"]
+        env_len = len(v.get("envelope", b""))
+        assert len(v["ciphertext"]) == rf.sealed_length(len(v["plaintext"]), v["segment_size"], env_len), v["number"]
         hdr = rf.parse_header(v["ciphertext"])
         assert (hdr["aead_id"], hdr["segment_size"], hdr["key_id"], hdr["salt"], hdr["nonce_prefix"]) == (
             v["aead"], v["segment_size"], v["key_id"], v["salt"], v["nonce_prefix"]), v["number"]
@@ -399,7 +400,7 @@ def test_vectors_open() -> None:
 def test_vectors_seal_reproduces_ciphertext() -> None:
     for v in spec_vectors():
         out = rf.seal(v["key"], v["plaintext"], v["context"], segment_size=v["segment_size"], aead_id=v["aead"],
-                      key_id=v["key_id"], salt=v["salt"], nonce_prefix=v["nonce_prefix"])
+                      key_id=v["key_id"], salt=v["salt"], nonce_prefix=v["nonce_prefix"], envelope=v.get("envelope"))
         assert out.hex() == v["ciphertext"].hex(), f"vector {v['number']} differs"
 
 
@@ -487,3 +488,150 @@ def test_cross_tampering_fails_in_both(tmp_path: Path, aead_id: int, writer: str
     path.write_bytes(data)
     with pytest.raises(exitless.IntegrityError):
         native_read(path, ctx=CTX + b"!")
+
+
+# --------------------------------------------------------------------------- version 2 (section 9)
+
+ENV = bytes([2]) + b"\x33" * 16 + (40).to_bytes(2, "big") + bytes(range(0xC0, 0xE8))
+
+
+def test_vector_5_version_2() -> None:
+    v5 = [v for v in spec_vectors() if v["number"] == 5]
+    assert len(v5) == 1, "FORMAT.md section 9.3 must carry vector 5"
+    v = v5[0]
+    assert v["envelope"] == ENV
+    hdr = rf.parse_header(v["ciphertext"])
+    assert (hdr["version"], hdr["header_length"], hdr["envelope"], hdr["key_id"]) == (2, 72 + len(ENV), ENV, v["key_id"])
+    assert rf.open_sealed(v["key"], v["ciphertext"], v["context"]) == v["plaintext"]
+    out = rf.seal(v["key"], v["plaintext"], v["context"], segment_size=v["segment_size"], aead_id=v["aead"],
+                  key_id=v["key_id"], salt=v["salt"], nonce_prefix=v["nonce_prefix"], envelope=v["envelope"])
+    assert out == v["ciphertext"]
+
+
+@pytest.mark.parametrize("aead_id", AEAD_IDS)
+def test_v2_round_trip_and_layout(aead_id: int) -> None:
+    for env in (b"x", ENV, os.urandom(1024)):
+        h = 72 + len(env)
+        s = max(256, h + 17 + 100)
+        p0 = s - h - T
+        for m in (0, 1, p0 - 1, p0, p0 + 1, p0 + (s - T) * 3 + 7):
+            pt = os.urandom(m)
+            data = rf.seal(KEY, pt, CTX, segment_size=s, aead_id=aead_id, envelope=env)
+            assert len(data) == rf.sealed_length(m, s, len(env))
+            assert data[4] == 2 and data[72:h] == env
+            assert rf.open_sealed(KEY, data, CTX) == pt
+
+
+def test_v2_parsing_rules() -> None:
+    data = rf.seal(KEY, b"hello", CTX, segment_size=4096, envelope=b"E" * 100)  # H = 172
+
+    def edit(**at: int) -> bytes:
+        b = bytearray(data)
+        for off, v in at.items():
+            b[int(off[1:])] = v
+        return bytes(b)
+
+    def be16(off: int, v: int) -> dict[str, int]:
+        return {f"o{off}": v >> 8, f"o{off + 1}": v & 0xFF}
+
+    for cut in (1, 4, 5, 67, 68, 71, 72, 171):  # rules 2, 5, 13
+        with pytest.raises(ReferenceIntegrityError):
+            rf.parse_header(data[:cut])
+    format_cases = [
+        edit(o4=3), edit(o4=0),  # rule 4
+        edit(**be16(68, 0), **be16(6, 72)), edit(**be16(68, 1025), **be16(6, 1097)),  # rule 6
+        edit(**be16(6, 173)), edit(**be16(6, 68)),  # rule 7
+        edit(o5=0),  # rule 8
+        edit(o10=0, o11=0),  # rule 9
+        edit(o67=1), edit(o70=1), edit(o71=1),  # rules 10, 11
+    ]
+    for i, bad in enumerate(format_cases):
+        with pytest.raises(ReferenceFormatError):
+            rf.parse_header(bad)
+        with pytest.raises(ReferenceFormatError):
+            rf.parse_header(bad[:100])  # fixed-part rules come before the envelope truncation rule
+    wide = rf.seal(KEY, b"hello", CTX, segment_size=4096, envelope=b"E" * 200)  # H = 272
+    b = bytearray(wide)
+    b[8:12] = (288).to_bytes(4, "big")  # rule 12: S < H + 17
+    with pytest.raises(ReferenceFormatError):
+        rf.parse_header(bytes(b))
+    b[8:12] = (289).to_bytes(4, "big")
+    assert rf.parse_header(bytes(b))["segment_size"] == 289
+    with pytest.raises(ValueError):
+        rf.seal(KEY, b"", segment_size=256, envelope=b"E" * 168)
+    with pytest.raises(ValueError):
+        rf.seal(KEY, b"", envelope=b"")
+
+
+def test_v2_every_header_flip_fails() -> None:
+    data = rf.seal(KEY, pattern(300), CTX, segment_size=256, envelope=ENV)
+    h = 72 + len(ENV)
+    for off in range(h):
+        for bit in range(8):
+            bad = flip(data, off, 1 << bit)
+            with pytest.raises((ReferenceFormatError, ReferenceIntegrityError)):
+                rf.open_sealed(KEY, bad, CTX)
+            if off >= 72:  # the envelope is opaque: only the key derivation catches it
+                with pytest.raises(ReferenceIntegrityError):
+                    rf.open_sealed(KEY, bad, CTX)
+
+
+def native_write_v2(path: Path, pt: bytes, aead_id: int, env: bytes, s: int = CROSS_S) -> bytes:
+    import exitless
+
+    with exitless.open_spill(str(path), "wb", KEY, CTX, segment_size=s, algorithm=ALGORITHMS[aead_id],
+                             key_id=b"\x33" * 16, envelope=env) as f:
+        for o in range(0, len(pt), 1000):
+            f.write(pt[o:o + 1000])
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("aead_id", AEAD_IDS)
+def test_cross_v2_native_writes_reference_reads(tmp_path: Path, aead_id: int) -> None:
+    for env in (ENV, b"\x01", os.urandom(1024)):
+        p0 = CROSS_S - 72 - len(env) - T
+        for m in (0, 1, p0, p0 + 1, 100_000):
+            pt = os.urandom(m)
+            data = native_write_v2(tmp_path / f"n{m}-{len(env)}.exls", pt, aead_id, env)
+            hdr = rf.parse_header(data)
+            assert (hdr["version"], hdr["envelope"], hdr["key_id"]) == (2, env, b"\x33" * 16)
+            assert len(data) == rf.sealed_length(m, CROSS_S, len(env))
+            assert rf.open_sealed(KEY, data, CTX) == pt
+
+
+@pytest.mark.parametrize("aead_id", AEAD_IDS)
+def test_cross_v2_reference_writes_native_reads(tmp_path: Path, aead_id: int) -> None:
+    import exitless
+
+    for env in (ENV, os.urandom(1024)):
+        p0 = CROSS_S - 72 - len(env) - T
+        for m in (0, 1, p0, p0 + 1, 100_000):
+            pt = os.urandom(m)
+            path = tmp_path / f"r{m}-{len(env)}.exls"
+            path.write_bytes(rf.seal(KEY, pt, CTX, segment_size=CROSS_S, aead_id=aead_id, envelope=env))
+            assert native_read(path) == pt
+            assert native_read(path, chunk=777) == pt
+            info = exitless.inspect(path)
+            assert (info.version, info.envelope, info.header_size) == (2, env, 72 + len(env))
+            assert exitless.open_bytes(path.read_bytes(), KEY, CTX) == pt
+
+
+def test_cross_v2_tampering_classes_agree(tmp_path: Path) -> None:
+    import exitless
+
+    data = rf.seal(KEY, pattern(5000), CTX, segment_size=CROSS_S, envelope=ENV)
+    h = 72 + len(ENV)
+    path = tmp_path / "t.exls"
+    cases = [flip(data, off, 1 << bit) for off in range(h) for bit in (0, 7)]
+    cases += [data[:cut] for cut in (5, 68, 70, 72, 100, h - 1, h, h + 15)]
+    for bad in cases:
+        try:
+            rf.open_sealed(KEY, bad, CTX)
+            raise AssertionError("reference opened a tampered file")
+        except ReferenceFormatError:
+            native_expected = exitless.FormatError
+        except ReferenceIntegrityError:
+            native_expected = exitless.IntegrityError
+        path.write_bytes(bad)
+        with pytest.raises(native_expected):
+            native_read(path)

@@ -650,3 +650,63 @@ def test_spill_file_dropped_without_close_leaves_an_incomplete_file(tmp_path, ke
         gc.collect()
     assert_incomplete(path, key, data[: size // 2 + 1])
     assert any(issubclass(w.category, ResourceWarning) for w in caught), [str(w.message) for w in caught]
+
+
+# --------------------------------------------------------------------------- format version 2 (key envelope)
+
+ENVELOPE = bytes(range(59))  # the shape of a scheme-2 WrappedKey; opaque to the format
+H2 = 72 + len(ENVELOPE)
+V2_CANARY = b"v2-canary-c0ffee!"
+
+
+def _v2_file(tmp_path: Path, algorithm: str, n: int) -> tuple[Path, bytes, bytes]:
+    key = exitless.generate_key()
+    pt = (V2_CANARY * (n // len(V2_CANARY) + 1))[:n]
+    path = tmp_path / f"v2-{algorithm}-{n}.exls"
+    with exitless.open_spill(path, "wb", key, CTX, segment_size=S, algorithm=algorithm, envelope=ENVELOPE,
+                             key_id=b"\x33" * 16, backend="sync") as f:
+        f.write(pt)
+    return path, path.read_bytes(), key.secret_bytes()
+
+
+def _read_v2(path: Path, key: bytes) -> bytes:
+    with exitless.open_spill(path, "rb", key, CTX, backend="sync") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("n", [0, 1, S - H2 - T, 1000])
+def test_v2_every_header_and_envelope_bit_flip_fails(tmp_path: Path, algorithm: str, n: int) -> None:
+    path, good, key = _v2_file(tmp_path, algorithm, n)
+    assert _read_v2(path, key) == (V2_CANARY * (n // len(V2_CANARY) + 1))[:n]
+    assert exitless.inspect(path).envelope == ENVELOPE
+    bad = path.with_suffix(".bad")
+    for i in range(H2):
+        for bit in range(8):
+            b = bytearray(good)
+            b[i] ^= 1 << bit
+            bad.write_bytes(bytes(b))
+            expected = IntegrityError if i >= 72 else (FormatError, IntegrityError)
+            with pytest.raises(expected):
+                _read_v2(bad, key)
+            with pytest.raises(expected):
+                exitless.open_bytes(bytes(b), key, CTX)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_v2_truncation_and_ciphertext_flips_fail(tmp_path: Path, algorithm: str) -> None:
+    path, good, key = _v2_file(tmp_path, algorithm, 1000)
+    bad = path.with_suffix(".bad")
+    for cut in [1, 4, 67, 68, 70, 71, 72, 100, H2 - 1, H2, H2 + T - 1, H2 + T, S, S + 1, len(good) - 1]:
+        bad.write_bytes(good[:cut])
+        with pytest.raises(IntegrityError):
+            _read_v2(bad, key)
+        with pytest.raises(IntegrityError):
+            exitless.inspect(bad) if cut < H2 + T else _read_v2(bad, key)
+    for i in range(H2, len(good), 7):
+        b = bytearray(good)
+        b[i] ^= 0x40
+        bad.write_bytes(bytes(b))
+        with pytest.raises(IntegrityError):
+            _read_v2(bad, key)
+    assert V2_CANARY not in good

@@ -12,7 +12,9 @@ in a KMS. Two backends:
   can never leave it; wrapping is the token's CKM_AES_KEY_WRAP, RFC 3394
   (scheme 2).
 
-:func:`open_kms` opens either from a URI. The byte layouts, the URI syntax and what
+:func:`open_kms` opens either from a URI. :func:`open_sealed` writes and reads
+sealed files that carry their wrapped data key in the header (format version 2,
+docs/FORMAT.md section 9), so a reader needs only the KMS. The byte layouts, the URI syntax and what
 is checked where are in docs/KMS.md.
 
 Key bytes never appear in a ``repr``, a log line or an exception message: errors
@@ -58,6 +60,7 @@ __all__ = [
     "WrappedKey",
     "WrappedKeyFormatError",
     "open_kms",
+    "open_sealed",
 ]
 
 KEY_ID_LEN = 16
@@ -1066,3 +1069,63 @@ def open_kms(uri: str) -> Kms:
         return Pkcs11Kms.from_uri(uri)
     scheme = uri.partition(":")[0] if ":" in uri else uri[:20]
     raise KmsConfigError(f"unknown KMS URI scheme {scheme!r} (known: local:, pkcs11:)")
+
+
+def open_sealed(path: str | os.PathLike[str], mode: str, kms: Kms, context: bytes | str = b"", **options: Any) -> Any:
+    """Opens a sealed file whose data key travels in its header (format version 2).
+
+    - ``"wb"``: asks ``kms`` for a fresh data key, and writes a file whose header
+      carries the wrapped key (``WrappedKey.to_bytes()``) as its key envelope and the
+      wrapping primary key's id as its key id. Returns a :class:`exitless.SealedWriter`.
+    - ``"rb"``: reads the header, parses the envelope, checks that the header's key id
+      is the envelope's primary key id, has ``kms`` unwrap the data key and opens the
+      file. Returns a :class:`exitless.SealedReader`. A file without an envelope
+      (version 1) raises :class:`exitless.FormatError`; a header whose key id and
+      envelope disagree raises :class:`exitless.IntegrityError`; a key ``kms`` cannot
+      unwrap raises :class:`UnwrapError`. The envelope is authenticated by the stream
+      itself: a modified one never yields plaintext.
+
+    ``context`` and ``options`` are those of :func:`exitless.open_spill` (except
+    ``key_id`` and ``envelope``, which this function sets). The data key is wiped as
+    soon as the stream is open (the stream keeps only its derived stream key).
+    """
+    from . import _errors
+    from .memory import inspect
+    from .streams import open_spill
+
+    for name in ("key_id", "envelope"):
+        if name in options:
+            raise TypeError(f"open_sealed sets {name} itself; do not pass it")
+    if not isinstance(kms, Kms):
+        raise TypeError(f"kms must be an exitless.kms.Kms, not {type(kms).__name__}")
+    normalized = "".join(sorted(mode)) if isinstance(mode, str) else mode
+    if normalized == "bw":
+        key, wrapped = kms.generate_data_key()
+        try:
+            return open_spill(
+                path, "wb", key, context, key_id=wrapped.primary_key_id, envelope=wrapped.to_bytes(), **options
+            )
+        finally:
+            key.wipe()
+    if normalized == "br":
+        info = inspect(path)
+        if info.envelope is None:
+            raise _errors.FormatError(
+                f"{info.path}: the file carries no wrapped key (format version {info.version} has no key "
+                "envelope); open it with exitless.open_spill and its data key"
+            )
+        try:
+            wrapped = WrappedKey.from_bytes(info.envelope)
+        except WrappedKeyFormatError as e:
+            raise _errors.FormatError(f"{info.path}: the key envelope is not a wrapped key this KMS reads: {e}") from None
+        if not hmac.compare_digest(wrapped.primary_key_id, info.key_id):
+            raise _errors.IntegrityError(
+                f"{info.path}: the header's key id {info.key_id.hex()} is not the primary key id "
+                f"{wrapped.primary_key_id.hex()} of its key envelope"
+            )
+        key = kms.unwrap(wrapped)
+        try:
+            return open_spill(path, "rb", key, context, **options)
+        finally:
+            key.wipe()
+    raise ValueError(f"unsupported mode {mode!r}: open_sealed opens 'wb' or 'rb'")

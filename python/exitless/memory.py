@@ -8,18 +8,24 @@ from dataclasses import dataclass
 from ._errors import raise_for
 from ._native import ffi, lib
 from .keys import as_key
-from .streams import ALGORITHM_NAMES, DEFAULT_SEGMENT_SIZE, Buffer, KeyLike, PathLike, _context_bytes, _path_bytes, make_options
+from .streams import (
+    ALGORITHM_NAMES, DEFAULT_SEGMENT_SIZE, Buffer, KeyLike, PathLike, _attach_envelope, _check_envelope, _context_bytes,
+    _path_bytes, make_options,
+)
 
 
-def sealed_length(plaintext_len: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
-    """Length of the sealed file for a plaintext of ``plaintext_len`` bytes."""
+def sealed_length(plaintext_len: int, segment_size: int = DEFAULT_SEGMENT_SIZE, *, envelope_len: int = 0) -> int:
+    """Length of the sealed file for a plaintext of ``plaintext_len`` bytes (with a key
+    envelope of ``envelope_len`` bytes in the header: format version 2; 0: version 1)."""
     if not isinstance(plaintext_len, int) or isinstance(plaintext_len, bool):
         raise TypeError(f"plaintext_len must be an int, not {type(plaintext_len).__name__}")
     if not 0 <= plaintext_len < 1 << 64:
         raise ValueError(f"plaintext_len must be between 0 and 2**64 - 1, got {plaintext_len}")
     make_options(segment_size, "aes-256-gcm", None)  # validates segment_size with Python errors
+    if not isinstance(envelope_len, int) or isinstance(envelope_len, bool) or envelope_len < 0:
+        raise ValueError(f"envelope_len must be a non-negative int, got {envelope_len!r}")
     out = ffi.new("uint64_t *")
-    raise_for(lib.exitless_sealed_len(plaintext_len, segment_size, out))
+    raise_for(lib.exitless_sealed_len_envelope(plaintext_len, segment_size, envelope_len, out))
     return int(out[0])
 
 
@@ -32,11 +38,15 @@ def seal_into(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     algorithm: str = "aes-256-gcm",
     key_id: bytes | None = None,
+    envelope: Buffer | None = None,
 ) -> int:
     """Seal ``data`` into the writable buffer ``out`` (at least
-    ``sealed_length(len(data), segment_size)`` bytes); returns the sealed length."""
+    ``sealed_length(len(data), segment_size, envelope_len=len(envelope or b""))``
+    bytes); returns the sealed length. ``envelope``: see :func:`exitless.open_spill`."""
     key = as_key(key)
+    env = _check_envelope(envelope)
     opts = make_options(segment_size, algorithm, key.key_id if key_id is None else key_id)
+    keep = _attach_envelope(opts, env)
     src = memoryview(data).cast("B")
     dst = memoryview(out).cast("B")
     n = ffi.new("size_t *")
@@ -48,6 +58,7 @@ def seal_into(
             ffi.from_buffer(src), src.nbytes, ffi.from_buffer(dst, require_writable=True), dst.nbytes, n,
         )
     )
+    del keep
     return int(n[0])
 
 
@@ -77,11 +88,14 @@ def seal_bytes(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     algorithm: str = "aes-256-gcm",
     key_id: bytes | None = None,
+    envelope: Buffer | None = None,
 ) -> bytes:
-    """Seal ``data`` into a complete sealed stream, in memory."""
+    """Seal ``data`` into a complete sealed stream, in memory (format version 2 when
+    ``envelope`` is given: see :func:`exitless.open_spill`)."""
     make_options(segment_size, algorithm, key_id)  # argument errors before any allocation
-    out = bytearray(sealed_length(memoryview(data).nbytes, segment_size))
-    n = seal_into(data, out, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id)
+    env = _check_envelope(envelope)
+    out = bytearray(sealed_length(memoryview(data).nbytes, segment_size, envelope_len=len(env or b"")))
+    n = seal_into(data, out, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, envelope=env)
     del out[n:]
     return bytes(out)
 
@@ -106,6 +120,11 @@ class FileInfo:
     file_size: int
     segments: int
     plaintext_size: int
+    #: Header length: 68 (version 1) or 72 + len(envelope) (version 2).
+    header_size: int = 68
+    #: The key envelope (the wrapped data key) of a version-2 file; None for version 1.
+    #: Unauthenticated: a wrong envelope makes the stream fail to open.
+    envelope: bytes | None = None
 
 
 def inspect(path: PathLike) -> FileInfo:
@@ -122,4 +141,6 @@ def inspect(path: PathLike) -> FileInfo:
         file_size=info.file_len,
         segments=info.segments,
         plaintext_size=info.plaintext_len,
+        header_size=info.header_len,
+        envelope=bytes(ffi.buffer(info.envelope, info.envelope_len)) if info.envelope_len else None,
     )

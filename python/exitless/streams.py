@@ -21,6 +21,7 @@ from .keys import Key, as_key
 _ALGORITHMS = {"aes-256-gcm": lib.EXITLESS_AES_256_GCM, "chacha20-poly1305": lib.EXITLESS_CHACHA20_POLY1305}
 ALGORITHM_NAMES = {v: k for k, v in _ALGORITHMS.items()}
 DEFAULT_SEGMENT_SIZE = 65536
+MAX_ENVELOPE_LEN = lib.EXITLESS_MAX_ENVELOPE_LEN
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 Buffer = bytes | bytearray | memoryview
@@ -161,6 +162,29 @@ def make_options(
     return opts
 
 
+def _check_envelope(envelope: Buffer | None) -> bytes | None:
+    """A writer's key envelope (format version 2) as bytes, or None (version 1)."""
+    if envelope is None:
+        return None
+    if not isinstance(envelope, (bytes, bytearray, memoryview)):
+        raise TypeError(f"envelope must be bytes or None, not {type(envelope).__name__}")
+    env = bytes(envelope)
+    if not 1 <= len(env) <= MAX_ENVELOPE_LEN:
+        raise ValueError(f"envelope must be 1 to {MAX_ENVELOPE_LEN} bytes, got {len(env)}")
+    return env
+
+
+def _attach_envelope(opts: ffi.CData, envelope: bytes | None) -> object:
+    """Points ``opts`` at ``envelope``; the caller keeps the returned object alive
+    until the native call that takes ``opts`` has returned (it copies the bytes)."""
+    if envelope is None:
+        return None
+    buf = ffi.from_buffer(envelope)
+    opts.envelope = buf
+    opts.envelope_len = len(envelope)
+    return buf
+
+
 _STAT_FIELDS = (
     "exits", "syscalls", "uring_enters", "sqpoll_wakeups", "bytes", "ops", "completions_rejected",
     "resubmits", "fallbacks", "stream_syscalls", "segments", "plaintext_bytes",
@@ -197,11 +221,13 @@ class SealedWriter(io.RawIOBase):
         ocall_cycles: int | None = None,
         uring_spin_us: int | None = None,
         parallel: bool = True,
+        envelope: Buffer | None = None,
         _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
     ) -> None:
         super().__init__()
         self._handle = ffi.NULL
         key = as_key(key)
+        env = _check_envelope(envelope)
         self.name = os.fsdecode(path)
         self.mode = "wb"
         opts = make_options(
@@ -213,10 +239,12 @@ class SealedWriter(io.RawIOBase):
         ctx = _context_bytes(context)
         out = ffi.new("ExitlessWriter **")
         secret = key._buffer()
+        keep = _attach_envelope(opts, env)
         raise_for(
             lib.exitless_writer_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out),
             path,
         )
+        del keep
         self._handle = out[0]
 
     def writable(self) -> bool:
@@ -534,6 +562,7 @@ def open_spill(
     ocall_cycles: int | None = None,
     uring_spin_us: int | None = None,
     parallel: bool = True,
+    envelope: Buffer | None = None,
     _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> SealedWriter | SealedReader | SealedSpillFile:
     """Open a sealed spill file.
@@ -563,6 +592,11 @@ def open_spill(
       per core; the runtime starts on first use). A stream whose IO is the
       bottleneck seals on the calling thread alone. ``False`` keeps everything on
       the calling thread.
+    - ``envelope``: writers: the key envelope (the KMS's wrapped data key, 1 to 1024
+      bytes) to carry in the header, which makes the file format version 2
+      (docs/FORMAT.md section 9); pass ``key_id`` = the id of the KMS key that wrapped
+      it. ``None``: version 1. Readers take it from the header
+      (:func:`exitless.inspect`); :func:`exitless.kms.open_sealed` does both for you.
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
@@ -574,6 +608,8 @@ def open_spill(
         "segment_size": segment_size, "algorithm": algorithm, "key_id": key_id, "sync": sync,
         "parallel": parallel, "_insecure_fixed_randomness": _insecure_fixed_randomness, **io_options,
     }
+    if envelope is not None:
+        writer_options["envelope"] = envelope
     normalized = "".join(sorted(mode))
     if normalized == "bw":
         return SealedWriter(path, key, context, **writer_options)  # type: ignore[arg-type]

@@ -47,6 +47,11 @@
 #define EXITLESS_BACKEND_SYNC 4
 
 /**
+ * Largest key envelope (format version 2) a header carries, in bytes.
+ */
+#define EXITLESS_MAX_ENVELOPE_LEN 1024
+
+/**
  * Backend: discards writes (benchmarks of sealing without IO; nothing can be read back).
  */
 #define EXITLESS_BACKEND_NULL 5
@@ -98,6 +103,19 @@ typedef struct {
    * Plaintext length the file length implies (not authenticated).
    */
   uint64_t plaintext_len;
+  /**
+   * Header length in bytes: 68 (version 1) or 72 + `envelope_len` (version 2).
+   */
+  uint32_t header_len;
+  /**
+   * Length of the key envelope (format version 2); 0 for version 1.
+   */
+  uint32_t envelope_len;
+  /**
+   * The key envelope, `envelope_len` bytes (the rest zero). Not authenticated:
+   * a wrong envelope yields a wrong key, and the stream then fails to open.
+   */
+  uint8_t envelope[1024];
 } ExitlessFileInfo;
 
 /**
@@ -165,6 +183,19 @@ typedef struct {
    * Nonce prefix used when `insecure_fixed_randomness` is set.
    */
   uint8_t fixed_nonce_prefix[7];
+  /**
+   * Writers: the key envelope (the KMS's wrapped data key, 1 to
+   * `EXITLESS_MAX_ENVELOPE_LEN` bytes) to carry in the header, which makes the file
+   * format version 2; set `key_id` to the id of the KMS key that wrapped it. Null
+   * with `envelope_len` 0 (the default): format version 1. Must be readable for
+   * `envelope_len` bytes during the call that takes these options; copied there.
+   * Readers ignore it (the header says).
+   */
+  const uint8_t *envelope;
+  /**
+   * Length of `envelope` in bytes; 0 for none.
+   */
+  size_t envelope_len;
 } ExitlessOptions;
 
 /**
@@ -279,6 +310,18 @@ ExitlessStatus exitless_inspect(const char *path, ExitlessFileInfo *out);
  * `out` is writable.
  */
 ExitlessStatus exitless_sealed_len(uint64_t plaintext_len, uint32_t segment_size, uint64_t *out);
+
+/**
+ * The sealed length of a plaintext of `plaintext_len` bytes at `segment_size` with a
+ * key envelope of `envelope_len` bytes in the header (format version 2; 0: version 1).
+ *
+ * # Safety
+ * `out` is writable.
+ */
+ExitlessStatus exitless_sealed_len_envelope(uint64_t plaintext_len,
+                                            uint32_t segment_size,
+                                            size_t envelope_len,
+                                            uint64_t *out);
 
 /**
  * Seals `plaintext` in memory into `out` (`out_cap` ≥ `exitless_sealed_len`); the

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use exitless_seal::Layout;
+use exitless_seal::{Layout, HEADER_LEN, MAX_ENVELOPE_LEN, V2_FIXED_LEN};
 
 use crate::args::{bytes, bytes_mut, key, path, put};
 use crate::file;
@@ -18,7 +18,13 @@ pub unsafe extern "C" fn exitless_inspect(path: *const c_char, out: *mut Exitles
     guard(|| {
         // SAFETY: contract above.
         let i = exitless_spill::inspect(unsafe { self::path(path) }?)?;
+        let mut envelope = [0u8; crate::options::EXITLESS_MAX_ENVELOPE_LEN];
+        let env = i.envelope.as_deref().unwrap_or_default();
+        envelope[..env.len()].copy_from_slice(env);
         let info = ExitlessFileInfo {
+            envelope,
+            envelope_len: env.len() as u32,
+            header_len: i.header.len() as u32,
             version: i.header.version(),
             algorithm: i.header.algorithm().id(),
             key_id: i.header.key_id().0,
@@ -42,8 +48,29 @@ pub unsafe extern "C" fn exitless_sealed_len(
     segment_size: u32,
     out: *mut u64,
 ) -> ExitlessStatus {
+    // SAFETY: forwarded contract.
+    unsafe { exitless_sealed_len_envelope(plaintext_len, segment_size, 0, out) }
+}
+
+/// The sealed length of a plaintext of `plaintext_len` bytes at `segment_size` with a
+/// key envelope of `envelope_len` bytes in the header (format version 2; 0: version 1).
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_sealed_len_envelope(
+    plaintext_len: u64,
+    segment_size: u32,
+    envelope_len: usize,
+    out: *mut u64,
+) -> ExitlessStatus {
     guard(|| {
-        let layout = Layout::new(segment_size).map_err(|e| FfiError::invalid(e.to_string()))?;
+        let header_len = match envelope_len {
+            0 => HEADER_LEN,
+            n if n <= MAX_ENVELOPE_LEN => V2_FIXED_LEN + n,
+            n => return Err(FfiError::invalid(format!("envelope is {n} bytes; at most {MAX_ENVELOPE_LEN}"))),
+        };
+        let layout = Layout::new(segment_size, header_len).map_err(|e| FfiError::invalid(e.to_string()))?;
         let len = layout.sealed_len(plaintext_len).map_err(|e| FfiError::invalid(e.to_string()))?;
         // SAFETY: contract above.
         unsafe { put(out, len, "out") }
@@ -80,7 +107,7 @@ pub unsafe extern "C" fn exitless_seal_buffer(
             )
         };
         // SAFETY: null or readable by contract.
-        let opts = unsafe { read_options(options) };
+        let opts = unsafe { read_options(options) }?;
         let n = file::seal_into(&key, &params(&opts)?, context, plaintext, out)?;
         // SAFETY: contract above.
         unsafe { put(out_len, n, "out_len") }

@@ -1,7 +1,7 @@
 //! The option and result structs of the ABI, and their translation.
 
 use exitless_io::{BackendKind, OcallModel};
-use exitless_seal::{Algorithm, KeyId, Layout, StreamParams};
+use exitless_seal::{Algorithm, KeyId, StreamParams, MAX_ENVELOPE_LEN};
 use exitless_spill::{BackendChoice, SpillOptions, StreamStats};
 
 use crate::status::{guard, ExitlessStatus, FfiError, FfiResult};
@@ -22,6 +22,10 @@ pub const EXITLESS_BACKEND_OCALL: u8 = 2;
 pub const EXITLESS_BACKEND_SWITCHLESS: u8 = 3;
 /// Backend: plain synchronous pread/pwrite.
 pub const EXITLESS_BACKEND_SYNC: u8 = 4;
+/// Largest key envelope (format version 2) a header carries, in bytes.
+pub const EXITLESS_MAX_ENVELOPE_LEN: usize = 1024;
+const _: () = assert!(EXITLESS_MAX_ENVELOPE_LEN == MAX_ENVELOPE_LEN);
+
 /// Backend: discards writes (benchmarks of sealing without IO; nothing can be read back).
 pub const EXITLESS_BACKEND_NULL: u8 = 5;
 
@@ -62,11 +66,20 @@ pub struct ExitlessOptions {
     pub fixed_salt: [u8; 32],
     /// Nonce prefix used when `insecure_fixed_randomness` is set.
     pub fixed_nonce_prefix: [u8; 7],
+    /// Writers: the key envelope (the KMS's wrapped data key, 1 to
+    /// `EXITLESS_MAX_ENVELOPE_LEN` bytes) to carry in the header, which makes the file
+    /// format version 2; set `key_id` to the id of the KMS key that wrapped it. Null
+    /// with `envelope_len` 0 (the default): format version 1. Must be readable for
+    /// `envelope_len` bytes during the call that takes these options; copied there.
+    /// Readers ignore it (the header says).
+    pub envelope: *const u8,
+    /// Length of `envelope` in bytes; 0 for none.
+    pub envelope_len: usize,
 }
 
 /// Header facts of a sealed file, read without a key.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct ExitlessFileInfo {
     /// Format version.
     pub version: u8,
@@ -82,6 +95,30 @@ pub struct ExitlessFileInfo {
     pub segments: u64,
     /// Plaintext length the file length implies (not authenticated).
     pub plaintext_len: u64,
+    /// Header length in bytes: 68 (version 1) or 72 + `envelope_len` (version 2).
+    pub header_len: u32,
+    /// Length of the key envelope (format version 2); 0 for version 1.
+    pub envelope_len: u32,
+    /// The key envelope, `envelope_len` bytes (the rest zero). Not authenticated:
+    /// a wrong envelope yields a wrong key, and the stream then fails to open.
+    pub envelope: [u8; 1024],
+}
+
+impl Default for ExitlessFileInfo {
+    fn default() -> Self {
+        Self {
+            version: 0,
+            algorithm: 0,
+            key_id: [0; 16],
+            segment_size: 0,
+            file_len: 0,
+            segments: 0,
+            plaintext_len: 0,
+            header_len: 0,
+            envelope_len: 0,
+            envelope: [0; EXITLESS_MAX_ENVELOPE_LEN],
+        }
+    }
 }
 
 /// What a stream did: its backend's counters plus its own system calls.
@@ -133,27 +170,55 @@ pub(crate) const DEFAULT_OPTIONS: ExitlessOptions = ExitlessOptions {
     insecure_fixed_randomness: 0,
     fixed_salt: [0; 32],
     fixed_nonce_prefix: [0; 7],
+    envelope: std::ptr::null(),
+    envelope_len: 0,
 };
 
-/// Reads `options` (null: the defaults).
-///
-/// # Safety
-/// `options` is null or readable.
-pub(crate) unsafe fn read_options(options: *const ExitlessOptions) -> ExitlessOptions {
-    // SAFETY: null or readable by the caller's contract; `as_ref` handles null.
-    match unsafe { options.as_ref() } {
-        Some(o) => *o,
-        None => DEFAULT_OPTIONS,
-    }
+/// Options as read from the caller: the struct, plus its envelope copied in.
+pub(crate) struct Options {
+    raw: ExitlessOptions,
+    envelope: Option<Vec<u8>>,
 }
 
-pub(crate) fn params(options: &ExitlessOptions) -> FfiResult<StreamParams> {
-    let algorithm = Algorithm::from_id(options.algorithm)
-        .ok_or_else(|| FfiError::invalid(format!("unknown algorithm id {}", options.algorithm)))?;
-    Layout::new(options.segment_size)
-        .map_err(|e| FfiError::invalid(format!("segment size {}: {e}", options.segment_size)))?;
-    let key_id = if options.has_key_id != 0 { KeyId(options.key_id) } else { KeyId::NONE };
-    Ok(StreamParams { algorithm, segment_size: options.segment_size, key_id })
+/// Reads `options` (null: the defaults), copying the envelope it points to.
+///
+/// # Safety
+/// `options` is null or readable, and its `envelope` is null or readable for
+/// `envelope_len` bytes.
+pub(crate) unsafe fn read_options(options: *const ExitlessOptions) -> FfiResult<Options> {
+    // SAFETY: null or readable by the caller's contract; `as_ref` handles null.
+    let raw = match unsafe { options.as_ref() } {
+        Some(o) => *o,
+        None => DEFAULT_OPTIONS,
+    };
+    let envelope = match raw.envelope_len {
+        0 => None,
+        n if n > EXITLESS_MAX_ENVELOPE_LEN => {
+            return Err(FfiError::invalid(format!(
+                "envelope is {n} bytes; a key envelope is at most {EXITLESS_MAX_ENVELOPE_LEN} bytes"
+            )))
+        }
+        // SAFETY: readable for `envelope_len` bytes by the caller's contract; null is checked.
+        n => Some(unsafe { crate::args::bytes(raw.envelope, n, "envelope") }?.to_vec()),
+    };
+    Ok(Options { raw, envelope })
+}
+
+pub(crate) fn params(options: &Options) -> FfiResult<StreamParams> {
+    let o = &options.raw;
+    let algorithm = Algorithm::from_id(o.algorithm)
+        .ok_or_else(|| FfiError::invalid(format!("unknown algorithm id {}", o.algorithm)))?;
+    let key_id = if o.has_key_id != 0 { KeyId(o.key_id) } else { KeyId::NONE };
+    let params =
+        StreamParams { algorithm, segment_size: o.segment_size, key_id, envelope: options.envelope.clone() };
+    params.layout().map_err(|e| {
+        FfiError::invalid(format!(
+            "segment size {} (header {} bytes): {e}",
+            o.segment_size,
+            params.header_len()
+        ))
+    })?;
+    Ok(params)
 }
 
 const BACKENDS: [(u8, BackendKind); 5] = [
@@ -164,7 +229,8 @@ const BACKENDS: [(u8, BackendKind); 5] = [
     (EXITLESS_BACKEND_NULL, BackendKind::Null),
 ];
 
-pub(crate) fn spill_options(options: &ExitlessOptions) -> FfiResult<SpillOptions> {
+pub(crate) fn spill_options(opts: &Options) -> FfiResult<SpillOptions> {
+    let options = &opts.raw;
     let backend = match options.backend {
         EXITLESS_BACKEND_AUTO => BackendChoice::Auto,
         id => BACKENDS
@@ -191,7 +257,7 @@ pub(crate) fn spill_options(options: &ExitlessOptions) -> FfiResult<SpillOptions
         us => return Err(FfiError::invalid(format!("uring_spin_us must be >= 0 or -1, got {us}"))),
     };
     Ok(SpillOptions {
-        params: params(options)?,
+        params: params(opts)?,
         uring_spin,
         runtime: if options.parallel != 0 { exitless_spill::runtime::global() } else { None },
         backend,

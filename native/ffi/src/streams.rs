@@ -36,7 +36,7 @@ pub unsafe extern "C" fn exitless_writer_open(
         let (path, key, context) =
             unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
         // SAFETY: null or readable by contract.
-        let opts = spill_options(&unsafe { read_options(options) })?;
+        let opts = spill_options(&unsafe { read_options(options) }?)?;
         let writer = SpillWriter::create(path, &key, context, &opts)?;
         let boxed = Box::into_raw(Box::new(ExitlessWriter(Mutex::new(writer))));
         // SAFETY: `out` is writable by contract; on failure we free what we made.
@@ -131,7 +131,7 @@ pub unsafe extern "C" fn exitless_reader_open(
         let (path, key, context) =
             unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
         // SAFETY: null or readable by contract.
-        let opts = spill_options(&unsafe { read_options(options) })?;
+        let opts = spill_options(&unsafe { read_options(options) }?)?;
         let reader = SpillReader::open(path, &key, context, &opts)?;
         let boxed = Box::into_raw(Box::new(ExitlessReader(Mutex::new(reader))));
         // SAFETY: `out` is writable by contract; on failure we free what we made.
@@ -291,7 +291,7 @@ pub unsafe extern "C" fn exitless_bench_write(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let (path, opts) = unsafe { (self::path(path)?, read_options(options)) };
+        let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
         let spill = spill_options(&opts)?;
         let kind = spill.backend.resolve()?;
         let s = if seal != 0 {
@@ -318,7 +318,7 @@ pub unsafe extern "C" fn exitless_bench_read(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let (path, opts) = unsafe { (self::path(path)?, read_options(options)) };
+        let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
         let spill = spill_options(&opts)?;
         let kind = spill.backend.resolve()?;
         let s = exitless_spill::bench::sealed_read(path, &spill, chunk)?;

@@ -330,3 +330,68 @@ fn handles_are_usable_from_several_threads() {
     }
     assert_eq!(size, 4 * 100 * 333);
 }
+
+#[test]
+fn envelope_makes_version_2_and_inspect_returns_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2").to_str().unwrap().to_owned();
+    let p = CString::new(path.as_str()).unwrap();
+    let env: Vec<u8> = (0..59u8).collect();
+    let mut o = options(4096);
+    o.envelope = env.as_ptr();
+    o.envelope_len = env.len();
+    o.has_key_id = 1;
+    o.key_id = [0x33; 16];
+    let mut w = ptr::null_mut();
+    // SAFETY: every pointer is valid for the stated lengths.
+    unsafe {
+        assert_eq!(
+            exitless_writer_open(p.as_ptr(), KEY.as_ptr(), 32, ptr::null(), 0, &o, &mut w),
+            EXITLESS_OK
+        );
+        assert_eq!(exitless_writer_write(w, [3u8; 9000].as_ptr(), 9000), EXITLESS_OK);
+        assert_eq!(exitless_writer_finish(w), EXITLESS_OK);
+        exitless_writer_free(w);
+    }
+    let mut expected = 0u64;
+    // SAFETY: out pointer valid.
+    assert_eq!(unsafe { exitless_sealed_len_envelope(9000, 4096, 59, &mut expected) }, EXITLESS_OK);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), expected);
+    let mut info = ExitlessFileInfo::default();
+    // SAFETY: valid string and out pointer.
+    assert_eq!(unsafe { exitless_inspect(p.as_ptr(), &mut info) }, EXITLESS_OK);
+    assert_eq!((info.version, info.header_len, info.envelope_len, info.key_id), (2, 131, 59, [0x33; 16]));
+    assert_eq!(&info.envelope[..59], &env[..]);
+    assert!(info.envelope[59..].iter().all(|&b| b == 0));
+    let r = open_reader(&path, &KEY, b"").unwrap();
+    // SAFETY: live handle.
+    unsafe { exitless_reader_free(r) };
+
+    // A version-1 file reports no envelope.
+    write_file(&path, &[9u8; 100], 1024);
+    // SAFETY: valid string and out pointer.
+    assert_eq!(unsafe { exitless_inspect(p.as_ptr(), &mut info) }, EXITLESS_OK);
+    assert_eq!((info.version, info.header_len, info.envelope_len), (1, 68, 0));
+
+    // Bad envelopes are argument errors with a message.
+    let big = vec![1u8; EXITLESS_MAX_ENVELOPE_LEN + 1];
+    for (ptr_, len, needle) in [(big.as_ptr(), big.len(), "at most 1024"), (ptr::null(), 5, "null")] {
+        let mut o = options(4096);
+        o.envelope = ptr_;
+        o.envelope_len = len;
+        // SAFETY: the bad pointer is never read (rejected by length or as null).
+        let st = unsafe { exitless_writer_open(p.as_ptr(), KEY.as_ptr(), 32, ptr::null(), 0, &o, &mut w) };
+        assert_eq!(st, EXITLESS_ERR_INVALID_ARGUMENT);
+        assert!(last_error().contains(needle), "{}", last_error());
+    }
+    let mut o = options(256);
+    o.envelope = big.as_ptr();
+    o.envelope_len = 200;
+    // SAFETY: valid pointers.
+    let st = unsafe { exitless_writer_open(p.as_ptr(), KEY.as_ptr(), 32, ptr::null(), 0, &o, &mut w) };
+    assert_eq!(st, EXITLESS_ERR_INVALID_ARGUMENT);
+    assert!(last_error().contains("segment size"), "{}", last_error());
+    let mut n = 0u64;
+    // SAFETY: out pointer valid.
+    assert_eq!(unsafe { exitless_sealed_len_envelope(0, 4096, 1025, &mut n) }, EXITLESS_ERR_INVALID_ARGUMENT);
+}

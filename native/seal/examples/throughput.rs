@@ -9,7 +9,11 @@ fn main() {
     let key = DataKey::from_array([7; 32]);
     for seg in [4096u32, 65536, 1 << 20] {
         let params = StreamParams { segment_size: seg, ..Default::default() };
-        let mut out = vec![0u8; Layout::new(seg).unwrap().sealed_len(len as u64).unwrap() as usize];
+        let mut out = vec![
+            0u8;
+            Layout::new(seg, exitless_seal::HEADER_LEN).unwrap().sealed_len(len as u64).unwrap()
+                as usize
+        ];
         let mut back = vec![0u8; len];
         for _ in 0..3 {
             let t = Instant::now();

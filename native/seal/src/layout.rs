@@ -2,9 +2,10 @@
 //!
 //! The segment size `S` is the ciphertext slot size. The header takes the start of
 //! slot 0, so segment `i ≥ 1` starts at `i·S` and direct IO stays block-aligned.
+//! The header length `H` is 68 in version 1 and 72 + envelope length in version 2.
 
 use crate::error::{Error, Result};
-use crate::header::HEADER_LEN;
+use crate::header::{HEADER_LEN, MAX_HEADER_LEN, V2_FIXED_LEN};
 
 /// AEAD tag length.
 pub const TAG_LEN: usize = 16;
@@ -15,10 +16,11 @@ pub const MAX_SEGMENT_SIZE: u32 = 1 << 30;
 /// Most segments a stream may have (the index is a u32 in the nonce).
 pub const MAX_SEGMENTS: u64 = 1 << 32;
 
-/// Segment geometry of a stream with a given segment size.
+/// Segment geometry of a stream with a given segment size and header length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     segment_size: u32,
+    header_len: u32,
 }
 
 /// Where the segments of one sealed file are, derived from its length.
@@ -40,12 +42,21 @@ impl Geometry {
 }
 
 impl Layout {
-    /// A layout for segment size `S`; fails outside [256, 1 GiB].
-    pub fn new(segment_size: u32) -> Result<Self> {
+    /// A layout for segment size `S` and header length `H` ([`HEADER_LEN`] for
+    /// version 1, [`crate::Header::len`] in general); fails when `S` is outside
+    /// [256, 1 GiB], `H` is not a header length of any version, or segment 0 would
+    /// hold no plaintext (`S < H + 17`).
+    pub fn new(segment_size: u32, header_len: usize) -> Result<Self> {
         if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) {
             return Err(Error::invalid("segment size must be between 256 bytes and 1 GiB"));
         }
-        Ok(Self { segment_size })
+        if header_len != HEADER_LEN && !(V2_FIXED_LEN + 1..=MAX_HEADER_LEN).contains(&header_len) {
+            return Err(Error::invalid("header length must be 68 or 73 to 1096 bytes"));
+        }
+        if (segment_size as usize) < header_len + TAG_LEN + 1 {
+            return Err(Error::invalid("segment size too small for the header"));
+        }
+        Ok(Self { segment_size, header_len: header_len as u32 })
     }
 
     /// The ciphertext segment size `S`.
@@ -53,11 +64,16 @@ impl Layout {
         self.segment_size
     }
 
+    /// The header length `H`: where segment 0's ciphertext starts.
+    pub const fn header_len(&self) -> usize {
+        self.header_len as usize
+    }
+
     /// Plaintext bytes segment `index` holds when full: `P0` for segment 0, `P` after.
     pub const fn capacity(&self, index: u64) -> usize {
         let s = self.segment_size as usize;
         if index == 0 {
-            s - HEADER_LEN - TAG_LEN
+            s - self.header_len as usize - TAG_LEN
         } else {
             s - TAG_LEN
         }
@@ -66,7 +82,7 @@ impl Layout {
     /// File offset of segment `index`'s ciphertext.
     pub const fn offset(&self, index: u64) -> u64 {
         if index == 0 {
-            HEADER_LEN as u64
+            self.header_len as u64
         } else {
             index * self.segment_size as u64
         }
@@ -118,12 +134,13 @@ impl Layout {
 
     /// The geometry of a sealed file of `file_len` bytes (FORMAT.md section 5).
     pub fn for_file(&self, file_len: u64) -> Result<Geometry> {
-        if file_len < HEADER_LEN as u64 {
+        let h = self.header_len as u64;
+        if file_len < h {
             return Err(Error::integrity("truncated: the file ends inside the header"));
         }
         let s = self.segment_size as u64;
         let (segments, final_len) = if file_len <= s {
-            (1, file_len - HEADER_LEN as u64)
+            (1, file_len - h)
         } else {
             let n = 1 + (file_len - s).div_ceil(s);
             (n, file_len - (n - 1) * s)
@@ -148,7 +165,7 @@ mod tests {
 
     #[test]
     fn capacities_and_offsets() {
-        let l = Layout::new(256).unwrap();
+        let l = Layout::new(256, HEADER_LEN).unwrap();
         assert_eq!(l.capacity(0), 172);
         assert_eq!(l.capacity(1), 240);
         assert_eq!(l.offset(0), 68);
@@ -161,7 +178,7 @@ mod tests {
 
     #[test]
     fn writer_and_reader_geometry_agree() {
-        let l = Layout::new(256).unwrap();
+        let l = Layout::new(256, HEADER_LEN).unwrap();
         for len in 0..2000u64 {
             let w = l.for_plaintext(len).unwrap();
             let file_len = l.sealed_len(len).unwrap();
@@ -173,18 +190,40 @@ mod tests {
 
     #[test]
     fn empty_stream_is_84_bytes() {
-        let l = Layout::new(65536).unwrap();
+        let l = Layout::new(65536, HEADER_LEN).unwrap();
         assert_eq!(l.sealed_len(0).unwrap(), 84);
     }
 
     #[test]
     fn short_final_segments_are_truncation() {
-        let l = Layout::new(256).unwrap();
+        let l = Layout::new(256, HEADER_LEN).unwrap();
         for file_len in [0u64, 67, 68, 83, 256 + 15, 256 + 16, 512 + 1] {
             let e = l.for_file(file_len).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Integrity, "file length {file_len}");
         }
         assert!(l.for_file(84).is_ok());
         assert!(l.for_file(256 + 17).is_ok());
+    }
+
+    #[test]
+    fn version_2_header_lengths() {
+        let l = Layout::new(256, 72 + 40).unwrap();
+        assert_eq!(l.capacity(0), 256 - 112 - 16);
+        assert_eq!(l.offset(0), 112);
+        assert_eq!(l.offset(1), 256);
+        assert_eq!(l.sealed_len(0).unwrap(), 128);
+        for len in 0..1500u64 {
+            let file_len = l.sealed_len(len).unwrap();
+            assert_eq!(
+                l.for_file(file_len).unwrap(),
+                l.for_plaintext(len).unwrap(),
+                "plaintext length {len}"
+            );
+        }
+        assert_eq!(l.for_file(127).unwrap_err().kind(), crate::ErrorKind::Integrity);
+        assert!(Layout::new(256, 72 + 167).is_ok());
+        for (s, h) in [(256, 72 + 168), (4096, 72), (4096, 70), (4096, MAX_HEADER_LEN + 1)] {
+            assert_eq!(Layout::new(s, h).unwrap_err().kind(), crate::ErrorKind::InvalidArgument, "{s} {h}");
+        }
     }
 }

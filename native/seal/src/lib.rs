@@ -1,6 +1,7 @@
 //! exitless-seal: the sealed stream format (docs/FORMAT.md), nothing else.
 //!
-//! A sealed stream is a STREAM-construction online AEAD: a 68-byte header, a
+//! A sealed stream is a STREAM-construction online AEAD: a header (68 bytes in
+//! format version 1; 72 bytes plus a key envelope, the wrapped data key, in version 2), a
 //! per-stream key derived with HKDF-SHA256 from a data key, the header and a caller
 //! context, and fixed-size ciphertext segments whose nonces carry the segment index
 //! and a last-segment flag. This crate knows nothing of files or IO: it seals one
@@ -39,7 +40,10 @@ mod provider;
 mod wipe;
 
 pub use error::{Error, ErrorKind};
-pub use header::{Algorithm, Header, KeyId, HEADER_LEN, NONCE_PREFIX_LEN, SALT_LEN};
+pub use header::{
+    Algorithm, Header, KeyId, HEADER_LEN, MAX_ENVELOPE_LEN, MAX_HEADER_LEN, NONCE_PREFIX_LEN, SALT_LEN,
+    V2_FIXED_LEN,
+};
 pub use key::DataKey;
 pub use layout::{Geometry, Layout, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
 pub use stream::{open_into, open_to_vec, seal_into, seal_to_vec, Decryptor, Encryptor, StreamParams};

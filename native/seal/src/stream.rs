@@ -10,7 +10,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
-use crate::header::{Algorithm, Header, KeyId, HEADER_LEN, NONCE_PREFIX_LEN, SALT_LEN};
+use crate::header::{Algorithm, Header, KeyId, HEADER_LEN, NONCE_PREFIX_LEN, SALT_LEN, V2_FIXED_LEN};
 use crate::key::DataKey;
 use crate::layout::{Geometry, Layout, MAX_SEGMENTS, TAG_LEN};
 use crate::provider::{hkdf_sha256, NonceBytes, SegmentAead};
@@ -19,19 +19,44 @@ use crate::provider::{hkdf_sha256, NonceBytes, SegmentAead};
 pub const KDF_LABEL: &[u8] = b"exitless stream v1";
 
 /// What a writer chooses per stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamParams {
     /// Segment AEAD.
     pub algorithm: Algorithm,
     /// Ciphertext segment size `S` (default 64 KiB).
     pub segment_size: u32,
-    /// Key id recorded in the header.
+    /// Key id recorded in the header (with an envelope: the id of the KMS key that
+    /// wrapped the data key).
     pub key_id: KeyId,
+    /// `Some`: write format version 2 with this key envelope (1 to 1024 bytes, the
+    /// KMS's wrapped data key) in the header. `None`: version 1.
+    pub envelope: Option<Vec<u8>>,
 }
 
 impl Default for StreamParams {
     fn default() -> Self {
-        Self { algorithm: Algorithm::Aes256Gcm, segment_size: 65536, key_id: KeyId::NONE }
+        Self { algorithm: Algorithm::Aes256Gcm, segment_size: 65536, key_id: KeyId::NONE, envelope: None }
+    }
+}
+
+impl StreamParams {
+    /// The length of the header these parameters produce: 68, or 72 + envelope length.
+    pub fn header_len(&self) -> usize {
+        self.envelope.as_ref().map_or(HEADER_LEN, |e| V2_FIXED_LEN + e.len())
+    }
+
+    /// The segment layout of streams written with these parameters.
+    pub fn layout(&self) -> Result<Layout> {
+        Layout::new(self.segment_size, self.header_len())
+    }
+
+    fn header(&self, salt: [u8; SALT_LEN], nonce_prefix: [u8; NONCE_PREFIX_LEN]) -> Result<Header> {
+        match &self.envelope {
+            None => Header::new(self.algorithm, self.segment_size, self.key_id, salt, nonce_prefix),
+            Some(e) => {
+                Header::with_envelope(self.algorithm, self.segment_size, self.key_id, salt, nonce_prefix, e)
+            }
+        }
     }
 }
 
@@ -48,7 +73,7 @@ impl StreamKey {
         Ok(Self {
             aead: SegmentAead::new(header.algorithm(), &okm),
             prefix: header.nonce_prefix(),
-            layout: Layout::new(header.segment_size())?,
+            layout: Layout::new(header.segment_size(), header.len())?,
         })
     }
 
@@ -81,7 +106,7 @@ impl Encryptor {
         salt: [u8; SALT_LEN],
         nonce_prefix: [u8; NONCE_PREFIX_LEN],
     ) -> Result<Self> {
-        let header = Header::new(params.algorithm, params.segment_size, params.key_id, salt, nonce_prefix)?;
+        let header = params.header(salt, nonce_prefix)?;
         Ok(Self { key: StreamKey::derive(key, &header, context)?, header })
     }
 
@@ -217,7 +242,7 @@ pub fn seal_into(
     let geometry = layout.for_plaintext(plaintext.len() as u64)?;
     let total = layout.sealed_len(plaintext.len() as u64)? as usize;
     let out = out.get_mut(..total).ok_or(Error::invalid("output buffer smaller than the sealed length"))?;
-    out[..HEADER_LEN].copy_from_slice(enc.header().as_bytes());
+    out[..layout.header_len()].copy_from_slice(enc.header().as_bytes());
     let mut consumed = 0usize;
     for index in 0..geometry.segments {
         let last = index == geometry.final_index();
@@ -240,7 +265,7 @@ pub fn seal_to_vec(
     nonce_prefix: [u8; NONCE_PREFIX_LEN],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let total = Layout::new(params.segment_size)?.sealed_len(plaintext.len() as u64)? as usize;
+    let total = params.layout()?.sealed_len(plaintext.len() as u64)? as usize;
     let mut out = vec![0u8; total];
     seal_into(key, params, context, salt, nonce_prefix, plaintext, &mut out)?;
     Ok(out)

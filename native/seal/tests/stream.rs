@@ -14,7 +14,7 @@ fn key(b: u8) -> DataKey {
 }
 
 fn params(algorithm: Algorithm) -> StreamParams {
-    StreamParams { algorithm, segment_size: S, key_id: KeyId::NONE }
+    StreamParams { algorithm, segment_size: S, key_id: KeyId::NONE, envelope: None }
 }
 
 fn seal(alg: Algorithm, salt: u8, pt: &[u8]) -> Vec<u8> {
@@ -37,7 +37,10 @@ fn round_trips_and_lengths() {
         for n in sizes() {
             let pt: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
             let sealed = seal(alg, 3, &pt);
-            assert_eq!(sealed.len() as u64, Layout::new(S).unwrap().sealed_len(n as u64).unwrap());
+            assert_eq!(
+                sealed.len() as u64,
+                Layout::new(S, HEADER_LEN).unwrap().sealed_len(n as u64).unwrap()
+            );
             assert_eq!(open_to_vec(&key(1), &sealed, b"ctx").unwrap(), pt);
         }
     }

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 use exitless_io::Completion;
-use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, HEADER_LEN, TAG_LEN};
+use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, MAX_HEADER_LEN, TAG_LEN, V2_FIXED_LEN};
 use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
@@ -58,11 +58,9 @@ impl SpillReader {
         let want_direct = options.direct.filter(|&d| d);
         let (file, _, mut calls) = open_file(path, false, kind, Some(false), None)?;
         let file_len = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?.len();
-        let mut start = [0u8; HEADER_LEN];
-        let got =
-            read_at_most(&file, &mut start).map_err(|e| SpillError::io(&e, "cannot read header of", path))?;
-        calls += 2;
-        let dec = Decryptor::new(key, &start[..got], context).map_err(|e| SpillError::seal(&e, path))?;
+        let (start, reads) = read_header(&file, path)?;
+        calls += 1 + reads;
+        let dec = Decryptor::new(key, &start, context).map_err(|e| SpillError::seal(&e, path))?;
         let geometry = dec.geometry(file_len).map_err(|e| SpillError::seal(&e, path))?;
         let layout = dec.layout();
         let (file, direct) = if want_direct.is_some() {
@@ -126,7 +124,7 @@ impl SpillReader {
             self.layout.capacity(index) + TAG_LEN
         };
         if index == 0 {
-            (0, HEADER_LEN + ct)
+            (0, self.layout.header_len() + ct)
         } else {
             (self.layout.offset(index), ct)
         }
@@ -222,7 +220,7 @@ impl SpillReader {
             _ => {}
         }
         self.backend.get().copy_out(slot, &mut self.cache[..needed]);
-        let start = if index == 0 { HEADER_LEN } else { 0 };
+        let start = if index == 0 { self.layout.header_len() } else { 0 };
         let last = index == self.geometry.final_index();
         let n = self
             .dec
@@ -350,8 +348,10 @@ impl Drop for SpillReader {
 /// What a sealed file's header and length say, read without a key (nothing is
 /// authenticated).
 pub struct Inspection {
-    /// The parsed header.
+    /// The parsed header (its [`Header::envelope`] is the key envelope, version 2).
     pub header: Header,
+    /// The key envelope of a version-2 file (the wrapped data key); `None` for version 1.
+    pub envelope: Option<Vec<u8>>,
     /// File length in bytes.
     pub file_len: u64,
     /// Where the segments are, as the length implies.
@@ -363,20 +363,37 @@ pub struct Inspection {
 pub fn inspect(path: &str) -> SpillResult<Inspection> {
     let file = File::open(path).map_err(|e| SpillError::io(&e, "cannot open", path))?;
     let file_len = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?.len();
-    let mut start = [0u8; HEADER_LEN];
-    let got =
-        read_at_most(&file, &mut start).map_err(|e| SpillError::io(&e, "cannot read header of", path))?;
-    let header = Header::parse(&start[..got]).map_err(|e| SpillError::seal(&e, path))?;
-    let layout = Layout::new(header.segment_size()).map_err(|e| SpillError::seal(&e, path))?;
+    let (start, _) = read_header(&file, path)?;
+    let header = Header::parse(&start).map_err(|e| SpillError::seal(&e, path))?;
+    let layout = Layout::new(header.segment_size(), header.len()).map_err(|e| SpillError::seal(&e, path))?;
     let geometry = layout.for_file(file_len).map_err(|e| SpillError::seal(&e, path))?;
-    Ok(Inspection { header, file_len, geometry })
+    let envelope = header.envelope().map(<[u8]>::to_vec);
+    Ok(Inspection { header, envelope, file_len, geometry })
 }
 
-/// `pread` from offset 0 until `buf` is full or end of file; retries EINTR.
-fn read_at_most(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+/// The start of the file that holds its header, unparsed: first the fixed 72 bytes
+/// (or the whole file, if shorter), then, for a version-2 header, up to the length it
+/// declares, capped at [`MAX_HEADER_LEN`]. Returns the bytes and the preads made.
+fn read_header(file: &File, path: &str) -> SpillResult<(Vec<u8>, u64)> {
+    let err = |e: std::io::Error| SpillError::io(&e, "cannot read header of", path);
+    let mut start = vec![0u8; MAX_HEADER_LEN];
+    let got = read_at_most(file, &mut start[..V2_FIXED_LEN], 0).map_err(err)?;
+    let mut reads = 1;
+    let mut len = got;
+    let want = Header::declared_len(&start[..got]).min(MAX_HEADER_LEN);
+    if got == V2_FIXED_LEN && want > got {
+        len += read_at_most(file, &mut start[got..want], got as u64).map_err(err)?;
+        reads += 1;
+    }
+    start.truncate(len);
+    Ok((start, reads))
+}
+
+/// `pread` from `offset` until `buf` is full or end of file; retries EINTR.
+fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match file.read_at(&mut buf[done..], done as u64) {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

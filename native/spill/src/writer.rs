@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
 use exitless_io::BackendKind;
-use exitless_seal::{DataKey, Encryptor, Layout, HEADER_LEN};
+use exitless_seal::{DataKey, Encryptor, Layout};
 use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
@@ -259,7 +259,8 @@ impl SpillWriter {
         let base = backend.get().counters();
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
         let mut slot = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
-        slot[..HEADER_LEN].copy_from_slice(enc.header().as_bytes());
+        // The header (68 bytes, or 72 + envelope in version 2) takes the start of slot 0.
+        slot[..layout.header_len()].copy_from_slice(enc.header().as_bytes());
         let pipe = Pipe::new(backend);
         Ok(Self {
             path: path.to_owned(),
@@ -286,7 +287,7 @@ impl SpillWriter {
 
     fn base_offset(&self) -> usize {
         if self.index == 0 {
-            HEADER_LEN
+            self.layout.header_len()
         } else {
             0
         }

@@ -14,7 +14,12 @@ fn key() -> DataKey {
 
 fn options(kind: BackendKind, segment_size: u32) -> SpillOptions {
     SpillOptions {
-        params: StreamParams { algorithm: Algorithm::Aes256Gcm, segment_size, key_id: KeyId([3; 16]) },
+        params: StreamParams {
+            algorithm: Algorithm::Aes256Gcm,
+            segment_size,
+            key_id: KeyId([3; 16]),
+            envelope: None,
+        },
         backend: BackendChoice::Fixed(kind),
         queue_depth: 4,
         ocall_model: OcallModel { cycles_per_exit: 100, triple_above: Some(16 * 1024) },

@@ -99,7 +99,7 @@ impl exitless_rt::Poller for DriverPoller {
 /// Writes one sealed stream from a task: seal each segment, await its write on a
 /// driver (whose completion a vCPU polls), then the next.
 async fn async_stream(driver: &IoDriver, path: &std::path::Path, pt: &[u8]) -> std::io::Result<()> {
-    use exitless_seal::{Encryptor, HEADER_LEN};
+    use exitless_seal::Encryptor;
     let file = std::fs::File::create(path)?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
     let enc =
@@ -109,7 +109,7 @@ async fn async_stream(driver: &IoDriver, path: &std::path::Path, pt: &[u8]) -> s
     driver.with_backend(|b| b.attach(fd))?;
     let (mut index, mut rest) = (0u64, pt);
     loop {
-        let base = if index == 0 { HEADER_LEN } else { 0 };
+        let base = if index == 0 { enc.header().len() } else { 0 };
         let n = rest.len().min(layout.capacity(index));
         let last = n == rest.len();
         let mut buf = vec![0u8; 4096];
