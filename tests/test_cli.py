@@ -527,3 +527,33 @@ def test_kms_commands_on_a_pkcs11_token(tmp_path: Path) -> None:
     # A PIN in the URI itself is refused.
     bad = run("kms", "list", "--kms", uri.replace("pin-env=EXITLESS_TEST_PIN", "pin-value=4321"), env_extra=env)
     assert bad.returncode == 1 and "4321" not in bad.stderr.decode()
+
+
+def test_seal_and_open_with_a_kms_carry_the_wrapped_key_in_the_header(tmp_path: Path) -> None:
+    ring, other = tmp_path / "ring.json", tmp_path / "other.json"
+    assert run("kms", "init", "--kms", f"local:{ring}").returncode == 0
+    assert run("kms", "init", "--kms", f"local:{other}").returncode == 0
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"kms-sealed " * 50_000)
+    sealed, out = tmp_path / "s.exls", tmp_path / "out.bin"
+    proc = run("seal", src, sealed, "--kms", f"local:{ring}", "-c", "ctx")
+    assert proc.returncode == 0, proc.stderr
+    info = exitless.inspect(sealed)
+    assert info.version == 2 and info.envelope and b"kms-sealed" not in sealed.read_bytes()
+    proc = run("open", sealed, out, "--kms", f"local:{ring}", "-c", "ctx")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == src.read_bytes()
+    # No side file: the keyring alone opens it; another keyring or context does not.
+    assert_one_line_error(run("open", sealed, tmp_path / "x", "--kms", f"local:{other}", "-c", "ctx"), "open")
+    assert_one_line_error(run("open", sealed, tmp_path / "y", "--kms", f"local:{ring}", "-c", "other"), "open", "IntegrityError")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # A flipped bit in the envelope never yields plaintext.
+    raw = bytearray(sealed.read_bytes())
+    raw[90] ^= 1
+    sealed.write_bytes(bytes(raw))
+    assert_one_line_error(run("open", sealed, tmp_path / "z", "--kms", f"local:{ring}", "-c", "ctx"), "open")
+    assert not (tmp_path / "z").exists()
+    # --key and --kms together are a usage error.
+    keyf = tmp_path / "k"
+    assert run("keygen", "-o", keyf).returncode == 0
+    assert_one_line_error(run("seal", src, tmp_path / "w", "--kms", f"local:{ring}", "--key", keyf), "seal", "either --key or --kms")

@@ -16,6 +16,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from . import ExitlessError, Key, inspect, open_spill
@@ -27,7 +28,7 @@ CHUNK = 1 << 20
 def _key(args: argparse.Namespace) -> Key:
     path = args.key or os.environ.get("EXITLESS_KEY_FILE")
     if not path:
-        raise ValueError("no key: pass --key FILE (or set EXITLESS_KEY_FILE); create one with `exitless keygen -o FILE`")
+        raise ValueError("no key: pass --key FILE (or set EXITLESS_KEY_FILE; create one with `exitless keygen -o FILE`), or --kms URI")
     return Key.load(path)
 
 
@@ -40,12 +41,38 @@ def _keygen(args: argparse.Namespace) -> None:
     print(f"wrote key {key.key_id.hex()} to {args.out} (mode 0600)")
 
 
+def _writer(args: argparse.Namespace) -> Any:
+    """The sealed output: under a key file (format version 1), or under a fresh data
+    key wrapped by the KMS and carried in the header (version 2)."""
+    options = {"segment_size": args.segment_size, "algorithm": args.algorithm, "sync": True}
+    if args.kms:
+        if args.key:
+            raise ValueError("pass either --key or --kms, not both")
+        from .kms import open_kms, open_sealed
+
+        with open_kms(args.kms) as kms:
+            return open_sealed(args.output, "wb", kms, args.context, **options)
+    return open_spill(args.output, "wb", _key(args), args.context, **options)
+
+
+def _reader(args: argparse.Namespace) -> Any:
+    if args.kms:
+        if args.key:
+            raise ValueError("pass either --key or --kms, not both")
+        from .kms import open_kms, open_sealed
+
+        with open_kms(args.kms) as kms:
+            return open_sealed(args.input, "rb", kms, args.context)
+    return open_spill(args.input, "rb", _key(args), args.context)
+
+
 def _seal(args: argparse.Namespace) -> None:
-    key = _key(args)
+    if not args.kms:
+        _key(args)  # a missing key is a usage error before anything is opened
     src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")
     out = None
     try:
-        out = open_spill(args.output, "wb", key, args.context, segment_size=args.segment_size, algorithm=args.algorithm, sync=True)
+        out = _writer(args)
         with out:
             shutil.copyfileobj(src, out, CHUNK)
     except BaseException:
@@ -59,8 +86,7 @@ def _seal(args: argparse.Namespace) -> None:
 
 
 def _open(args: argparse.Namespace) -> None:
-    key = _key(args)
-    with open_spill(args.input, "rb", key, args.context) as src:
+    with _reader(args) as src:
         if args.output == "-":
             # The final segment was checked at open; a later bad segment stops the copy
             # with an error and a non-zero exit.
@@ -173,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def keyed(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-k", "--key", help="key file (default: $EXITLESS_KEY_FILE)")
+        sp.add_argument("--kms", help="KMS URI instead of a key file (local:PATH or pkcs11:...): the file's data key is wrapped by the KMS and carried in its header")
         sp.add_argument("-c", "--context", default="", help="context string binding the file to its role (default: empty)")
 
     s = sub.add_parser("seal", help="encrypt IN into the sealed file OUT", description="Seal IN ('-' for stdin) into OUT. OUT is removed if sealing fails.")

@@ -31,11 +31,13 @@ from typing import Any, TypeVar
 
 from ..streams import BACKENDS
 from .hook import BACKEND_ENV, DEFAULT_BACKEND, STATS_DIR_ENV, HookError, SpillStats, install, installed, stats
+from .sealed_io import SealedIO
 
 __all__ = [
     "DAEMON_MODULE",
     "DEFAULT_BACKEND",
     "HookError",
+    "SealedIO",
     "SpillStats",
     "WORKER_MODULE",
     "configure",
