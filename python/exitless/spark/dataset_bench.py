@@ -1,0 +1,104 @@
+"""Sealed datasets against plaintext ones, in one run (a benchmark, not a test).
+
+``python -m exitless.spark.dataset_bench [--rows N] [--reps R] [--out DIR]``: on
+``local[2]``, writes the same DataFrame as plaintext CSV (``df.write.csv``) and as a
+sealed dataset (:class:`exitless.spark.SealedIO`, a LocalKms keyring), then reads
+each back and counts the rows, alternating, ``R`` times; medians and the ratio go
+to ``DIR/dataset-<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .. import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m exitless.spark.dataset_bench", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=2_000_000, help="rows (default 2,000,000)")
+    p.add_argument("--parts", type=int, default=4, help="partitions (default 4)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions of each mode (default 3)")
+    p.add_argument("--out", default="bench-results", help="directory for the JSON (default bench-results)")
+    a = p.parse_args(argv)
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from ..kms import LocalKms
+    from .sealed_io import SealedIO
+
+    scratch = Path(tempfile.mkdtemp(prefix="exitless-dataset-bench-"))
+    spark = (
+        SparkSession.builder.appName("exitless-dataset-bench").master("local[2]")
+        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.local.dir", str(scratch / "local"))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    times: dict[str, list[float]] = {k: [] for k in ("plain_write", "sealed_write", "plain_read", "sealed_read")}
+    try:
+        df = (
+            spark.range(a.rows, numPartitions=a.parts)
+            .select(F.col("id"), (F.col("id") % 1000).alias("g"), F.sha2(F.col("id").cast("string"), 256).alias("note"))
+            .cache()
+        )
+        df.count()
+        schema = "id long, g long, note string"
+        sio = SealedIO(spark, LocalKms.init(scratch / "ring.json"))
+        for rep in range(a.reps + 1):  # the first round warms up and is dropped
+            for mode in ("plain", "sealed"):
+                target = scratch / f"{mode}-{rep}"
+                t = time.perf_counter()
+                if mode == "plain":
+                    df.write.csv(str(target), header=True)
+                else:
+                    sio.write(df, target, format="csv")
+                w = time.perf_counter() - t
+                t = time.perf_counter()
+                if mode == "plain":
+                    n = spark.read.csv(str(target), schema=schema, header=True).count()
+                else:
+                    n = sio.read(target, schema=schema).count()
+                r = time.perf_counter() - t
+                assert n == a.rows, (mode, n)
+                if rep > 0:
+                    times[f"{mode}_write"].append(w)
+                    times[f"{mode}_read"].append(r)
+                print(f"rep {rep} {mode:6} write {w:6.2f} s  read+count {r:6.2f} s", flush=True)
+                shutil.rmtree(target)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        result = {
+            "benchmark": "exitless.spark.dataset_bench",
+            "exitless": __version__,
+            "config": {"master": "local[2]", "rows": a.rows, "partitions": a.parts, "reps": a.reps, "format": "csv"},
+            "seconds": times,
+            "median_seconds": med,
+            "sealed_over_plain": {
+                "write": med["sealed_write"] / med["plain_write"],
+                "read": med["sealed_read"] / med["plain_read"],
+            },
+        }
+    finally:
+        spark.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"dataset-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    r = result["sealed_over_plain"]
+    print(f"sealed / plain: write {r['write']:.2f}x, read+count {r['read']:.2f}x; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
