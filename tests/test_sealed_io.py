@@ -68,8 +68,8 @@ def local_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSessi
     java_or_fail()
     root = tmp_path_factory.mktemp("sealed-io-local")
     # PySpark starts workers with $PYSPARK_PYTHON: this interpreter has exitless.
-    saved = os.environ.get("PYSPARK_PYTHON")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYSPARK_PYTHON", sys.executable)
     spark = (
         SparkSession.builder.appName("exitless-sealed-io").master("local[2]")
         .config("spark.ui.enabled", "false")
@@ -83,10 +83,7 @@ def local_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSessi
         yield spark
     finally:
         spark.stop()
-        if saved is None:
-            os.environ.pop("PYSPARK_PYTHON", None)
-        else:
-            os.environ["PYSPARK_PYTHON"] = saved
+        mp.undo()
 
 
 def aggregate_job(spark: SparkSession, sio: SealedIO, src: Path, dst: Path) -> None:
@@ -176,15 +173,14 @@ def test_cli_sealed_files_are_read_by_a_job_and_job_parts_by_the_cli(local_spark
     assert assert_no_canary(out) >= 3
 
 
-def test_on_a_standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_on_a_standalone_cluster(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     java_or_fail()
     active = SparkSession.getActiveSession()
     if active is not None:  # the local[2] session of the tests above: one SparkContext per process
         active.stop()
     root = tmp_path_factory.mktemp("sealed-io-standalone")
     cluster = StandaloneCluster(root)
-    saved = os.environ.get("PYSPARK_PYTHON")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     try:
         cluster.start()
         (root / "driver-local").mkdir()
@@ -212,7 +208,3 @@ def test_on_a_standalone_cluster(tmp_path_factory: pytest.TempPathFactory) -> No
         assert assert_no_canary(data) >= 5
     finally:
         cluster.stop()
-        if saved is None:
-            os.environ.pop("PYSPARK_PYTHON", None)
-        else:
-            os.environ["PYSPARK_PYTHON"] = saved
