@@ -286,6 +286,18 @@ class Kms(abc.ABC):
         self.close()
 
 
+def _wrapped_for(wrapped: WrappedKey | bytes, scheme: int, uri: str) -> WrappedKey:
+    """``wrapped`` as a :class:`WrappedKey`, if it uses the ``scheme`` the KMS at
+    ``uri`` handles; else :class:`UnwrapError`."""
+    wk = _as_wrapped(wrapped)
+    if wk.scheme != scheme:
+        raise UnwrapError(
+            f"data key under primary key {wk.primary_key_id.hex()} uses scheme {_SCHEME_NAMES[wk.scheme]}, "
+            f"which {uri} cannot unwrap (it handles scheme {_SCHEME_NAMES[scheme]})"
+        )
+    return wk
+
+
 def _as_wrapped(wrapped: WrappedKey | bytes | bytearray | memoryview) -> WrappedKey:
     if isinstance(wrapped, WrappedKey):
         return wrapped
@@ -489,13 +501,8 @@ class LocalKms(Kms):
         return data_key, WrappedKey(SCHEME_LOCAL_AES_GCM, kid, nonce + sealed)
 
     def unwrap(self, wrapped: WrappedKey | bytes) -> Key:
-        wk = _as_wrapped(wrapped)
+        wk = _wrapped_for(wrapped, SCHEME_LOCAL_AES_GCM, self.uri)
         kid = wk.primary_key_id
-        if wk.scheme != SCHEME_LOCAL_AES_GCM:
-            raise UnwrapError(
-                f"data key under primary key {kid.hex()} uses scheme {_SCHEME_NAMES[wk.scheme]}, "
-                f"which {self.uri} cannot unwrap (it handles scheme {_SCHEME_NAMES[SCHEME_LOCAL_AES_GCM]})"
-            )
         with self._lock:
             self._refresh()
             primary = self._keys.get(kid)
@@ -914,13 +921,8 @@ class Pkcs11Kms(Kms):
     def unwrap(self, wrapped: WrappedKey | bytes) -> Key:
         pkcs11 = _pkcs11()
         A = pkcs11.Attribute
-        wk = _as_wrapped(wrapped)
+        wk = _wrapped_for(wrapped, SCHEME_PKCS11_AES_KEY_WRAP, self._uri)
         kid = wk.primary_key_id
-        if wk.scheme != SCHEME_PKCS11_AES_KEY_WRAP:
-            raise UnwrapError(
-                f"data key under primary key {kid.hex()} uses scheme {_SCHEME_NAMES[wk.scheme]}, "
-                f"which {self._uri} cannot unwrap (it handles scheme {_SCHEME_NAMES[SCHEME_PKCS11_AES_KEY_WRAP]})"
-            )
         with self._op_lock():
             primary = self._primary(kid)
             if primary is None:
