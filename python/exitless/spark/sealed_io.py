@@ -84,26 +84,25 @@ def _write_part(kms_uri: str, directory: str, fmt: str, context: str, header: st
     yield {"name": name, "lines": count, "bytes": size}
 
 
-def _read_part(kms_uri: str, directory: str, context: str, skip_header: bool,
-               part: dict[str, Any]) -> Iterator[str]:
-    """Runs on an executor: opens one part and yields its lines, checking the count."""
+def _read_lines(kms_uri: str, skip_header: bool, source: dict[str, Any]) -> Iterator[str]:
+    """Runs on an executor: opens one sealed file and yields its lines. A manifest
+    part (``bytes`` and ``lines`` set) must match the manifest's counts."""
     from ..kms import open_kms, open_sealed
 
-    name = part["name"]
-    path = os.path.join(directory, name)
+    path, want_bytes, want_lines = source["path"], source.get("bytes"), source.get("lines")
     with open_kms(kms_uri) as kms:
-        raw = open_sealed(path, "rb", kms, _context(context, name))
+        raw = open_sealed(path, "rb", kms, source["context"])
     with io.BufferedReader(raw, 1 << 20) as f:
-        if raw.size != part["bytes"]:
-            raise IntegrityError(f"{path}: {raw.size} plaintext bytes, the manifest says {part['bytes']}")
+        if want_bytes is not None and raw.size != want_bytes:
+            raise IntegrityError(f"{path}: {raw.size} plaintext bytes, the manifest says {want_bytes}")
         if skip_header:
             f.readline()
         count = 0
         for line in f:
             count += 1
             yield line.decode().rstrip("\n")
-    if count != part["lines"]:
-        raise IntegrityError(f"{path}: {count} lines, the manifest says {part['lines']}")
+    if want_lines is not None and count != want_lines:
+        raise IntegrityError(f"{path}: {count} lines, the manifest says {want_lines}")
 
 
 class SealedIO:
@@ -212,58 +211,35 @@ class SealedIO:
             if fmt != doc["format"]:
                 raise ValueError(f"{target} holds {doc['format']!r} parts, not {fmt!r}")
             has_header = bool(doc["header"])
-            directory, parts, ctx = target, doc["parts"], self._context
+            sources = [
+                {"path": os.path.join(target, p["name"]), "context": _context(self._context, p["name"]),
+                 "bytes": p["bytes"], "lines": p["lines"]}
+                for p in doc["parts"]
+            ]
         else:
             fmt = _check_format(format or "csv")
             has_header = fmt == "csv" if header is None else header
-            directory, ctx = os.path.dirname(target), None
-            parts = [self._single_file_part(target)]
+            sources = [{"path": target, "context": self._context}]
         uri = self._kms_uri
-        sc = self._spark.sparkContext
-        if ctx is None:
-            single_ctx = self._context
-            lines = sc.parallelize(parts, 1).flatMap(
-                lambda p: _read_exact(uri, target, single_ctx, has_header, p)
-            )
-        else:
-            lines = sc.parallelize(parts, max(1, len(parts))).flatMap(
-                lambda p: _read_part(uri, directory, ctx, has_header, p)
-            )
+        lines = self._spark.sparkContext.parallelize(sources, max(1, len(sources))).flatMap(
+            lambda src: _read_lines(uri, has_header, src)
+        )
         if fmt == "text":
             return self._spark.createDataFrame(lines.map(lambda s: (s,)), "value string")
         if fmt == "json":
             return self._spark.read.json(lines, schema=schema)
         if schema is None:
-            names = self._header_names(directory, parts, ctx, target) if has_header else None
+            names = self._header_names(sources) if has_header else None
             if names is None:
                 raise ValueError("a CSV dataset without a header needs a schema")
             schema = StructType([StructField(n, StringType()) for n in names])
         return self._spark.read.csv(lines, schema=schema, header=False)
 
-    def _single_file_part(self, target: str) -> dict[str, Any]:
-        return {"name": os.path.basename(target), "lines": None, "bytes": None}
-
-    def _header_names(self, directory: str, parts: list[dict[str, Any]], ctx: str | None, target: str) -> list[str] | None:
-        from ..kms import open_kms, open_sealed
-
-        if not parts:
+    def _header_names(self, sources: list[dict[str, Any]]) -> list[str] | None:
+        """The column names in the first source's header line (read on the driver)."""
+        if not sources:
             return None
-        where = target if ctx is None else os.path.join(directory, parts[0]["name"])
-        context = self._context if ctx is None else _context(ctx, parts[0]["name"])
-        with open_kms(self._kms_uri) as kms:
-            with io.BufferedReader(open_sealed(where, "rb", kms, context)) as f:
-                first = f.readline().decode().rstrip("\n")
+        first = next(_read_lines(self._kms_uri, False, {**sources[0], "lines": None}), "")
         return next(csv.reader([first]))
 
 
-def _read_exact(kms_uri: str, path: str, context: str, skip_header: bool, part: dict[str, Any]) -> Iterator[str]:
-    """Runs on an executor: one sealed file (no manifest), context as given."""
-    from ..kms import open_kms, open_sealed
-
-    with open_kms(kms_uri) as kms:
-        raw = open_sealed(path, "rb", kms, context)
-    with io.BufferedReader(raw, 1 << 20) as f:
-        if skip_header:
-            f.readline()
-        for line in f:
-            yield line.decode().rstrip("\n")
