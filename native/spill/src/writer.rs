@@ -370,7 +370,6 @@ impl SpillWriter {
         let outcome = rt.scope(|s| -> SpillResult<usize> {
             let mut prev: Option<Arc<Batch<'_>>> = None;
             let mut next = 0usize;
-
             loop {
                 // No new batch once the IO turned out to be the bottleneck.
                 let current = (next < total && self.serial_segments == 0).then(|| {
