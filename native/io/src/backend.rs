@@ -9,9 +9,18 @@
 //! request (backends resubmit short transfers themselves) or carries an error; a
 //! read may end short only at end of file. Buffer memory is never handed out as a
 //! Rust reference, so untrusted bytes are only ever copied, never borrowed.
+//!
+//! Everything here is core + alloc: the errors are [`crate::error::Error`]
+//! (`std::io::Error` with the `std` feature), so a backend can be written for an
+//! enclave without std (Occlum's LibOS) against the same trait.
 
-use std::io;
-use std::os::fd::RawFd;
+use alloc::vec::Vec;
+
+use crate::error::Result;
+
+/// A file descriptor, as the backends pass it to the kernel: `std::os::fd::RawFd`
+/// (the same type: C `int`), spelled so it needs no std.
+pub type RawFd = core::ffi::c_int;
 
 /// Which backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,7 +65,7 @@ pub struct Completion {
     /// The slot the operation used; it is free again.
     pub slot: usize,
     /// Bytes transferred (the full request, or less for a read that hit end of file), or the error.
-    pub result: io::Result<usize>,
+    pub result: Result<usize>,
 }
 
 /// What a backend did, for the benchmarks and the exit-count tests.
@@ -108,31 +117,31 @@ pub trait Backend: Send {
     /// Copies `data` into free slot `slot` and starts writing it at `offset` of `fd`.
     /// With `pad_to` > `data.len()`, zeros fill the write up to `pad_to` bytes (for
     /// block-aligned direct IO; the caller truncates the file afterwards).
-    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()>;
+    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> Result<()>;
     /// Starts reading `len` bytes at `offset` of `fd` into free slot `slot`.
-    fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()>;
+    fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> Result<()>;
     /// Copies the first `out.len()` bytes of a completed read out of `slot`. The slot
     /// stays reserved until the caller submits with it again.
     fn copy_out(&mut self, slot: usize, out: &mut [u8]);
     /// Waits until at least one operation has completed (if any is in flight) and
     /// appends every completion available to `out`. An error here (not inside a
     /// completion) means the backend itself can no longer be trusted.
-    fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()>;
+    fn wait(&mut self, out: &mut Vec<Completion>) -> Result<()>;
     /// Appends the completions available now, without waiting. Backends that
     /// complete at submit (sync, ocall, switchless, null) queue them, so the
     /// default, `wait`, does not block for them; io_uring overrides it.
-    fn try_wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
+    fn try_wait(&mut self, out: &mut Vec<Completion>) -> Result<()> {
         self.wait(out)
     }
     /// Operations in flight.
     fn in_flight(&self) -> usize;
     /// Flushes `fd` to stable storage (call after waiting for its writes).
-    fn fsync(&mut self, fd: RawFd) -> io::Result<()>;
+    fn fsync(&mut self, fd: RawFd) -> Result<()>;
     /// What the backend did so far.
     fn counters(&self) -> Counters;
     /// Binds the backend to `fd` for the stream about to use it (io_uring: registers
     /// it as the fixed file). Called once per stream, before any submit.
-    fn attach(&mut self, fd: RawFd) -> io::Result<()> {
+    fn attach(&mut self, fd: RawFd) -> Result<()> {
         let _ = fd;
         Ok(())
     }
@@ -143,37 +152,4 @@ pub trait Backend: Send {
     fn prefers_direct(&self) -> bool {
         false
     }
-}
-
-/// Writes or reads all of `buf` at `offset` with plain syscalls, retrying EINTR and
-/// short transfers; returns the bytes moved (short only for a read at end of file)
-/// and the syscalls made.
-pub(crate) fn transfer_all(fd: RawFd, op: OpKind, buf: &mut [u8], offset: u64) -> (io::Result<usize>, u64) {
-    let mut done = 0usize;
-    let mut calls = 0u64;
-    while done < buf.len() {
-        calls += 1;
-        let at = (offset + done as u64) as libc::off_t;
-        let rest = &mut buf[done..];
-        // SAFETY: `rest` is a live, exclusively borrowed slice: valid for reads and
-        // writes of `rest.len()` bytes for the duration of the call.
-        let n = unsafe {
-            match op {
-                OpKind::Write => libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at),
-                OpKind::Read => libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at),
-            }
-        };
-        match n {
-            n if n > 0 => done += n as usize,
-            0 if op == OpKind::Read => break,
-            0 => return (Err(io::Error::new(io::ErrorKind::WriteZero, "pwrite wrote nothing")), calls),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return (Err(e), calls);
-                }
-            }
-        }
-    }
-    (Ok(done), calls)
 }

@@ -11,9 +11,9 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::backend::{transfer_all, Backend, BackendKind, Completion, Counters, OpKind};
+use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
 use crate::model::OcallModel;
-use crate::sync::{count, fsync_retrying, SlotQueue};
+use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
 use crate::untrusted::UntrustedRegion;
 
 /// Pread/pwrite through an untrusted bounce buffer, each charged as modeled exits.

@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::backend::{transfer_all, Backend, BackendKind, Completion, Counters, OpKind};
+use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
 use crate::model::OcallModel;
-use crate::sync::{count, fsync_retrying, SlotQueue};
+use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
 use crate::untrusted::{UntrustedRegion, PAGE};
 use crate::validate::ALLOWED_ERRNOS;
 

@@ -7,7 +7,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::backend::{transfer_all, Backend, BackendKind, Completion, Counters, OpKind};
+use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
 use crate::untrusted::PAGE;
 
 /// Slot states and ready completions of a backend that completes every operation
@@ -111,6 +111,39 @@ pub(crate) fn fsync_retrying(fd: RawFd) -> (io::Result<()>, u64) {
             return (Err(e), calls);
         }
     }
+}
+
+/// Writes or reads all of `buf` at `offset` with plain syscalls, retrying EINTR and
+/// short transfers; returns the bytes moved (short only for a read at end of file)
+/// and the syscalls made.
+pub(crate) fn transfer_all(fd: RawFd, op: OpKind, buf: &mut [u8], offset: u64) -> (io::Result<usize>, u64) {
+    let mut done = 0usize;
+    let mut calls = 0u64;
+    while done < buf.len() {
+        calls += 1;
+        let at = (offset + done as u64) as libc::off_t;
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a live, exclusively borrowed slice: valid for reads and
+        // writes of `rest.len()` bytes for the duration of the call.
+        let n = unsafe {
+            match op {
+                OpKind::Write => libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at),
+                OpKind::Read => libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at),
+            }
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 if op == OpKind::Read => break,
+            0 => return (Err(io::Error::new(io::ErrorKind::WriteZero, "pwrite wrote nothing")), calls),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return (Err(e), calls);
+                }
+            }
+        }
+    }
+    (Ok(done), calls)
 }
 
 /// Adds one finished transfer to `counters`.

@@ -1,37 +1,56 @@
 //! Untrusted memory: outside the enclave, readable and writable by the host kernel.
 //!
-//! In Occlum this memory comes from `sgx-untrusted-alloc`; here it is an anonymous
-//! mapping of its own, page-aligned (so O_DIRECT works). The type hands out no Rust
-//! references into the region: bytes go in and out only through copies, because a
-//! hostile host may change untrusted memory at any time, and a reference would let
-//! code read the same bytes twice and see different values.
+//! In Occlum this memory comes from `sgx-untrusted-alloc`, handed in as a raw
+//! pointer with [`UntrustedRegion::from_raw_parts`] (core + alloc); with `std`,
+//! [`UntrustedRegion::new`] makes an anonymous mapping of its own, page-aligned (so
+//! O_DIRECT works). The type hands out no Rust references into the region: bytes go
+//! in and out only through copies, because a hostile host may change untrusted
+//! memory at any time, and a reference would let code read the same bytes twice and
+//! see different values.
 
-use std::io;
-use std::ptr::NonNull;
+use alloc::boxed::Box;
+use core::ptr::NonNull;
 
 /// Alignment of every region and of every slot carved from one.
 pub const PAGE: usize = 4096;
+
+/// Gives a foreign region's memory back to its allocator.
+type Release = Box<dyn FnOnce(NonNull<u8>, usize) + Send>;
+
+/// Where a region's memory came from, and so how it goes back.
+enum Owner {
+    /// An anonymous mapping made by [`UntrustedRegion::new`]: unmapped on drop.
+    #[cfg(feature = "std")]
+    Mapped,
+    /// Memory from an allocator ([`UntrustedRegion::from_raw_parts`]); `None` once released.
+    Foreign(Option<Release>),
+}
 
 /// A page-aligned region of untrusted memory.
 pub struct UntrustedRegion {
     ptr: NonNull<u8>,
     len: usize,
+    owner: Owner,
 }
 
 // SAFETY: the region is plain memory owned by this value; nothing in it is tied to a
-// thread. Access goes through `&mut self` (or raw pointers the owner hands to the
-// kernel), so moving it between threads is sound.
+// thread, and a foreign region's release closure is `Send`. Access goes through
+// `&mut self` (or raw pointers the owner hands to the kernel), so moving it between
+// threads is sound.
 unsafe impl Send for UntrustedRegion {}
 
 impl UntrustedRegion {
     /// Maps `len` bytes (rounded up to whole pages), zero-filled.
-    pub fn new(len: usize) -> io::Result<Self> {
+    #[cfg(feature = "std")]
+    pub fn new(len: usize) -> std::io::Result<Self> {
+        use std::io;
+
         let len = len.max(1).div_ceil(PAGE) * PAGE;
         // SAFETY: an anonymous private mapping with no address hint touches no
         // existing memory; the result is checked for MAP_FAILED below.
         let ptr = unsafe {
             libc::mmap(
-                std::ptr::null_mut(),
+                core::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
@@ -43,7 +62,31 @@ impl UntrustedRegion {
             return Err(io::Error::last_os_error());
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(Self { ptr, len })
+        Ok(Self { ptr, len, owner: Owner::Mapped })
+    }
+
+    /// Takes over `len` bytes of untrusted memory at `ptr` that an allocator handed
+    /// out (in Occlum: `sgx-untrusted-alloc`); `release(ptr, len)` runs once, when
+    /// the region is dropped, to give them back.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads and writes of `len` bytes until `release` runs,
+    /// and the enclave must not access that memory other than through this region
+    /// (the host may: that is what untrusted means, and why the region only copies).
+    ///
+    /// # Panics
+    ///
+    /// If `ptr` is not page-aligned, or `len` is not a non-zero multiple of [`PAGE`]
+    /// (slots are carved at page boundaries, for O_DIRECT).
+    pub unsafe fn from_raw_parts(
+        ptr: NonNull<u8>,
+        len: usize,
+        release: impl FnOnce(NonNull<u8>, usize) + Send + 'static,
+    ) -> Self {
+        assert!(ptr.as_ptr() as usize % PAGE == 0, "untrusted region is not page-aligned");
+        assert!(len > 0 && len % PAGE == 0, "untrusted region length {len} is not a whole number of pages");
+        Self { ptr, len, owner: Owner::Foreign(Some(Box::new(release))) }
     }
 
     /// Length in bytes (a whole number of pages).
@@ -66,14 +109,14 @@ impl UntrustedRegion {
         assert!(offset.checked_add(data.len()).is_some_and(|end| end <= self.len), "copy_in out of bounds");
         // SAFETY: bounds checked above; `data` is trusted memory and cannot overlap a
         // private mapping we own.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
     }
 
     /// Fills `len` bytes at `offset` with zeros. Panics if out of bounds (a bug).
     pub fn zero(&mut self, offset: usize, len: usize) {
         assert!(offset.checked_add(len).is_some_and(|end| end <= self.len), "zero out of bounds");
         // SAFETY: bounds checked above.
-        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(offset), 0, len) };
+        unsafe { core::ptr::write_bytes(self.ptr.as_ptr().add(offset), 0, len) };
     }
 
     /// Copies `out.len()` bytes from the region at `offset` into trusted `out`,
@@ -81,22 +124,77 @@ impl UntrustedRegion {
     pub fn copy_out(&self, offset: usize, out: &mut [u8]) {
         assert!(offset.checked_add(out.len()).is_some_and(|end| end <= self.len), "copy_out out of bounds");
         // SAFETY: bounds checked above; `out` is trusted memory, disjoint from the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), out.as_mut_ptr(), out.len()) };
+        unsafe { core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), out.as_mut_ptr(), out.len()) };
     }
 }
 
 impl Drop for UntrustedRegion {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` describe exactly the mapping made in `new`, unmapped once.
-        // Owners that lent it to the kernel (registered buffers) unregister first.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        // Owners that lent the memory to the kernel (registered buffers) unregister first.
+        match &mut self.owner {
+            #[cfg(feature = "std")]
+            Owner::Mapped => {
+                // SAFETY: `ptr`/`len` describe exactly the mapping made in `new`, unmapped once.
+                unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+            }
+            Owner::Foreign(release) => {
+                if let Some(release) = release.take() {
+                    release(self.ptr, self.len);
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+    use alloc::sync::Arc;
+    use core::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A region from the global allocator, standing in for sgx-untrusted-alloc.
+    fn foreign(len: usize, released: Arc<AtomicUsize>) -> UntrustedRegion {
+        let layout = Layout::from_size_align(len, PAGE).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("allocation");
+        // SAFETY: `ptr` is a fresh allocation of `len` bytes that only the region
+        // uses, freed (with its layout) by the release closure.
+        unsafe {
+            let addr = ptr.as_ptr() as usize;
+            UntrustedRegion::from_raw_parts(ptr, len, move |p, n| {
+                assert_eq!((p.as_ptr() as usize, n), (addr, len));
+                released.fetch_add(1, Ordering::SeqCst);
+                // SAFETY: allocated above with this layout, released once.
+                dealloc(p.as_ptr(), layout);
+            })
+        }
+    }
+
+    #[test]
+    fn a_foreign_region_copies_and_is_released_once() {
+        let released = Arc::new(AtomicUsize::new(0));
+        let mut r = foreign(2 * PAGE, released.clone());
+        assert_eq!(r.len(), 2 * PAGE);
+        r.copy_in(PAGE - 2, b"abcd");
+        let mut out = [0u8; 4];
+        r.copy_out(PAGE - 2, &mut out);
+        assert_eq!(&out, b"abcd");
+        drop(r);
+        assert_eq!(released.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "whole number of pages")]
+    fn a_foreign_region_must_be_whole_pages() {
+        let layout = Layout::from_size_align(PAGE, PAGE).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("allocation");
+        // SAFETY: as in `foreign`; the constructor panics before taking it over (leaked).
+        let _ = unsafe { UntrustedRegion::from_raw_parts(ptr, 100, |_, _| {}) };
+    }
+
+    #[cfg(feature = "std")]
     #[test]
     fn copies_in_and_out_page_aligned() {
         let mut r = UntrustedRegion::new(10_000).unwrap();
@@ -114,7 +212,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "out of bounds")]
     fn refuses_out_of_bounds() {
-        let mut r = UntrustedRegion::new(PAGE).unwrap();
+        let mut r = foreign(PAGE, Arc::new(AtomicUsize::new(0)));
         r.copy_in(PAGE - 2, b"abc");
     }
 }

@@ -9,6 +9,8 @@
 //!   Each such call is counted as an exit.
 //! - Every completion passes [`crate::validate`] first. A rejected completion poisons
 //!   the backend: the stream fails with an error, never a panic or a silent short write.
+//! - The trusted bookkeeping (slot layout, `user_data`, resubmitting short transfers)
+//!   is [`crate::ring::RingSlots`], pure logic; this module adds the ring and syscalls.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -18,8 +20,9 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
-use crate::untrusted::{UntrustedRegion, PAGE};
-use crate::validate::{check_ring, Outcome, Rejected, SlotTable};
+use crate::ring::{RingSlots, Step, SubmitOp};
+use crate::untrusted::UntrustedRegion;
+use crate::validate::{check_ring, Rejected};
 
 /// `IORING_ENTER_GETEVENTS`: wait for completions.
 const ENTER_GETEVENTS: u32 = 1;
@@ -68,27 +71,15 @@ impl UringConfig {
 /// Default spin before `wait` blocks, in microseconds.
 pub const DEFAULT_SPIN_US: u64 = 100;
 
-#[derive(Clone, Copy, Debug)]
-struct Op {
-    kind: OpKind,
-    fd: RawFd,
-    offset: u64,
-    len: usize,
-    done: usize,
-}
-
 /// The io_uring backend. One per stream; cheap to keep around and reuse.
 pub struct UringBackend {
     // Field order matters: the ring (which the kernel may still use the buffers
     // through) is dropped before the region that backs them.
     ring: IoUring,
     region: UntrustedRegion,
-    slot_len: usize,
-    depth: usize,
     /// Trusted copies taken at setup; the shared ring header is never trusted for these.
     cq_capacity: usize,
-    table: SlotTable,
-    ops: Vec<Option<Op>>,
+    slots: RingSlots,
     ready: Vec<Completion>,
     /// The registered file (one fixed-file slot), updated when the fd changes.
     fixed_fd: Option<RawFd>,
@@ -119,17 +110,11 @@ fn anchor_fd() -> Option<RawFd> {
 impl UringBackend {
     /// Sets up the ring, maps and registers the buffer pool, reserves a fixed-file slot.
     pub fn new(config: UringConfig) -> io::Result<Self> {
-        if config.depth == 0 || config.depth > 4096 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "queue depth must be 1 to 4096"));
-        }
-        let slot_len = config.buffer_len.max(1).div_ceil(PAGE) * PAGE;
-        if slot_len > u32::MAX as usize {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "buffer too large for io_uring"));
-        }
-        let entries = (config.depth as u32 + 1).next_power_of_two();
+        let slots = RingSlots::new(config.depth, config.buffer_len)?;
+        let slot_len = slots.slot_len();
         let mut counters = Counters::default();
-        let ring = Self::build_ring(&config, entries, &mut counters)?;
-        let region = UntrustedRegion::new(slot_len * config.depth)?;
+        let ring = Self::build_ring(&config, slots.sq_entries(), &mut counters)?;
+        let region = UntrustedRegion::new(slots.region_len())?;
         let iovecs: Vec<libc::iovec> = (0..config.depth)
             .map(|i| libc::iovec {
                 // SAFETY: `i * slot_len` is within the region (depth slots of slot_len bytes).
@@ -147,11 +132,8 @@ impl UringBackend {
         Ok(Self {
             ring,
             region,
-            slot_len,
-            depth: config.depth,
             cq_capacity,
-            table: SlotTable::new(config.depth + 1), // the extra slot carries fsync
-            ops: vec![None; config.depth + 1],
+            slots,
             ready: Vec::with_capacity(config.depth + 1),
             fixed_fd: None,
             counters,
@@ -213,38 +195,29 @@ impl UringBackend {
         Ok(())
     }
 
-    fn slot_free(&self, slot: usize) -> io::Result<()> {
-        if slot >= self.depth {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("slot {slot} out of range")));
-        }
-        if self.table.is_busy(slot) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("slot {slot} is in flight")));
-        }
-        Ok(())
-    }
-
-    /// Queues the (remaining part of the) op in `slot` and makes it visible to the kernel.
+    /// Queues the (remaining part of the) op recorded on `slot` and makes it visible
+    /// to the kernel.
     fn push(&mut self, slot: usize) -> io::Result<()> {
-        let op = self.ops[slot].expect("op recorded before push");
-        let fd = self.fixed(op.fd)?;
-        let remaining = (op.len - op.done) as u32;
-        let user_data = self.table.start(slot, remaining);
-        let entry = if slot == self.depth {
-            opcode::Fsync::new(fd).build()
-        } else {
-            // SAFETY: `slot < depth`, and `op.done ≤ op.len ≤ slot_len`: the address is
-            // inside the slot's registered buffer.
-            let buf = unsafe { self.region.as_ptr().add(slot * self.slot_len + op.done) };
-            let at = op.offset + op.done as u64;
-            match op.kind {
-                OpKind::Write => opcode::WriteFixed::new(fd, buf, remaining, slot as u16).offset(at).build(),
-                OpKind::Read => opcode::ReadFixed::new(fd, buf, remaining, slot as u16).offset(at).build(),
+        let fd = self.fixed(self.slots.fd(slot).expect("op recorded before push"))?;
+        let sub = self.slots.submit(slot);
+        let buf = || {
+            // SAFETY: `RingSlots` keeps `buf_offset + len` within `region_len()`, the
+            // region's length: the address is inside the slot's registered buffer.
+            unsafe { self.region.as_ptr().add(sub.buf_offset) }
+        };
+        let entry = match sub.op {
+            SubmitOp::Fsync => opcode::Fsync::new(fd).build(),
+            SubmitOp::WriteFixed => {
+                opcode::WriteFixed::new(fd, buf(), sub.len, sub.buf_index).offset(sub.file_offset).build()
+            }
+            SubmitOp::ReadFixed => {
+                opcode::ReadFixed::new(fd, buf(), sub.len, sub.buf_index).offset(sub.file_offset).build()
             }
         }
-        .user_data(user_data)
+        .user_data(sub.user_data)
         .flags(squeue::Flags::empty());
         // SAFETY: NOTE: the entry points into the registered region (or at nothing, for
-        // fsync), which outlives the op: the slot stays busy in `table` until its
+        // fsync), which outlives the op: the slot stays busy in `slots` until its
         // completion is reaped, and no copy touches a busy slot.
         let pushed = unsafe { self.ring.submission().push(&entry) };
         if pushed.is_err() {
@@ -309,60 +282,20 @@ impl UringBackend {
 
     /// One completion, validated, then applied: finished, resubmitted, or failed.
     fn process(&mut self, user_data: u64, result: i32) -> io::Result<()> {
-        let outcome = match self.table.complete(user_data, result) {
-            Ok(o) => o,
-            Err(why) => return Err(self.reject(why)),
-        };
-        match outcome {
-            Outcome::Done { slot, bytes } => {
-                let slot = slot as usize;
-                let op = self.ops[slot].as_mut().expect("validated slot has an op");
-                op.done += bytes as usize;
-                let finished = op.done == op.len || slot == self.depth;
-                let eof = op.kind == OpKind::Read && bytes == 0;
-                if finished || eof {
-                    let done = op.done;
-                    self.finish(slot, Ok(done));
-                } else if bytes == 0 {
-                    self.finish(
-                        slot,
-                        Err(io::Error::new(io::ErrorKind::WriteZero, "write made no progress")),
-                    );
-                } else {
-                    self.counters.resubmits += 1;
-                    self.push(slot)?;
-                }
+        match self.slots.complete(user_data, result, &mut self.counters) {
+            Ok(Step::Finished(c)) => {
+                self.ready.push(c);
+                Ok(())
             }
-            Outcome::Failed { slot, errno } => {
-                let slot = slot as usize;
-                if errno == libc::EINTR || errno == libc::EAGAIN {
-                    self.counters.resubmits += 1;
-                    self.push(slot)?;
-                } else {
-                    self.finish(slot, Err(io::Error::from_raw_os_error(errno)));
-                }
-            }
+            Ok(Step::Resubmit(slot)) => self.push(slot),
+            Err(why) => Err(self.reject(why)),
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, slot: usize, result: io::Result<usize>) {
-        if let Ok(n) = result {
-            self.counters.bytes += n as u64;
-        }
-        self.counters.ops += 1;
-        self.ready.push(Completion { slot, result });
-    }
-
-    fn start(&mut self, slot: usize, op: Op) -> io::Result<()> {
-        self.ops[slot] = Some(op);
-        self.push(slot)
     }
 
     /// Blocks until the slot table is empty (used by fsync and drop).
     fn drain(&mut self) -> io::Result<Vec<Completion>> {
         let mut out = Vec::new();
-        while self.table.in_flight() > 0 {
+        while self.slots.in_flight() > 0 {
             self.wait(&mut out)?;
         }
         Ok(out)
@@ -384,7 +317,7 @@ impl UringBackend {
     /// Test hook: the `user_data` of the op in flight on `slot`.
     #[doc(hidden)]
     pub fn in_flight_user_data(&self, slot: usize) -> Option<u64> {
-        self.table.user_data(slot)
+        self.slots.user_data(slot)
     }
 }
 
@@ -394,41 +327,33 @@ impl Backend for UringBackend {
     }
 
     fn depth(&self) -> usize {
-        self.depth
+        self.slots.depth()
     }
 
     fn buffer_len(&self) -> usize {
-        self.slot_len
+        self.slots.slot_len()
     }
 
     fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()> {
         self.check_poison()?;
-        self.slot_free(slot)?;
         let len = data.len().max(pad_to);
-        if len > self.slot_len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "write larger than a slot buffer"));
-        }
-        let at = slot * self.slot_len;
+        let at = self.slots.begin(slot, OpKind::Write, fd, offset, len)?;
         self.region.copy_in(at, data);
         if len > data.len() {
             self.region.zero(at + data.len(), len - data.len());
         }
-        self.start(slot, Op { kind: OpKind::Write, fd, offset, len, done: 0 })
+        self.push(slot)
     }
 
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
         self.check_poison()?;
-        self.slot_free(slot)?;
-        if len > self.slot_len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "read larger than a slot buffer"));
-        }
-        self.start(slot, Op { kind: OpKind::Read, fd, offset, len, done: 0 })
+        self.slots.begin(slot, OpKind::Read, fd, offset, len)?;
+        self.push(slot)
     }
 
     fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
-        assert!(slot < self.depth && !self.table.is_busy(slot), "copy_out from a busy or unknown slot");
-        assert!(out.len() <= self.slot_len, "copy_out larger than a slot");
-        self.region.copy_out(slot * self.slot_len, out);
+        let at = self.slots.copy_out_offset(slot, out.len());
+        self.region.copy_out(at, out);
     }
 
     fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
@@ -436,7 +361,7 @@ impl Backend for UringBackend {
         let started = Instant::now();
         loop {
             self.reap()?;
-            if !self.ready.is_empty() || self.table.in_flight() == 0 {
+            if !self.ready.is_empty() || self.slots.in_flight() == 0 {
                 out.append(&mut self.ready);
                 return Ok(());
             }
@@ -462,13 +387,13 @@ impl Backend for UringBackend {
     }
 
     fn in_flight(&self) -> usize {
-        self.table.in_flight()
+        self.slots.in_flight()
     }
 
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
         self.check_poison()?;
-        let slot = self.depth;
-        self.start(slot, Op { kind: OpKind::Write, fd, offset: 0, len: 0, done: 0 })?;
+        let slot = self.slots.begin_fsync(fd);
+        self.push(slot)?;
         let mut result = Ok(());
         for c in self.drain()? {
             if c.slot == slot {
@@ -496,7 +421,7 @@ impl Backend for UringBackend {
     }
 
     fn detach(&mut self) {
-        if self.fixed_fd.take().is_some() && self.table.in_flight() == 0 {
+        if self.fixed_fd.take().is_some() && self.slots.in_flight() == 0 {
             // -1 empties the fixed-file slot, dropping the ring's reference to the file.
             let _ = self.update_fixed(-1);
         }

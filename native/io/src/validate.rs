@@ -10,29 +10,31 @@
 //! - The number of completions the ring claims to hold must not exceed its size,
 //!   compared against a trusted copy taken at setup.
 
-extern crate alloc;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Errnos a read, write or fsync on a regular file may legitimately return.
+use crate::errno;
+
+/// Errnos a read, write or fsync on a regular file may legitimately return (Linux
+/// numbers, [`crate::errno`]).
 pub const ALLOWED_ERRNOS: &[i32] = &[
-    libc::EIO,
-    libc::ENOSPC,
-    libc::EDQUOT,
-    libc::EFBIG,
-    libc::EINTR,
-    libc::EAGAIN,
-    libc::EBADF,
-    libc::EINVAL,
-    libc::EROFS,
-    libc::ENXIO,
-    libc::ECANCELED,
-    libc::EOPNOTSUPP,
-    libc::ENOMEM,
-    libc::EPERM,
-    libc::EACCES,
-    libc::EFAULT,
-    libc::ESPIPE,
+    errno::EIO,
+    errno::ENOSPC,
+    errno::EDQUOT,
+    errno::EFBIG,
+    errno::EINTR,
+    errno::EAGAIN,
+    errno::EBADF,
+    errno::EINVAL,
+    errno::EROFS,
+    errno::ENXIO,
+    errno::ECANCELED,
+    errno::EOPNOTSUPP,
+    errno::ENOMEM,
+    errno::EPERM,
+    errno::EACCES,
+    errno::EFAULT,
+    errno::ESPIPE,
 ];
 
 /// Why a completion was rejected. (Fields are what the forged entry claimed.)
@@ -209,7 +211,7 @@ mod tests {
         assert_eq!(t.complete(ud, -9999), Err(Rejected::UnknownErrno { slot: 1, errno: 9999 }));
         assert_eq!(t.complete(ud, i32::MIN), Err(Rejected::UnknownErrno { slot: 1, errno: i32::MAX }));
         assert_eq!(t.in_flight(), 1, "rejections leave the operation in flight");
-        assert_eq!(t.complete(ud, -libc::ENOSPC), Ok(Outcome::Failed { slot: 1, errno: libc::ENOSPC }));
+        assert_eq!(t.complete(ud, -errno::ENOSPC), Ok(Outcome::Failed { slot: 1, errno: errno::ENOSPC }));
     }
 
     #[test]
