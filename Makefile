@@ -15,6 +15,11 @@ PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryp
 SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
 SEAL_PURE := -p exitless-seal --no-default-features --features pure-rust
+# The core + alloc builds Occlum's LibOS uses, checked for a target without std.
+IO_CORE := -p exitless-io --no-default-features
+RT_CORE := -p exitless-rt --no-default-features
+NOSTD_TARGET := x86_64-unknown-none
+NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
 .PHONY: run test bench bench-spark header setup system-deps rust-checks python-tests nostd-check clean
 
@@ -56,11 +61,17 @@ rust-checks:
 	cargo test --workspace --release -q
 	cargo test $(SEAL_PURE) --release -q
 
-nostd-check: ## exitless-seal is #![no_std] + alloc (pure-rust: no C compiler); so is exitless-rt's core without `std`
-	CC=/bin/false cargo check $(SEAL_PURE) --target-dir target/nostd
-	cargo check -p exitless-rt --no-default-features --target-dir target/nostd
-	@! cargo tree $(SEAL_PURE) -e normal,features --prefix none | grep -E '^[a-z0-9_-]+ feature "std"' \
-	  || (echo "a dependency of exitless-seal enables std" && false)
+nostd-check: ## exitless-seal (pure-rust), exitless-io and exitless-rt without `std` build for x86_64-unknown-none (core + alloc, no std to link); no dependency enables std
+	@test -d "$$(rustc --print sysroot)/lib/rustlib/$(NOSTD_TARGET)/lib" || rustup target add $(NOSTD_TARGET)
+	CC=/bin/false cargo check $(SEAL_PURE) $(NOSTD)
+	cargo check $(IO_CORE) $(NOSTD)
+	cargo check $(RT_CORE) $(NOSTD)
+	cargo clippy $(IO_CORE) $(NOSTD) -- -D warnings
+	cargo test $(IO_CORE) --lib --target-dir target/nostd -q
+	@for crate in "$(SEAL_PURE)" "$(IO_CORE)" "$(RT_CORE)"; do \
+	  ! cargo tree $$crate --target $(NOSTD_TARGET) -e normal,features --prefix none \
+	    | grep -E '^[a-z0-9_-]+ feature "std"' || { echo "nostd-check: std enabled in $$crate"; exit 1; }; \
+	done
 
 python-tests: setup system-deps
 	$(PY) -m pytest -q
