@@ -10,7 +10,7 @@ STAMPS := .stamps
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryptography>=42" "python-pkcs11>=0.10,<0.11"
+PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryptography>=42" "python-pkcs11>=0.10,<0.11" "matplotlib>=3.7" "tqdm>=4.66" "jsonschema>=4.18"
 # PySpark for exitless.spark and its tests (the e2e tests also need Java 17: .ci/run installs it)
 SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
@@ -23,21 +23,22 @@ NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
 .PHONY: run test bench bench-spark header setup system-deps rust-checks python-tests nostd-check clean
 
-run: setup ## the main job
-	$(PY) -m exitless.demo
+run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
+	$(VENV)/bin/exitless run
 
 test: setup rust-checks nostd-check python-tests ## every check CI runs
 	@echo "make test: all checks passed"
 
-bench: setup ## throughput benchmarks (not tests): JSON under bench-results/
-	$(PY) -m exitless.bench --out bench-results
+bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), then sealing vs cryptography and vCPU scaling: bench-results/
+	$(VENV)/bin/exitless bench --spark
+	$(PY) -m exitless.bench.suites --out bench-results
 
 bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (local[2], needs Java): bench-results/spark-*.json
 	$(PY) -m exitless.spark.bench --out bench-results
 
 setup: $(STAMPS)/native $(STAMPS)/spark
 
-$(STAMPS)/venv: pyproject.toml
+$(STAMPS)/venv: pyproject.toml Makefile
 	@mkdir -p $(STAMPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(PY_TOOLS)

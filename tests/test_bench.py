@@ -1,6 +1,8 @@
-"""The benchmark runs (quick) and its JSON holds the deterministic facts: exit
-counts follow the OCALL model exactly, io_uring makes far fewer exits, and every
-point reports the fields the report needs. Times are never asserted."""
+"""`exitless bench --quick` (what CI runs) and `exitless run` (the main job) produce
+a results.json that matches its schema, report.md and PNG plots, and the
+deterministic facts in it hold: exit counts follow the OCALL model exactly, the
+model's cycles change time and never counts, io_uring makes far fewer exits.
+Times are never asserted."""
 
 from __future__ import annotations
 
@@ -8,56 +10,129 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-SEG = 65536
+import jsonschema
+import pytest
+
+import exitless
+from exitless.bench.job import SCHEMA
+
+SCHEMA_PATH = Path(exitless.__file__).parent / "bench" / "results.schema.json"
 MIB = 8
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_quick_io_matrix_json(tmp_path: Path) -> None:
+def exitless_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exitless", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def load(out: Path) -> tuple[dict[str, Any], Path]:
+    runs = list(out.iterdir())
+    assert len(runs) == 1, runs
+    results = json.loads((runs[0] / "results.json").read_text())
+    jsonschema.validate(results, json.loads(SCHEMA_PATH.read_text()))
+    return results, runs[0]
+
+
+def expected_ocall_exits(seg: int, plaintext: int) -> tuple[int, int]:
+    """(segments, modeled exits) of a sealed stream: one exit per pwrite up to 16 KiB,
+    three above (the SGX SDK's bounce path in Occlum's hostfs)."""
+    file_len = exitless.sealed_length(plaintext, seg)
+    segments = -(-file_len // seg)
+    final = file_len - (segments - 1) * seg
+    per = 3 if seg > 16384 else 1
+    return segments, per * (segments - 1) + (3 if final > 16384 else 1)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, subprocess.CompletedProcess[str]]:
+    tmp = tmp_path_factory.mktemp("bench")
+    out = tmp / "results"
+    proc = exitless_cli("bench", "--quick", "--total", f"{MIB}M", "--reps", "1", "--segments", "4K,64K",
+                        "--runtime-runs", "1", "--dir", str(tmp), "--out", str(out), "--json", "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results, run_dir = load(out)
+    return results, run_dir, proc
+
+
+def test_quick_bench_writes_schema_valid_json_report_and_plots(quick: tuple[dict[str, Any], Path, Any]) -> None:
+    results, run_dir, proc = quick
+    assert results["schema"] == SCHEMA and results["errors"] == []
+    assert json.loads(proc.stdout) == results, "--json prints the same object results.json holds"
+    assert "segment" in proc.stderr and "exits/GiB" in proc.stderr, "the summary table goes to stderr with --json"
+    cfg = results["config"]
+    assert cfg["quick"] and cfg["bytes_per_point"] == MIB << 20 and cfg["segment_sizes"] == [4096, 65536]
+    cells = {(r["point"], r["segment_size"]) for r in results["matrix"]}
+    assert cells == {(p, s) for p in cfg["points"] for s in (4096, 65536)}
+    assert {"uring", "switchless", "ocall-8200", "ocall-17000", "sync", "plaintext"} <= set(cfg["points"])
+    m = results["machine"]
+    assert m["cores"] >= 1 and m["kernel"] and m["cpu"]
+    assert set(m["cpu_has"]) >= {"aes", "vaes", "avx512f"}
+    assert m["ocall_model"]["cycles_per_exit"] == 8200 and "HotCalls" in m["ocall_model"]["source"]
+    if m["io_uring"]["available"]:
+        assert m["sqpoll_ran"], "the uring points ran, so an iou-sqp thread existed"
+        assert {"single_mmap", "nodrop"} <= set(m["io_uring"]["features"])
+    report = (run_dir / "report.md").read_text()
+    assert "# exitless benchmark report" in report and "| 64 KiB | ocall-8200 |" in report
+    for name in results["plots"].values():
+        assert (run_dir / name).read_bytes().startswith(PNG), name
+    assert {"throughput.png", "exits.png", "runtime.png"} <= set(results["plots"].values())
+    rt = results["runtime"]
+    assert rt["exitless"]["vcpus"] == 2 and rt["tokio"]["workers"] == 2
+    assert rt["exitless"]["spawn_join_ns_per_task"] > 0
+
+
+def test_exit_counts_follow_the_model_exactly(quick: tuple[dict[str, Any], Path, Any]) -> None:
+    results = quick[0]
+    rows = {(r["point"], r["segment_size"]): r for r in results["matrix"]}
+    for seg in (4096, 65536):
+        segments, exits = expected_ocall_exits(seg, MIB << 20)
+        for point in ("ocall-8200", "ocall-17000", "ocall-8200-direct"):
+            st = rows[(point, seg)]["stats"]
+            assert st["segments"] == segments and st["exits"] == exits, (point, seg, st)
+        assert rows[("ocall-8200", seg)]["exits"] == rows[("ocall-17000", seg)]["exits"], "cycles change time, not counts"
+        assert rows[("ocall-8200", seg)]["ocall_cycles"] == 8200 and rows[("ocall-17000", seg)]["ocall_cycles"] == 17000
+        for point in ("sync", "plaintext"):
+            assert rows[(point, seg)]["stats"]["exits"] == 0, "sync has no exit model"
+        plain = rows[("plaintext", seg)]
+        assert plain["sealed"] is False and plain["stats"]["segments"] == (MIB << 20) // seg, "the same IO pattern, unsealed"
+        sw = rows[("switchless", seg)]["stats"]
+        assert sw["exits"] == sw["fallbacks"], "switchless exits only when it falls back"
+        if results["machine"]["io_uring"]["available"]:
+            u = rows[("uring", seg)]
+            assert u["direct"] is True and u["stats"]["completions_rejected"] == 0 and u["stats"]["segments"] == segments
+            assert u["exits"] < rows[("ocall-8200", seg)]["exits"] / 3, (seg, u["exits"])
+        h = results["summary"]["by_segment"][str(seg)]
+        assert h["ocall-8200_exits_per_uring_exit"] > 3
+
+
+def test_bad_options_are_usage_errors_that_name_the_problem() -> None:
+    p = exitless_cli("bench", "--segments", "64K,100")
+    assert p.returncode == 2 and "between 256 bytes and 1 GiB" in p.stderr
+    p = exitless_cli("bench", "--backends", "uring,warp-drive")
+    assert p.returncode == 2 and "warp-drive" in p.stderr and "ocall-8200" in p.stderr
+    p = exitless_cli("bench", "--total", "lots")
+    assert p.returncode == 2 and "not a size: 'lots'" in p.stderr
+
+
+def test_the_main_job_runs_spark_with_and_without_exitless(tmp_path: Path) -> None:
+    """`exitless run` (make run), shrunk: the integrity check refuses a flipped byte
+    and a cut tail, both Spark modes ran and the exitless one sealed its spills."""
     out = tmp_path / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "exitless.bench", "--suite", "io", "--quick", "--segments", str(SEG),
-         "--io-size-mib", str(MIB), "--io-dir", str(tmp_path), "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    files = list(out.glob("*/io.json"))
-    assert len(files) == 1
-    report = json.loads(files[0].read_text())
-    assert report["benchmark"] == "io" and report["bytes_per_point"] == MIB << 20
-    for field in ("cpu", "cpu_flags", "cores", "kernel", "commit"):
-        assert field in report["machine"]
-    rows = {(r["point"], r["sealed"]): r for r in report["rows"]}
-    labels = {"uring-direct", "uring-direct-spin", "uring-buffered", "switchless", "switchless-direct", "ocall-8200", "ocall-17000",
-              "ocall-8200-direct", "sync", "sync-direct"}
-    assert {p for p, _ in rows} == labels
-    for r in report["rows"]:
-        for field in ("gb_per_s", "segments_per_s", "exits", "exits_per_gib", "cpu_s_per_gib", "sqpoll_cpu_s_per_gib", "direct"):
-            assert field in r, field
-        assert r["gb_per_s"] > 0 and r["cpu_s_per_gib"] >= 0
-
-    # Sealed: 8 MiB of plaintext in 64 KiB segments; the final one is short.
-    import exitless
-
-    file_len = exitless.sealed_length(MIB << 20, SEG)
-    segments = -(-file_len // SEG)
-    final = file_len - (segments - 1) * SEG
-    # One modeled exit per pwrite up to 16 KiB, three above (Occlum's SDK bounce path).
-    expected = 3 * (segments - 1) + (3 if final > 16384 else 1)
-    for label in ("ocall-8200", "ocall-17000"):
-        st = rows[(label, True)]["stats"]
-        assert st["segments"] == segments
-        assert st["exits"] == expected, (label, st)
-    assert rows[("ocall-8200", True)]["exits"] == rows[("ocall-17000", True)]["exits"], "the model changes time, not counts"
-    assert rows[("sync", True)]["stats"]["exits"] == 0
-    sw = rows[("switchless", True)]["stats"]
-    assert sw["exits"] == sw["fallbacks"]
-    # Plaintext rows: one 64 KiB write per segment slot.
-    assert rows[("ocall-8200", False)]["stats"]["exits"] == 3 * (MIB << 20) // SEG
-    # io_uring: exits only to attach/detach the file, wake SQPOLL or block after spinning.
-    for label in ("uring-direct", "uring-direct-spin", "uring-buffered"):
-        st = rows[(label, True)]["stats"]
-        assert st["segments"] == segments and st["completions_rejected"] == 0
-        assert st["exits"] < 3 * segments, (label, st)
-    assert rows[("uring-direct", True)]["direct"] is True
-    assert rows[("uring-buffered", True)]["direct"] is False
+    proc = exitless_cli("run", "--total", "4M", "--reps", "1", "--segments", "64K", "--backends", "ocall-8200,sync,plaintext",
+                        "--spark-records", "60000", "--spark-reps", "1", "--no-runtime", "--dir", str(tmp_path),
+                        "--out", str(out), "--no-progress", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results, run_dir = load(out)
+    check = results["integrity_check"]
+    assert check["round_trip_verified"] and check["flipped_byte"].startswith("refused")
+    assert check["truncated"].startswith("refused")
+    spark = results["spark"]
+    assert spark["config"]["master"] == "local[2]" and spark["config"]["python_worker_memory"] == "8m"
+    sealed = [r for job in spark["jobs"].values() for r in job["sealed_per_run"]]
+    assert sum(r["files_written"] for r in sealed) > 0, "the exitless runs sealed spill files"
+    assert all(r["files_read"] == r["files_written"] for r in sealed)
+    assert results["summary"]["spark_overhead"] == spark["total"]["overhead"]
+    assert "spark.png" in results["plots"].values() and "Spark (local[2]" in proc.stdout
+    assert "Integrity:" in proc.stdout and "flipped byte refused" in proc.stdout

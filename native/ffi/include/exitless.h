@@ -199,6 +199,35 @@ typedef struct {
 } ExitlessOptions;
 
 /**
+ * The OCALL cost model in force for new streams: cycles per modeled exit
+ * (`EXITLESS_OCALL_CYCLES`, 8,200 by default), whether transfers above 16 KiB
+ * cost three exits (`EXITLESS_OCALL_TRIPLE`), and the TSC calibration that turns
+ * cycles into time (`calibrated` = 0: no TSC, an assumed rate).
+ */
+typedef struct {
+  /**
+   * Cycles charged per modeled exit.
+   */
+  uint64_t cycles_per_exit;
+  /**
+   * Non-zero when a pread/pwrite above 16 KiB counts three exits.
+   */
+  uint8_t triple_above_16k;
+  /**
+   * Non-zero when `tsc_ticks_per_ns` was measured.
+   */
+  uint8_t calibrated;
+  /**
+   * TSC ticks per nanosecond.
+   */
+  double tsc_ticks_per_ns;
+  /**
+   * Modeled nanoseconds per exit on this machine.
+   */
+  double ns_per_exit;
+} ExitlessOcallModel;
+
+/**
  * What a stream did: its backend's counters plus its own system calls.
  */
 typedef struct {
@@ -366,6 +395,23 @@ ExitlessStatus exitless_open_buffer(const uint8_t *key,
  * seccomp or kernel.io_uring_disabled, no SQPOLL privilege).
  */
 ExitlessStatus exitless_uring_available(void);
+
+/**
+ * The `IORING_FEAT_*` bits (as in `<linux/io_uring.h>`) of an SQPOLL ring on this
+ * machine, into `*out`. `EXITLESS_ERR_IO` with the reason when io_uring does not work.
+ *
+ * # Safety
+ * `out` is writable.
+ */
+ExitlessStatus exitless_uring_features(uint32_t *out);
+
+/**
+ * The OCALL cost model new streams use (see [`ExitlessOcallModel`]).
+ *
+ * # Safety
+ * `out` is writable.
+ */
+ExitlessStatus exitless_ocall_model(ExitlessOcallModel *out);
 
 /**
  * Releases pooled backends (io_uring rings with their buffers and SQPOLL

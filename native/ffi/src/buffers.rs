@@ -159,6 +159,61 @@ pub extern "C" fn exitless_uring_available() -> ExitlessStatus {
     })
 }
 
+/// The `IORING_FEAT_*` bits (as in `<linux/io_uring.h>`) of an SQPOLL ring on this
+/// machine, into `*out`. `EXITLESS_ERR_IO` with the reason when io_uring does not work.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_uring_features(out: *mut u32) -> ExitlessStatus {
+    guard(|| {
+        let bits = exitless_io::probe::uring_features()
+            .map_err(|why| FfiError::new(crate::status::EXITLESS_ERR_IO, why))?;
+        // SAFETY: contract above.
+        unsafe { put(out, bits, "out") }
+    })
+}
+
+/// The OCALL cost model in force for new streams: cycles per modeled exit
+/// (`EXITLESS_OCALL_CYCLES`, 8,200 by default), whether transfers above 16 KiB
+/// cost three exits (`EXITLESS_OCALL_TRIPLE`), and the TSC calibration that turns
+/// cycles into time (`calibrated` = 0: no TSC, an assumed rate).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitlessOcallModel {
+    /// Cycles charged per modeled exit.
+    pub cycles_per_exit: u64,
+    /// Non-zero when a pread/pwrite above 16 KiB counts three exits.
+    pub triple_above_16k: u8,
+    /// Non-zero when `tsc_ticks_per_ns` was measured.
+    pub calibrated: u8,
+    /// TSC ticks per nanosecond.
+    pub tsc_ticks_per_ns: f64,
+    /// Modeled nanoseconds per exit on this machine.
+    pub ns_per_exit: f64,
+}
+
+/// The OCALL cost model new streams use (see [`ExitlessOcallModel`]).
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_ocall_model(out: *mut ExitlessOcallModel) -> ExitlessStatus {
+    guard(|| {
+        let model = exitless_io::OcallModel::from_env();
+        let tsc = exitless_io::model::calibration();
+        let facts = ExitlessOcallModel {
+            cycles_per_exit: model.cycles_per_exit,
+            triple_above_16k: u8::from(model.triple_above.is_some()),
+            calibrated: u8::from(tsc.measured),
+            tsc_ticks_per_ns: tsc.ticks_per_ns,
+            ns_per_exit: model.ns_per_exit(),
+        };
+        // SAFETY: contract above.
+        unsafe { put(out, facts, "out") }
+    })
+}
+
 /// Releases pooled backends (io_uring rings with their buffers and SQPOLL
 /// attachment, switchless worker threads). Streams still open keep theirs.
 #[no_mangle]

@@ -46,6 +46,40 @@ fn one_line(e: &io::Error) -> String {
     e.to_string().replace('\n', " ")
 }
 
+/// The `IORING_FEAT_*` bits (as in `<linux/io_uring.h>`) an SQPOLL ring reports
+/// here, for benchmark reports; on failure, the reason of [`uring_availability`].
+/// Probed once per process.
+pub fn uring_features() -> Result<u32, String> {
+    static RESULT: OnceLock<Result<u32, String>> = OnceLock::new();
+    RESULT.get_or_init(probe_features).clone()
+}
+
+fn probe_features() -> Result<u32, String> {
+    uring_availability()?;
+    let ring = io_uring::IoUring::<io_uring::squeue::Entry>::builder()
+        .setup_sqpoll(1000)
+        .build(8)
+        .map_err(|e| format!("io_uring setup failed: {}", one_line(&e)))?;
+    let p = ring.params();
+    let bits = [
+        p.is_feature_single_mmap(),
+        p.is_feature_nodrop(),
+        p.is_feature_submit_stable(),
+        p.is_feature_rw_cur_pos(),
+        p.is_feature_cur_personality(),
+        p.is_feature_fast_poll(),
+        p.is_feature_poll_32bits(),
+        p.is_feature_sqpoll_nonfixed(),
+        p.is_feature_ext_arg(),
+        p.is_feature_native_workers(),
+        p.is_feature_resource_tagging(),
+        p.is_feature_skip_cqe_on_success(),
+        p.is_feature_linked_file(),
+    ];
+    // Bit i of IORING_FEAT_* is the i-th flag above (SINGLE_MMAP = 1 << 0 … LINKED_FILE = 1 << 12).
+    Ok(bits.iter().enumerate().fold(0, |acc, (i, &on)| acc | (u32::from(on) << i)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +107,17 @@ mod tests {
         );
         assert!(describe(&eperm, Some(&eperm), Some("0\n")).contains("seccomp"));
         assert!(describe(&os(libc::ENOMEM), None, None).starts_with("io_uring setup failed: "));
+    }
+
+    #[test]
+    fn features_of_a_working_ring_include_the_basics() {
+        match (uring_availability(), uring_features()) {
+            (Ok(()), Ok(bits)) => {
+                assert_eq!(bits & 0b11, 0b11, "SINGLE_MMAP and NODROP since Linux 5.4: {bits:#x}")
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            other => panic!("probe and features disagree: {other:?}"),
+        }
     }
 
     #[test]

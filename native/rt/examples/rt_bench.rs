@@ -2,9 +2,10 @@
 //! cost, and a 1,000,000-task fan-out. Warm-up run first, then the median of 5.
 //! Prints one JSON object on stdout (progress on stderr).
 //!
-//! `cargo run --release -p exitless-rt --example rt_bench`
+//! `cargo run --release -p exitless-rt --example rt_bench [-- --runs N --vcpus N]`
+//! (defaults: 5 runs, 2 vCPUs / tokio workers).
 
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,15 +18,35 @@ const FANOUT_N: u64 = 1_000_000;
 const THREAD_SPAWN_N: u64 = 10_000;
 const THREAD_SWITCH_ROUNDS: u64 = 20_000;
 const THREAD_FANOUT_N: u64 = 10_000;
-const RUNS: usize = 5;
+/// Timed runs per figure (`--runs`).
+static RUNS: AtomicUsize = AtomicUsize::new(5);
 
-/// Runs `f` once to warm up, then `RUNS` times; the median.
+/// Runs `f` once to warm up, then `--runs` times; the median.
 fn median(label: &str, mut f: impl FnMut() -> f64) -> f64 {
     f();
-    let mut v: Vec<f64> = (0..RUNS).map(|_| f()).collect();
+    let runs = RUNS.load(Relaxed);
+    let mut v: Vec<f64> = (0..runs).map(|_| f()).collect();
     v.sort_by(f64::total_cmp);
     eprintln!("{label}: {v:.1?}");
-    v[RUNS / 2]
+    v[runs / 2]
+}
+
+/// `--runs N` and `--vcpus N` from the command line; exits with a usage line on anything else.
+fn parse_args() -> (usize, usize) {
+    let (mut runs, mut vcpus) = (5, 2);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0);
+        match (flag.as_str(), value) {
+            ("--runs", Some(v)) => runs = v,
+            ("--vcpus", Some(v)) => vcpus = v,
+            _ => {
+                eprintln!("usage: rt_bench [--runs N] [--vcpus N] (N > 0; got {flag:?})");
+                std::process::exit(2);
+            }
+        }
+    }
+    (runs, vcpus)
 }
 
 // ---- exitless-rt ----
@@ -238,9 +259,12 @@ fn exits_per(before: RuntimeStats, after: RuntimeStats, ops: f64) -> f64 {
 }
 
 fn main() {
-    let ex = Runtime::builder().name("bench").vcpus(2).build().expect("exitless runtime");
-    let tk = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("tokio runtime");
-    let ops = (RUNS + 1) as f64;
+    let (runs, vcpus) = parse_args();
+    RUNS.store(runs, Relaxed);
+    let ex = Runtime::builder().name("bench").vcpus(vcpus).build().expect("exitless runtime");
+    let tk =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(vcpus).build().expect("tokio runtime");
+    let ops = (runs + 1) as f64;
 
     let s0 = ex.stats();
     let ex_spawn = median("exitless spawn+join ns/task", || ex_spawn_join(&ex));
@@ -265,10 +289,10 @@ fn main() {
     println!(
         concat!(
             "{{\"machine_cpus\":{},",
-            "\"exitless\":{{\"vcpus\":2,\"spawn_join_ns_per_task\":{:.1},\"switch_ns\":{:.1},",
+            "\"exitless\":{{\"vcpus\":{},\"spawn_join_ns_per_task\":{:.1},\"switch_ns\":{:.1},",
             "\"yield_ns\":{:.1},\"fanout_1m_ms\":{:.1},",
             "\"exits_per_spawn\":{:.4},\"exits_per_switch\":{:.4},\"exits_per_fanout_task\":{:.5},\"steals\":{}}},",
-            "\"tokio\":{{\"workers\":2,\"spawn_join_ns_per_task\":{:.1},\"switch_ns\":{:.1},",
+            "\"tokio\":{{\"workers\":{},\"spawn_join_ns_per_task\":{:.1},\"switch_ns\":{:.1},",
             "\"yield_ns\":{:.1},\"fanout_1m_ms\":{:.1}}},",
             "\"os_threads\":{{\"spawn_join_ns_per_thread\":{:.1},\"channel_switch_ns\":{:.1},",
             "\"fanout_10k_threads_ms\":{:.1}}},",
@@ -279,6 +303,7 @@ fn main() {
             "tasks, last one wakes the driver\"}}"
         ),
         thread::available_parallelism().map_or(0, |n| n.get()),
+        vcpus,
         ex_spawn,
         ex_sw,
         ex_y,
@@ -287,6 +312,7 @@ fn main() {
         exits_per(s1, s2, ops * 2.0 * SWITCH_ROUNDS as f64),
         (s3.exits - s2.exits) as f64 / (ops * (FANOUT_N + SWITCH_ROUNDS) as f64),
         s3.steals,
+        vcpus,
         tk_spawn,
         tk_sw,
         tk_y,
@@ -298,7 +324,7 @@ fn main() {
         ex_sw / tk_sw,
         ex_y / tk_y,
         ex_fan / tk_fan,
-        RUNS,
+        runs,
         SPAWN_N,
         SWITCH_ROUNDS,
     );

@@ -137,6 +137,7 @@ def _builder(app: str, local_dir: Path, memory: str, parts: int) -> Any:
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.default.parallelism", str(parts))
         .config("spark.python.worker.reuse", "true")
+        .config("spark.ui.showConsoleProgress", "false")
     )
 
 
@@ -149,7 +150,9 @@ def _stats_totals(stats_dir: Path) -> dict[str, int]:
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs the jobs as ``args`` says (the options of :func:`main`); ``log`` gets one
+    line per timed job (progress)."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # same interpreter in both modes
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per_file = per_file_costs(work, args.per_file, 5) if args.per_file else {}
     if per_file:
         for mode, r in per_file.items():
-            print(f"per file  {mode:6} write {r['write_us']:7.1f} µs  read {r['read_us']:7.1f} µs", flush=True)
+            log(f"per file  {mode:6} write {r['write_us']:7.1f} µs  read {r['read_us']:7.1f} µs")
     times: dict[str, dict[str, list[float]]] = {mode: {job: [] for job in args.jobs} for mode in ("plain", "exitless")}
     sealed: dict[str, list[dict[str, int]]] = {job: [] for job in args.jobs}
     try:
@@ -176,6 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 spark = builder.getOrCreate()
                 try:
                     sc = spark.sparkContext
+                    sc.setLogLevel("ERROR")
                     if mode == "exitless":
                         assert sc.getConf().get("spark.python.daemon.module") == "exitless.spark.daemon"
                     else:
@@ -192,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         if mode == "exitless":
                             after = _stats_totals(stats_dir)
                             sealed[job].append({k: after[k] - before[k] for k in after})
-                        print(f"rep {rep} {mode:8} {job:12} {elapsed:7.2f} s", flush=True)
+                        log(f"rep {rep} {mode:8} {job:12} {elapsed:7.2f} s")
                 finally:
                     spark.stop()
                     SparkSession._instantiatedSession = None
@@ -212,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     total_plain = sum(statistics.median(times["plain"][j]) for j in args.jobs)
     total_sealed = sum(statistics.median(times["exitless"][j]) for j in args.jobs)
-    from ..bench import machine
+    from ..bench.machine import machine
 
     import pyspark
 

@@ -83,6 +83,9 @@ SUPPORTED_PYSPARK = ("3.5", "4.0")
 BACKEND_ENV = "EXITLESS_SPARK_BACKEND"
 #: Environment variable naming a directory for per-process JSON counters.
 STATS_DIR_ENV = "EXITLESS_SPARK_STATS_DIR"
+#: Environment variable: "0" drops the one-line-per-task counters from the executor log
+#: (the process lines stay; the JSON counters of :data:`STATS_DIR_ENV` are unaffected).
+TASK_LOG_ENV = "EXITLESS_SPARK_TASK_LOG"
 
 # Spill files are many and small: a groupByKey of 2M pairs with 32 MiB of worker
 # memory writes ~3,600 files of ~5 KB (shared/DESIGN.md, "Machine facts"), and
@@ -862,7 +865,7 @@ def _report_task(before: dict[str, object]) -> None:
         before = {k: 0 for k in now}
     written = int(now["files_written"]) - int(before["files_written"])  # type: ignore[call-overload]
     read = int(now["files_read"]) - int(before["files_read"])  # type: ignore[call-overload]
-    if written or read:
+    if (written or read) and os.environ.get(TASK_LOG_ENV, "1").strip() != "0":
         _log(
             f"pid {now['pid']}: task sealed {written} spill files "
             f"({int(now['bytes_written']) - int(before['bytes_written'])} bytes), read {read}; "  # type: ignore[call-overload]

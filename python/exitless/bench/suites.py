@@ -1,4 +1,5 @@
-"""Throughput benchmarks (``make bench``): not tests. Measures, side by side in one
+"""The detailed suites (``python -m exitless.bench.suites``; the IO matrix is
+``exitless bench``): not tests. Measures, side by side in one
 process on the same data, exitless's seal/open against the ``cryptography``
 package's AES-256-GCM over the same segmentation, at several segment sizes, plus
 sealed file streams against plain file writes. Prints a table and writes JSON
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import tempfile
@@ -20,44 +20,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from . import __version__, generate_key, open_into, open_spill, seal_into, sealed_length
-from ._errors import raise_for
-from ._native import ffi, lib
-from .streams import _stats_dict, make_options
+from .. import generate_key, open_into, open_spill, seal_into, sealed_length
+from .machine import machine
 
 MiB = 1 << 20
 HEADER, TAG = 68, 16
-
-
-def machine() -> dict[str, object]:
-    flags: set[str] = set()
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", False
-    import cryptography
-
-    return {
-        "cpu": model,
-        "cpu_flags": sorted(flags & {"aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx2", "avx512f"}),
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "cryptography": cryptography.__version__,
-        "exitless": __version__,
-        "commit": commit + ("-dirty" if dirty else ""),
-    }
 
 
 def median_rate(fn: Callable[[], object], nbytes: int, reps: int) -> float:
@@ -180,106 +147,15 @@ def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
     print(f"wrote {outdir / 'seal.json'}")
 
 
-# ---- IO matrix: backends side by side -------------------------------------------
-
-#: (label, backend, direct, ocall cycles)
-IO_POINTS: list[tuple[str, str, bool | None, int | None]] = [
-    ("uring-direct", "uring", True, None),
-    ("uring-direct-spin", "uring", True, None),
-    ("uring-buffered", "uring", False, None),
-    ("switchless", "switchless", None, 8200),
-    ("switchless-direct", "switchless", True, 8200),
-    ("ocall-8200", "ocall", None, 8200),
-    ("ocall-17000", "ocall", None, 17000),
-    ("ocall-8200-direct", "ocall", True, 8200),
-    ("sync", "sync", None, None),
-    ("sync-direct", "sync", True, None),
-]
-#: "-spin": spin up to 10 ms for completions instead of 100 µs (strictly exit-less;
-#: on a 2-core machine the spinner competes with the kernel for the second core).
-_SPIN_US = {"uring-direct-spin": 10_000}
-
-
-def _sqpoll_cpu_seconds() -> float:
-    """CPU seconds of this process's io_uring SQPOLL kernel threads (iou-sqp-*)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            if not (task / "comm").read_text().startswith("iou-sqp"):
-                continue
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except OSError:
-            continue
-    return total
-
-
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def _run_point(path: str, label: str, backend: str, direct: bool | None, cycles: int | None,
-               segment_size: int, total: int, seal: bool, queue_depth: int = 8) -> dict[str, object]:
-    spin = _SPIN_US.get(label)
-    # One stream on one thread: the matrix compares backends, not runtimes.
-    opts = make_options(segment_size, backend=backend, direct=direct, ocall_cycles=cycles, queue_depth=queue_depth, uring_spin_us=spin, parallel=False)
-    raw = ffi.new("ExitlessStats *")
-    cpu0, sq0, t0 = _cpu_seconds(), _sqpoll_cpu_seconds(), time.perf_counter()
-    raise_for(lib.exitless_bench_write(path.encode(), opts, total, 1 << 20, 1 if seal else 0, raw), path)
-    wall = time.perf_counter() - t0
-    cpu, sq = _cpu_seconds() - cpu0, _sqpoll_cpu_seconds() - sq0
-    st = _stats_dict(raw)
-    gib = total / (1 << 30)
-    exits = int(st["total_exits"])  # type: ignore[call-overload]
-    return {
-        "point": label, "segment_size": segment_size, "sealed": seal, "bytes": total,
-        "gb_per_s": round(total / wall / 1e9, 3),
-        "segments_per_s": round(int(st["segments"]) / wall),  # type: ignore[call-overload]
-        "exits": exits, "exits_per_gib": round(exits / gib, 1),
-        "cpu_s_per_gib": round(cpu / gib, 3), "sqpoll_cpu_s_per_gib": round(sq / gib, 3),
-        "wall_s": round(wall, 3), "direct": st["direct"], "stats": st,
-    }
-
-
-def io_matrix(directory: str, total: int, segment_sizes: list[int], reps: int, queue_depth: int = 8) -> list[dict[str, object]]:
-    """Every backend at every segment size, sealed and plaintext, one after the other."""
-    rows: list[dict[str, object]] = []
-    path = os.path.join(directory, "exitless-bench-io")
-    for seg in segment_sizes:
-        for label, backend, direct, cycles in IO_POINTS:
-            runs: dict[bool, list[dict[str, object]]] = {True: [], False: []}
-            for _ in range(reps):
-                for seal in (True, False):
-                    runs[seal].append(_run_point(path, label, backend, direct, cycles, seg, total, seal, queue_depth))
-                    os.unlink(path)
-            for seal in (True, False):
-                ordered = sorted(runs[seal], key=lambda r: float(r["gb_per_s"]))  # type: ignore[arg-type]
-                rows.append(ordered[len(ordered) // 2])
-            s, p = rows[-2], rows[-1]
-            s["sealed_vs_plain"] = round(float(s["gb_per_s"]) / float(p["gb_per_s"]), 3)  # type: ignore[arg-type]
-            print(
-                f"{seg:>8} {label:<15} {s['gb_per_s']:>7.2f} {p['gb_per_s']:>7.2f} {s['sealed_vs_plain']:>6.2f} "
-                f"{s['segments_per_s']:>10} {s['exits_per_gib']:>11} {s['cpu_s_per_gib']:>9.2f} {s['sqpoll_cpu_s_per_gib']:>8.2f}"
-                f"  {'O_DIRECT' if s['direct'] else ''}",
-                flush=True,
-            )
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m exitless.bench", description=__doc__)
-    p.add_argument("--suite", default="seal,io,rt", help="comma-separated: seal (crypto vs cryptography), io (backend matrix), rt (runtime vs tokio and threads; stream scaling over vCPUs)")
+    p = argparse.ArgumentParser(prog="python -m exitless.bench.suites", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", default="seal,rt", help="comma-separated: seal (crypto vs cryptography), rt (runtime vs tokio and threads; stream scaling over vCPUs). The IO matrix is `exitless bench`.")
     p.add_argument("--size-mib", type=int, help="MiB per seal measurement (default 256; 32 with --quick)")
-    p.add_argument("--io-size-mib", type=int, help="MiB per IO matrix point (default 1024; 32 with --quick)")
+    p.add_argument("--io-size-mib", type=int, help="MiB of the stream the scaling suite writes (default 1024; 32 with --quick)")
     p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
     p.add_argument("--reps", type=int, help="interleaved repetitions, median reported (default 5; 2 with --quick)")
-    p.add_argument("--io-reps", type=int, default=1, help="repetitions per IO matrix point (median)")
-    p.add_argument("--queue-depth", type=int, default=8, help="segments in flight per stream in the IO matrix")
-    p.add_argument("--points", help="comma-separated IO matrix points (default: all)")
     p.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="directory for the seal suite's file benchmark (default /dev/shm: measures CPU, not the disk)")
-    p.add_argument("--io-dir", default="bench-results", help="directory for the IO matrix (a disk file system, so O_DIRECT applies)")
+    p.add_argument("--io-dir", default="bench-results", help="directory for the scaling suite's file (a disk file system, so O_DIRECT applies)")
     p.add_argument("--out", default="bench-results", help="results directory")
     p.add_argument("--quick", action="store_true", help="small sizes and fewer repetitions (CI)")
     a = p.parse_args(argv)
@@ -292,17 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     if "seal" in suites:
         seal_suite(a, segs, outdir)
-    if "io" in suites:
-        Path(a.io_dir).mkdir(parents=True, exist_ok=True)
-        print(f"\nIO matrix: {a.io_size_mib} MiB per point, queue depth {a.queue_depth}, 1 MiB writes, in {a.io_dir}")
-        print(f"{'segment':>8} {'backend':<15} {'sealed':>7} {'plain':>7} {'ratio':>6} {'segments/s':>10} {'exits/GiB':>11} {'CPU s/GiB':>9} {'SQ s/GiB':>8}")
-        if a.points:
-            wanted = a.points.split(",")
-            IO_POINTS[:] = [p for p in IO_POINTS if p[0] in wanted]
-        rows = io_matrix(a.io_dir, a.io_size_mib << 20, segs, a.io_reps, a.queue_depth)
-        report = {"benchmark": "io", "bytes_per_point": a.io_size_mib << 20, "queue_depth": a.queue_depth, "machine": machine(), "rows": rows}
-        (outdir / "io.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {outdir / 'io.json'}")
     if "rt" in suites:
         rt_suite(a, outdir)
     return 0
@@ -310,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _cargo_json(args: list[str]) -> dict[str, object]:
     """Runs a Rust benchmark example (release build) and parses the JSON it prints last."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     proc = subprocess.run(["cargo", "run", "--release", "-q", *args], cwd=root, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

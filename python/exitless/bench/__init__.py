@@ -1,0 +1,24 @@
+"""exitless benchmarks: they measure and write JSON; tests check, benchmarks never
+assert times. Map of the package:
+
+- :mod:`.job`: :class:`BenchConfig` and :func:`run_bench`, the job behind
+  ``exitless bench`` and ``exitless run`` (``make run``): Spark jobs with and
+  without exitless, the IO matrix, the runtime against tokio.
+- :mod:`.matrix`: the IO matrix, one natively driven stream per backend point and
+  segment size, with exact exit counts and CPU time.
+- :mod:`.runtime`: exitless-rt against tokio (the Rust example ``rt_bench``).
+- :mod:`.machine`: the machine facts every JSON carries (CPU flags, kernel,
+  io_uring features, whether SQPOLL ran, the OCALL model in force).
+- :mod:`.report`: the summary table, ``report.md``, ``results.json``.
+- :mod:`.plots`: PNG plots (matplotlib).
+- :mod:`.suites`: the detailed suites (``python -m exitless.bench.suites``): sealing
+  against ``cryptography``, the ten-point IO matrix with plaintext twins, vCPU
+  scaling of one stream.
+
+``results.schema.json`` (JSON Schema) describes ``results.json``.
+"""
+
+from .job import SCHEMA, BenchConfig, run_bench
+from .machine import machine
+
+__all__ = ["SCHEMA", "BenchConfig", "machine", "run_bench"]

@@ -1,0 +1,139 @@
+"""The IO matrix: one natively driven stream per point (backend × segment size),
+interleaved repetitions, medians, with the stream's exact exit counts and the CPU
+time it cost. Python is not in the write loop (``exitless_bench_write``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._errors import raise_for
+from .._native import ffi, lib
+from ..streams import _stats_dict, make_options
+
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Point:
+    """One column of the matrix: how the stream is set up."""
+
+    label: str
+    backend: str
+    #: O_DIRECT: True, False, or None for the backend's default.
+    direct: bool | None = None
+    #: Modeled cycles per exit (ocall, switchless fallbacks); None: the default.
+    ocall_cycles: int | None = None
+    #: False: the same IO pattern without sealing (the plaintext baseline).
+    sealed: bool = True
+    #: Spin this long for completions before blocking (io_uring), None: the default.
+    spin_us: int | None = None
+    #: One line for reports.
+    about: str = ""
+
+
+#: The points ``exitless bench`` knows, in report order; the first six are the default.
+POINTS: dict[str, Point] = {p.label: p for p in (
+    Point("uring", "uring", direct=True,
+          about="io_uring SQPOLL, registered untrusted buffers, O_DIRECT (a stream's default past its first 8 MiB)"),
+    Point("switchless", "switchless", ocall_cycles=8200, about="host worker thread, exit only on fallback"),
+    Point("ocall-8200", "ocall", ocall_cycles=8200, about="one modeled OCALL per pwrite, 8,200 cycles (Occlum hostfs today)"),
+    Point("ocall-17000", "ocall", ocall_cycles=17000, about="the same at 17,000 cycles per exit"),
+    Point("sync", "sync", about="plain pwrite, no exit model (the stream outside an enclave)"),
+    Point("plaintext", "sync", sealed=False, about="the same writes without sealing (the floor)"),
+    Point("uring-default", "uring", about="io_uring with the stream defaults: page cache for the first 8 MiB, then O_DIRECT"),
+    Point("uring-spin", "uring", direct=True, spin_us=10_000, about="io_uring, O_DIRECT, 10 ms spin (strictly exit-less)"),
+    Point("uring-buffered", "uring", direct=False, about="io_uring through the page cache"),
+    Point("switchless-direct", "switchless", direct=True, ocall_cycles=8200, about="switchless, O_DIRECT"),
+    Point("ocall-8200-direct", "ocall", direct=True, ocall_cycles=8200,
+          about="modeled OCALLs at 8,200 cycles, O_DIRECT: the OCALL path on uring's terms (same disk path)"),
+    Point("sync-direct", "sync", direct=True, about="plain pwrite, O_DIRECT"),
+    Point("uring-plaintext", "uring", sealed=False, about="io_uring writes without sealing"),
+)}
+DEFAULT_POINTS = ("uring", "switchless", "ocall-8200", "ocall-17000", "ocall-8200-direct", "sync", "plaintext")
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _sqpoll_cpu_seconds() -> float:
+    """CPU seconds of this process's io_uring SQPOLL kernel threads (``iou-sqp-*``)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if not (task / "comm").read_text().startswith("iou-sqp"):
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
+
+
+def run_point(path: str, point: Point, segment_size: int, total: int, *, queue_depth: int = 8,
+              write_size: int = 1 << 20, parallel: bool = False) -> dict[str, object]:
+    """Writes one stream of ``total`` bytes and measures it (one repetition)."""
+    opts = make_options(segment_size, backend=point.backend, direct=point.direct, ocall_cycles=point.ocall_cycles,
+                        queue_depth=queue_depth, uring_spin_us=point.spin_us, parallel=parallel)
+    raw = ffi.new("ExitlessStats *")
+    cpu0, sq0, t0 = _cpu_seconds(), _sqpoll_cpu_seconds(), time.perf_counter()
+    raise_for(lib.exitless_bench_write(path.encode(), opts, total, write_size, 1 if point.sealed else 0, raw), path)
+    wall = time.perf_counter() - t0
+    cpu, sq = _cpu_seconds() - cpu0, _sqpoll_cpu_seconds() - sq0
+    st = _stats_dict(raw)
+    return {"seconds": wall, "cpu_s": cpu, "sqpoll_cpu_s": sq, "stats": st}
+
+
+def _median_row(point: Point, segment_size: int, total: int, runs: list[dict[str, object]]) -> dict[str, object]:
+    by_rate = sorted(runs, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
+    mid = by_rate[len(by_rate) // 2]
+    st: dict[str, object] = mid["stats"]  # type: ignore[assignment]
+    wall, gib = float(mid["seconds"]), total / GiB  # type: ignore[arg-type]
+    exits = int(st["total_exits"])  # type: ignore[call-overload]
+    segments = int(st["segments"])  # type: ignore[call-overload]
+    return {
+        "point": point.label, "backend": point.backend, "sealed": point.sealed, "direct": bool(st["direct"]),
+        "ocall_cycles": point.ocall_cycles if point.backend in ("ocall", "switchless") else None,
+        "segment_size": segment_size, "bytes": total,
+        "seconds": round(wall, 4),
+        "gb_per_s": round(total / wall / 1e9, 4),
+        "segments": segments,
+        "segments_per_s": round(segments / wall, 1),
+        "exits": exits,
+        "exits_per_gib": round(exits / gib, 1),
+        "cpu_s_per_gib": round(float(mid["cpu_s"]) / gib, 3),  # type: ignore[arg-type]
+        "sqpoll_cpu_s_per_gib": round(float(mid["sqpoll_cpu_s"]) / gib, 3),  # type: ignore[arg-type]
+        "reps_gb_per_s": [round(total / float(r["seconds"]) / 1e9, 4) for r in runs],  # type: ignore[arg-type]
+        "stats": st,
+    }
+
+
+def run_matrix(directory: str, points: Iterable[Point], segment_sizes: Iterable[int], total: int, reps: int, *,
+               queue_depth: int = 8, write_size: int = 1 << 20, parallel: bool = False,
+               step: Callable[[str], None] | None = None) -> list[dict[str, object]]:
+    """Every point at every segment size, ``reps`` rounds; a round runs every cell once
+    (so drift on a shared machine hits all cells alike). One row per cell, the median
+    repetition by time. ``step`` is called after each stream (progress)."""
+    points, segment_sizes = list(points), list(segment_sizes)
+    path = os.path.join(directory, f"exitless-bench-{os.getpid()}")
+    runs: dict[tuple[int, str], list[dict[str, object]]] = {(s, p.label): [] for s in segment_sizes for p in points}
+    try:
+        for _ in range(reps):
+            for seg in segment_sizes:
+                for p in points:
+                    runs[(seg, p.label)].append(
+                        run_point(path, p, seg, total, queue_depth=queue_depth, write_size=write_size, parallel=parallel))
+                    os.unlink(path)
+                    if step:
+                        step(f"{p.label} {seg // 1024} KiB")
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    return [_median_row(p, seg, total, runs[(seg, p.label)]) for seg in segment_sizes for p in points]
+

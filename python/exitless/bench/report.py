@@ -1,0 +1,208 @@
+"""Turning a results object into what people read: the summary table printed at
+the end of a run, ``report.md``, and ``results.json`` with the plots beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def size_label(n: int) -> str:
+    """4096 → "4 KiB", 1048576 → "1 MiB"."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
+
+
+def _fmt_int(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+COLUMNS = ("segment", "backend", "GB/s", "segments/s", "exits/GiB", "CPU s/GiB", "vs plaintext")
+
+
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per matrix cell, in the order of the columns above."""
+    rows = []
+    by_seg = results["summary"]["by_segment"]
+    for r in results["matrix"]:
+        vs = by_seg.get(str(r["segment_size"]), {}).get(f"{r['point']}_vs_plaintext")
+        rows.append([
+            size_label(r["segment_size"]),
+            r["point"] + ("" if r["sealed"] else " (not sealed)") + (" [O_DIRECT]" if r["direct"] else ""),
+            f"{r['gb_per_s']:.2f}",
+            _fmt_int(r["segments_per_s"]),
+            _fmt_int(r["exits_per_gib"]),
+            f"{r['cpu_s_per_gib']:.2f}",
+            "" if vs is None else f"{vs:.2f}",
+        ])
+    return rows
+
+
+def _spark_lines(results: dict[str, Any]) -> list[str]:
+    spark = results.get("spark") or {}
+    if "skipped" in spark:
+        return [f"Spark: skipped ({spark['skipped']})"]
+    if "error" in spark:
+        return [f"Spark: FAILED: {spark['error']}"]
+    cfg, total = spark["config"], spark["total"]
+    files = sum(int(run["files_written"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
+    read = sum(int(run["files_read"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
+    lines = [f"Spark (local[2], {cfg['n']:,} records, spark.python.worker.memory={cfg['python_worker_memory']}, "
+             f"backend {cfg['backend']}, median of {cfg['reps']}):"]
+    for job, j in spark["jobs"].items():
+        lines.append(f"  {job:12} plain {j['plain_median']:6.2f} s   exitless {j['exitless_median']:6.2f} s   "
+                     f"overhead {j['overhead']:+.1%}")
+    lines.append(f"  {'all jobs':12} plain {total['plain_median_sum']:6.2f} s   exitless {total['exitless_median_sum']:6.2f} s   "
+                 f"overhead {total['overhead']:+.1%}   ({files:,} spill files sealed, {read:,} read back)")
+    return lines
+
+
+def _runtime_lines(results: dict[str, Any]) -> list[str]:
+    rt = results.get("runtime") or {}
+    if "skipped" in rt:
+        return [f"Runtime: skipped ({rt['skipped']})"]
+    if "error" in rt:
+        return [f"Runtime: FAILED: {rt['error']}"]
+    ex, tk = rt["exitless"], rt["tokio"]
+    return [
+        f"Runtime ({ex['vcpus']} vCPUs; exitless-rt vs tokio): spawn+join {ex['spawn_join_ns_per_task']:.0f} vs "
+        f"{tk['spawn_join_ns_per_task']:.0f} ns, switch {ex['switch_ns']:.0f} vs {tk['switch_ns']:.0f} ns, "
+        f"yield {ex['yield_ns']:.0f} vs {tk['yield_ns']:.0f} ns, 1M fan-out {ex['fanout_1m_ms']:.0f} vs {tk['fanout_1m_ms']:.0f} ms"
+    ]
+
+
+def headline_lines(results: dict[str, Any]) -> list[str]:
+    """A sentence per segment size: uring against the modeled OCALL path."""
+    out = []
+    for seg, h in results["summary"]["by_segment"].items():
+        if "ocall-8200_exits_per_uring_exit" not in h:
+            continue
+        line = (f"At {size_label(int(seg))}: io_uring makes {h['ocall-8200_exits_per_uring_exit']:,.0f}× fewer exits than "
+                f"the OCALL path; its rate is {h['uring_over_ocall-8200_throughput']:.2f}× the OCALL path's at 8,200 "
+                f"cycles per exit")
+        if "uring_over_ocall-17000_throughput" in h:
+            line += f", {h['uring_over_ocall-17000_throughput']:.2f}× at 17,000"
+        if "uring_over_ocall-8200-direct_throughput" in h:
+            line += f", {h['uring_over_ocall-8200-direct_throughput']:.2f}× on equal terms (both O_DIRECT)"
+        out.append(line + ".")
+    return out
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """The plain-text summary printed at the end of a run."""
+    cfg, m = results["config"], results["machine"]
+    rows = table_rows(results)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
+    line = lambda cells: "  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    out = [
+        f"exitless bench @ {m['commit']}: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}",
+        f"streams of {size_label(cfg['bytes_per_point'])} in {cfg['directory']} ({cfg['directory_fs']}), "
+        f"{size_label(cfg['write_size'])} writes, queue depth {cfg['queue_depth']}, {cfg['vcpus']} vCPU(s), median of {cfg['reps']}; "
+        f"OCALL model {m['ocall_model']['ns_per_exit']:.0f} ns per 8,200-cycle exit here",
+        "",
+        line(COLUMNS),
+        line(["-" * w for w in widths]),
+    ]
+    prev = None
+    for r in rows:
+        if prev is not None and r[0] != prev:
+            out.append("")
+        prev = r[0]
+        out.append(line(r))
+    out.append("")
+    out.extend(headline_lines(results))
+    if "integrity_check" in results:
+        c = results["integrity_check"]
+        out.append(f"Integrity: {size_label(c['bytes'])} round trip {'verified' if c['round_trip_verified'] else 'MISMATCH'}; "
+                   f"flipped byte {c['flipped_byte'].split(':')[0]}; truncated file {c['truncated'].split(':')[0]}")
+    out.extend(_spark_lines(results))
+    out.extend(_runtime_lines(results))
+    for e in results.get("errors", []):
+        out.append(f"ERROR: {e}")
+    return "\n".join(out)
+
+
+def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
+    """``report.md``: the same figures, with the machine facts and the plots."""
+    cfg, m = results["config"], results["machine"]
+    uring = m["io_uring"]
+    om = m["ocall_model"]
+    md = [
+        "# exitless benchmark report",
+        "",
+        f"Commit `{m['commit']}`, {results['created']}, `{results['command']}` ({results['seconds']} s).",
+        "",
+        "## Machine",
+        "",
+        "| fact | value |",
+        "|---|---|",
+        f"| CPU | {m['cpu']} |",
+        f"| CPU flags | {', '.join(f for f, on in m['cpu_has'].items() if on) or 'none of interest'}"
+        f" (missing: {', '.join(f for f, on in m['cpu_has'].items() if not on) or 'none'}) |",
+        f"| cores | {m['cores']} ({m['usable_cores']} usable) |",
+        f"| kernel | Linux {m['kernel']} |",
+        f"| io_uring | {'available' if uring['available'] else 'unavailable: ' + str(uring['reason'])}; "
+        f"features: {', '.join(uring['features']) or '-'} |",
+        f"| SQPOLL ran | {'yes' if m.get('sqpoll_ran') else 'no'} ({m.get('sqpoll_threads', 0)} iou-sqp threads) |",
+        f"| OCALL model | {om['cycles_per_exit']:,} cycles per exit by default (points set their own), "
+        f"{'three exits per transfer above 16 KiB' if om['triple_exits_above_16k'] else 'one exit per transfer'}, "
+        f"TSC {om['tsc_ticks_per_ns']} ticks/ns ({'measured' if om['tsc_calibrated'] else 'assumed'}) |",
+        f"| stream directory | {cfg['directory']} ({cfg['directory_fs']}) |",
+        "",
+        "## IO matrix",
+        "",
+        f"One stream per cell, {size_label(cfg['bytes_per_point'])}, {size_label(cfg['write_size'])} writes, queue depth "
+        f"{cfg['queue_depth']}, {cfg['vcpus']} vCPU(s); median of {cfg['reps']} interleaved rounds. "
+        "Exits count the backend's exits plus the stream's own system calls (each one an exit in an enclave); "
+        "CPU is process CPU time (all threads, the SQPOLL kernel thread included) per GiB.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    md += ["| " + " | ".join(r) + " |" for r in table_rows(results)]
+    md += ["", *[f"- {line}" for line in headline_lines(results)], "", "Points:", ""]
+    md += [f"- `{label}`: {about}" for label, about in results["points"].items()]
+    if "integrity_check" in results:
+        c = results["integrity_check"]
+        md += ["", "## Integrity check", "",
+               f"- {size_label(c['bytes'])} sealed in {c['segments']} segments ({c['file_size']:,} bytes on disk), read back: "
+               f"{'verified byte for byte' if c['round_trip_verified'] else 'MISMATCH'}",
+               f"- one flipped byte: {c['flipped_byte']}", f"- last segment cut off: {c['truncated']}"]
+    md += ["", "## Spark", "", "```", *_spark_lines(results), "```", "", "## Runtime", "", *_runtime_lines(results), ""]
+    if plots:
+        md += ["## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()] + [""]
+    md += [
+        "## Reading it",
+        "",
+        f"- The OCALL points model an enclave exit as a spin of 8,200 or 17,000 TSC cycles ({om['source']}); "
+        "exit counts are exact, times are a model. On SGX hardware set the spin to 0: the exit is real.",
+        "- `sync` is the same stream with plain system calls and no exit model: what it costs outside an enclave. "
+        "`plaintext` writes the same bytes without sealing.",
+        "- This machine is shared: compare ratios within one run, not absolute times across runs.",
+        "- More: docs/BENCHMARKS.md.",
+    ]
+    if results.get("errors"):
+        md += ["", "## Errors", "", *[f"- {e}" for e in results["errors"]]]
+    return "\n".join(md) + "\n"
+
+
+def write(results: dict[str, Any], outdir: Path, plots: bool = True) -> dict[str, Path]:
+    """Writes results.json, the plots (unless ``plots`` is False or matplotlib is
+    missing: then the JSON says why) and report.md into ``outdir``."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    made: dict[str, str] = {}
+    if plots:
+        try:
+            from .plots import draw_all
+
+            made = draw_all(results, outdir)
+        except ImportError as e:
+            results["plots_skipped"] = f"matplotlib is not installed ({e})"
+    results["plots"] = made
+    paths = {"json": outdir / "results.json", "report": outdir / "report.md"}
+    paths["json"].write_text(json.dumps(results, indent=2) + "\n")
+    paths["report"].write_text(markdown(results, made))
+    return paths
