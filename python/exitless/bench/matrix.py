@@ -130,6 +130,10 @@ def run_matrix(directory: str, points: Iterable[Point], segment_sizes: Iterable[
                     runs[(seg, p.label)].append(
                         run_point(path, p, seg, total, queue_depth=queue_depth, write_size=write_size, parallel=parallel))
                     os.unlink(path)
+                    # Pooled backends outlive a stream: an SQPOLL thread spins for a second
+                    # after its last submission, switchless workers poll. Released here, so
+                    # they never take the CPU from the next cell (each stream sets up its own).
+                    lib.exitless_release_backends()
                     if step:
                         step(f"{p.label} {seg // 1024} KiB")
     finally:
