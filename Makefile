@@ -15,6 +15,7 @@ PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryp
 SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
 SEAL_PURE := -p exitless-seal --no-default-features --features pure-rust
+SEALEDFS_PURE := -p exitless-sealedfs --no-default-features --features pure-rust
 
 .PHONY: run test bench bench-spark header setup system-deps rust-checks python-tests nostd-check clean
 
@@ -56,11 +57,14 @@ rust-checks:
 	cargo test --workspace --release -q
 	cargo test $(SEAL_PURE) --release -q
 
-nostd-check: ## exitless-seal is #![no_std] + alloc (pure-rust: no C compiler); so is exitless-rt's core without `std`
+nostd-check: ## exitless-seal and exitless-sealedfs are #![no_std] + alloc (pure-rust: no C compiler); so is exitless-rt's core without `std`
 	CC=/bin/false cargo check $(SEAL_PURE) --target-dir target/nostd
+	CC=/bin/false cargo check $(SEALEDFS_PURE) --target-dir target/nostd
 	cargo check -p exitless-rt --no-default-features --target-dir target/nostd
 	@! cargo tree $(SEAL_PURE) -e normal,features --prefix none | grep -E '^[a-z0-9_-]+ feature "std"' \
 	  || (echo "a dependency of exitless-seal enables std" && false)
+	@! cargo tree $(SEALEDFS_PURE) -e normal,features --prefix none | grep -E '^[a-z0-9_-]+ feature "std"' \
+	  || (echo "a dependency of exitless-sealedfs enables std" && false)
 
 python-tests: setup system-deps
 	$(PY) -m pytest -q
