@@ -16,6 +16,7 @@ SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
 SEAL_PURE := -p exitless-seal --no-default-features --features pure-rust
 # The core + alloc builds Occlum's LibOS uses, checked for a target without std.
+SEALEDFS_PURE := -p exitless-sealedfs --no-default-features --features pure-rust
 IO_CORE := -p exitless-io --no-default-features
 RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
@@ -62,14 +63,15 @@ rust-checks:
 	cargo test --workspace --release -q
 	cargo test $(SEAL_PURE) --release -q
 
-nostd-check: ## exitless-seal (pure-rust), exitless-io and exitless-rt without `std` build for x86_64-unknown-none (core + alloc, no std to link); no dependency enables std
+nostd-check: ## exitless-seal and exitless-sealedfs (pure-rust), exitless-io and exitless-rt without `std` build for x86_64-unknown-none (core + alloc, no std to link); no dependency enables std
 	@test -d "$$(rustc --print sysroot)/lib/rustlib/$(NOSTD_TARGET)/lib" || rustup target add $(NOSTD_TARGET)
 	CC=/bin/false cargo check $(SEAL_PURE) $(NOSTD)
+	CC=/bin/false cargo check $(SEALEDFS_PURE) $(NOSTD)
 	cargo check $(IO_CORE) $(NOSTD)
 	cargo check $(RT_CORE) $(NOSTD)
 	cargo clippy $(IO_CORE) $(NOSTD) -- -D warnings
 	cargo test $(IO_CORE) --lib --target-dir target/nostd -q
-	@for crate in "$(SEAL_PURE)" "$(IO_CORE)" "$(RT_CORE)"; do \
+	@for crate in "$(SEAL_PURE)" "$(SEALEDFS_PURE)" "$(IO_CORE)" "$(RT_CORE)"; do \
 	  ! cargo tree $$crate --target $(NOSTD_TARGET) -e normal,features --prefix none \
 	    | grep -E '^[a-z0-9_-]+ feature "std"' || { echo "nostd-check: std enabled in $$crate"; exit 1; }; \
 	done

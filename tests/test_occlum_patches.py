@@ -1,0 +1,67 @@
+"""occlum_patches/: the series is well-formed, the scripts fail clearly on a bad tree,
+the executor template is sound, and (with OCCLUM_SRC set) the series applies."""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent.parent / "occlum_patches"
+PATCHES = sorted(HERE.glob("[0-9][0-9][0-9][0-9]-*.patch"))
+
+
+def test_pinned_commit_and_numbered_patches():
+    pinned = (HERE / "PINNED").read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", pinned)
+    assert pinned in (HERE / "README.md").read_text()
+    assert [p.name[:4] for p in PATCHES] == [f"{i:04d}" for i in range(1, len(PATCHES) + 1)]
+    for i, p in enumerate(PATCHES, 1):
+        text = p.read_text()
+        assert re.search(rf"^Subject: \[PATCH {i}/{len(PATCHES)}\] ", text, re.M), p.name
+        assert "\ndiff --git a/" in text, p.name
+
+
+def test_patches_touch_only_occlum_paths_we_mean():
+    touched = set()
+    for p in PATCHES:
+        touched |= set(re.findall(r"^diff --git a/(\S+) ", p.read_text(), re.M))
+    assert all(t.startswith(("src/libos/", "tools/gen_internal_conf/")) for t in touched), touched
+    assert "src/libos/src/fs/sealedfs.rs" in touched
+    assert "src/libos/crates/exitless-occlum/Cargo.toml" in touched
+
+
+@pytest.mark.parametrize("script", ["apply.sh", "check.sh"])
+def test_scripts_fail_clearly_on_a_bad_tree(script, tmp_path):
+    r = subprocess.run(["bash", str(HERE / script), str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert ("does not look like an Occlum source tree" in out) or ("not a git checkout" in out), out
+    r = subprocess.run(["bash", str(HERE / script)], capture_output=True, text=True)
+    assert r.returncode != 0 and "usage" in (r.stdout + r.stderr)
+
+
+def test_executor_template_puts_spark_local_dir_on_sealedfs():
+    conf = json.loads((HERE / "template" / "Occlum.json").read_text())
+    sealed = [m for m in conf["mount"] if m["type"] == "sealedfs"]
+    assert len(sealed) == 1 and sealed[0]["target"] == "/spill"
+    assert sealed[0]["source"].startswith("/")
+    assert sealed[0]["options"].get("key", "sealing") in ("sealing", "kms")
+    assert "SPARK_LOCAL_DIRS=/spill" in conf["env"]["default"]
+    assert conf["resource_limits"]["max_num_of_threads"] >= 256
+    assert "-Dspark.local.dir=/spill" in (HERE / "template" / "run_executor.sh").read_text()
+
+
+@pytest.mark.skipif(not os.environ.get("OCCLUM_SRC"), reason="set OCCLUM_SRC to a clone of occlum/occlum")
+def test_series_applies_to_the_pinned_commit(tmp_path):
+    src = os.environ["OCCLUM_SRC"]
+    pinned = (HERE / "PINNED").read_text().strip()
+    tree = tmp_path / "occlum"
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", src, str(tree)], check=True)
+    subprocess.run(["git", "-C", str(tree), "checkout", "-q", "--detach", pinned], check=True)
+    r = subprocess.run(["bash", str(HERE / "apply.sh"), str(tree)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("applied ") == len(PATCHES)
+    assert (tree / "src/libos/crates/exitless-sealedfs/src/file.rs").is_file()
