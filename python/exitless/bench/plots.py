@@ -42,8 +42,10 @@ def throughput(results: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     for i, (label, rows) in enumerate(_by_point(results).items()):
         rows = sorted(rows, key=lambda r: r["segment_size"])
-        ax.plot([r["segment_size"] for r in rows], [r["gb_per_s"] for r in rows], marker="o", linewidth=2,
-                color=_color(label, i), label=label + ("" if rows[0]["sealed"] else " (not sealed)"))
+        direct = rows[0]["direct"]
+        ax.plot([r["segment_size"] for r in rows], [r["gb_per_s"] for r in rows], marker="s" if direct else "o",
+                linestyle="-" if direct else "--", linewidth=2, color=_color(label, i),
+                label=label + ("" if rows[0]["sealed"] else " (not sealed)") + (", O_DIRECT" if direct else ", page cache"))
     sizes = sorted({r["segment_size"] for r in results["matrix"]})
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [size_label(s) for s in sizes])
