@@ -22,12 +22,12 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: run test bench bench-spark header setup system-deps rust-checks python-tests nostd-check clean
+.PHONY: run test bench bench-spark header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
 	$(VENV)/bin/exitless run
 
-test: setup rust-checks nostd-check python-tests ## every check CI runs
+test: setup rust-checks nostd-check occlum-toolchain-check python-tests ## every check CI runs
 	@echo "make test: all checks passed"
 
 bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), then sealing vs cryptography and vCPU scaling: bench-results/
@@ -75,6 +75,10 @@ nostd-check: ## exitless-seal and exitless-sealedfs (pure-rust), exitless-io and
 	  ! cargo tree $$crate --target $(NOSTD_TARGET) -e normal,features --prefix none \
 	    | grep -E '^[a-z0-9_-]+ feature "std"' || { echo "nostd-check: std enabled in $$crate"; exit 1; }; \
 	done
+
+# ~2 min on a fresh machine (toolchain download ~15 s, dependencies built once), ~2 s after.
+occlum-toolchain-check: ## the no_std cores Occlum's LibOS uses (exitless-seal/-sealedfs pure-rust, exitless-io/-rt without std) `cargo check` with Occlum's pinned nightly-2022-10-22 (Rust 1.66; installed with rustup if missing) and occlum_patches/occlum-toolchain.lock
+	scripts/occlum-toolchain-check.sh
 
 python-tests: setup system-deps
 	$(PY) -m pytest -q

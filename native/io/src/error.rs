@@ -9,6 +9,12 @@
 //! against that subset builds either way, so enabling `std` (features are additive)
 //! breaks no no_std user.
 //!
+//! A compiler without `core::error::Error` (before Rust 1.81, e.g. Occlum's
+//! nightly-2022-10-22; build.rs detects it) gets the same stand-in except that the
+//! payload of [`Error::new`] / [`Error::other`] is any `Display + Debug + Send + Sync`
+//! value (`&'static str`, `String`, an error type) and `Error` implements no error
+//! trait.
+//!
 //! Errnos are Linux's ([`crate::errno`]): on Occlum they come from the host kernel.
 
 #[cfg(feature = "std")]
@@ -92,10 +98,22 @@ mod core_io {
         }
     }
 
+    /// What [`Error::new`] keeps: any error (with `core::error::Error`) ...
+    #[cfg(not(exitless_no_core_error))]
+    type Payload = dyn core::error::Error + Send + Sync;
+    /// ... or anything printable (a compiler before Rust 1.81).
+    #[cfg(exitless_no_core_error)]
+    type Payload = dyn Printable + Send + Sync;
+
+    #[cfg(exitless_no_core_error)]
+    trait Printable: fmt::Display + fmt::Debug {}
+    #[cfg(exitless_no_core_error)]
+    impl<T: fmt::Display + fmt::Debug + ?Sized> Printable for T {}
+
     enum Repr {
         Os(i32),
         Simple(ErrorKind),
-        Custom(ErrorKind, Box<dyn core::error::Error + Send + Sync>),
+        Custom(ErrorKind, Box<Payload>),
     }
 
     /// An IO error: an errno, a kind, or a kind with a message (the no_std stand-in
@@ -106,6 +124,7 @@ mod core_io {
 
     impl Error {
         /// An error of `kind` carrying `error` (a message or another error).
+        #[cfg(not(exitless_no_core_error))]
         pub fn new<E>(kind: ErrorKind, error: E) -> Self
         where
             E: Into<Box<dyn core::error::Error + Send + Sync>>,
@@ -113,10 +132,29 @@ mod core_io {
             Self { repr: Repr::Custom(kind, error.into()) }
         }
 
+        /// An error of `kind` carrying `error` (a message or another error).
+        #[cfg(exitless_no_core_error)]
+        pub fn new<E>(kind: ErrorKind, error: E) -> Self
+        where
+            E: fmt::Display + fmt::Debug + Send + Sync + 'static,
+        {
+            Self { repr: Repr::Custom(kind, Box::new(error)) }
+        }
+
         /// `Error::new(ErrorKind::Other, error)`.
+        #[cfg(not(exitless_no_core_error))]
         pub fn other<E>(error: E) -> Self
         where
             E: Into<Box<dyn core::error::Error + Send + Sync>>,
+        {
+            Self::new(ErrorKind::Other, error)
+        }
+
+        /// `Error::new(ErrorKind::Other, error)`.
+        #[cfg(exitless_no_core_error)]
+        pub fn other<E>(error: E) -> Self
+        where
+            E: fmt::Display + fmt::Debug + Send + Sync + 'static,
         {
             Self::new(ErrorKind::Other, error)
         }
@@ -171,6 +209,7 @@ mod core_io {
         }
     }
 
+    #[cfg(not(exitless_no_core_error))]
     impl core::error::Error for Error {}
 }
 

@@ -95,7 +95,8 @@ impl RingSlots {
         if depth == 0 || depth > MAX_DEPTH {
             return Err(Error::new(ErrorKind::InvalidInput, "queue depth must be 1 to 4096"));
         }
-        let slot_len = buffer_len.max(1).div_ceil(PAGE) * PAGE;
+        let len = buffer_len.max(1);
+        let slot_len = (len / PAGE + usize::from(len % PAGE != 0)) * PAGE; // div_ceil: Rust 1.73 (Occlum: 1.66)
         if slot_len > u32::MAX as usize {
             return Err(Error::new(ErrorKind::InvalidInput, "buffer too large for io_uring"));
         }

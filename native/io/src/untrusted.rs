@@ -106,7 +106,10 @@ impl UntrustedRegion {
 
     /// Copies `data` into the region at `offset`. Panics if it does not fit (a bug).
     pub fn copy_in(&mut self, offset: usize, data: &[u8]) {
-        assert!(offset.checked_add(data.len()).is_some_and(|end| end <= self.len), "copy_in out of bounds");
+        assert!(
+            matches!(offset.checked_add(data.len()), Some(end) if end <= self.len),
+            "copy_in out of bounds"
+        );
         // SAFETY: bounds checked above; `data` is trusted memory and cannot overlap a
         // private mapping we own.
         unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len()) };
@@ -114,7 +117,7 @@ impl UntrustedRegion {
 
     /// Fills `len` bytes at `offset` with zeros. Panics if out of bounds (a bug).
     pub fn zero(&mut self, offset: usize, len: usize) {
-        assert!(offset.checked_add(len).is_some_and(|end| end <= self.len), "zero out of bounds");
+        assert!(matches!(offset.checked_add(len), Some(end) if end <= self.len), "zero out of bounds");
         // SAFETY: bounds checked above.
         unsafe { core::ptr::write_bytes(self.ptr.as_ptr().add(offset), 0, len) };
     }
@@ -122,7 +125,10 @@ impl UntrustedRegion {
     /// Copies `out.len()` bytes from the region at `offset` into trusted `out`,
     /// reading each byte exactly once. Panics if out of bounds (a bug).
     pub fn copy_out(&self, offset: usize, out: &mut [u8]) {
-        assert!(offset.checked_add(out.len()).is_some_and(|end| end <= self.len), "copy_out out of bounds");
+        assert!(
+            matches!(offset.checked_add(out.len()), Some(end) if end <= self.len),
+            "copy_out out of bounds"
+        );
         // SAFETY: bounds checked above; `out` is trusted memory, disjoint from the mapping.
         unsafe { core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), out.as_mut_ptr(), out.len()) };
     }

@@ -126,7 +126,7 @@ impl SlotTable {
 
     /// Whether `slot` has an operation in flight.
     pub fn is_busy(&self, slot: usize) -> bool {
-        self.entries.get(slot).is_some_and(|e| e.requested.is_some())
+        matches!(self.entries.get(slot), Some(e) if e.requested.is_some())
     }
 
     /// The `user_data` of the operation in flight on `slot`, if any.

@@ -117,7 +117,8 @@ impl Layout {
         } else {
             let p = self.capacity(1) as u64;
             let rest = plaintext_len - p0;
-            let k = rest.div_ceil(p);
+            // `rest.div_ceil(p)`, spelled out for Rust 1.66 (Occlum's toolchain).
+            let k = rest / p + u64::from(rest % p != 0);
             (1 + k, rest - (k - 1) * p)
         };
         if segments > MAX_SEGMENTS {
@@ -142,7 +143,8 @@ impl Layout {
         let (segments, final_len) = if file_len <= s {
             (1, file_len - h)
         } else {
-            let n = 1 + (file_len - s).div_ceil(s);
+            let past_first = file_len - s;
+            let n = 1 + past_first / s + u64::from(past_first % s != 0); // 1 + div_ceil
             (n, file_len - (n - 1) * s)
         };
         if final_len < TAG_LEN as u64 || (final_len == TAG_LEN as u64 && segments > 1) {
