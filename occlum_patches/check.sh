@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# occlum_patches/check.sh OCCLUM_SRC
+# occlum_patches/check.sh OCCLUM_SRC            (OCCLUM_DEPS=DIR: Occlum's submodule checkouts)
 #
 # Verifies the series against an Occlum checkout (any git clone of occlum/occlum
 # that holds the commit in PINNED; it is not modified):
@@ -11,8 +11,12 @@
 #      exitless-io without std, i.e. as the LibOS uses them; exitless-sealedfs's
 #      tests with the pure-Rust crypto), and the patched gen_internal_conf's tests;
 #   3. `cargo check` of the patched src/libos/crates workspace (exitless-occlum
-#      over io-uring-callback and sgx-untrusted-alloc), only if OCCLUM_SRC has the
-#      submodules that workspace needs checked out; otherwise SKIP, with the reason.
+#      over io-uring-callback and sgx-untrusted-alloc, default `libc` features, with
+#      Occlum's pinned toolchain), only if the submodules that workspace needs
+#      (deps/io-uring, rust-sgx-sdk, sefs, serde-json-sgx, serde-sgx, itoa-sgx) are
+#      checked out, in OCCLUM_SRC/deps or in $OCCLUM_DEPS (a directory holding them
+#      under those names); otherwise SKIP, with the reason. An INFO line names the
+#      commit of each and whether it is the one OCCLUM_SRC pins.
 # src/libos itself needs the Intel SGX SDK and Occlum's toolchain: always SKIP here.
 # Prints one PASS / FAIL / SKIP line per step and exits non-zero on any FAIL.
 # Cargo needs crates.io (or a warm cache); build output goes to $CHECK_TARGET_DIR
@@ -23,7 +27,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 pinned=$(cat "$here/PINNED")
 target_dir=${CHECK_TARGET_DIR:-/tmp/occ-check-target}
-occlum_toolchain=${OCCLUM_CHECK_TOOLCHAIN:-nightly}
 
 results=()
 failed=0
@@ -56,6 +59,7 @@ record PASS "copy of OCCLUM_SRC at $pinned"
 
 # The toolchain the LibOS pins is the one `make occlum-toolchain-check` checks with.
 pinned_tc=$(tr -d '[:space:]' < "$tree/src/libos/rust-toolchain")
+occlum_toolchain=${OCCLUM_CHECK_TOOLCHAIN:-$pinned_tc}
 checked_tc=$(sed -n 's/^TOOLCHAIN=\([^ ]*\).*/\1/p' "$repo/scripts/occlum-toolchain-check.sh")
 if [ "$pinned_tc" = "$checked_tc" ]; then
   record PASS "src/libos/rust-toolchain is $pinned_tc, as in scripts/occlum-toolchain-check.sh"
@@ -115,23 +119,65 @@ export CARGO_TARGET_DIR="$target_dir/gen_internal_conf"
 run "cargo test tools/gen_internal_conf (sealedfs options pass through, checked)" \
   "$tree/tools/gen_internal_conf" cargo test -q
 
-# 3. The patched src/libos/crates workspace: needs Occlum's submodules.
+# 3. The patched src/libos/crates workspace: needs Occlum's submodules. They come from
+#    $OCCLUM_DEPS (a directory holding checkouts named as under deps/), else from
+#    OCCLUM_SRC/deps when populated (`make submodule` / `git submodule update --init`).
+#    They are used read-only: symlinked into the copy, except serde-json-sgx, which is
+#    copied and given Occlum's deps/serde-json-sgx.patch when its checkout lacks it
+#    (as `make submodule` does). The apache/teaclave-sgx-sdk git dependency of
+#    serde-json-sgx, serde-sgx and itoa-sgx is [patch]ed to deps/rust-sgx-sdk/sgx_tstd,
+#    as src/libos/Cargo.toml does; occlum-crates.lock (lockfile v3) holds dependency
+#    versions that Occlum's nightly-2022-10-22 (cargo 1.66) builds.
+occlum_deps=(io-uring rust-sgx-sdk sefs serde-json-sgx serde-sgx itoa-sgx)
+dep_manifest() { # NAME -> the manifest that shows the checkout is populated
+  case $1 in
+    rust-sgx-sdk) echo sgx_tstd/Cargo.toml ;;
+    sefs) echo rcore-fs/Cargo.toml ;;
+    serde-sgx) echo serde/Cargo.toml ;;
+    *) echo Cargo.toml ;;
+  esac
+}
+if [ -n "${OCCLUM_DEPS:-}" ]; then
+  deps_dir=$(cd "$OCCLUM_DEPS" 2>/dev/null && pwd) || die "OCCLUM_DEPS=$OCCLUM_DEPS: no such directory"
+  deps_from="OCCLUM_DEPS=$deps_dir"
+else
+  deps_dir="$src/deps"
+  deps_from="OCCLUM_SRC/deps"
+fi
 missing=()
-for f in deps/io-uring/Cargo.toml deps/rust-sgx-sdk/sgx_tstd/Cargo.toml deps/sefs/rcore-fs/Cargo.toml \
-         deps/serde-json-sgx/Cargo.toml; do
-  [ -f "$src/$f" ] || missing+=("$(echo "$f" | cut -d/ -f1-2)")
+for d in "${occlum_deps[@]}"; do
+  [ -f "$deps_dir/$d/$(dep_manifest "$d")" ] || missing+=("deps/$d")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  for d in io-uring rust-sgx-sdk sefs serde-json-sgx; do
-    rm -rf "$tree/deps/$d" && ln -s "$src/deps/$d" "$tree/deps/$d"
+  used=()
+  for d in "${occlum_deps[@]}"; do
+    want=$(git -C "$tree" ls-tree HEAD "deps/$d" | awk '{print $3}')
+    have=$(git -C "$deps_dir/$d" rev-parse HEAD 2>/dev/null || echo unknown)
+    if [ "$have" = "$want" ]; then used+=("$d ${have:0:8} (pinned)"); else used+=("$d ${have:0:8} (pinned ${want:0:8})"); fi
+    rm -rf "${tree:?}/deps/$d"
+    if [ "$d" = serde-json-sgx ]; then
+      cp -r "$deps_dir/$d" "$tree/deps/$d" && rm -rf "$tree/deps/$d/.git"
+      if grep -q 'mesalock-linux/serde-sgx' "$tree/deps/$d/Cargo.toml"; then
+        (cd "$tree/deps/$d" && git apply "$tree/deps/serde-json-sgx.patch") \
+          || die "deps/serde-json-sgx.patch does not apply to $deps_dir/$d"
+      fi
+    else
+      ln -s "$deps_dir/$d" "$tree/deps/$d"
+    fi
   done
+  record INFO "submodules from $deps_from: $(IFS=,; echo "${used[*]}" | sed 's/,/, /g')"
+  cat > "$work/cargo-config.toml" <<EOF
+[patch.'https://github.com/apache/teaclave-sgx-sdk.git']
+sgx_tstd = { path = "$tree/deps/rust-sgx-sdk/sgx_tstd" }
+EOF
+  cp "$here/occlum-crates.lock" "$tree/src/libos/crates/Cargo.lock"
   export CARGO_TARGET_DIR="$target_dir/crates"
-  run "cargo check src/libos/crates: exitless-occlum + io-uring-callback + sgx-untrusted-alloc ($occlum_toolchain)" \
-    "$tree/src/libos/crates" env RUSTUP_TOOLCHAIN="$occlum_toolchain" cargo check -q \
-    -p exitless-occlum -p io-uring-callback -p sgx-untrusted-alloc
+  run "cargo check src/libos/crates: exitless-occlum + io-uring-callback + sgx-untrusted-alloc (default features, $occlum_toolchain)" \
+    "$tree/src/libos/crates" env RUSTUP_TOOLCHAIN="$occlum_toolchain" cargo -Z sparse-registry check -q \
+    --config "$work/cargo-config.toml" -p exitless-occlum -p io-uring-callback -p sgx-untrusted-alloc
 else
   record SKIP "cargo check src/libos/crates (exitless-occlum)" \
-    "OCCLUM_SRC lacks submodules ${missing[*]}: git -C OCCLUM_SRC submodule update --init ${missing[*]}"
+    "no Occlum submodules ${missing[*]} in $deps_from: set OCCLUM_DEPS to a directory of their checkouts, or git -C OCCLUM_SRC submodule update --init ${missing[*]}"
 fi
 record SKIP "build of src/libos (sealedfs module, config)" \
   "needs the Intel SGX SDK: build in Occlum's docker image; the exitless crates' no_std builds pass with its $pinned_tc: make occlum-toolchain-check"
