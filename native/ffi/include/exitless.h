@@ -196,6 +196,15 @@ typedef struct {
    * Length of `envelope` in bytes; 0 for none.
    */
   size_t envelope_len;
+  /**
+   * Tests only: a NUL-terminated fault-injection spec such as
+   * `"enospc@segment=7"` or `"short@write=*,eintr@read=*"` (rules `FAULT@TARGET`;
+   * FAULT: enospc, eio, eintr, short; TARGET: segment=N, write=N, read=N, write=*,
+   * read=*, fsync): the stream's backend makes that operation fail, be
+   * interrupted or transfer only part of its bytes (docs/HARDENING.md). Null (the
+   * default): none. Read during the call that takes these options.
+   */
+  const char *faults;
 } ExitlessOptions;
 
 /**

@@ -80,6 +80,10 @@ pub struct SpillOptions {
     /// test vectors: two streams with the same key, context and randomness share a
     /// keystream.
     pub insecure_fixed_randomness: Option<([u8; 32], [u8; 7])>,
+    /// Fault injection (tests): every stream opened with these options has its
+    /// backend inject this plan's faults ([`exitless_io::faults`]); the plan counts
+    /// operations across all of them. A backend without support (null) refuses.
+    pub faults: Option<std::sync::Arc<exitless_io::FaultPlan>>,
 }
 
 impl Default for SpillOptions {
@@ -94,6 +98,7 @@ impl Default for SpillOptions {
             uring_spin: None,
             runtime: None,
             insecure_fixed_randomness: None,
+            faults: None,
         }
     }
 }
@@ -130,6 +135,26 @@ pub(crate) struct PooledBackend {
 }
 
 impl PooledBackend {
+    /// Starts injecting `options`' faults (if any) into this backend's operations.
+    pub(crate) fn inject(&mut self, options: &SpillOptions, path: &str) -> SpillResult {
+        let Some(plan) = &options.faults else { return Ok(()) };
+        if self.get().set_faults(Some(plan.clone())) {
+            return Ok(());
+        }
+        Err(SpillError::InvalidArgument(format!(
+            "{path}: the {} backend does not support fault injection",
+            self.peek().kind().name()
+        )))
+    }
+
+    /// A backend that never goes back to the pool (unit tests of the streams).
+    #[cfg(test)]
+    pub(crate) fn unpooled(backend: Box<dyn Backend>) -> Self {
+        // Depth 0 is never asked for, so nothing else ever checks this out.
+        let key = (backend.kind(), 0, 0, 0, false, None);
+        Self { key, inner: Some(backend) }
+    }
+
     pub(crate) fn get(&mut self) -> &mut dyn Backend {
         self.inner.as_deref_mut().expect("present until drop")
     }
@@ -141,7 +166,8 @@ impl PooledBackend {
 
 impl Drop for PooledBackend {
     fn drop(&mut self) {
-        if let Some(b) = self.inner.take() {
+        if let Some(mut b) = self.inner.take() {
+            b.set_faults(None);
             if b.in_flight() == 0 && b.counters().completions_rejected == 0 {
                 let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
                 let pool = own_pool(&mut pool);

@@ -257,6 +257,7 @@ impl SpillWriter {
             options.uring_spin,
         )?;
         let base = backend.get().counters();
+        backend.inject(options, path)?;
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
         let mut slot = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
         // The header (68 bytes, or 72 + envelope in version 2) takes the start of slot 0.
