@@ -79,6 +79,27 @@ def backends() -> dict[str, dict[str, object]]:
     return out
 
 
+_RESOURCE_FIELDS = (
+    "writers", "readers", "backends", "pooled_backends", "untrusted_regions", "untrusted_bytes", "trusted_pool_bytes",
+)
+
+
+def resources() -> dict[str, int]:
+    """What the native core holds for streams right now: open writer and reader
+    handles, IO backends alive (in use or pooled), untrusted buffer regions and
+    bytes, pooled trusted chunk bytes. After every stream is closed and
+    :func:`release_backends`, every count is zero (leak checks)."""
+    raw = ffi.new("ExitlessResources *")
+    raise_for(lib.exitless_resources(raw))
+    return {name: int(getattr(raw, name)) for name in _RESOURCE_FIELDS}
+
+
+def release_backends() -> None:
+    """Releases pooled IO backends (io_uring rings and their buffers, switchless
+    worker threads) and pooled trusted chunk buffers; open streams keep theirs."""
+    lib.exitless_release_backends()
+
+
 def _caller_stacklevel() -> int:
     """The stacklevel that makes a warning point at the first frame outside exitless."""
     package_dir = os.path.dirname(os.path.abspath(__file__))

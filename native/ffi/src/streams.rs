@@ -3,6 +3,7 @@
 
 use exitless_spill::{SpillReader, SpillWriter};
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::args::{bytes, bytes_mut, handle, key, lock, path, put};
@@ -13,6 +14,10 @@ use crate::status::{guard, ExitlessStatus};
 pub struct ExitlessWriter(Mutex<SpillWriter>);
 /// An open sealed reader.
 pub struct ExitlessReader(Mutex<SpillReader>);
+
+/// Writer and reader handles not yet freed.
+pub(crate) static LIVE_WRITERS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LIVE_READERS: AtomicU64 = AtomicU64::new(0);
 
 /// Creates (or truncates) `path`, mode 0600, and opens a sealed writer on it.
 ///
@@ -39,10 +44,12 @@ pub unsafe extern "C" fn exitless_writer_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let writer = SpillWriter::create(path, &key, context, &opts)?;
         let boxed = Box::into_raw(Box::new(ExitlessWriter(Mutex::new(writer))));
+        LIVE_WRITERS.fetch_add(1, Relaxed);
         // SAFETY: `out` is writable by contract; on failure we free what we made.
         unsafe { put(out, boxed, "out") }.inspect_err(|_| {
             // SAFETY: `boxed` came from Box::into_raw just above and was not shared.
-            drop(unsafe { Box::from_raw(boxed) })
+            drop(unsafe { Box::from_raw(boxed) });
+            LIVE_WRITERS.fetch_sub(1, Relaxed);
         })
     })
 }
@@ -105,6 +112,7 @@ pub unsafe extern "C" fn exitless_writer_free(writer: *mut ExitlessWriter) {
             // SAFETY: the handle came from Box::into_raw in exitless_writer_open and the
             // caller gives up its last use here.
             drop(unsafe { Box::from_raw(writer) });
+            LIVE_WRITERS.fetch_sub(1, Relaxed);
             Ok(())
         });
     }
@@ -134,10 +142,12 @@ pub unsafe extern "C" fn exitless_reader_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let reader = SpillReader::open(path, &key, context, &opts)?;
         let boxed = Box::into_raw(Box::new(ExitlessReader(Mutex::new(reader))));
+        LIVE_READERS.fetch_add(1, Relaxed);
         // SAFETY: `out` is writable by contract; on failure we free what we made.
         unsafe { put(out, boxed, "out") }.inspect_err(|_| {
             // SAFETY: `boxed` came from Box::into_raw just above and was not shared.
-            drop(unsafe { Box::from_raw(boxed) })
+            drop(unsafe { Box::from_raw(boxed) });
+            LIVE_READERS.fetch_sub(1, Relaxed);
         })
     })
 }
@@ -231,6 +241,7 @@ pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
             // SAFETY: the handle came from Box::into_raw in exitless_reader_open and the
             // caller gives up its last use here.
             drop(unsafe { Box::from_raw(reader) });
+            LIVE_READERS.fetch_sub(1, Relaxed);
             Ok(())
         });
     }

@@ -97,6 +97,17 @@ mod chunk_pool {
         out
     }
 
+    /// Bytes pooled now.
+    pub(super) fn bytes() -> usize {
+        POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|b| b.len()).sum()
+    }
+
+    /// Drops (wiping) every pooled buffer.
+    pub(super) fn clear() {
+        let drained = std::mem::take(&mut *POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        drop(drained);
+    }
+
     /// Returns buffers to the pool, up to [`KEEP_BYTES`] in all.
     pub(super) fn give(bufs: Vec<Zeroizing<Vec<u8>>>) {
         let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -108,6 +119,16 @@ mod chunk_pool {
             }
         }
     }
+}
+
+/// Trusted chunk buffers pooled for parallel sealing, in bytes.
+pub(crate) fn chunk_pool_bytes() -> usize {
+    chunk_pool::bytes()
+}
+
+/// Empties the pool of trusted chunk buffers (wiping them).
+pub(crate) fn clear_chunk_pool() {
+    chunk_pool::clear();
 }
 
 /// One batch of parallel sealing, shared by the writer's thread and the vCPUs.
