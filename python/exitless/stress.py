@@ -165,6 +165,7 @@ def _worker(
         digest = hashlib.sha256(source[offset:offset + size]).digest()
         s = Stream(os.path.join(directory, f"t{tid}-{counter}"), offset, size, digest)
         s.writer = open_spill(s.path, "wb", key, s.path, backend=backend, **options)
+        dog.progress += 1
         return s
 
     written = read = completed = 0
