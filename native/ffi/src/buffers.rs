@@ -7,7 +7,7 @@ use exitless_seal::{Layout, HEADER_LEN, MAX_ENVELOPE_LEN, V2_FIXED_LEN};
 use crate::args::{bytes, bytes_mut, key, path, put};
 use crate::file;
 use crate::options::{params, read_options, ExitlessFileInfo, ExitlessOptions};
-use crate::status::{guard, ExitlessStatus, FfiError};
+use crate::status::{guard, guard_secret, ExitlessStatus, FfiError};
 
 /// Header facts of `path` without a key: never authenticated, for display only.
 ///
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn exitless_seal_buffer(
     out_cap: usize,
     out_len: *mut usize,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: contract above; each pointer is checked, then used within its length.
         let (key, context, plaintext, out) = unsafe {
             (
@@ -132,7 +132,7 @@ pub unsafe extern "C" fn exitless_open_buffer(
     out_cap: usize,
     out_len: *mut usize,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: contract above; each pointer is checked, then used within its length.
         let (key, context, sealed, out) = unsafe {
             (

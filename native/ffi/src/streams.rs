@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::args::{bytes, bytes_mut, handle, key, lock, path, put};
 use crate::options::{read_options, spill_options, stats, ExitlessOptions, ExitlessStats};
-use crate::status::{guard, ExitlessStatus};
+use crate::status::{guard, guard_secret, ExitlessStatus};
 
 /// An open sealed writer.
 pub struct ExitlessWriter(Mutex<SpillWriter>);
@@ -35,7 +35,7 @@ pub unsafe extern "C" fn exitless_writer_open(
     options: *const ExitlessOptions,
     out: *mut *mut ExitlessWriter,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: every pointer is checked for null, then used within the lengths the
         // caller's contract above guarantees.
         let (path, key, context) =
@@ -108,7 +108,7 @@ pub unsafe extern "C" fn exitless_writer_finish(writer: *const ExitlessWriter) -
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_free(writer: *mut ExitlessWriter) {
     if !writer.is_null() {
-        let _ = guard(|| {
+        let _ = guard_secret(|| {
             // SAFETY: the handle came from Box::into_raw in exitless_writer_open and the
             // caller gives up its last use here.
             drop(unsafe { Box::from_raw(writer) });
@@ -134,7 +134,7 @@ pub unsafe extern "C" fn exitless_reader_open(
     options: *const ExitlessOptions,
     out: *mut *mut ExitlessReader,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: pointers checked for null and used within the contract's lengths.
         let (path, key, context) =
             unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
@@ -237,7 +237,7 @@ pub unsafe extern "C" fn exitless_reader_size(
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
     if !reader.is_null() {
-        let _ = guard(|| {
+        let _ = guard_secret(|| {
             // SAFETY: the handle came from Box::into_raw in exitless_reader_open and the
             // caller gives up its last use here.
             drop(unsafe { Box::from_raw(reader) });

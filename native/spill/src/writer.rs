@@ -155,6 +155,13 @@ struct Batch<'a> {
 impl Batch<'_> {
     /// Claims chunks until none are left: copy the plaintext in, seal each segment in place.
     fn work(&self) {
+        self.seal_chunks();
+        // The AEAD may leave key material in this thread's stack (ChaCha20 keeps
+        // its key block there); vCPU stacks outlive the stream, so wipe it.
+        exitless_seal::scrub_stack();
+    }
+
+    fn seal_chunks(&self) {
         let (p, seg) = (self.capacity, self.segment);
         loop {
             let c = self.claimed.fetch_add(1, Relaxed);
