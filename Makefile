@@ -22,7 +22,7 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: run test bench bench-spark header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean
+.PHONY: run test bench bench-spark stress header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
 	$(VENV)/bin/exitless run
@@ -36,6 +36,9 @@ bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records)
 
 bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (local[2], needs Java): bench-results/spark-*.json
 	$(PY) -m exitless.spark.bench --out bench-results
+
+stress: setup ## 1,000 concurrent streams from 16 threads for 60 s per backend, then one 16 GiB stream: bench-results/stress-*.json (docs/HARDENING.md)
+	$(PY) -m exitless.stress --out bench-results
 
 setup: $(STAMPS)/native $(STAMPS)/spark
 

@@ -8,6 +8,8 @@ The Python face of the native core:
 - :func:`seal_bytes`, :func:`open_bytes` (and ``_into`` forms), :func:`inspect` — whole buffers, and
   key-less header facts.
 - :func:`backends` — which IO backends (uring, ocall, switchless, sync) work here.
+- :func:`resources`, :func:`release_backends` — live handles, backends and buffers
+  (leak checks), and releasing the pooled ones.
 - :class:`IntegrityError`, :class:`FormatError`, :class:`BackendUnavailableError`
   (all :class:`ExitlessError`).
 
@@ -17,7 +19,7 @@ The byte format is specified in docs/FORMAT.md.
 from ._errors import BackendUnavailableError, ExitlessError, FormatError, IntegrityError
 from .keys import Key, generate_key
 from .memory import FileInfo, inspect, open_bytes, open_into, seal_bytes, seal_into, sealed_length
-from .streams import SealedReader, SealedSpillFile, SealedWriter, backends, open_spill
+from .streams import SealedReader, SealedSpillFile, SealedWriter, backends, open_spill, release_backends, resources
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,8 @@ __all__ = [
     "open_bytes",
     "open_into",
     "open_spill",
+    "release_backends",
+    "resources",
     "seal_bytes",
     "seal_into",
     "sealed_length",

@@ -25,12 +25,15 @@ class Key:
     def __init__(self, secret: bytes | bytearray | memoryview) -> None:
         if not isinstance(secret, (bytes, bytearray, memoryview)):
             raise TypeError(f"a key is made from 32 bytes, not {type(secret).__name__}")
-        raw = bytes(secret) if not isinstance(secret, bytearray) else secret
-        if len(raw) != KEY_LEN:
-            raise ValueError(f"a data key must be exactly {KEY_LEN} bytes, got {len(raw)}")
-        self._secret = bytearray(raw)
+        # No intermediate bytes copies: those could not be wiped (docs/HARDENING.md,
+        # "Key hygiene"). A memoryview is copied straight into the bytearray.
+        if memoryview(secret).nbytes != KEY_LEN:
+            raise ValueError(f"a data key must be exactly {KEY_LEN} bytes, got {memoryview(secret).nbytes}")
+        self._secret = bytearray(secret)
         self._wiped = False
-        self._key_id = hashlib.sha256(b"exitless key id v1" + bytes(self._secret)).digest()[:16]
+        fingerprint = hashlib.sha256(b"exitless key id v1")
+        fingerprint.update(self._secret)
+        self._key_id = fingerprint.digest()[:16]
 
     @classmethod
     def generate(cls) -> Key:
@@ -98,7 +101,7 @@ class Key:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Key) and secrets.compare_digest(bytes(self._secret), bytes(other._secret))
+        return isinstance(other, Key) and secrets.compare_digest(self._secret, other._secret)
 
     def __hash__(self) -> int:
         return hash(self._key_id)

@@ -79,6 +79,27 @@ def backends() -> dict[str, dict[str, object]]:
     return out
 
 
+_RESOURCE_FIELDS = (
+    "writers", "readers", "backends", "pooled_backends", "untrusted_regions", "untrusted_bytes", "trusted_pool_bytes",
+)
+
+
+def resources() -> dict[str, int]:
+    """What the native core holds for streams right now: open writer and reader
+    handles, IO backends alive (in use or pooled), untrusted buffer regions and
+    bytes, pooled trusted chunk bytes. After every stream is closed and
+    :func:`release_backends`, every count is zero (leak checks)."""
+    raw = ffi.new("ExitlessResources *")
+    raise_for(lib.exitless_resources(raw))
+    return {name: int(getattr(raw, name)) for name in _RESOURCE_FIELDS}
+
+
+def release_backends() -> None:
+    """Releases pooled IO backends (io_uring rings and their buffers, switchless
+    worker threads) and pooled trusted chunk buffers; open streams keep theirs."""
+    lib.exitless_release_backends()
+
+
 def _caller_stacklevel() -> int:
     """The stacklevel that makes a warning point at the first frame outside exitless."""
     package_dir = os.path.dirname(os.path.abspath(__file__))
@@ -185,6 +206,18 @@ def _attach_envelope(opts: ffi.CData, envelope: bytes | None) -> object:
     return buf
 
 
+def _attach_faults(opts: ffi.CData, faults: str | None) -> object:
+    """Points ``opts`` at a fault-injection spec (tests: docs/HARDENING.md); the
+    caller keeps the returned object alive until the native call has returned."""
+    if faults is None:
+        return None
+    if not isinstance(faults, str):
+        raise TypeError(f"faults must be a str or None, not {type(faults).__name__}")
+    buf = ffi.new("char[]", faults.encode("ascii"))
+    opts.faults = buf
+    return buf
+
+
 _STAT_FIELDS = (
     "exits", "syscalls", "uring_enters", "sqpoll_wakeups", "bytes", "ops", "completions_rejected",
     "resubmits", "fallbacks", "stream_syscalls", "segments", "plaintext_bytes",
@@ -222,6 +255,7 @@ class SealedWriter(io.RawIOBase):
         uring_spin_us: int | None = None,
         parallel: bool = True,
         envelope: Buffer | None = None,
+        faults: str | None = None,
         _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
     ) -> None:
         super().__init__()
@@ -239,7 +273,7 @@ class SealedWriter(io.RawIOBase):
         ctx = _context_bytes(context)
         out = ffi.new("ExitlessWriter **")
         secret = key._buffer()
-        keep = _attach_envelope(opts, env)
+        keep = _attach_envelope(opts, env), _attach_faults(opts, faults)
         raise_for(
             lib.exitless_writer_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out),
             path,
@@ -339,6 +373,7 @@ class SealedReader(io.RawIOBase):
         direct: bool | None = None,
         ocall_cycles: int | None = None,
         uring_spin_us: int | None = None,
+        faults: str | None = None,
     ) -> None:
         super().__init__()
         self._handle = ffi.NULL
@@ -351,10 +386,12 @@ class SealedReader(io.RawIOBase):
         )
         out = ffi.new("ExitlessReader **")
         secret = key._buffer()
+        keep = _attach_faults(opts, faults)
         raise_for(
             lib.exitless_reader_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out),
             path,
         )
+        del keep
         self._handle = out[0]
         size = ffi.new("uint64_t *")
         raise_for(lib.exitless_reader_size(self._handle, size), self.name)
@@ -452,7 +489,7 @@ class SealedSpillFile(io.RawIOBase):
         self._context = context
         self.name = os.fsdecode(path)
         self.mode = "w+b"
-        self._read_options = {k: options[k] for k in ("backend", "queue_depth", "direct", "ocall_cycles", "uring_spin_us") if k in options}
+        self._read_options = {k: options[k] for k in ("backend", "queue_depth", "direct", "ocall_cycles", "uring_spin_us", "faults") if k in options}
         self._writer = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
 
     def readable(self) -> bool:
@@ -563,6 +600,7 @@ def open_spill(
     uring_spin_us: int | None = None,
     parallel: bool = True,
     envelope: Buffer | None = None,
+    faults: str | None = None,
     _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> SealedWriter | SealedReader | SealedSpillFile:
     """Open a sealed spill file.
@@ -597,6 +635,10 @@ def open_spill(
       (docs/FORMAT.md section 9); pass ``key_id`` = the id of the KMS key that wrapped
       it. ``None``: version 1. Readers take it from the header
       (:func:`exitless.inspect`); :func:`exitless.kms.open_sealed` does both for you.
+    - ``faults``: tests only: a fault-injection spec such as ``"enospc@segment=7"`` or
+      ``"short@write=*"``: the stream's backend makes that read, write or fsync fail
+      (ENOSPC, EIO), be interrupted (EINTR) or move only part of its bytes, where it
+      meets the kernel (docs/HARDENING.md, "Fault injection"). Not with ``"null"``.
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
@@ -604,6 +646,8 @@ def open_spill(
         "backend": backend, "queue_depth": queue_depth, "direct": direct,
         "ocall_cycles": ocall_cycles, "uring_spin_us": uring_spin_us,
     }
+    if faults is not None:
+        io_options["faults"] = faults
     writer_options: _Opts = {
         "segment_size": segment_size, "algorithm": algorithm, "key_id": key_id, "sync": sync,
         "parallel": parallel, "_insecure_fixed_randomness": _insecure_fixed_randomness, **io_options,

@@ -196,6 +196,15 @@ typedef struct {
    * Length of `envelope` in bytes; 0 for none.
    */
   size_t envelope_len;
+  /**
+   * Tests only: a NUL-terminated fault-injection spec such as
+   * `"enospc@segment=7"` or `"short@write=*,eintr@read=*"` (rules `FAULT@TARGET`;
+   * FAULT: enospc, eio, eintr, short; TARGET: segment=N, write=N, read=N, write=*,
+   * read=*, fsync): the stream's backend makes that operation fail, be
+   * interrupted or transfer only part of its bytes (docs/HARDENING.md). Null (the
+   * default): none. Read during the call that takes these options.
+   */
+  const char *faults;
 } ExitlessOptions;
 
 /**
@@ -226,6 +235,41 @@ typedef struct {
    */
   double ns_per_exit;
 } ExitlessOcallModel;
+
+/**
+ * What the process holds for its streams (leak checks: once every handle is
+ * freed and `exitless_release_backends` has run, every count is zero).
+ */
+typedef struct {
+  /**
+   * Writer handles opened and not yet freed.
+   */
+  uint64_t writers;
+  /**
+   * Reader handles opened and not yet freed.
+   */
+  uint64_t readers;
+  /**
+   * IO backends alive: in use by a stream, or idle in the pool.
+   */
+  uint64_t backends;
+  /**
+   * Of those, idle in the pool.
+   */
+  uint64_t pooled_backends;
+  /**
+   * Untrusted memory regions alive (backend buffers, bounce buffers).
+   */
+  uint64_t untrusted_regions;
+  /**
+   * Bytes of untrusted memory alive.
+   */
+  uint64_t untrusted_bytes;
+  /**
+   * Bytes of trusted chunk buffers kept for parallel sealing (at most 16 MiB).
+   */
+  uint64_t trusted_pool_bytes;
+} ExitlessResources;
 
 /**
  * What a stream did: its backend's counters plus its own system calls.
@@ -415,9 +459,18 @@ ExitlessStatus exitless_ocall_model(ExitlessOcallModel *out);
 
 /**
  * Releases pooled backends (io_uring rings with their buffers and SQPOLL
- * attachment, switchless worker threads). Streams still open keep theirs.
+ * attachment, switchless worker threads) and the trusted chunk buffers kept for
+ * parallel sealing (wiped). Streams still open keep theirs.
  */
 void exitless_release_backends(void);
+
+/**
+ * Counts of live handles, backends and buffers, into `*out`.
+ *
+ * # Safety
+ * `out` is writable.
+ */
+ExitlessStatus exitless_resources(ExitlessResources *out);
 
 /**
  * Fills `options` with the defaults: AES-256-GCM, 64 KiB segments, no key id, no

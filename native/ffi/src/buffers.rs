@@ -7,7 +7,7 @@ use exitless_seal::{Layout, HEADER_LEN, MAX_ENVELOPE_LEN, V2_FIXED_LEN};
 use crate::args::{bytes, bytes_mut, key, path, put};
 use crate::file;
 use crate::options::{params, read_options, ExitlessFileInfo, ExitlessOptions};
-use crate::status::{guard, ExitlessStatus, FfiError};
+use crate::status::{guard, guard_secret, ExitlessStatus, FfiError};
 
 /// Header facts of `path` without a key: never authenticated, for display only.
 ///
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn exitless_seal_buffer(
     out_cap: usize,
     out_len: *mut usize,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: contract above; each pointer is checked, then used within its length.
         let (key, context, plaintext, out) = unsafe {
             (
@@ -132,7 +132,7 @@ pub unsafe extern "C" fn exitless_open_buffer(
     out_cap: usize,
     out_len: *mut usize,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: contract above; each pointer is checked, then used within its length.
         let (key, context, sealed, out) = unsafe {
             (
@@ -215,8 +215,53 @@ pub unsafe extern "C" fn exitless_ocall_model(out: *mut ExitlessOcallModel) -> E
 }
 
 /// Releases pooled backends (io_uring rings with their buffers and SQPOLL
-/// attachment, switchless worker threads). Streams still open keep theirs.
+/// attachment, switchless worker threads) and the trusted chunk buffers kept for
+/// parallel sealing (wiped). Streams still open keep theirs.
 #[no_mangle]
 pub extern "C" fn exitless_release_backends() {
     exitless_spill::options::clear_pool();
+}
+
+/// What the process holds for its streams (leak checks: once every handle is
+/// freed and `exitless_release_backends` has run, every count is zero).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitlessResources {
+    /// Writer handles opened and not yet freed.
+    pub writers: u64,
+    /// Reader handles opened and not yet freed.
+    pub readers: u64,
+    /// IO backends alive: in use by a stream, or idle in the pool.
+    pub backends: u64,
+    /// Of those, idle in the pool.
+    pub pooled_backends: u64,
+    /// Untrusted memory regions alive (backend buffers, bounce buffers).
+    pub untrusted_regions: u64,
+    /// Bytes of untrusted memory alive.
+    pub untrusted_bytes: u64,
+    /// Bytes of trusted chunk buffers kept for parallel sealing (at most 16 MiB).
+    pub trusted_pool_bytes: u64,
+}
+
+/// Counts of live handles, backends and buffers, into `*out`.
+///
+/// # Safety
+/// `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_resources(out: *mut ExitlessResources) -> ExitlessStatus {
+    guard(|| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = exitless_spill::resources();
+        let facts = ExitlessResources {
+            writers: crate::streams::LIVE_WRITERS.load(Relaxed),
+            readers: crate::streams::LIVE_READERS.load(Relaxed),
+            backends: r.backends as u64,
+            pooled_backends: r.pooled_backends as u64,
+            untrusted_regions: r.untrusted_regions as u64,
+            untrusted_bytes: r.untrusted_bytes as u64,
+            trusted_pool_bytes: r.trusted_pool_bytes as u64,
+        };
+        // SAFETY: contract above.
+        unsafe { put(out, facts, "out") }
+    })
 }

@@ -1,6 +1,9 @@
 //! The option and result structs of the ABI, and their translation.
 
-use exitless_io::{BackendKind, OcallModel};
+use std::ffi::{c_char, CStr};
+
+use exitless_io::faults::{self, Rule};
+use exitless_io::{BackendKind, FaultPlan, OcallModel};
 use exitless_seal::{Algorithm, KeyId, StreamParams, MAX_ENVELOPE_LEN};
 use exitless_spill::{BackendChoice, SpillOptions, StreamStats};
 
@@ -75,6 +78,13 @@ pub struct ExitlessOptions {
     pub envelope: *const u8,
     /// Length of `envelope` in bytes; 0 for none.
     pub envelope_len: usize,
+    /// Tests only: a NUL-terminated fault-injection spec such as
+    /// `"enospc@segment=7"` or `"short@write=*,eintr@read=*"` (rules `FAULT@TARGET`;
+    /// FAULT: enospc, eio, eintr, short; TARGET: segment=N, write=N, read=N, write=*,
+    /// read=*, fsync): the stream's backend makes that operation fail, be
+    /// interrupted or transfer only part of its bytes (docs/HARDENING.md). Null (the
+    /// default): none. Read during the call that takes these options.
+    pub faults: *const c_char,
 }
 
 /// Header facts of a sealed file, read without a key.
@@ -172,19 +182,21 @@ pub(crate) const DEFAULT_OPTIONS: ExitlessOptions = ExitlessOptions {
     fixed_nonce_prefix: [0; 7],
     envelope: std::ptr::null(),
     envelope_len: 0,
+    faults: std::ptr::null(),
 };
 
 /// Options as read from the caller: the struct, plus its envelope copied in.
 pub(crate) struct Options {
     raw: ExitlessOptions,
     envelope: Option<Vec<u8>>,
+    faults: Option<Vec<Rule>>,
 }
 
 /// Reads `options` (null: the defaults), copying the envelope it points to.
 ///
 /// # Safety
-/// `options` is null or readable, and its `envelope` is null or readable for
-/// `envelope_len` bytes.
+/// `options` is null or readable, its `envelope` is null or readable for
+/// `envelope_len` bytes, and its `faults` is null or a NUL-terminated string.
 pub(crate) unsafe fn read_options(options: *const ExitlessOptions) -> FfiResult<Options> {
     // SAFETY: null or readable by the caller's contract; `as_ref` handles null.
     let raw = match unsafe { options.as_ref() } {
@@ -201,7 +213,16 @@ pub(crate) unsafe fn read_options(options: *const ExitlessOptions) -> FfiResult<
         // SAFETY: readable for `envelope_len` bytes by the caller's contract; null is checked.
         n => Some(unsafe { crate::args::bytes(raw.envelope, n, "envelope") }?.to_vec()),
     };
-    Ok(Options { raw, envelope })
+    let faults = if raw.faults.is_null() {
+        None
+    } else {
+        // SAFETY: non-null, NUL-terminated and readable during the call by the contract.
+        let spec = unsafe { CStr::from_ptr(raw.faults) }
+            .to_str()
+            .map_err(|_| FfiError::invalid("faults is not valid UTF-8"))?;
+        Some(faults::parse(spec).map_err(FfiError::invalid)?)
+    };
+    Ok(Options { raw, envelope, faults })
 }
 
 pub(crate) fn params(options: &Options) -> FfiResult<StreamParams> {
@@ -267,6 +288,8 @@ pub(crate) fn spill_options(opts: &Options) -> FfiResult<SpillOptions> {
         ocall_model,
         insecure_fixed_randomness: (options.insecure_fixed_randomness != 0)
             .then_some((options.fixed_salt, options.fixed_nonce_prefix)),
+        // A fresh plan per call: each stream counts its own operations from 0.
+        faults: opts.faults.clone().map(|rules| std::sync::Arc::new(FaultPlan::new(rules))),
     })
 }
 

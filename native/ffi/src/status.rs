@@ -95,6 +95,17 @@ pub(crate) fn guard(body: impl FnOnce() -> FfiResult) -> ExitlessStatus {
     }
 }
 
+/// [`guard`] for calls that handle key material (they take a data key and derive
+/// stream keys, or drop a stream and its key schedule): afterwards, the stack below the caller, where the call's frames
+/// held copies of the key, its HKDF state and the expanded stream key (moved-from
+/// values no destructor wipes), is overwritten with zeros. Best effort: see
+/// docs/HARDENING.md, "Key hygiene".
+pub(crate) fn guard_secret(body: impl FnOnce() -> FfiResult) -> ExitlessStatus {
+    let status = guard(body);
+    exitless_seal::scrub_stack();
+    status
+}
+
 /// The message of the last error on this thread (empty if none). Valid until the
 /// next exitless call on the same thread; never null; never contains key bytes.
 #[no_mangle]

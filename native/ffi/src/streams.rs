@@ -3,16 +3,21 @@
 
 use exitless_spill::{SpillReader, SpillWriter};
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::args::{bytes, bytes_mut, handle, key, lock, path, put};
 use crate::options::{read_options, spill_options, stats, ExitlessOptions, ExitlessStats};
-use crate::status::{guard, ExitlessStatus};
+use crate::status::{guard, guard_secret, ExitlessStatus};
 
 /// An open sealed writer.
 pub struct ExitlessWriter(Mutex<SpillWriter>);
 /// An open sealed reader.
 pub struct ExitlessReader(Mutex<SpillReader>);
+
+/// Writer and reader handles not yet freed.
+pub(crate) static LIVE_WRITERS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LIVE_READERS: AtomicU64 = AtomicU64::new(0);
 
 /// Creates (or truncates) `path`, mode 0600, and opens a sealed writer on it.
 ///
@@ -30,7 +35,7 @@ pub unsafe extern "C" fn exitless_writer_open(
     options: *const ExitlessOptions,
     out: *mut *mut ExitlessWriter,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: every pointer is checked for null, then used within the lengths the
         // caller's contract above guarantees.
         let (path, key, context) =
@@ -39,10 +44,12 @@ pub unsafe extern "C" fn exitless_writer_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let writer = SpillWriter::create(path, &key, context, &opts)?;
         let boxed = Box::into_raw(Box::new(ExitlessWriter(Mutex::new(writer))));
+        LIVE_WRITERS.fetch_add(1, Relaxed);
         // SAFETY: `out` is writable by contract; on failure we free what we made.
         unsafe { put(out, boxed, "out") }.inspect_err(|_| {
             // SAFETY: `boxed` came from Box::into_raw just above and was not shared.
-            drop(unsafe { Box::from_raw(boxed) })
+            drop(unsafe { Box::from_raw(boxed) });
+            LIVE_WRITERS.fetch_sub(1, Relaxed);
         })
     })
 }
@@ -101,10 +108,11 @@ pub unsafe extern "C" fn exitless_writer_finish(writer: *const ExitlessWriter) -
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_free(writer: *mut ExitlessWriter) {
     if !writer.is_null() {
-        let _ = guard(|| {
+        let _ = guard_secret(|| {
             // SAFETY: the handle came from Box::into_raw in exitless_writer_open and the
             // caller gives up its last use here.
             drop(unsafe { Box::from_raw(writer) });
+            LIVE_WRITERS.fetch_sub(1, Relaxed);
             Ok(())
         });
     }
@@ -126,7 +134,7 @@ pub unsafe extern "C" fn exitless_reader_open(
     options: *const ExitlessOptions,
     out: *mut *mut ExitlessReader,
 ) -> ExitlessStatus {
-    guard(|| {
+    guard_secret(|| {
         // SAFETY: pointers checked for null and used within the contract's lengths.
         let (path, key, context) =
             unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
@@ -134,10 +142,12 @@ pub unsafe extern "C" fn exitless_reader_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let reader = SpillReader::open(path, &key, context, &opts)?;
         let boxed = Box::into_raw(Box::new(ExitlessReader(Mutex::new(reader))));
+        LIVE_READERS.fetch_add(1, Relaxed);
         // SAFETY: `out` is writable by contract; on failure we free what we made.
         unsafe { put(out, boxed, "out") }.inspect_err(|_| {
             // SAFETY: `boxed` came from Box::into_raw just above and was not shared.
-            drop(unsafe { Box::from_raw(boxed) })
+            drop(unsafe { Box::from_raw(boxed) });
+            LIVE_READERS.fetch_sub(1, Relaxed);
         })
     })
 }
@@ -227,10 +237,11 @@ pub unsafe extern "C" fn exitless_reader_size(
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
     if !reader.is_null() {
-        let _ = guard(|| {
+        let _ = guard_secret(|| {
             // SAFETY: the handle came from Box::into_raw in exitless_reader_open and the
             // caller gives up its last use here.
             drop(unsafe { Box::from_raw(reader) });
+            LIVE_READERS.fetch_sub(1, Relaxed);
             Ok(())
         });
     }

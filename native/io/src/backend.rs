@@ -14,9 +14,11 @@
 //! (`std::io::Error` with the `std` feature), so a backend can be written for an
 //! enclave without std (Occlum's LibOS) against the same trait.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::error::Result;
+use crate::faults::FaultPlan;
 
 /// A file descriptor, as the backends pass it to the kernel: `std::os::fd::RawFd`
 /// (the same type: C `int`), spelled so it needs no std.
@@ -150,6 +152,13 @@ pub trait Backend: Send {
     fn detach(&mut self) {}
     /// Whether this backend uses O_DIRECT for regular files when the caller lets it choose.
     fn prefers_direct(&self) -> bool {
+        false
+    }
+    /// Injects `plan`'s faults into the operations started from now on (`None`:
+    /// stop injecting); see [`crate::faults`]. Returns `false` if this backend does
+    /// not support fault injection (then nothing changes).
+    fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {
+        let _ = plan;
         false
     }
 }

@@ -17,6 +17,9 @@
 //!   own type so it cannot be mixed up with trusted memory; built over a raw pointer
 //!   an allocator hands in (`from_raw_parts`; Occlum: sgx-untrusted-alloc).
 //! - [`errno`]: the Linux errno values completions carry (no `libc` needed).
+//! - [`faults`]: fault injection ([`faults::FaultPlan`]: ENOSPC, EIO, EINTR or a short
+//!   transfer at the n-th read or write of a stream), which every syscall backend
+//!   applies where it meets the kernel ([`Backend::set_faults`]).
 //!
 //! With the `std` feature (default) — these make syscalls, spawn threads, read the
 //! clock or the environment, or lock a `std::sync::Mutex`:
@@ -40,6 +43,7 @@ extern crate alloc;
 pub mod backend;
 pub mod errno;
 pub mod error;
+pub mod faults;
 pub mod ring;
 pub mod untrusted;
 pub mod validate;
@@ -63,6 +67,7 @@ pub mod uring;
 
 pub use backend::{Backend, BackendKind, Completion, Counters, OpKind, RawFd};
 pub use error::{Error, ErrorKind};
+pub use faults::{Fault, FaultPlan};
 pub use ring::RingSlots;
 pub use untrusted::UntrustedRegion;
 

@@ -10,8 +10,10 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::faults::{self, FaultPlan};
 use crate::model::OcallModel;
 use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
 use crate::untrusted::UntrustedRegion;
@@ -25,6 +27,7 @@ pub struct OcallBackend {
     /// The single untrusted bounce buffer, `buffer_len` bytes (rounded up to pages).
     bounce: UntrustedRegion,
     counters: Counters,
+    faults: Option<Arc<FaultPlan>>,
 }
 
 impl OcallBackend {
@@ -37,6 +40,7 @@ impl OcallBackend {
             trusted: (0..depth).map(|_| vec![0u8; buffer_len]).collect(),
             bounce: UntrustedRegion::new(buffer_len)?,
             counters: Counters::default(),
+            faults: None,
         })
     }
 
@@ -54,7 +58,8 @@ impl OcallBackend {
         // else reads or writes it while the slice exists. The slice only carries the
         // address to the syscall; its bytes are never read through it.
         let buf = unsafe { std::slice::from_raw_parts_mut(self.bounce.as_ptr(), len) };
-        let (result, calls) = transfer_all(fd, op, buf, offset);
+        let fault = faults::next(&self.faults, op);
+        let (result, calls) = transfer_all(fd, op, buf, offset, fault);
         let exits = self.model.exits_for(len) + calls.saturating_sub(1);
         self.model.charge(exits);
         self.counters.exits += exits;
@@ -110,16 +115,23 @@ impl Backend for OcallBackend {
     }
 
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
-        let (result, calls) = fsync_retrying(fd);
+        let fault = self.faults.as_ref().and_then(|p| p.next_fsync());
+        let (result, calls) = fsync_retrying(fd, fault);
         self.model.charge(calls);
         self.counters.exits += calls;
         self.counters.syscalls += calls;
+        self.counters.resubmits += calls - 1;
         self.counters.ops += 1;
         result
     }
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {
+        self.faults = plan;
+        true
     }
 }
 

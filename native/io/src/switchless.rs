@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::faults::{self, Fault, FaultPlan};
 use crate::model::OcallModel;
 use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
 use crate::untrusted::{UntrustedRegion, PAGE};
@@ -42,7 +43,9 @@ pub struct SwitchlessConfig {
     pub retries_before_fallback: u32,
     /// Empty polling rounds after which a worker goes to sleep.
     pub worker_idle_spins: u32,
-    /// How long a sleeping worker sleeps unless a fallback wakes it; `None`: never sleep.
+    /// How long a sleeping worker first sleeps unless a fallback wakes it; each
+    /// further timeout without work doubles it, up to [`MAX_SLEEP_DOUBLINGS`]
+    /// doublings. `None`: never sleep.
     pub worker_sleep: Option<Duration>,
 }
 
@@ -56,6 +59,12 @@ impl Default for SwitchlessConfig {
         }
     }
 }
+
+/// How often an idle worker's sleep doubles (1 ms grows to 64 ms): a thousand idle
+/// backends then cost ~16,000 wake-ups a second instead of a million, which on two
+/// cores left no CPU for the streams (docs/HARDENING.md, "Stress"). A caller that
+/// finds its worker asleep falls back and wakes it, as before.
+pub const MAX_SLEEP_DOUBLINGS: u32 = 6;
 
 const FREE: u32 = 0;
 const POSTED: u32 = 1;
@@ -83,6 +92,25 @@ struct Request {
     result: AtomicI64,
     /// Syscalls the worker made.
     calls: AtomicU64,
+    /// An injected fault for the first attempt (see [`encode_fault`]); 0: none.
+    fault: AtomicI32,
+}
+
+/// A fault as it travels in a request: 0 none, -1 short, a positive errno.
+fn encode_fault(fault: Option<Fault>) -> i32 {
+    match fault {
+        None => 0,
+        Some(Fault::Short) => -1,
+        Some(Fault::Errno(e)) => e,
+    }
+}
+
+fn decode_fault(raw: i32) -> Option<Fault> {
+    match raw {
+        0 => None,
+        -1 => Some(Fault::Short),
+        e => Some(Fault::Errno(e)),
+    }
 }
 
 struct Shared {
@@ -109,9 +137,10 @@ fn decode(result: i64) -> io::Result<usize> {
 /// result and the syscalls made.
 fn perform(r: &Request) -> (i64, u64) {
     let fd = r.fd.load(Relaxed);
+    let fault = decode_fault(r.fault.load(Relaxed));
     let op = match r.op.load(Relaxed) {
         OP_FSYNC => {
-            let (result, calls) = fsync_retrying(fd);
+            let (result, calls) = fsync_retrying(fd, fault);
             return (encode(result.map(|()| 0)), calls);
         }
         OP_WRITE => OpKind::Write,
@@ -125,12 +154,13 @@ fn perform(r: &Request) -> (i64, u64) {
     // caller nor any other worker touches the slot's buffer until it is Done, so
     // the slice is exclusive while it lives. Its bytes are never read through it.
     let buf = unsafe { std::slice::from_raw_parts_mut(r.buffer.load(Relaxed), len) };
-    let (result, calls) = transfer_all(fd, op, buf, r.offset.load(Relaxed));
+    let (result, calls) = transfer_all(fd, op, buf, r.offset.load(Relaxed), fault);
     (encode(result), calls)
 }
 
 fn worker(shared: &Shared, idle_spins: u32, sleep: Option<Duration>) {
     let mut idle = 0u32;
+    let mut doublings = 0u32;
     while !shared.stop.load(Acquire) {
         let mut served = false;
         for r in shared.requests.iter() {
@@ -146,17 +176,23 @@ fn worker(shared: &Shared, idle_spins: u32, sleep: Option<Duration>) {
         }
         if served {
             idle = 0;
+            doublings = 0;
             continue;
         }
         match sleep {
             Some(d) if idle >= idle_spins => {
+                let nap = d * (1 << doublings);
                 let parked = std::time::Instant::now();
-                std::thread::park_timeout(d);
+                std::thread::park_timeout(nap);
                 // Woken early: a caller fell back and unparked us, so requests are
-                // coming: spin again. Timed out: stay asleep (one look per `d`), so an
-                // idle worker costs no CPU, instead of 20,000 spins every `d`.
-                if parked.elapsed() < d {
+                // coming: spin again. Timed out: stay asleep (one look per nap, the
+                // nap doubling up to 64 `d`), so an idle worker costs no CPU, instead
+                // of 20,000 spins every `d`.
+                if parked.elapsed() < nap {
                     idle = 0;
+                    doublings = 0;
+                } else {
+                    doublings = (doublings + 1).min(MAX_SLEEP_DOUBLINGS);
                 }
             }
             _ => {
@@ -178,6 +214,7 @@ pub struct SwitchlessBackend {
     stride: usize,
     workers: Vec<JoinHandle<()>>,
     counters: Counters,
+    faults: Option<Arc<FaultPlan>>,
 }
 
 impl SwitchlessBackend {
@@ -206,6 +243,7 @@ impl SwitchlessBackend {
                 }),
                 result: AtomicI64::new(0),
                 calls: AtomicU64::new(0),
+                fault: AtomicI32::new(0),
             })
             .collect();
         let shared = Arc::new(Shared { requests, stop: AtomicBool::new(false) });
@@ -218,6 +256,7 @@ impl SwitchlessBackend {
             stride,
             workers: Vec::with_capacity(config.workers),
             counters: Counters::default(),
+            faults: None,
         };
         for i in 0..config.workers {
             let shared = Arc::clone(&backend.shared);
@@ -245,7 +284,13 @@ impl SwitchlessBackend {
         offset: u64,
         len: usize,
     ) -> io::Result<io::Result<usize>> {
+        let fault = match op {
+            OP_FSYNC => self.faults.as_ref().and_then(|p| p.next_fsync()),
+            OP_WRITE => faults::next(&self.faults, OpKind::Write),
+            _ => faults::next(&self.faults, OpKind::Read),
+        };
         let r = &self.shared.requests[index];
+        r.fault.store(encode_fault(fault), Relaxed);
         r.op.store(op, Relaxed);
         r.fd.store(fd, Relaxed);
         r.offset.store(offset, Relaxed);
@@ -295,6 +340,7 @@ impl SwitchlessBackend {
         })?;
         if op == OP_FSYNC {
             self.counters.syscalls += calls;
+            self.counters.resubmits += calls.saturating_sub(1);
             self.counters.ops += 1;
         } else {
             count(&mut self.counters, &result, calls);
@@ -365,6 +411,11 @@ impl Backend for SwitchlessBackend {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {
+        self.faults = plan;
+        true
     }
 }
 

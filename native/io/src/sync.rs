@@ -7,7 +7,10 @@
 use std::io;
 use std::os::fd::RawFd;
 
+use std::sync::Arc;
+
 use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::faults::{self, Fault, FaultPlan};
 use crate::untrusted::PAGE;
 
 /// Slot states and ready completions of a backend that completes every operation
@@ -97,16 +100,18 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
-/// `fsync(fd)`, retrying EINTR; returns the outcome and the syscalls made.
-pub(crate) fn fsync_retrying(fd: RawFd) -> (io::Result<()>, u64) {
+/// `fsync(fd)`, retrying EINTR; returns the outcome and the syscalls made. An
+/// injected `fault` replaces the first attempt (an errno fault fails it unmade).
+pub(crate) fn fsync_retrying(fd: RawFd, mut fault: Option<Fault>) -> (io::Result<()>, u64) {
     let mut calls = 0;
     loop {
         calls += 1;
-        // SAFETY: fsync takes no pointers; a bad descriptor yields EBADF.
-        if unsafe { libc::fsync(fd) } == 0 {
-            return (Ok(()), calls);
-        }
-        let e = io::Error::last_os_error();
+        let e = match fault.take() {
+            Some(Fault::Errno(errno)) => io::Error::from_raw_os_error(errno),
+            // SAFETY: fsync takes no pointers; a bad descriptor yields EBADF.
+            _ if unsafe { libc::fsync(fd) } == 0 => return (Ok(()), calls),
+            _ => io::Error::last_os_error(),
+        };
         if e.kind() != io::ErrorKind::Interrupted {
             return (Err(e), calls);
         }
@@ -115,14 +120,35 @@ pub(crate) fn fsync_retrying(fd: RawFd) -> (io::Result<()>, u64) {
 
 /// Writes or reads all of `buf` at `offset` with plain syscalls, retrying EINTR and
 /// short transfers; returns the bytes moved (short only for a read at end of file)
-/// and the syscalls made.
-pub(crate) fn transfer_all(fd: RawFd, op: OpKind, buf: &mut [u8], offset: u64) -> (io::Result<usize>, u64) {
+/// and the syscalls made. An injected `fault` applies to the first attempt: an
+/// errno fails it without the syscall, `Short` makes it move only part of `buf`.
+pub(crate) fn transfer_all(
+    fd: RawFd,
+    op: OpKind,
+    buf: &mut [u8],
+    offset: u64,
+    mut fault: Option<Fault>,
+) -> (io::Result<usize>, u64) {
     let mut done = 0usize;
     let mut calls = 0u64;
     while done < buf.len() {
         calls += 1;
         let at = (offset + done as u64) as libc::off_t;
         let rest = &mut buf[done..];
+        let rest = match fault.take() {
+            Some(Fault::Short) => {
+                let short = Fault::short_len(rest.len());
+                &mut rest[..short]
+            }
+            Some(Fault::Errno(errno)) => {
+                let e = io::Error::from_raw_os_error(errno);
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return (Err(e), calls);
+                }
+                continue;
+            }
+            None => rest,
+        };
         // SAFETY: `rest` is a live, exclusively borrowed slice: valid for reads and
         // writes of `rest.len()` bytes for the duration of the call.
         let n = unsafe {
@@ -183,13 +209,19 @@ pub struct SyncBackend {
     slots: SlotQueue,
     buffers: AlignedSlots,
     counters: Counters,
+    faults: Option<Arc<FaultPlan>>,
 }
 
 impl SyncBackend {
     /// A backend of `depth` slots of `buffer_len` bytes each (both non-zero).
     pub fn new(depth: usize, buffer_len: usize) -> io::Result<Self> {
         let slots = SlotQueue::new(depth, buffer_len)?;
-        Ok(Self { slots, buffers: AlignedSlots::new(depth, buffer_len), counters: Counters::default() })
+        Ok(Self {
+            slots,
+            buffers: AlignedSlots::new(depth, buffer_len),
+            counters: Counters::default(),
+            faults: None,
+        })
     }
 }
 
@@ -211,7 +243,8 @@ impl Backend for SyncBackend {
         let buf = self.buffers.slot(slot, len);
         buf[..data.len()].copy_from_slice(data);
         buf[data.len()..].fill(0);
-        let (result, calls) = transfer_all(fd, OpKind::Write, buf, offset);
+        let fault = faults::next(&self.faults, OpKind::Write);
+        let (result, calls) = transfer_all(fd, OpKind::Write, buf, offset, fault);
         count(&mut self.counters, &result, calls);
         self.slots.complete(slot, result);
         Ok(())
@@ -219,7 +252,8 @@ impl Backend for SyncBackend {
 
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
         self.slots.check_read(slot, len)?;
-        let (result, calls) = transfer_all(fd, OpKind::Read, self.buffers.slot(slot, len), offset);
+        let fault = faults::next(&self.faults, OpKind::Read);
+        let (result, calls) = transfer_all(fd, OpKind::Read, self.buffers.slot(slot, len), offset, fault);
         count(&mut self.counters, &result, calls);
         self.slots.complete(slot, result);
         Ok(())
@@ -240,14 +274,21 @@ impl Backend for SyncBackend {
     }
 
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
-        let (result, calls) = fsync_retrying(fd);
+        let fault = self.faults.as_ref().and_then(|p| p.next_fsync());
+        let (result, calls) = fsync_retrying(fd, fault);
         self.counters.syscalls += calls;
+        self.counters.resubmits += calls - 1;
         self.counters.ops += 1;
         result
     }
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {
+        self.faults = plan;
+        true
     }
 }
 

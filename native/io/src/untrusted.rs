@@ -10,9 +10,26 @@
 
 use alloc::boxed::Box;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Alignment of every region and of every slot carved from one.
 pub const PAGE: usize = 4096;
+
+/// Regions alive in this process, and their bytes (see [`live`]).
+static LIVE_REGIONS: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Untrusted regions alive in this process and the bytes they hold: `(regions,
+/// bytes)`. Every backend buffer is one; leak checks expect zero once every stream
+/// is closed and the backend pool is released.
+pub fn live() -> (usize, usize) {
+    (LIVE_REGIONS.load(Relaxed), LIVE_BYTES.load(Relaxed))
+}
+
+fn count_new(len: usize) {
+    LIVE_REGIONS.fetch_add(1, Relaxed);
+    LIVE_BYTES.fetch_add(len, Relaxed);
+}
 
 /// Gives a foreign region's memory back to its allocator.
 type Release = Box<dyn FnOnce(NonNull<u8>, usize) + Send>;
@@ -62,6 +79,7 @@ impl UntrustedRegion {
             return Err(io::Error::last_os_error());
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        count_new(len);
         Ok(Self { ptr, len, owner: Owner::Mapped })
     }
 
@@ -86,6 +104,7 @@ impl UntrustedRegion {
     ) -> Self {
         assert!(ptr.as_ptr() as usize % PAGE == 0, "untrusted region is not page-aligned");
         assert!(len > 0 && len % PAGE == 0, "untrusted region length {len} is not a whole number of pages");
+        count_new(len);
         Self { ptr, len, owner: Owner::Foreign(Some(Box::new(release))) }
     }
 
@@ -136,6 +155,8 @@ impl UntrustedRegion {
 
 impl Drop for UntrustedRegion {
     fn drop(&mut self) {
+        LIVE_REGIONS.fetch_sub(1, Relaxed);
+        LIVE_BYTES.fetch_sub(self.len, Relaxed);
         // Owners that lent the memory to the kernel (registered buffers) unregister first.
         match &mut self.owner {
             #[cfg(feature = "std")]

@@ -14,12 +14,13 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::faults::{self, Fault, FaultPlan};
 use crate::ring::{RingSlots, Step, SubmitOp};
 use crate::untrusted::UntrustedRegion;
 use crate::validate::{check_ring, Rejected};
@@ -86,6 +87,12 @@ pub struct UringBackend {
     counters: Counters,
     config: UringConfig,
     poisoned: Option<String>,
+    faults: Option<Arc<FaultPlan>>,
+    /// Per slot (and the fsync slot): the fault to inject into its next submission.
+    inject: Vec<Option<Fault>>,
+    /// Per slot: an injected errno fault in flight as a NOP, `(user_data, result)`:
+    /// its completion's result is replaced by this one.
+    forced: Vec<Option<(u64, i32)>>,
 }
 
 /// The process-wide SQPOLL anchor ring other rings attach to. Kept for the life of
@@ -137,8 +144,11 @@ impl UringBackend {
             ready: Vec::with_capacity(config.depth + 1),
             fixed_fd: None,
             counters,
-            config,
             poisoned: None,
+            faults: None,
+            inject: vec![None; config.depth + 1],
+            forced: vec![None; config.depth + 1],
+            config,
         })
     }
 
@@ -205,13 +215,29 @@ impl UringBackend {
             // region's length: the address is inside the slot's registered buffer.
             unsafe { self.region.as_ptr().add(sub.buf_offset) }
         };
+        // An injected fault: an errno goes in as a NOP whose result `process`
+        // replaces; a short transfer asks the kernel for part of the bytes.
+        let mut len = sub.len;
+        match self.inject[slot].take() {
+            Some(Fault::Errno(errno)) => {
+                self.forced[slot] = Some((sub.user_data, -errno));
+                let entry = opcode::Nop::new().build().user_data(sub.user_data);
+                // SAFETY: a NOP refers to no memory.
+                if unsafe { self.ring.submission().push(&entry) }.is_err() {
+                    return Err(io::Error::other("submission queue full"));
+                }
+                return self.kick();
+            }
+            Some(Fault::Short) => len = Fault::short_len(len as usize) as u32,
+            None => {}
+        }
         let entry = match sub.op {
             SubmitOp::Fsync => opcode::Fsync::new(fd).build(),
             SubmitOp::WriteFixed => {
-                opcode::WriteFixed::new(fd, buf(), sub.len, sub.buf_index).offset(sub.file_offset).build()
+                opcode::WriteFixed::new(fd, buf(), len, sub.buf_index).offset(sub.file_offset).build()
             }
             SubmitOp::ReadFixed => {
-                opcode::ReadFixed::new(fd, buf(), sub.len, sub.buf_index).offset(sub.file_offset).build()
+                opcode::ReadFixed::new(fd, buf(), len, sub.buf_index).offset(sub.file_offset).build()
             }
         }
         .user_data(sub.user_data)
@@ -282,6 +308,14 @@ impl UringBackend {
 
     /// One completion, validated, then applied: finished, resubmitted, or failed.
     fn process(&mut self, user_data: u64, result: i32) -> io::Result<()> {
+        // The completion of an injected fault's NOP carries the fault's result.
+        let slot = (user_data & u64::from(u32::MAX)) as usize;
+        let result = match self.forced.get_mut(slot) {
+            Some(forced) if forced.is_some_and(|(ud, _)| ud == user_data) => {
+                forced.take().map_or(result, |(_, r)| r)
+            }
+            _ => result,
+        };
         match self.slots.complete(user_data, result, &mut self.counters) {
             Ok(Step::Finished(c)) => {
                 self.ready.push(c);
@@ -342,12 +376,14 @@ impl Backend for UringBackend {
         if len > data.len() {
             self.region.zero(at + data.len(), len - data.len());
         }
+        self.inject[slot] = faults::next(&self.faults, OpKind::Write);
         self.push(slot)
     }
 
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
         self.check_poison()?;
         self.slots.begin(slot, OpKind::Read, fd, offset, len)?;
+        self.inject[slot] = faults::next(&self.faults, OpKind::Read);
         self.push(slot)
     }
 
@@ -393,6 +429,7 @@ impl Backend for UringBackend {
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
         self.check_poison()?;
         let slot = self.slots.begin_fsync(fd);
+        self.inject[slot] = self.faults.as_ref().and_then(|p| p.next_fsync()).filter(|f| *f != Fault::Short);
         self.push(slot)?;
         let mut result = Ok(());
         for c in self.drain()? {
@@ -411,6 +448,11 @@ impl Backend for UringBackend {
 
     fn prefers_direct(&self) -> bool {
         self.config.direct
+    }
+
+    fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {
+        self.faults = plan;
+        true
     }
 
     fn attach(&mut self, fd: RawFd) -> io::Result<()> {

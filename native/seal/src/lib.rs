@@ -16,7 +16,8 @@
 //!   [`seal_into`] / [`open_into`] (and `_to_vec`) for whole buffers.
 //! - [`error`]: [`Error`], with the format's two error classes.
 //! - private `provider`: the AEAD and HKDF primitives (ring by default, RustCrypto
-//!   with `pure-rust`), and `wipe`, which zeroizes primitives' key schedules.
+//!   with `pure-rust`), and `wipe`, which zeroizes primitives' key schedules and,
+//!   with [`scrub_stack`], the stack that key-handling frames used.
 //!
 //! The crate is `no_std` + `alloc`; randomness (salt, nonce prefix) comes from the
 //! caller, since `no_std` has no entropy source.
@@ -47,3 +48,4 @@ pub use header::{
 pub use key::DataKey;
 pub use layout::{Geometry, Layout, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
 pub use stream::{open_into, open_to_vec, seal_into, seal_to_vec, Decryptor, Encryptor, StreamParams};
+pub use wipe::{scrub_stack, SCRUB_STACK_BYTES};

@@ -1,5 +1,6 @@
 //! Zeroizing a value that does not zeroize itself (ring's expanded AES and
-//! ChaCha keys, for example, have no `Drop` that wipes them).
+//! ChaCha keys, for example, have no `Drop` that wipes them), and the stack that
+//! key-handling frames used ([`scrub_stack`]).
 
 #![allow(unsafe_code)]
 
@@ -39,6 +40,31 @@ impl<T> Drop for Wiped<T> {
         }
         core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Bytes of stack [`scrub_stack`] overwrites: well beyond the deepest frames that
+/// handle keys (key derivation, opening a stream; the key hygiene test finds their
+/// residue within 8 KiB of the entry point).
+pub const SCRUB_STACK_BYTES: usize = 64 << 10;
+
+/// Overwrites the [`SCRUB_STACK_BYTES`] of stack below the caller's frame with
+/// zeros (volatile writes the optimizer keeps), ~3 µs. Call it after the frames
+/// that handled key material have returned: moved-from values (a key, HKDF state,
+/// an expanded key schedule built on the stack and moved to the heap) and an
+/// AEAD's own spills (ChaCha20 keeps its key block on the stack) are copies no
+/// destructor wipes. Best effort: registers, and frames deeper than this, are
+/// not covered (docs/HARDENING.md, "Key hygiene").
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut area = core::mem::MaybeUninit::<[u64; SCRUB_STACK_BYTES / 8]>::uninit();
+    let words = area.as_mut_ptr().cast::<u64>();
+    for i in 0..SCRUB_STACK_BYTES / 8 {
+        // SAFETY: `words .. words + SCRUB_STACK_BYTES / 8` is `area`, a local array
+        // of that many u64s that nothing else refers to: in bounds, aligned, writable.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    core::hint::black_box(&area);
 }
 
 #[cfg(test)]

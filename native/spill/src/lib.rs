@@ -29,7 +29,7 @@ pub mod stats;
 pub mod writer;
 
 pub use error::{SpillError, SpillResult};
-pub use options::{BackendChoice, SpillOptions};
+pub use options::{resources, BackendChoice, Resources, SpillOptions};
 pub use reader::{inspect, Inspection, SpillReader};
 pub use stats::StreamStats;
 pub use writer::SpillWriter;

@@ -4,6 +4,7 @@
 //! io_uring ring with registered buffers, or switchless worker threads) for the next
 //! stream of the same shape, so opening the thousandth spill file sets up nothing.
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use exitless_io::{
@@ -80,6 +81,10 @@ pub struct SpillOptions {
     /// test vectors: two streams with the same key, context and randomness share a
     /// keystream.
     pub insecure_fixed_randomness: Option<([u8; 32], [u8; 7])>,
+    /// Fault injection (tests): every stream opened with these options has its
+    /// backend inject this plan's faults ([`exitless_io::faults`]); the plan counts
+    /// operations across all of them. A backend without support (null) refuses.
+    pub faults: Option<std::sync::Arc<exitless_io::FaultPlan>>,
 }
 
 impl Default for SpillOptions {
@@ -94,6 +99,7 @@ impl Default for SpillOptions {
             uring_spin: None,
             runtime: None,
             insecure_fixed_randomness: None,
+            faults: None,
         }
     }
 }
@@ -115,12 +121,45 @@ type Idle = Vec<(PoolKey, Box<dyn Backend>)>;
 fn own_pool(pool: &mut (u32, Idle)) -> &mut Idle {
     let pid = std::process::id();
     if pool.0 != pid {
-        std::mem::forget(std::mem::take(&mut pool.1));
+        let inherited = std::mem::take(&mut pool.1);
+        LIVE_BACKENDS.fetch_sub(inherited.len().min(LIVE_BACKENDS.load(Relaxed)), Relaxed);
+        std::mem::forget(inherited);
         pool.0 = pid;
     }
     &mut pool.1
 }
 const POOL_MAX: usize = 64;
+
+/// Backends alive in this process: checked out by a stream, or idle in the pool.
+static LIVE_BACKENDS: AtomicUsize = AtomicUsize::new(0);
+
+/// What the process holds for its streams, for leak checks (see [`resources`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Backends alive: in use by a stream, or idle in the pool.
+    pub backends: usize,
+    /// Of those, idle in the pool.
+    pub pooled_backends: usize,
+    /// Untrusted regions alive (backend buffers), and their bytes.
+    pub untrusted_regions: usize,
+    /// Bytes of untrusted memory alive.
+    pub untrusted_bytes: usize,
+    /// Trusted chunk buffers kept for parallel sealing, in bytes.
+    pub trusted_pool_bytes: usize,
+}
+
+/// What the process holds for its streams right now.
+pub fn resources() -> Resources {
+    let pooled_backends = own_pool(&mut POOL.lock().unwrap_or_else(|p| p.into_inner())).len();
+    let (untrusted_regions, untrusted_bytes) = exitless_io::untrusted::live();
+    Resources {
+        backends: LIVE_BACKENDS.load(Relaxed),
+        pooled_backends,
+        untrusted_regions,
+        untrusted_bytes,
+        trusted_pool_bytes: crate::writer::chunk_pool_bytes(),
+    }
+}
 
 /// A backend checked out of the pool (or new); goes back on drop if healthy.
 pub(crate) struct PooledBackend {
@@ -130,6 +169,27 @@ pub(crate) struct PooledBackend {
 }
 
 impl PooledBackend {
+    /// Starts injecting `options`' faults (if any) into this backend's operations.
+    pub(crate) fn inject(&mut self, options: &SpillOptions, path: &str) -> SpillResult {
+        let Some(plan) = &options.faults else { return Ok(()) };
+        if self.get().set_faults(Some(plan.clone())) {
+            return Ok(());
+        }
+        Err(SpillError::InvalidArgument(format!(
+            "{path}: the {} backend does not support fault injection",
+            self.peek().kind().name()
+        )))
+    }
+
+    /// A backend that never goes back to the pool (unit tests of the streams).
+    #[cfg(test)]
+    pub(crate) fn unpooled(backend: Box<dyn Backend>) -> Self {
+        // Depth 0 is never asked for, so nothing else ever checks this out.
+        let key = (backend.kind(), 0, 0, 0, false, None);
+        LIVE_BACKENDS.fetch_add(1, Relaxed);
+        Self { key, inner: Some(backend) }
+    }
+
     pub(crate) fn get(&mut self) -> &mut dyn Backend {
         self.inner.as_deref_mut().expect("present until drop")
     }
@@ -141,14 +201,18 @@ impl PooledBackend {
 
 impl Drop for PooledBackend {
     fn drop(&mut self) {
-        if let Some(b) = self.inner.take() {
+        if let Some(mut b) = self.inner.take() {
+            b.set_faults(None);
             if b.in_flight() == 0 && b.counters().completions_rejected == 0 {
                 let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
                 let pool = own_pool(&mut pool);
                 if pool.len() < POOL_MAX {
                     pool.push((self.key, b));
+                    return;
                 }
             }
+            drop(b);
+            LIVE_BACKENDS.fetch_sub(1, Relaxed);
         }
     }
 }
@@ -195,10 +259,16 @@ pub(crate) fn checkout(
         errno: e.raw_os_error().unwrap_or(0),
         message: format!("cannot set up the {} backend: {e}", kind.name()),
     })?;
+    LIVE_BACKENDS.fetch_add(1, Relaxed);
     Ok(PooledBackend { key, inner: Some(backend) })
 }
 
-/// Empties the backend pool (tests; and to release SQPOLL rings).
+/// Empties the backend pool (tests; and to release SQPOLL rings) and the pool of
+/// trusted chunk buffers kept for parallel sealing.
 pub fn clear_pool() {
-    own_pool(&mut POOL.lock().unwrap_or_else(|p| p.into_inner())).clear();
+    let idle = std::mem::take(own_pool(&mut POOL.lock().unwrap_or_else(|p| p.into_inner())));
+    let n = idle.len();
+    drop(idle);
+    LIVE_BACKENDS.fetch_sub(n, Relaxed);
+    crate::writer::clear_chunk_pool();
 }

@@ -21,8 +21,8 @@ pub(crate) type PipeError = (io::Error, u64);
 
 pub(crate) struct Pipe {
     backend: PooledBackend,
-    /// The segment each slot is writing.
-    in_flight: Vec<Option<u64>>,
+    /// The segment each slot is writing, and the bytes its write must move.
+    in_flight: Vec<Option<(u64, usize)>>,
     done: Vec<Completion>,
 }
 
@@ -49,7 +49,7 @@ impl Pipe {
             self.wait()?;
         };
         self.backend.get().write(slot, fd, offset, data, pad_to).map_err(|e| (e, segment))?;
-        self.in_flight[slot] = Some(segment);
+        self.in_flight[slot] = Some((segment, data.len().max(pad_to)));
         Ok(())
     }
 
@@ -84,11 +84,90 @@ impl Pipe {
         self.backend.get().wait(&mut self.done).map_err(|e| (e, u64::MAX))?;
         let mut first = None;
         for c in self.done.drain(..) {
-            let seg = self.in_flight[c.slot].take().unwrap_or(u64::MAX);
-            if let Err(e) = c.result {
+            let (seg, len) = self.in_flight[c.slot].take().unwrap_or((u64::MAX, 0));
+            let failed = match c.result {
+                Err(e) => Some(e),
+                // The backend contract: a write completes whole or fails. A backend
+                // that reports less left a hole; say so rather than trust the file.
+                Ok(n) if n != len => Some(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("the backend wrote {n} of {len} bytes"),
+                )),
+                Ok(_) => None,
+            };
+            if let Some(e) = failed {
                 first.get_or_insert((e, seg));
             }
         }
         first.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exitless_io::{Backend, BackendKind, SyncBackend};
+
+    /// A backend that breaks the contract: its writes claim one byte less than asked.
+    struct ShortReporting(SyncBackend);
+
+    impl Backend for ShortReporting {
+        fn kind(&self) -> BackendKind {
+            BackendKind::Sync
+        }
+        fn depth(&self) -> usize {
+            self.0.depth()
+        }
+        fn buffer_len(&self) -> usize {
+            self.0.buffer_len()
+        }
+        fn write(
+            &mut self,
+            slot: usize,
+            fd: RawFd,
+            offset: u64,
+            data: &[u8],
+            pad_to: usize,
+        ) -> io::Result<()> {
+            self.0.write(slot, fd, offset, data, pad_to)
+        }
+        fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
+            self.0.read(slot, fd, offset, len)
+        }
+        fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
+            self.0.copy_out(slot, out);
+        }
+        fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
+            let from = out.len();
+            self.0.wait(out)?;
+            for c in &mut out[from..] {
+                if let Ok(n) = &mut c.result {
+                    *n -= 1;
+                }
+            }
+            Ok(())
+        }
+        fn in_flight(&self) -> usize {
+            self.0.in_flight()
+        }
+        fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
+            self.0.fsync(fd)
+        }
+        fn counters(&self) -> Counters {
+            self.0.counters()
+        }
+    }
+
+    #[test]
+    fn a_write_completion_shorter_than_the_write_fails_the_stream() {
+        let f = tempfile::tempfile().unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        let backend = ShortReporting(SyncBackend::new(2, 4096).unwrap());
+        let mut pipe = Pipe::new(PooledBackend::unpooled(Box::new(backend)));
+        pipe.submit(fd, 0, 0, &[1; 100], 0).unwrap();
+        pipe.submit(fd, 1, 100, &[2; 100], 0).unwrap();
+        let (e, segment) = pipe.drain().unwrap_err();
+        assert_eq!((e.kind(), segment), (io::ErrorKind::WriteZero, 0));
+        assert!(e.to_string().contains("wrote 99 of 100 bytes"), "{e}");
     }
 }

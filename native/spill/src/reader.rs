@@ -83,6 +83,7 @@ impl SpillReader {
             options.uring_spin,
         )?;
         let base = backend.get().counters();
+        backend.inject(options, path)?;
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
         let depth = backend.get().depth();
         let mut reader = Self {

@@ -97,6 +97,17 @@ mod chunk_pool {
         out
     }
 
+    /// Bytes pooled now.
+    pub(super) fn bytes() -> usize {
+        POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|b| b.len()).sum()
+    }
+
+    /// Drops (wiping) every pooled buffer.
+    pub(super) fn clear() {
+        let drained = std::mem::take(&mut *POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        drop(drained);
+    }
+
     /// Returns buffers to the pool, up to [`KEEP_BYTES`] in all.
     pub(super) fn give(bufs: Vec<Zeroizing<Vec<u8>>>) {
         let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -108,6 +119,16 @@ mod chunk_pool {
             }
         }
     }
+}
+
+/// Trusted chunk buffers pooled for parallel sealing, in bytes.
+pub(crate) fn chunk_pool_bytes() -> usize {
+    chunk_pool::bytes()
+}
+
+/// Empties the pool of trusted chunk buffers (wiping them).
+pub(crate) fn clear_chunk_pool() {
+    chunk_pool::clear();
 }
 
 /// One batch of parallel sealing, shared by the writer's thread and the vCPUs.
@@ -134,6 +155,13 @@ struct Batch<'a> {
 impl Batch<'_> {
     /// Claims chunks until none are left: copy the plaintext in, seal each segment in place.
     fn work(&self) {
+        self.seal_chunks();
+        // The AEAD may leave key material in this thread's stack (ChaCha20 keeps
+        // its key block there); vCPU stacks outlive the stream, so wipe it.
+        exitless_seal::scrub_stack();
+    }
+
+    fn seal_chunks(&self) {
         let (p, seg) = (self.capacity, self.segment);
         loop {
             let c = self.claimed.fetch_add(1, Relaxed);
@@ -257,6 +285,7 @@ impl SpillWriter {
             options.uring_spin,
         )?;
         let base = backend.get().counters();
+        backend.inject(options, path)?;
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
         let mut slot = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
         // The header (68 bytes, or 72 + envelope in version 2) takes the start of slot 0.
