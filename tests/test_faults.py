@@ -131,7 +131,9 @@ def test_a_writer_killed_mid_stream_leaves_a_file_no_reader_accepts(tmp_path, ba
         child.wait()
         child.stdout.close()
     assert child.returncode == -signal.SIGKILL
-    assert path.stat().st_size > 0
+    # The file may even be empty (io_uring: the kill can land before the SQPOLL
+    # thread wrote anything); a reader must refuse it whatever its length.
+    assert path.exists()
     key = exitless.Key(bytes(range(32)))
     with pytest.raises((IntegrityError, FormatError, OSError)):
         with exitless.open_spill(path, "rb", key, b"killed") as f:
