@@ -433,6 +433,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "getrusage is a foreign function Miri cannot run")]
     fn idle_workers_sleep_instead_of_spinning_every_millisecond() {
         let mut b = SwitchlessBackend::new(1, 4096, SwitchlessConfig::default(), FREE_MODEL).unwrap();
         std::thread::sleep(Duration::from_millis(100)); // past the idle spins: asleep
