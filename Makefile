@@ -31,7 +31,7 @@ run: setup system-deps ## the main job: Spark with and without exitless, the qui
 test: setup rust-checks nostd-check python-tests ## every check of the code (CI runs `make ci`: this plus the hardening checks)
 	@echo "make test: all checks passed"
 
-ci: test fuzz-quick miri ## what .ci/run runs: `make test`, then each fuzz target for 30 s and Miri (docs/HARDENING.md; `make asan` takes longer than CI's 5-minute budget per check)
+ci: test fuzz-quick miri asan ## what .ci/run runs: `make test`, then each fuzz target for 30 s, Miri and AddressSanitizer (docs/HARDENING.md)
 	@echo "make ci: all checks passed"
 
 bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), then sealing vs cryptography and vCPU scaling: bench-results/
