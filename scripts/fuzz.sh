@@ -27,6 +27,8 @@ for target in "$@"; do
     cargo +nightly fuzz run -a "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- "${flags[@]}" >"$log" 2>&1 || status=$?
   fi
   elapsed=$(( $(date +%s) - start ))
+  # The input files the ffi_reader and python targets write (libFuzzer exits without unwinding).
+  rm -f /dev/shm/exitless-fuzz-ffi-* /dev/shm/exitless-fuzz-py-* "${TMPDIR:-/tmp}"/exitless-fuzz-{ffi,py}-*
   execs=$(grep -a 'stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1)
   units=$(find "fuzz/corpus/$target" -type f | wc -l)
   bytes=$(du -sb "fuzz/corpus/$target" | cut -f1)
