@@ -22,13 +22,17 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: run test bench bench-spark stress header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean
+.PHONY: run test ci bench bench-spark stress header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean \
+	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
 	$(VENV)/bin/exitless run
 
-test: setup rust-checks nostd-check occlum-toolchain-check python-tests ## every check CI runs
+test: setup rust-checks nostd-check occlum-toolchain-check python-tests ## every check of the code (CI also runs the hardening checks: `make ci`)
 	@echo "make test: all checks passed"
+
+ci: test fuzz-quick miri asan ## what .ci/run runs: `make test`, then each fuzz target for 30 s, Miri and AddressSanitizer (docs/HARDENING.md)
+	@echo "make ci: all checks passed"
 
 bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), then sealing vs cryptography and vCPU scaling: bench-results/
 	$(VENV)/bin/exitless bench --spark
@@ -85,6 +89,61 @@ occlum-toolchain-check: ## the no_std cores Occlum's LibOS uses (exitless-seal/-
 
 python-tests: setup system-deps
 	$(PY) -m pytest -q
+
+# Hardening (docs/HARDENING.md): fuzzing, Miri, AddressSanitizer. All need the nightly toolchain.
+FUZZ_TARGETS := header segment stream completions ffi_reader
+FUZZ_SECONDS ?= 600
+FUZZ_QUICK_SECONDS ?= 30
+
+nightly: ## the nightly toolchain with miri and rust-src (rustup), if missing
+	@rustup toolchain list | grep -q '^nightly-' || rustup toolchain install nightly --profile minimal
+	@rustup component list --toolchain nightly --installed | grep -q '^miri' || rustup component add --toolchain nightly miri
+	@rustup component list --toolchain nightly --installed | grep -q '^rust-src' || rustup component add --toolchain nightly rust-src
+
+fuzz-tools: nightly ## cargo-fuzz, if missing
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+$(STAMPS)/atheris: $(STAMPS)/venv
+	$(PY) -m pip install -q --disable-pip-version-check "atheris>=2.3"
+	@touch $@
+
+fuzz-lint: ## rustfmt and clippy (undocumented_unsafe_blocks denied) over the fuzz crate
+	cargo fmt --manifest-path fuzz/Cargo.toml --check
+	cargo clippy --manifest-path fuzz/Cargo.toml --all-targets -q -- -D warnings
+
+fuzz-build: fuzz-tools ## build every cargo-fuzz target (release, ASan, debug assertions)
+	cargo +nightly fuzz build -a
+
+fuzz: setup fuzz-build $(STAMPS)/atheris ## each fuzz target for FUZZ_SECONDS (default 600), one at a time, from fuzz/seeds
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS) python
+
+fuzz-quick: setup fuzz-lint fuzz-build $(STAMPS)/atheris ## each fuzz target for FUZZ_QUICK_SECONDS (default 30): the CI run
+	scripts/fuzz.sh $(FUZZ_QUICK_SECONDS) $(FUZZ_TARGETS) python
+
+# Miri (docs/HARDENING.md, "Memory safety"): exitless-io's untrusted region, ring slots,
+# validator and the sync/ocall/switchless backends (file IO with isolation off, no
+# simulated short reads so the exact exit counts hold; io_uring, RDTSC-free paths and
+# getrusage are ignored under Miri); exitless-seal's format code and `wipe` (RustCrypto:
+# ring's assembly cannot run under Miri); exitless-rt's unsafe task/scope/lock paths at
+# a small size (Tree Borrows: crossbeam-epoch breaks Stacked Borrows; its global
+# collector is never freed, so leaks are not checked there).
+MIRI_TEST := cargo +nightly miri test -q
+
+miri: nightly ## Miri over the unsafe code it can run
+	MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-no-short-fd-operations" $(MIRI_TEST) -p exitless-io --lib
+	$(MIRI_TEST) $(SEAL_PURE) --lib
+	MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks" $(MIRI_TEST) -p exitless-rt --test miri_smoke
+
+# AddressSanitizer (with LeakSanitizer) over the C ABI's tests and exitless-io's unit
+# tests: std rebuilt with the sanitizer (-Zbuild-std, rust-src), own target directory.
+ASAN_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
+
+asan: nightly ## AddressSanitizer over the FFI tests
+	RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" cargo +nightly test -q -Zbuild-std \
+	  --target $(ASAN_TARGET) --target-dir target/asan -p exitless-ffi -p exitless-io --lib --tests
+
+fuzz-seeds: ## rewrite the committed seed corpus fuzz/seeds/ (test vectors of docs/FORMAT.md, sealed samples)
+	cargo run -q --manifest-path fuzz/Cargo.toml --example seeds
 
 header: ## regenerate native/ffi/include/exitless.h with the pinned cbindgen
 	EXITLESS_BLESS=1 cargo test -p exitless-ffi --test header -q

@@ -85,14 +85,14 @@ pub fn calibration() -> TscCalibration {
     *CALIBRATION.get_or_init(calibrate)
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 fn rdtsc() -> u64 {
     // SAFETY: RDTSC reads the time-stamp counter; it has no memory effects and is
     // available on every x86_64 CPU.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 fn spin_ticks(ticks: u64) {
     if ticks == 0 {
         return;
@@ -103,7 +103,8 @@ fn spin_ticks(ticks: u64) {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+// Also under Miri, which cannot execute RDTSC: the clock-based fallback.
+#[cfg(any(not(target_arch = "x86_64"), miri))]
 fn spin_ticks(ticks: u64) {
     if ticks == 0 {
         return;
@@ -115,7 +116,7 @@ fn spin_ticks(ticks: u64) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 fn calibrate() -> TscCalibration {
     /// How long the calibration measures the TSC against the monotonic clock.
     const CALIBRATION_SPAN: Duration = Duration::from_millis(20);
@@ -132,7 +133,7 @@ fn calibrate() -> TscCalibration {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(any(not(target_arch = "x86_64"), miri))]
 fn calibrate() -> TscCalibration {
     TscCalibration { ticks_per_ns: ASSUMED_TICKS_PER_NS, measured: false }
 }
@@ -166,7 +167,7 @@ mod tests {
         assert_eq!(OcallModel::from_vars(None, Some("1")).triple_above, Some(16384));
     }
 
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     #[test]
     fn charge_spins_at_least_the_modeled_ticks() {
         let m = OcallModel { cycles_per_exit: 8200, triple_above: None };
@@ -175,7 +176,7 @@ mod tests {
         assert!(rdtsc().wrapping_sub(start) >= 82_000);
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
     #[test]
     fn charge_spins_at_least_the_modeled_ticks() {
         let m = OcallModel { cycles_per_exit: 8200, triple_above: None };

@@ -110,6 +110,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "io_uring_setup is a syscall Miri cannot run")]
     fn features_of_a_working_ring_include_the_basics() {
         match (uring_availability(), uring_features()) {
             (Ok(()), Ok(bits)) => {
@@ -121,6 +122,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "io_uring_setup is a syscall Miri cannot run")]
     fn probe_is_cached_and_one_line() {
         let first = uring_availability();
         assert_eq!(uring_availability(), first);

@@ -471,6 +471,43 @@ mod tests {
         assert_eq!(b.in_flight(), 0);
     }
 
+    /// CPU time (user + system) of this backend's worker threads, in microseconds.
+    /// Only theirs: the process's total also counts the tests running beside this one
+    /// (the OCALL model's spins, other backends), which made the check flaky.
+    fn workers_cpu_us(b: &SwitchlessBackend) -> u64 {
+        use std::os::unix::thread::JoinHandleExt;
+        b.workers
+            .iter()
+            .map(|h| {
+                let mut clock: libc::clockid_t = 0;
+                // SAFETY: the worker runs until the backend is dropped, so its pthread_t
+                // is valid; `clock` is writable.
+                assert_eq!(unsafe { libc::pthread_getcpuclockid(h.as_pthread_t(), &mut clock) }, 0);
+                let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: `t` is writable; `clock` names a live thread's CPU clock.
+                assert_eq!(unsafe { libc::clock_gettime(clock, &mut t) }, 0);
+                t.tv_sec as u64 * 1_000_000 + t.tv_nsec as u64 / 1_000
+            })
+            .sum()
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "pthread_getcpuclockid is a foreign function Miri cannot run")]
+    fn idle_workers_sleep_instead_of_spinning_every_millisecond() {
+        let mut b = SwitchlessBackend::new(1, 4096, SwitchlessConfig::default(), FREE_MODEL).unwrap();
+        std::thread::sleep(Duration::from_millis(100)); // past the idle spins: asleep
+        let before = workers_cpu_us(&b);
+        std::thread::sleep(Duration::from_millis(500));
+        let used = workers_cpu_us(&b) - before;
+        // A worker that spun 20,000 rounds after every 1 ms timeout used ~260 ms of the 500 here.
+        assert!(used < 50_000, "an idle switchless worker used {used} µs of CPU in 500 ms");
+        // And it still serves: a request after the idle period completes.
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(dir.path().join("f")).unwrap();
+        b.write(0, f.as_raw_fd(), 0, b"abc", 0).unwrap();
+        drop(b);
+    }
+
     #[test]
     fn drop_joins_sleeping_and_spinning_workers() {
         let sleeping = SwitchlessConfig { workers: 2, worker_idle_spins: 1, ..SwitchlessConfig::default() };
