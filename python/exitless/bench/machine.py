@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import __version__
 from .._native import ffi, lib
+from .runtime import SOURCE_ROOT
 
 #: CPU flags that decide sealing speed (AES-NI, vector AES, carry-less multiply, AVX).
 CPU_FLAGS = ("aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx", "avx2", "avx512f", "avx512vl", "sha_ni")
@@ -75,22 +76,27 @@ def ocall_model() -> dict[str, object]:
     }
 
 
-def sqpoll_threads() -> int:
-    """io_uring SQPOLL kernel threads (``iou-sqp-*``) this process has now."""
-    n = 0
+def sqpoll_tasks() -> list[Path]:
+    """The ``/proc/self/task`` entries of this process's io_uring SQPOLL kernel threads (``iou-sqp-*``)."""
+    tasks = []
     for task in Path("/proc/self/task").iterdir():
         try:
-            n += (task / "comm").read_text().startswith("iou-sqp")
-        except OSError:
+            if (task / "comm").read_text().startswith("iou-sqp"):
+                tasks.append(task)
+        except OSError:  # the thread ended meanwhile
             continue
-    return n
+    return tasks
+
+
+def sqpoll_threads() -> int:
+    """io_uring SQPOLL kernel threads this process has now."""
+    return len(sqpoll_tasks())
 
 
 def commit() -> str:
     """The source tree's short commit, ``-dirty`` when tracked files changed, or "unknown"."""
-    root = Path(__file__).resolve().parents[3]
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+        run = lambda *a: subprocess.run(["git", *a], cwd=SOURCE_ROOT, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
         head = run("rev-parse", "--short", "HEAD")
         dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.CalledProcessError):

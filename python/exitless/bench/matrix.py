@@ -8,11 +8,11 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from .._errors import raise_for
 from .._native import ffi, lib
 from ..streams import _stats_dict, make_options
+from .machine import sqpoll_tasks
 
 GiB = 1 << 30
 
@@ -62,17 +62,15 @@ def _cpu_seconds() -> float:
 
 
 def _sqpoll_cpu_seconds() -> float:
-    """CPU seconds of this process's io_uring SQPOLL kernel threads (``iou-sqp-*``)."""
+    """CPU seconds of this process's io_uring SQPOLL kernel threads."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    for task in Path("/proc/self/task").iterdir():
+    for task in sqpoll_tasks():
         try:
-            if not (task / "comm").read_text().startswith("iou-sqp"):
-                continue
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except OSError:
+        except OSError:  # the thread ended meanwhile
             continue
+        total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 

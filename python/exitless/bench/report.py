@@ -41,12 +41,19 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _not_run(title: str, section: dict[str, Any]) -> list[str] | None:
+    """The one line for an optional section that was skipped or failed, else None."""
+    if "skipped" in section:
+        return [f"{title}: skipped ({section['skipped']})"]
+    if "error" in section:
+        return [f"{title}: FAILED: {section['error']}"]
+    return None
+
+
 def _spark_lines(results: dict[str, Any]) -> list[str]:
     spark = results.get("spark") or {}
-    if "skipped" in spark:
-        return [f"Spark: skipped ({spark['skipped']})"]
-    if "error" in spark:
-        return [f"Spark: FAILED: {spark['error']}"]
+    if (line := _not_run("Spark", spark)) is not None:
+        return line
     cfg, total = spark["config"], spark["total"]
     files = sum(int(run["files_written"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
     read = sum(int(run["files_read"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
@@ -62,10 +69,8 @@ def _spark_lines(results: dict[str, Any]) -> list[str]:
 
 def _runtime_lines(results: dict[str, Any]) -> list[str]:
     rt = results.get("runtime") or {}
-    if "skipped" in rt:
-        return [f"Runtime: skipped ({rt['skipped']})"]
-    if "error" in rt:
-        return [f"Runtime: FAILED: {rt['error']}"]
+    if (line := _not_run("Runtime", rt)) is not None:
+        return line
     ex, tk = rt["exitless"], rt["tokio"]
     return [
         f"Runtime ({ex['vcpus']} vCPUs; exitless-rt vs tokio): spawn+join {ex['spawn_join_ns_per_task']:.0f} vs "

@@ -21,10 +21,10 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def run_rt_bench(runs: int, vcpus: int, timeout: float = 900) -> dict[str, object]:
-    """Builds (release) and runs ``rt_bench``; the JSON object it prints last."""
-    cmd = ["cargo", "run", "--release", "-q", "-p", "exitless-rt", "--example", "rt_bench", "--",
-           "--runs", str(runs), "--vcpus", str(vcpus)]
+def cargo_example(package: str, example: str, args: list[str], timeout: float = 900) -> dict[str, object]:
+    """Builds (release) and runs a Rust benchmark example of the source tree; the
+    JSON object it prints last, with the command line under ``"command"``."""
+    cmd = ["cargo", "run", "--release", "-q", "-p", package, "--example", example, "--", *args]
     proc = subprocess.run(cmd, cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-5:])
@@ -32,3 +32,8 @@ def run_rt_bench(runs: int, vcpus: int, timeout: float = 900) -> dict[str, objec
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["command"] = " ".join(cmd)
     return result
+
+
+def run_rt_bench(runs: int, vcpus: int) -> dict[str, object]:
+    """``rt_bench``: exitless-rt against tokio and OS threads."""
+    return cargo_example("exitless-rt", "rt_bench", ["--runs", str(runs), "--vcpus", str(vcpus)])

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .. import generate_key, open_into, open_spill, seal_into, sealed_length
 from .machine import machine
+from .runtime import cargo_example
 
 MiB = 1 << 20
 HEADER, TAG = 68, 16
@@ -149,7 +149,7 @@ def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m exitless.bench.suites", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="seal,rt", help="comma-separated: seal (crypto vs cryptography), rt (runtime vs tokio and threads; stream scaling over vCPUs). The IO matrix is `exitless bench`.")
+    p.add_argument("--suite", default="seal,scaling", help="comma-separated: seal (crypto vs cryptography), scaling (one stream over 1 vs all vCPUs). The IO matrix and the runtime against tokio are `exitless bench`.")
     p.add_argument("--size-mib", type=int, help="MiB per seal measurement (default 256; 32 with --quick)")
     p.add_argument("--io-size-mib", type=int, help="MiB of the stream the scaling suite writes (default 1024; 32 with --quick)")
     p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
@@ -168,30 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     if "seal" in suites:
         seal_suite(a, segs, outdir)
-    if "rt" in suites:
-        rt_suite(a, outdir)
+    if "scaling" in suites:
+        scaling_suite(a, outdir)
     return 0
 
 
-def _cargo_json(args: list[str]) -> dict[str, object]:
-    """Runs a Rust benchmark example (release build) and parses the JSON it prints last."""
-    root = Path(__file__).resolve().parents[3]
-    proc = subprocess.run(["cargo", "run", "--release", "-q", *args], cwd=root, capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def rt_suite(a: argparse.Namespace, outdir: Path) -> None:
-    """exitless-rt against tokio and OS threads; one sealed stream on 1 vs all vCPUs."""
-    print("\nruntime: exitless-rt vs tokio multi-thread vs OS threads (2 workers), median of 5")
-    rt = _cargo_json(["-p", "exitless-rt", "--example", "rt_bench"])
-    print(json.dumps(rt, indent=1))
+def scaling_suite(a: argparse.Namespace, outdir: Path) -> None:
+    """One sealed stream on 1 vCPU against all (the runtime against tokio is `exitless bench`'s)."""
     mib = a.io_size_mib
     print(f"\nscaling: one {mib} MiB sealed stream, 64 KiB segments, 1 vCPU vs all (null backend, then a file in {a.io_dir})")
     Path(a.io_dir).mkdir(parents=True, exist_ok=True)
-    scaling = _cargo_json(["-p", "exitless-spill", "--example", "scaling", "--", str(mib), a.io_dir])
+    scaling = cargo_example("exitless-spill", "scaling", [str(mib), a.io_dir])
     print(json.dumps(scaling, indent=1))
-    (outdir / "rt.json").write_text(json.dumps({"benchmark": "rt", "machine": machine(), "runtime": rt, "scaling": scaling}, indent=2) + "\n")
-    print(f"wrote {outdir / 'rt.json'}")
+    (outdir / "scaling.json").write_text(json.dumps({"benchmark": "scaling", "machine": machine(), "scaling": scaling}, indent=2) + "\n")
+    print(f"wrote {outdir / 'scaling.json'}")
 
 
 if __name__ == "__main__":
