@@ -10,13 +10,13 @@ The Python face of the native core:
 - :func:`backends` — which IO backends (uring, ocall, switchless, sync) work here.
 - :func:`resources`, :func:`release_backends` — live handles, backends and buffers
   (leak checks), and releasing the pooled ones.
-- :class:`IntegrityError`, :class:`FormatError`, :class:`BackendUnavailableError`
-  (all :class:`ExitlessError`).
+- :class:`IntegrityError`, :class:`FormatError`, :class:`BackendUnavailableError`,
+  :class:`ForkedStreamError` (all :class:`ExitlessError`).
 
 The byte format is specified in docs/FORMAT.md.
 """
 
-from ._errors import BackendUnavailableError, ExitlessError, FormatError, IntegrityError
+from ._errors import BackendUnavailableError, ExitlessError, ForkedStreamError, FormatError, IntegrityError
 from .keys import Key, generate_key
 from .memory import FileInfo, inspect, open_bytes, open_into, seal_bytes, seal_into, sealed_length
 from .streams import SealedReader, SealedSpillFile, SealedWriter, backends, open_spill, release_backends, resources
@@ -28,6 +28,7 @@ __all__ = [
     "backends",
     "ExitlessError",
     "FileInfo",
+    "ForkedStreamError",
     "FormatError",
     "IntegrityError",
     "Key",

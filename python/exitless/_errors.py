@@ -19,6 +19,13 @@ class BackendUnavailableError(ExitlessError, RuntimeError):
     """The requested IO backend does not work on this machine (the message says why)."""
 
 
+class ForkedStreamError(ExitlessError, RuntimeError):
+    """A stream was used in a process other than the one that opened it (a forked
+    child). It belongs to its opener: sealing from both would reuse one key and
+    nonce, so nothing was done and the opener's stream is untouched. Open a new
+    stream in the child instead."""
+
+
 class FormatError(ExitlessError):
     """Not an exitless sealed stream, or a version or parameter this reader does not support."""
 
@@ -41,4 +48,6 @@ def raise_for(status: int, path: str | os.PathLike[str] | None = None) -> None:
         raise ValueError(message)
     if status == lib.EXITLESS_ERR_CLOSED:
         raise ValueError(message)
+    if status == lib.EXITLESS_ERR_WRONG_PROCESS:
+        raise ForkedStreamError(message)
     raise ExitlessError(f"native error {status}: {message}")

@@ -22,6 +22,8 @@ _ALGORITHMS = {"aes-256-gcm": lib.EXITLESS_AES_256_GCM, "chacha20-poly1305": lib
 ALGORITHM_NAMES = {v: k for k, v in _ALGORITHMS.items()}
 DEFAULT_SEGMENT_SIZE = 65536
 MAX_ENVELOPE_LEN = lib.EXITLESS_MAX_ENVELOPE_LEN
+MAX_OCALL_CYCLES = lib.EXITLESS_MAX_OCALL_CYCLES
+MAX_URING_SPIN_US = lib.EXITLESS_MAX_URING_SPIN_US
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 Buffer = bytes | bytearray | memoryview
@@ -151,8 +153,10 @@ def make_options(
         raise ValueError(f"queue_depth must be an int from 1 to 1024, got {queue_depth!r}")
     if direct not in (None, True, False):
         raise TypeError(f"direct must be None, True or False, not {direct!r}")
-    if ocall_cycles is not None and (not isinstance(ocall_cycles, int) or ocall_cycles < 0):
-        raise ValueError(f"ocall_cycles must be a non-negative int, got {ocall_cycles!r}")
+    if ocall_cycles is not None and (
+        not isinstance(ocall_cycles, int) or isinstance(ocall_cycles, bool) or not 0 <= ocall_cycles <= MAX_OCALL_CYCLES
+    ):
+        raise ValueError(f"ocall_cycles must be an int from 0 to {MAX_OCALL_CYCLES}, got {ocall_cycles!r}")
     opts = ffi.new("ExitlessOptions *")
     raise_for(lib.exitless_options_default(opts))
     opts.segment_size = segment_size
@@ -167,8 +171,10 @@ def make_options(
     opts.queue_depth = queue_depth
     opts.direct = -1 if direct is None else int(direct)
     opts.ocall_cycles = -1 if ocall_cycles is None else ocall_cycles
-    if uring_spin_us is not None and (not isinstance(uring_spin_us, int) or uring_spin_us < 0):
-        raise ValueError(f"uring_spin_us must be a non-negative int, got {uring_spin_us!r}")
+    if uring_spin_us is not None and (
+        not isinstance(uring_spin_us, int) or isinstance(uring_spin_us, bool) or not 0 <= uring_spin_us <= MAX_URING_SPIN_US
+    ):
+        raise ValueError(f"uring_spin_us must be an int from 0 to {MAX_URING_SPIN_US}, got {uring_spin_us!r}")
     opts.uring_spin_us = -1 if uring_spin_us is None else uring_spin_us
     if parallel not in (True, False):
         raise TypeError(f"parallel must be True or False, not {parallel!r}")
@@ -280,6 +286,7 @@ class SealedWriter(io.RawIOBase):
         )
         del keep
         self._handle = out[0]
+        self._pid = os.getpid()
 
     def writable(self) -> bool:
         return True
@@ -317,26 +324,32 @@ class SealedWriter(io.RawIOBase):
         self._check_open()
 
     def close(self) -> None:
-        """Seals the final segment and closes. Raises if that fails (the file is then incomplete)."""
+        """Seals the final segment and closes. Raises if that fails (the file is then
+        incomplete). Safe while other threads are inside calls on this writer: theirs
+        finish first, or fail with ``ValueError`` (closed)."""
         if self.closed:
             return
-        handle, self._handle = self._handle, ffi.NULL
         try:
-            raise_for(lib.exitless_writer_finish(handle), self.name)
+            raise_for(lib.exitless_writer_finish(self._handle), self.name)
         finally:
             raw = ffi.new("ExitlessStats *")
-            if lib.exitless_writer_stats(handle, raw) == lib.EXITLESS_OK:
+            if lib.exitless_writer_stats(self._handle, raw) == lib.EXITLESS_OK:
                 self.final_stats = _stats_dict(raw)
-            lib.exitless_writer_free(handle)
-            super().close()
+            self._close_native()
 
     def abort(self) -> None:
         """Closes without sealing the final segment: the file is left incomplete."""
         if self.closed:
             return
-        handle, self._handle = self._handle, ffi.NULL
-        lib.exitless_writer_free(handle)
-        super().close()
+        self._close_native()
+
+    def _close_native(self) -> None:
+        # The handle itself stays allocated until this object is collected
+        # (``__del__``), so a thread still inside a call never sees freed memory.
+        status = lib.exitless_writer_close(self._handle)
+        if status != lib.EXITLESS_ERR_WRONG_PROCESS:  # a forked child's calls keep failing
+            super().close()
+        raise_for(status, self.name)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
@@ -345,9 +358,15 @@ class SealedWriter(io.RawIOBase):
             self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_handle", ffi.NULL) != ffi.NULL:
+        handle = getattr(self, "_handle", ffi.NULL)
+        if handle == ffi.NULL:
+            return
+        if getattr(self, "_pid", None) == os.getpid() and not self.closed:
             warnings.warn(f"sealed writer {self.name} was never closed; aborted (file left incomplete)", ResourceWarning, stacklevel=2)
-            self.abort()
+        # In a forked child this releases only the child's copy of the handle: the
+        # stream is the parent's.
+        self._handle = ffi.NULL
+        lib.exitless_writer_free(handle)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -393,6 +412,7 @@ class SealedReader(io.RawIOBase):
         )
         del keep
         self._handle = out[0]
+        self._pid = os.getpid()
         size = ffi.new("uint64_t *")
         raise_for(lib.exitless_reader_size(self._handle, size), self.name)
         self._size = int(size[0])
@@ -458,14 +478,23 @@ class SealedReader(io.RawIOBase):
         return int(out[0])
 
     def close(self) -> None:
+        """Closes the reader. Safe while other threads are inside calls on it: theirs
+        finish first, or fail with ``ValueError`` (closed)."""
         if self.closed:
             return
-        handle, self._handle = self._handle, ffi.NULL
-        lib.exitless_reader_free(handle)
-        super().close()
+        status = lib.exitless_reader_close(self._handle)
+        if status != lib.EXITLESS_ERR_WRONG_PROCESS:  # a forked child's calls keep failing
+            super().close()
+        raise_for(status, self.name)
 
     def __del__(self) -> None:
-        self.close()
+        handle = getattr(self, "_handle", ffi.NULL)
+        if handle == ffi.NULL:
+            return
+        # Frees the handle (closing the stream if still open); in a forked child,
+        # only the child's copy of the handle.
+        self._handle = ffi.NULL
+        lib.exitless_reader_free(handle)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -560,7 +589,8 @@ class SealedSpillFile(io.RawIOBase):
         # Like SealedWriter: a spill file dropped while still being written is
         # aborted (left incomplete), never sealed as a shorter complete stream.
         writer = getattr(self, "_writer", None)
-        if writer is not None and not writer.closed:
+        # (In a forked child the writer is the parent's: its own __del__ lets go of it.)
+        if writer is not None and not writer.closed and getattr(writer, "_pid", None) == os.getpid():
             warnings.warn(f"sealed spill file {self.name} was never closed; aborted (file left incomplete)", ResourceWarning, stacklevel=2)
             writer.abort()
         reader = getattr(self, "_reader", None)

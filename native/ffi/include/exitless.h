@@ -52,19 +52,30 @@
 #define EXITLESS_MAX_ENVELOPE_LEN 1024
 
 /**
+ * Largest `ocall_cycles`: 10^7 cycles (~3 ms) per modeled exit, far above any real
+ * OCALL (8,200–17,000); more would only make streams crawl.
+ */
+#define EXITLESS_MAX_OCALL_CYCLES 10000000
+
+/**
+ * Largest `uring_spin_us`: 10 s.
+ */
+#define EXITLESS_MAX_URING_SPIN_US 10000000
+
+/**
  * Backend: discards writes (benchmarks of sealing without IO; nothing can be read back).
  */
 #define EXITLESS_BACKEND_NULL 5
 
 /**
- * An open sealed reader.
+ * A stream as the C caller holds it.
  */
-typedef struct ExitlessReader ExitlessReader;
+typedef struct Handle_SpillReader Handle_SpillReader;
 
 /**
- * An open sealed writer.
+ * A stream as the C caller holds it.
  */
-typedef struct ExitlessWriter ExitlessWriter;
+typedef struct Handle_SpillWriter Handle_SpillWriter;
 
 /**
  * Status code every function returns; 0 is success.
@@ -151,11 +162,14 @@ typedef struct {
    */
   int8_t direct;
   /**
-   * Segments in flight per stream, 1 ..= 1024.
+   * IOs in flight per stream, 1 ..= 1024; each takes a buffer of the segment size
+   * (at most 1 MiB: larger segments travel in several IOs), and one stream's
+   * buffers may total at most 256 MiB.
    */
   uint32_t queue_depth;
   /**
-   * Modeled cycles per enclave exit (ocall, switchless); -1 takes EXITLESS_OCALL_CYCLES or 8200.
+   * Modeled cycles per enclave exit (ocall, switchless), 0 ..= `EXITLESS_MAX_OCALL_CYCLES`;
+   * -1 takes EXITLESS_OCALL_CYCLES or 8200.
    */
   int64_t ocall_cycles;
   /**
@@ -272,6 +286,17 @@ typedef struct {
 } ExitlessResources;
 
 /**
+ * An open sealed writer (see the crate docs: calls racing `close` or `free` are
+ * safe; another process's calls fail with `EXITLESS_ERR_WRONG_PROCESS`).
+ */
+typedef Handle_SpillWriter ExitlessWriter;
+
+/**
+ * An open sealed reader (as [`ExitlessWriter`]).
+ */
+typedef Handle_SpillReader ExitlessReader;
+
+/**
  * What a stream did: its backend's counters plus its own system calls.
  */
 typedef struct {
@@ -367,6 +392,12 @@ typedef struct {
  * A bug: a Rust panic was caught at the ABI boundary.
  */
 #define EXITLESS_ERR_PANIC 6
+
+/**
+ * The handle belongs to another process (a forked child used its parent's
+ * stream); nothing was done, and the stream stays the opener's.
+ */
+#define EXITLESS_ERR_WRONG_PROCESS 7
 
 /**
  * Header facts of `path` without a key: never authenticated, for display only.
@@ -512,7 +543,8 @@ ExitlessStatus exitless_writer_open(const char *path,
  * Appends `len` plaintext bytes.
  *
  * # Safety
- * `writer` is a live handle from `exitless_writer_open`; `data` has `len` readable bytes.
+ * `writer` is a handle from `exitless_writer_open`, not freed before this call
+ * began; `data` has `len` readable bytes.
  */
 ExitlessStatus exitless_writer_write(const ExitlessWriter *writer, const uint8_t *data, size_t len);
 
@@ -520,7 +552,7 @@ ExitlessStatus exitless_writer_write(const ExitlessWriter *writer, const uint8_t
  * Plaintext bytes written so far.
  *
  * # Safety
- * `writer` is a live handle; `out` is writable.
+ * `writer` is a handle not freed before this call began; `out` is writable.
  */
 ExitlessStatus exitless_writer_tell(const ExitlessWriter *writer, uint64_t *out);
 
@@ -529,16 +561,31 @@ ExitlessStatus exitless_writer_tell(const ExitlessWriter *writer, uint64_t *out)
  * only after this returns `EXITLESS_OK`. The handle stays valid until freed.
  *
  * # Safety
- * `writer` is a live handle.
+ * `writer` is a handle not freed before this call began.
  */
 ExitlessStatus exitless_writer_finish(const ExitlessWriter *writer);
 
 /**
- * Frees a writer. If it was not finished, the file is left incomplete: it will
- * never read back as a whole stream (this is how an aborted write ends). Null is a no-op.
+ * Closes a writer without freeing its handle: if it was not finished, the file is
+ * left incomplete and never reads back as a whole stream (this is how an aborted
+ * write ends). Safe while other threads are inside calls on the same handle: a call
+ * in flight completes first; calls that start later get `EXITLESS_ERR_CLOSED`.
+ * Closing twice is not an error. From another process: `EXITLESS_ERR_WRONG_PROCESS`,
+ * and the stream is untouched.
  *
  * # Safety
- * `writer` is null or a live handle, not used again afterwards.
+ * `writer` is a handle not freed before this call began.
+ */
+ExitlessStatus exitless_writer_close(const ExitlessWriter *writer);
+
+/**
+ * Closes (as `exitless_writer_close`) and frees a writer. Calls already inside the
+ * handle finish safely; the handle must not be passed to any call that starts
+ * after this one. In a process other than the one that opened it, only this
+ * process's copy of the handle is released. Null is a no-op.
+ *
+ * # Safety
+ * `writer` is null or a handle from `exitless_writer_open`, freed only once.
  */
 void exitless_writer_free(ExitlessWriter *writer);
 
@@ -563,7 +610,8 @@ ExitlessStatus exitless_reader_open(const char *path,
  * On error nothing is counted as read, and no unauthenticated byte is in `buf`.
  *
  * # Safety
- * `reader` is a live handle; `buf` has `len` writable bytes; `out_read` is writable.
+ * `reader` is a handle not freed before this call began; `buf` has `len` writable
+ * bytes; `out_read` is writable.
  */
 ExitlessStatus exitless_reader_read(const ExitlessReader *reader,
                                     uint8_t *buf,
@@ -574,7 +622,7 @@ ExitlessStatus exitless_reader_read(const ExitlessReader *reader,
  * Moves the read position (`whence`: 0 start, 1 current, 2 end); `*out_pos` gets it.
  *
  * # Safety
- * `reader` is a live handle; `out_pos` is null or writable.
+ * `reader` is a handle not freed before this call began; `out_pos` is null or writable.
  */
 ExitlessStatus exitless_reader_seek(const ExitlessReader *reader,
                                     int64_t offset,
@@ -585,7 +633,7 @@ ExitlessStatus exitless_reader_seek(const ExitlessReader *reader,
  * The current read position.
  *
  * # Safety
- * `reader` is a live handle; `out` is writable.
+ * `reader` is a handle not freed before this call began; `out` is writable.
  */
 ExitlessStatus exitless_reader_tell(const ExitlessReader *reader, uint64_t *out);
 
@@ -593,15 +641,23 @@ ExitlessStatus exitless_reader_tell(const ExitlessReader *reader, uint64_t *out)
  * The plaintext length of the stream (its final segment is already authenticated).
  *
  * # Safety
- * `reader` is a live handle; `out` is writable.
+ * `reader` is a handle not freed before this call began; `out` is writable.
  */
 ExitlessStatus exitless_reader_size(const ExitlessReader *reader, uint64_t *out);
 
 /**
- * Frees a reader. Null is a no-op.
+ * Closes a reader without freeing its handle; as `exitless_writer_close`.
  *
  * # Safety
- * `reader` is null or a live handle, not used again afterwards.
+ * `reader` is a handle not freed before this call began.
+ */
+ExitlessStatus exitless_reader_close(const ExitlessReader *reader);
+
+/**
+ * Closes and frees a reader; as `exitless_writer_free`. Null is a no-op.
+ *
+ * # Safety
+ * `reader` is null or a handle from `exitless_reader_open`, freed only once.
  */
 void exitless_reader_free(ExitlessReader *reader);
 
@@ -609,7 +665,7 @@ void exitless_reader_free(ExitlessReader *reader);
  * What the writer did so far.
  *
  * # Safety
- * `writer` is a live handle; `out` is writable.
+ * `writer` is a handle not freed before this call began; `out` is writable.
  */
 ExitlessStatus exitless_writer_stats(const ExitlessWriter *writer, ExitlessStats *out);
 
@@ -617,7 +673,7 @@ ExitlessStatus exitless_writer_stats(const ExitlessWriter *writer, ExitlessStats
  * What the reader did so far.
  *
  * # Safety
- * `reader` is a live handle; `out` is writable.
+ * `reader` is a handle not freed before this call began; `out` is writable.
  */
 ExitlessStatus exitless_reader_stats(const ExitlessReader *reader, ExitlessStats *out);
 

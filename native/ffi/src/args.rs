@@ -53,13 +53,6 @@ pub(crate) unsafe fn key(ptr: *const u8, len: usize) -> FfiResult<DataKey> {
 }
 
 /// # Safety
-/// `ptr` is null or points to a live, aligned `T` nobody else mutates during the call.
-pub(crate) unsafe fn handle<'a, T>(ptr: *const T, what: &str) -> FfiResult<&'a T> {
-    // SAFETY: null is checked by `as_ref`; validity is the caller's contract.
-    unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::invalid(format!("{what} handle is null")))
-}
-
-/// # Safety
 /// `out` is null or valid for one write of `T`.
 pub(crate) unsafe fn put<T>(out: *mut T, value: T, what: &str) -> FfiResult {
     if out.is_null() {

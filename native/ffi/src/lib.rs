@@ -4,12 +4,17 @@
 //! [`exitless_last_error_message`] says what went wrong and where (path, segment),
 //! never with key bytes, and [`exitless_last_error_errno`] carries the errno of an
 //! IO error. Handles are opaque; each is internally locked, so a caller that shares
-//! one across threads gets serialized calls, not a data race. No panic crosses the
-//! ABI: it becomes `EXITLESS_ERR_PANIC`.
+//! one across threads gets serialized calls, not a data race; `close` or `free`
+//! racing a call is safe (the call finishes first, or fails with
+//! `EXITLESS_ERR_CLOSED`); and a handle used from a process other than its opener
+//! (a forked child) fails with `EXITLESS_ERR_WRONG_PROCESS`, touching nothing. No
+//! panic crosses the ABI: it becomes `EXITLESS_ERR_PANIC`.
 //!
 //! Map of the crate:
 //! - `options`: [`ExitlessOptions`], [`ExitlessStats`], [`ExitlessFileInfo`], constants.
 //! - `streams`: writers and readers on files (exitless-spill over an exitless-io backend).
+//! - `handle`: what a handle is: the stream behind a lock, its owner process, the
+//!   calls in flight (close and free racing calls; forked children).
 //! - `buffers`: whole buffers in memory, key-less inspection, the io_uring probe.
 //! - `status`: status codes, the thread-local last error, the panic guard.
 //! - `args`: raw pointers checked into Rust values (the only unsafe conversions).
@@ -21,6 +26,7 @@
 mod args;
 mod buffers;
 mod file;
+mod handle;
 mod options;
 mod status;
 mod streams;
@@ -30,6 +36,6 @@ pub use options::*;
 pub use status::{
     exitless_last_error_errno, exitless_last_error_message, ExitlessStatus, EXITLESS_ERR_CLOSED,
     EXITLESS_ERR_FORMAT, EXITLESS_ERR_INTEGRITY, EXITLESS_ERR_INVALID_ARGUMENT, EXITLESS_ERR_IO,
-    EXITLESS_ERR_PANIC, EXITLESS_OK,
+    EXITLESS_ERR_PANIC, EXITLESS_ERR_WRONG_PROCESS, EXITLESS_OK,
 };
 pub use streams::*;

@@ -29,6 +29,13 @@ pub const EXITLESS_BACKEND_SYNC: u8 = 4;
 pub const EXITLESS_MAX_ENVELOPE_LEN: usize = 1024;
 const _: () = assert!(EXITLESS_MAX_ENVELOPE_LEN == MAX_ENVELOPE_LEN);
 
+/// Largest `ocall_cycles`: 10^7 cycles (~3 ms) per modeled exit, far above any real
+/// OCALL (8,200–17,000); more would only make streams crawl.
+pub const EXITLESS_MAX_OCALL_CYCLES: i64 = 10_000_000;
+const _: () = assert!(EXITLESS_MAX_OCALL_CYCLES as u64 == exitless_io::model::MAX_CYCLES_PER_EXIT);
+/// Largest `uring_spin_us`: 10 s.
+pub const EXITLESS_MAX_URING_SPIN_US: i64 = 10_000_000;
+
 /// Backend: discards writes (benchmarks of sealing without IO; nothing can be read back).
 pub const EXITLESS_BACKEND_NULL: u8 = 5;
 
@@ -50,9 +57,12 @@ pub struct ExitlessOptions {
     pub backend: u8,
     /// O_DIRECT: -1 the backend decides (io_uring writers: yes where possible), 0 never, 1 required.
     pub direct: i8,
-    /// Segments in flight per stream, 1 ..= 1024.
+    /// IOs in flight per stream, 1 ..= 1024; each takes a buffer of the segment size
+    /// (at most 1 MiB: larger segments travel in several IOs), and one stream's
+    /// buffers may total at most 256 MiB.
     pub queue_depth: u32,
-    /// Modeled cycles per enclave exit (ocall, switchless); -1 takes EXITLESS_OCALL_CYCLES or 8200.
+    /// Modeled cycles per enclave exit (ocall, switchless), 0 ..= `EXITLESS_MAX_OCALL_CYCLES`;
+    /// -1 takes EXITLESS_OCALL_CYCLES or 8200.
     pub ocall_cycles: i64,
     /// Microseconds an io_uring stream spins for a completion before blocking (an
     /// exit); -1 takes EXITLESS_URING_SPIN_US or 100.
@@ -269,13 +279,23 @@ pub(crate) fn spill_options(opts: &Options) -> FfiResult<SpillOptions> {
     let mut ocall_model = OcallModel::from_env();
     match options.ocall_cycles {
         -1 => {}
-        c if c >= 0 => ocall_model.cycles_per_exit = c as u64,
-        c => return Err(FfiError::invalid(format!("ocall_cycles must be >= 0 or -1, got {c}"))),
+        c if (0..=EXITLESS_MAX_OCALL_CYCLES).contains(&c) => ocall_model.cycles_per_exit = c as u64,
+        c => {
+            return Err(FfiError::invalid(format!(
+                "ocall_cycles must be 0 to {EXITLESS_MAX_OCALL_CYCLES}, or -1 for the default; got {c}"
+            )))
+        }
     }
     let uring_spin = match options.uring_spin_us {
         -1 => None,
-        us if us >= 0 => Some(std::time::Duration::from_micros(us as u64)),
-        us => return Err(FfiError::invalid(format!("uring_spin_us must be >= 0 or -1, got {us}"))),
+        us if (0..=EXITLESS_MAX_URING_SPIN_US).contains(&us) => {
+            Some(std::time::Duration::from_micros(us as u64))
+        }
+        us => {
+            return Err(FfiError::invalid(format!(
+                "uring_spin_us must be 0 to {EXITLESS_MAX_URING_SPIN_US}, or -1 for the default; got {us}"
+            )))
+        }
     };
     Ok(SpillOptions {
         params: params(opts)?,

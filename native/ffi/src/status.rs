@@ -24,6 +24,9 @@ pub const EXITLESS_ERR_INTEGRITY: ExitlessStatus = 4;
 pub const EXITLESS_ERR_CLOSED: ExitlessStatus = 5;
 /// A bug: a Rust panic was caught at the ABI boundary.
 pub const EXITLESS_ERR_PANIC: ExitlessStatus = 6;
+/// The handle belongs to another process (a forked child used its parent's
+/// stream); nothing was done, and the stream stays the opener's.
+pub const EXITLESS_ERR_WRONG_PROCESS: ExitlessStatus = 7;
 
 /// An error on its way to the C caller.
 #[derive(Debug)]

@@ -4,20 +4,71 @@
 use exitless_spill::{SpillReader, SpillWriter};
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
 
-use crate::args::{bytes, bytes_mut, handle, key, lock, path, put};
+use crate::args::{bytes, bytes_mut, key, path, put};
+use crate::handle::{self, Handle};
 use crate::options::{read_options, spill_options, stats, ExitlessOptions, ExitlessStats};
-use crate::status::{guard, guard_secret, ExitlessStatus};
+use crate::status::{guard, guard_secret, ExitlessStatus, FfiResult};
 
-/// An open sealed writer.
-pub struct ExitlessWriter(Mutex<SpillWriter>);
-/// An open sealed reader.
-pub struct ExitlessReader(Mutex<SpillReader>);
+/// An open sealed writer (see the crate docs: calls racing `close` or `free` are
+/// safe; another process's calls fail with `EXITLESS_ERR_WRONG_PROCESS`).
+#[repr(transparent)]
+pub struct ExitlessWriter(Handle<SpillWriter>);
+/// An open sealed reader (as [`ExitlessWriter`]).
+#[repr(transparent)]
+pub struct ExitlessReader(Handle<SpillReader>);
 
-/// Writer and reader handles not yet freed.
+/// Writer and reader streams open (not yet closed or freed).
 pub(crate) static LIVE_WRITERS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LIVE_READERS: AtomicU64 = AtomicU64::new(0);
+
+fn writer_handle(ptr: *const ExitlessWriter) -> *const Handle<SpillWriter> {
+    // `ExitlessWriter` is a transparent wrapper of the handle.
+    ptr.cast()
+}
+
+fn reader_handle(ptr: *const ExitlessReader) -> *const Handle<SpillReader> {
+    ptr.cast()
+}
+
+/// Runs `f` on the writer inside one call of its handle.
+///
+/// # Safety
+/// `writer` is null or a handle from `exitless_writer_open` not freed before the call began.
+unsafe fn with_writer<R>(
+    writer: *const ExitlessWriter,
+    f: impl FnOnce(&mut SpillWriter) -> FfiResult<R>,
+) -> FfiResult<R> {
+    // SAFETY: forwarded contract.
+    unsafe { handle::enter(writer_handle(writer), "writer") }?.with(f)
+}
+
+/// Runs `f` on the reader inside one call of its handle.
+///
+/// # Safety
+/// `reader` is null or a handle from `exitless_reader_open` not freed before the call began.
+unsafe fn with_reader<R>(
+    reader: *const ExitlessReader,
+    f: impl FnOnce(&mut SpillReader) -> FfiResult<R>,
+) -> FfiResult<R> {
+    // SAFETY: forwarded contract.
+    unsafe { handle::enter(reader_handle(reader), "reader") }?.with(f)
+}
+
+/// Publishes a freshly opened stream's handle in `*out` (freeing it if `out` is null).
+///
+/// # Safety
+/// `out` is null or writable.
+unsafe fn publish<T, H>(raw: *mut Handle<T>, out: *mut *mut H, live: &AtomicU64) -> FfiResult {
+    live.fetch_add(1, Relaxed);
+    // SAFETY: `out` is null (refused) or writable by contract; `H` is a transparent
+    // wrapper of `Handle<T>`.
+    unsafe { put(out, raw.cast::<H>(), "out") }.inspect_err(|_| {
+        // SAFETY: `raw` came from Handle::boxed just above and was never shared.
+        unsafe { handle::free(raw) };
+        live.fetch_sub(1, Relaxed);
+    })
+}
 
 /// Creates (or truncates) `path`, mode 0600, and opens a sealed writer on it.
 ///
@@ -43,21 +94,16 @@ pub unsafe extern "C" fn exitless_writer_open(
         // SAFETY: null or readable by contract.
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let writer = SpillWriter::create(path, &key, context, &opts)?;
-        let boxed = Box::into_raw(Box::new(ExitlessWriter(Mutex::new(writer))));
-        LIVE_WRITERS.fetch_add(1, Relaxed);
-        // SAFETY: `out` is writable by contract; on failure we free what we made.
-        unsafe { put(out, boxed, "out") }.inspect_err(|_| {
-            // SAFETY: `boxed` came from Box::into_raw just above and was not shared.
-            drop(unsafe { Box::from_raw(boxed) });
-            LIVE_WRITERS.fetch_sub(1, Relaxed);
-        })
+        // SAFETY: `out` is null or writable by contract.
+        unsafe { publish(Handle::boxed(writer, "writer"), out, &LIVE_WRITERS) }
     })
 }
 
 /// Appends `len` plaintext bytes.
 ///
 /// # Safety
-/// `writer` is a live handle from `exitless_writer_open`; `data` has `len` readable bytes.
+/// `writer` is a handle from `exitless_writer_open`, not freed before this call
+/// began; `data` has `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_write(
     writer: *const ExitlessWriter,
@@ -66,15 +112,16 @@ pub unsafe extern "C" fn exitless_writer_write(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let (w, data) = unsafe { (handle(writer, "writer")?, bytes(data, len, "data")?) };
-        Ok(lock(&w.0).write(data)?)
+        let data = unsafe { bytes(data, len, "data") }?;
+        // SAFETY: contract above.
+        unsafe { with_writer(writer, |w| Ok(w.write(data)?)) }
     })
 }
 
 /// Plaintext bytes written so far.
 ///
 /// # Safety
-/// `writer` is a live handle; `out` is writable.
+/// `writer` is a handle not freed before this call began; `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_tell(
     writer: *const ExitlessWriter,
@@ -82,8 +129,7 @@ pub unsafe extern "C" fn exitless_writer_tell(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let w = unsafe { handle(writer, "writer") }?;
-        let pos = lock(&w.0).position();
+        let pos = unsafe { with_writer(writer, |w| Ok(w.position())) }?;
         // SAFETY: contract above.
         unsafe { put(out, pos, "out") }
     })
@@ -93,29 +139,49 @@ pub unsafe extern "C" fn exitless_writer_tell(
 /// only after this returns `EXITLESS_OK`. The handle stays valid until freed.
 ///
 /// # Safety
-/// `writer` is a live handle.
+/// `writer` is a handle not freed before this call began.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_finish(writer: *const ExitlessWriter) -> ExitlessStatus {
     // SAFETY: contract above.
-    guard(|| Ok(lock(&unsafe { handle(writer, "writer") }?.0).finish()?))
+    guard(|| unsafe { with_writer(writer, |w| Ok(w.finish()?)) })
 }
 
-/// Frees a writer. If it was not finished, the file is left incomplete: it will
-/// never read back as a whole stream (this is how an aborted write ends). Null is a no-op.
+/// Closes a writer without freeing its handle: if it was not finished, the file is
+/// left incomplete and never reads back as a whole stream (this is how an aborted
+/// write ends). Safe while other threads are inside calls on the same handle: a call
+/// in flight completes first; calls that start later get `EXITLESS_ERR_CLOSED`.
+/// Closing twice is not an error. From another process: `EXITLESS_ERR_WRONG_PROCESS`,
+/// and the stream is untouched.
 ///
 /// # Safety
-/// `writer` is null or a live handle, not used again afterwards.
+/// `writer` is a handle not freed before this call began.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_writer_close(writer: *const ExitlessWriter) -> ExitlessStatus {
+    guard_secret(|| {
+        // SAFETY: contract above.
+        if unsafe { handle::close(writer_handle(writer), "writer") }? {
+            LIVE_WRITERS.fetch_sub(1, Relaxed);
+        }
+        Ok(())
+    })
+}
+
+/// Closes (as `exitless_writer_close`) and frees a writer. Calls already inside the
+/// handle finish safely; the handle must not be passed to any call that starts
+/// after this one. In a process other than the one that opened it, only this
+/// process's copy of the handle is released. Null is a no-op.
+///
+/// # Safety
+/// `writer` is null or a handle from `exitless_writer_open`, freed only once.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_free(writer: *mut ExitlessWriter) {
-    if !writer.is_null() {
-        let _ = guard_secret(|| {
-            // SAFETY: the handle came from Box::into_raw in exitless_writer_open and the
-            // caller gives up its last use here.
-            drop(unsafe { Box::from_raw(writer) });
+    let _ = guard_secret(|| {
+        // SAFETY: contract above.
+        if unsafe { handle::free(writer_handle(writer).cast_mut()) } {
             LIVE_WRITERS.fetch_sub(1, Relaxed);
-            Ok(())
-        });
-    }
+        }
+        Ok(())
+    });
 }
 
 /// Opens a sealed reader on `path`. Verifies the header and the final segment
@@ -141,14 +207,8 @@ pub unsafe extern "C" fn exitless_reader_open(
         // SAFETY: null or readable by contract.
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let reader = SpillReader::open(path, &key, context, &opts)?;
-        let boxed = Box::into_raw(Box::new(ExitlessReader(Mutex::new(reader))));
-        LIVE_READERS.fetch_add(1, Relaxed);
-        // SAFETY: `out` is writable by contract; on failure we free what we made.
-        unsafe { put(out, boxed, "out") }.inspect_err(|_| {
-            // SAFETY: `boxed` came from Box::into_raw just above and was not shared.
-            drop(unsafe { Box::from_raw(boxed) });
-            LIVE_READERS.fetch_sub(1, Relaxed);
-        })
+        // SAFETY: `out` is null or writable by contract.
+        unsafe { publish(Handle::boxed(reader, "reader"), out, &LIVE_READERS) }
     })
 }
 
@@ -156,7 +216,8 @@ pub unsafe extern "C" fn exitless_reader_open(
 /// On error nothing is counted as read, and no unauthenticated byte is in `buf`.
 ///
 /// # Safety
-/// `reader` is a live handle; `buf` has `len` writable bytes; `out_read` is writable.
+/// `reader` is a handle not freed before this call began; `buf` has `len` writable
+/// bytes; `out_read` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_read(
     reader: *const ExitlessReader,
@@ -166,8 +227,9 @@ pub unsafe extern "C" fn exitless_reader_read(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let (r, buf) = unsafe { (handle(reader, "reader")?, bytes_mut(buf, len, "buf")?) };
-        let n = lock(&r.0).read(buf)?;
+        let buf = unsafe { bytes_mut(buf, len, "buf") }?;
+        // SAFETY: contract above.
+        let n = unsafe { with_reader(reader, |r| Ok(r.read(buf)?)) }?;
         // SAFETY: contract above.
         unsafe { put(out_read, n, "out_read") }
     })
@@ -176,7 +238,7 @@ pub unsafe extern "C" fn exitless_reader_read(
 /// Moves the read position (`whence`: 0 start, 1 current, 2 end); `*out_pos` gets it.
 ///
 /// # Safety
-/// `reader` is a live handle; `out_pos` is null or writable.
+/// `reader` is a handle not freed before this call began; `out_pos` is null or writable.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_seek(
     reader: *const ExitlessReader,
@@ -186,8 +248,7 @@ pub unsafe extern "C" fn exitless_reader_seek(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let r = unsafe { handle(reader, "reader") }?;
-        let pos = lock(&r.0).seek(offset, whence)?;
+        let pos = unsafe { with_reader(reader, |r| Ok(r.seek(offset, whence)?)) }?;
         if !out_pos.is_null() {
             // SAFETY: non-null and writable by contract.
             unsafe { put(out_pos, pos, "out_pos") }?;
@@ -199,7 +260,7 @@ pub unsafe extern "C" fn exitless_reader_seek(
 /// The current read position.
 ///
 /// # Safety
-/// `reader` is a live handle; `out` is writable.
+/// `reader` is a handle not freed before this call began; `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_tell(
     reader: *const ExitlessReader,
@@ -207,7 +268,7 @@ pub unsafe extern "C" fn exitless_reader_tell(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let pos = lock(&unsafe { handle(reader, "reader") }?.0).position();
+        let pos = unsafe { with_reader(reader, |r| Ok(r.position())) }?;
         // SAFETY: contract above.
         unsafe { put(out, pos, "out") }
     })
@@ -216,7 +277,7 @@ pub unsafe extern "C" fn exitless_reader_tell(
 /// The plaintext length of the stream (its final segment is already authenticated).
 ///
 /// # Safety
-/// `reader` is a live handle; `out` is writable.
+/// `reader` is a handle not freed before this call began; `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_size(
     reader: *const ExitlessReader,
@@ -224,33 +285,46 @@ pub unsafe extern "C" fn exitless_reader_size(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let len = lock(&unsafe { handle(reader, "reader") }?.0).plaintext_len();
+        let len = unsafe { with_reader(reader, |r| Ok(r.plaintext_len())) }?;
         // SAFETY: contract above.
         unsafe { put(out, len, "out") }
     })
 }
 
-/// Frees a reader. Null is a no-op.
+/// Closes a reader without freeing its handle; as `exitless_writer_close`.
 ///
 /// # Safety
-/// `reader` is null or a live handle, not used again afterwards.
+/// `reader` is a handle not freed before this call began.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_reader_close(reader: *const ExitlessReader) -> ExitlessStatus {
+    guard_secret(|| {
+        // SAFETY: contract above.
+        if unsafe { handle::close(reader_handle(reader), "reader") }? {
+            LIVE_READERS.fetch_sub(1, Relaxed);
+        }
+        Ok(())
+    })
+}
+
+/// Closes and frees a reader; as `exitless_writer_free`. Null is a no-op.
+///
+/// # Safety
+/// `reader` is null or a handle from `exitless_reader_open`, freed only once.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
-    if !reader.is_null() {
-        let _ = guard_secret(|| {
-            // SAFETY: the handle came from Box::into_raw in exitless_reader_open and the
-            // caller gives up its last use here.
-            drop(unsafe { Box::from_raw(reader) });
+    let _ = guard_secret(|| {
+        // SAFETY: contract above.
+        if unsafe { handle::free(reader_handle(reader).cast_mut()) } {
             LIVE_READERS.fetch_sub(1, Relaxed);
-            Ok(())
-        });
-    }
+        }
+        Ok(())
+    });
 }
 
 /// What the writer did so far.
 ///
 /// # Safety
-/// `writer` is a live handle; `out` is writable.
+/// `writer` is a handle not freed before this call began; `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_stats(
     writer: *const ExitlessWriter,
@@ -258,9 +332,7 @@ pub unsafe extern "C" fn exitless_writer_stats(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let w = lock(&unsafe { handle(writer, "writer") }?.0);
-        let s = stats(w.stats(), w.backend_kind());
-        drop(w);
+        let s = unsafe { with_writer(writer, |w| Ok(stats(w.stats(), w.backend_kind()))) }?;
         // SAFETY: contract above.
         unsafe { put(out, s, "out") }
     })
@@ -269,7 +341,7 @@ pub unsafe extern "C" fn exitless_writer_stats(
 /// What the reader did so far.
 ///
 /// # Safety
-/// `reader` is a live handle; `out` is writable.
+/// `reader` is a handle not freed before this call began; `out` is writable.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_stats(
     reader: *const ExitlessReader,
@@ -277,9 +349,7 @@ pub unsafe extern "C" fn exitless_reader_stats(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let r = lock(&unsafe { handle(reader, "reader") }?.0);
-        let s = stats(r.stats(), r.backend_kind());
-        drop(r);
+        let s = unsafe { with_reader(reader, |r| Ok(stats(r.stats(), r.backend_kind()))) }?;
         // SAFETY: contract above.
         unsafe { put(out, s, "out") }
     })

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 /// Default modeled cost of one exit, in TSC ticks (HotCalls, ISCA 2017, low figure).
 pub const DEFAULT_CYCLES_PER_EXIT: u64 = 8_200;
 
+/// Largest modeled cost of one exit (~3 ms here): far above any real OCALL; larger
+/// settings are clamped to it, so a stray value cannot stall streams for hours.
+pub const MAX_CYCLES_PER_EXIT: u64 = 10_000_000;
+
 /// Default size above which one transfer costs three exits.
 pub const DEFAULT_TRIPLE_ABOVE: usize = 16 * 1024;
 
@@ -45,8 +49,9 @@ impl OcallModel {
 
     /// The model the two variables' values describe (`from_env` without the environment).
     pub fn from_vars(cycles: Option<&str>, triple: Option<&str>) -> Self {
-        let cycles_per_exit =
-            cycles.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(DEFAULT_CYCLES_PER_EXIT);
+        let cycles_per_exit = cycles
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_CYCLES_PER_EXIT, |c| c.min(MAX_CYCLES_PER_EXIT));
         let off = triple.is_some_and(|v| matches!(v.trim(), "0" | "false" | "off" | "no"));
         Self { cycles_per_exit, triple_above: if off { None } else { Some(DEFAULT_TRIPLE_ABOVE) } }
     }

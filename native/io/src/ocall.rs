@@ -52,14 +52,12 @@ impl OcallBackend {
     /// Runs pread/pwrite on the first `len` bytes of the bounce buffer, then charges
     /// and counts the exits: those of the request, plus one per resubmitted remainder.
     fn ocall(&mut self, fd: RawFd, op: OpKind, offset: u64, len: usize) -> io::Result<usize> {
-        assert!(len <= self.bounce.len(), "bounce buffer overrun");
-        // SAFETY: the bounce region is a live private mapping of `bounce.len() >= len`
-        // bytes, owned by `self` and borrowed mutably through `&mut self`, so nothing
-        // else reads or writes it while the slice exists. The slice only carries the
-        // address to the syscall; its bytes are never read through it.
-        let buf = unsafe { std::slice::from_raw_parts_mut(self.bounce.as_ptr(), len) };
+        let buf = self.bounce.kernel_addr(0, len);
         let fault = faults::next(&self.faults, op);
-        let (result, calls) = transfer_all(fd, op, buf, offset, fault);
+        // SAFETY: the bounce region is owned by `self`, borrowed mutably through
+        // `&mut self` for the whole call, so it stays mapped and nothing else touches
+        // it; only the kernel reads or writes it here.
+        let (result, calls) = unsafe { transfer_all(fd, op, buf, offset, fault) };
         let exits = self.model.exits_for(len) + calls.saturating_sub(1);
         self.model.charge(exits);
         self.counters.exits += exits;

@@ -31,7 +31,7 @@ use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
 use crate::faults::{self, Fault, FaultPlan};
 use crate::model::OcallModel;
 use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
-use crate::untrusted::{UntrustedRegion, PAGE};
+use crate::untrusted::{KernelAddr, UntrustedRegion, PAGE};
 use crate::validate::ALLOWED_ERRNOS;
 
 /// How the switchless machinery behaves (the defaults are the SGX SDK's).
@@ -133,28 +133,61 @@ fn decode(result: i64) -> io::Result<usize> {
     }
 }
 
-/// Performs request `r`, which the calling thread has taken; returns the encoded
-/// result and the syscalls made.
-fn perform(r: &Request) -> (i64, u64) {
-    let fd = r.fd.load(Relaxed);
-    let fault = decode_fault(r.fault.load(Relaxed));
-    let op = match r.op.load(Relaxed) {
+/// A request as one side read it from the shared slot: every field loaded exactly
+/// once, so what is checked is what is performed (no double fetch, should the slot
+/// ever live in host memory).
+#[derive(Clone, Copy)]
+struct RequestCopy {
+    op: u8,
+    fd: RawFd,
+    offset: u64,
+    buffer: KernelAddr,
+    fault: Option<Fault>,
+}
+
+impl RequestCopy {
+    /// Reads request `r` once (a worker that has taken it).
+    fn load(r: &Request) -> Self {
+        let len = r.len.load(Relaxed);
+        let buffer = r.buffer.load(Relaxed);
+        Self {
+            op: r.op.load(Relaxed),
+            fd: r.fd.load(Relaxed),
+            offset: r.offset.load(Relaxed),
+            // The worker runs on the host's side: it takes the address it was given.
+            buffer: KernelAddr::from_raw(buffer, if buffer.is_null() { 0 } else { len }),
+            fault: decode_fault(r.fault.load(Relaxed)),
+        }
+    }
+
+    /// Publishes this request in `r` (the caller, before it posts it).
+    fn store(&self, r: &Request) {
+        r.fault.store(encode_fault(self.fault), Relaxed);
+        r.op.store(self.op, Relaxed);
+        r.fd.store(self.fd, Relaxed);
+        r.offset.store(self.offset, Relaxed);
+        r.len.store(self.buffer.len(), Relaxed);
+    }
+}
+
+/// Performs `req`; returns the encoded result and the syscalls made.
+///
+/// # Safety
+/// `req.buffer` is a bounce buffer range of the backend that posted it, which keeps
+/// the mapping alive until every worker has been joined, and neither the caller
+/// nor another worker touches that slot's buffer until the request is Done (or,
+/// on fallback, until this returns).
+unsafe fn perform(req: &RequestCopy) -> (i64, u64) {
+    let op = match req.op {
         OP_FSYNC => {
-            let (result, calls) = fsync_retrying(fd, fault);
+            let (result, calls) = fsync_retrying(req.fd, req.fault);
             return (encode(result.map(|()| 0)), calls);
         }
         OP_WRITE => OpKind::Write,
         _ => OpKind::Read,
     };
-    let len = r.len.load(Relaxed);
-    // SAFETY: `buffer` points at this slot's bounce buffer, at least `len` bytes of a
-    // mapping the backend keeps alive until every worker has been joined; the caller
-    // checked `len` against the slot size before posting. The request is taken by
-    // this thread (or cancelled by the caller, who then runs this), and neither the
-    // caller nor any other worker touches the slot's buffer until it is Done, so
-    // the slice is exclusive while it lives. Its bytes are never read through it.
-    let buf = unsafe { std::slice::from_raw_parts_mut(r.buffer.load(Relaxed), len) };
-    let (result, calls) = transfer_all(fd, op, buf, r.offset.load(Relaxed), fault);
+    // SAFETY: forwarded contract: the range is mapped and used by this call alone.
+    let (result, calls) = unsafe { transfer_all(req.fd, op, req.buffer, req.offset, req.fault) };
     (encode(result), calls)
 }
 
@@ -167,7 +200,11 @@ fn worker(shared: &Shared, idle_spins: u32, sleep: Option<Duration>) {
             if r.state.load(Relaxed) == POSTED
                 && r.state.compare_exchange(POSTED, TAKEN, Acquire, Relaxed).is_ok()
             {
-                let (result, calls) = perform(r);
+                let req = RequestCopy::load(r);
+                // SAFETY: the request was posted by the backend that owns this worker,
+                // whose bounce buffers outlive it (see `SwitchlessBackend`'s Drop); it
+                // is Taken by this thread, so nobody else touches its buffer until Done.
+                let (result, calls) = unsafe { perform(&req) };
                 r.result.store(result, Relaxed);
                 r.calls.store(calls, Relaxed);
                 r.state.store(DONE, Release);
@@ -237,7 +274,7 @@ impl SwitchlessBackend {
                 len: AtomicUsize::new(0),
                 // Slot `i`'s buffer; the extra last request (fsync) has none.
                 buffer: AtomicPtr::new(if i < depth {
-                    bounce.as_ptr().wrapping_add(i * stride)
+                    bounce.kernel_addr(i * stride, stride).addr()
                 } else {
                     std::ptr::null_mut()
                 }),
@@ -289,12 +326,16 @@ impl SwitchlessBackend {
             OP_WRITE => faults::next(&self.faults, OpKind::Write),
             _ => faults::next(&self.faults, OpKind::Read),
         };
+        // The request this caller checked, kept in trusted memory: a fallback runs
+        // this copy, never what the shared slot holds by then.
+        let buffer = if op == OP_FSYNC {
+            KernelAddr::from_raw(std::ptr::null_mut(), 0)
+        } else {
+            self.bounce.kernel_addr(index * self.stride, len)
+        };
+        let req = RequestCopy { op, fd, offset, buffer, fault };
         let r = &self.shared.requests[index];
-        r.fault.store(encode_fault(fault), Relaxed);
-        r.op.store(op, Relaxed);
-        r.fd.store(fd, Relaxed);
-        r.offset.store(offset, Relaxed);
-        r.len.store(len, Relaxed);
+        req.store(r);
         r.state.store(POSTED, Release);
         let mut spins = 0u32;
         let (result, calls) = loop {
@@ -307,7 +348,10 @@ impl SwitchlessBackend {
                 POSTED if spins >= self.config.retries_before_fallback => {
                     if r.state.compare_exchange(POSTED, FREE, Relaxed, Relaxed).is_ok() {
                         // Nobody took it: an ordinary OCALL, which also wakes the workers.
-                        let out = perform(r);
+                        // SAFETY: `req.buffer` is this backend's bounce slot `index`,
+                        // mapped while `self` lives; the request was cancelled, so no
+                        // worker touches it.
+                        let out = unsafe { perform(&req) };
                         self.model.charge(1);
                         self.counters.exits += 1;
                         self.counters.fallbacks += 1;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
 use crate::faults::{self, Fault, FaultPlan};
-use crate::untrusted::PAGE;
+use crate::untrusted::{KernelAddr, PAGE};
 
 /// Slot states and ready completions of a backend that completes every operation
 /// at submit: a slot is busy from its submit until `wait` hands its completion back.
@@ -122,10 +122,16 @@ pub(crate) fn fsync_retrying(fd: RawFd, mut fault: Option<Fault>) -> (io::Result
 /// short transfers; returns the bytes moved (short only for a read at end of file)
 /// and the syscalls made. An injected `fault` applies to the first attempt: an
 /// errno fails it without the syscall, `Short` makes it move only part of `buf`.
-pub(crate) fn transfer_all(
+///
+/// # Safety
+/// `buf` names memory that stays valid for reads (a write) or writes (a read) of
+/// all its bytes until this returns, and that no Rust reference covers meanwhile:
+/// trusted memory lent with [`KernelAddr::lend`], or an untrusted region the caller
+/// holds exclusively.
+pub(crate) unsafe fn transfer_all(
     fd: RawFd,
     op: OpKind,
-    buf: &mut [u8],
+    buf: KernelAddr,
     offset: u64,
     mut fault: Option<Fault>,
 ) -> (io::Result<usize>, u64) {
@@ -134,12 +140,9 @@ pub(crate) fn transfer_all(
     while done < buf.len() {
         calls += 1;
         let at = (offset + done as u64) as libc::off_t;
-        let rest = &mut buf[done..];
+        let rest = buf.skip(done);
         let rest = match fault.take() {
-            Some(Fault::Short) => {
-                let short = Fault::short_len(rest.len());
-                &mut rest[..short]
-            }
+            Some(Fault::Short) => rest.prefix(Fault::short_len(rest.len())),
             Some(Fault::Errno(errno)) => {
                 let e = io::Error::from_raw_os_error(errno);
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -149,12 +152,13 @@ pub(crate) fn transfer_all(
             }
             None => rest,
         };
-        // SAFETY: `rest` is a live, exclusively borrowed slice: valid for reads and
-        // writes of `rest.len()` bytes for the duration of the call.
+        // SAFETY: `rest` lies within `buf`, valid for this access for the whole call
+        // and covered by no Rust reference (this function's contract); the kernel
+        // checks the address itself.
         let n = unsafe {
             match op {
-                OpKind::Write => libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at),
-                OpKind::Read => libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at),
+                OpKind::Write => libc::pwrite(fd, rest.addr().cast_const().cast(), rest.len(), at),
+                OpKind::Read => libc::pread(fd, rest.addr().cast(), rest.len(), at),
             }
         };
         match n {
@@ -244,7 +248,9 @@ impl Backend for SyncBackend {
         buf[..data.len()].copy_from_slice(data);
         buf[data.len()..].fill(0);
         let fault = faults::next(&self.faults, OpKind::Write);
-        let (result, calls) = transfer_all(fd, OpKind::Write, buf, offset, fault);
+        // SAFETY: the slot's trusted buffer is lent for this one synchronous call.
+        let (result, calls) =
+            unsafe { transfer_all(fd, OpKind::Write, KernelAddr::lend(buf), offset, fault) };
         count(&mut self.counters, &result, calls);
         self.slots.complete(slot, result);
         Ok(())
@@ -253,7 +259,9 @@ impl Backend for SyncBackend {
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
         self.slots.check_read(slot, len)?;
         let fault = faults::next(&self.faults, OpKind::Read);
-        let (result, calls) = transfer_all(fd, OpKind::Read, self.buffers.slot(slot, len), offset, fault);
+        let buf = KernelAddr::lend(self.buffers.slot(slot, len));
+        // SAFETY: the slot's trusted buffer is lent for this one synchronous call.
+        let (result, calls) = unsafe { transfer_all(fd, OpKind::Read, buf, offset, fault) };
         count(&mut self.counters, &result, calls);
         self.slots.complete(slot, result);
         Ok(())

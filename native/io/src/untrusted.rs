@@ -43,6 +43,60 @@ enum Owner {
     Foreign(Option<Release>),
 }
 
+/// Bytes of memory that the kernel reads or writes for an IO: an address and a
+/// length, handed to a syscall or an io_uring submission, never dereferenced by Rust
+/// code. Made from an [`UntrustedRegion`] ([`UntrustedRegion::kernel_addr`]) or from
+/// trusted memory the caller lends to one synchronous syscall ([`KernelAddr::lend`]).
+/// Holding one is harmless; whoever passes it to the kernel states why the memory
+/// is still there when the kernel uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelAddr {
+    addr: *mut u8,
+    len: usize,
+}
+
+impl KernelAddr {
+    /// Trusted memory lent to the kernel for one synchronous syscall (the borrow
+    /// ends when `buf` is used again, so pass the result straight to the call).
+    pub fn lend(buf: &mut [u8]) -> Self {
+        Self { addr: buf.as_mut_ptr(), len: buf.len() }
+    }
+
+    /// An address the host side was handed (a switchless worker reading its
+    /// request); it never becomes a Rust reference either.
+    pub fn from_raw(addr: *mut u8, len: usize) -> Self {
+        Self { addr, len }
+    }
+
+    /// The start address, as the kernel takes it.
+    pub fn addr(self) -> *mut u8 {
+        self.addr
+    }
+
+    /// Length in bytes.
+    pub fn len(self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes from `from` on (what is left after a short transfer). Panics if
+    /// `from > len` (a bug).
+    pub fn skip(self, from: usize) -> Self {
+        assert!(from <= self.len, "KernelAddr::skip out of bounds");
+        Self { addr: self.addr.wrapping_add(from), len: self.len - from }
+    }
+
+    /// The first `len` bytes. Panics if `len` exceeds the range (a bug).
+    pub fn prefix(self, len: usize) -> Self {
+        assert!(len <= self.len, "KernelAddr::prefix out of bounds");
+        Self { addr: self.addr, len }
+    }
+}
+
 /// A page-aligned region of untrusted memory.
 pub struct UntrustedRegion {
     ptr: NonNull<u8>,
@@ -118,9 +172,15 @@ impl UntrustedRegion {
         self.len == 0
     }
 
-    /// The start address, for registering with the kernel.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+    /// The address of bytes `offset .. offset + len` of the region, for the kernel
+    /// to read or write: an IO submission, a buffer registration. A [`KernelAddr`]
+    /// is an address and a length, not a reference: Rust code never reads or writes
+    /// untrusted memory through it (only [`copy_in`](Self::copy_in),
+    /// [`copy_out`](Self::copy_out) and [`zero`](Self::zero) do, each byte once).
+    /// Panics if out of bounds (a bug).
+    pub fn kernel_addr(&self, offset: usize, len: usize) -> KernelAddr {
+        assert!(matches!(offset.checked_add(len), Some(end) if end <= self.len), "kernel_addr out of bounds");
+        KernelAddr { addr: self.ptr.as_ptr().wrapping_add(offset), len }
     }
 
     /// Copies `data` into the region at `offset`. Panics if it does not fit (a bug).
@@ -234,7 +294,7 @@ mod tests {
     fn copies_in_and_out_page_aligned() {
         let mut r = UntrustedRegion::new(10_000).unwrap();
         assert_eq!(r.len(), 3 * PAGE);
-        assert_eq!(r.as_ptr() as usize % PAGE, 0);
+        assert_eq!(r.kernel_addr(0, r.len()).addr() as usize % PAGE, 0);
         r.copy_in(100, b"hello");
         let mut out = [0u8; 5];
         r.copy_out(100, &mut out);
@@ -242,6 +302,22 @@ mod tests {
         r.zero(100, 5);
         r.copy_out(100, &mut out);
         assert_eq!(out, [0; 5]);
+    }
+
+    #[test]
+    fn kernel_addresses_stay_inside_the_region() {
+        extern crate std;
+        let r = foreign(2 * PAGE, Arc::new(AtomicUsize::new(0)));
+        let whole = r.kernel_addr(0, 2 * PAGE);
+        let tail = r.kernel_addr(PAGE, PAGE);
+        assert_eq!(whole.skip(PAGE), tail);
+        assert_eq!(tail.prefix(10).len(), 10);
+        assert_eq!(whole.addr() as usize % PAGE, 0);
+        for (offset, len) in [(2 * PAGE, 1), (1, 2 * PAGE), (usize::MAX, 2)] {
+            let refused =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.kernel_addr(offset, len)));
+            assert!(refused.is_err(), "kernel_addr({offset}, {len}) was allowed");
+        }
     }
 
     #[test]

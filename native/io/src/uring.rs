@@ -124,8 +124,7 @@ impl UringBackend {
         let region = UntrustedRegion::new(slots.region_len())?;
         let iovecs: Vec<libc::iovec> = (0..config.depth)
             .map(|i| libc::iovec {
-                // SAFETY: `i * slot_len` is within the region (depth slots of slot_len bytes).
-                iov_base: unsafe { region.as_ptr().add(i * slot_len) }.cast(),
+                iov_base: region.kernel_addr(i * slot_len, slot_len).addr().cast(),
                 iov_len: slot_len,
             })
             .collect();
@@ -210,11 +209,8 @@ impl UringBackend {
     fn push(&mut self, slot: usize) -> io::Result<()> {
         let fd = self.fixed(self.slots.fd(slot).expect("op recorded before push"))?;
         let sub = self.slots.submit(slot);
-        let buf = || {
-            // SAFETY: `RingSlots` keeps `buf_offset + len` within `region_len()`, the
-            // region's length: the address is inside the slot's registered buffer.
-            unsafe { self.region.as_ptr().add(sub.buf_offset) }
-        };
+        // `RingSlots` keeps `buf_offset + len` within the slot's registered buffer.
+        let buf = || self.region.kernel_addr(sub.buf_offset, sub.len as usize).addr();
         // An injected fault: an errno goes in as a NOP whose result `process`
         // replaces; a short transfer asks the kernel for part of the bytes.
         let mut len = sub.len;

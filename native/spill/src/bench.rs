@@ -57,12 +57,13 @@ pub fn sealed_read(path: &str, options: &SpillOptions, chunk: usize) -> SpillRes
     Ok(r.stats())
 }
 
-/// Writes `total` bytes without sealing, one segment-sized write per slot at the
-/// offsets a sealed stream of the same segment size would use.
+/// Writes `total` bytes without sealing, one segment-sized write per slot (segments
+/// above [`crate::memory::MAX_IO`] in IOs of that size, as a sealed stream's are).
 pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResult<StreamStats> {
     let kind = options.backend.resolve()?;
-    let seg = options.params.segment_size as usize;
-    let (file, direct, calls) = open_file(path, true, kind, options.direct, Some(seg as u32))?;
+    let segment = options.params.segment_size;
+    let (file, direct, calls) = open_file(path, true, kind, options.direct, Some(segment))?;
+    let seg = (segment as usize).min(crate::memory::MAX_IO);
     let mut backend =
         checkout(kind, options.queue_depth, seg, direct, &options.ocall_model, options.uring_spin)?;
     let base = backend.get().counters();

@@ -6,11 +6,15 @@
 //! segment fills: up to `queue_depth` segments are in flight. A [`SpillReader`]
 //! reads ahead into backend slots and opens each segment after copying it into
 //! trusted memory exactly once. Memory per stream is bounded by
-//! `queue_depth × segment_size` of backend buffers plus one trusted segment.
+//! `queue_depth × min(segment_size, MAX_IO)` of backend buffers (segments above
+//! [`memory::MAX_IO`] travel in several IOs) plus one trusted segment that grows with
+//! the data; nothing is sized from an unauthenticated header field.
 //!
 //! Map of the crate:
 //! - `pipe`: where sealed segments go: straight to the backend, or through an IO
 //!   driver whose completions the runtime's vCPUs poll.
+//! - [`memory`]: how much memory a stream takes ([`memory::MAX_IO`] per IO,
+//!   [`memory::MAX_STREAM_BUFFERS`] per stream), trusted buffers that grow with the data.
 //! - [`options`]: [`SpillOptions`], [`BackendChoice`], and building a backend.
 //! - [`writer`]: the [`SpillWriter`].
 //! - [`runtime`]: the process-wide runtime, started lazily.
@@ -21,6 +25,7 @@
 
 pub mod bench;
 pub mod error;
+pub mod memory;
 pub mod options;
 mod pipe;
 pub mod reader;

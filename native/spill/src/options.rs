@@ -229,6 +229,7 @@ pub(crate) fn checkout(
     if !(1..=1024).contains(&depth) {
         return Err(SpillError::InvalidArgument(format!("queue depth must be 1 to 1024, got {depth}")));
     }
+    crate::memory::check_buffers(depth, buffer_len)?;
     let key = (kind, depth, buffer_len, model.cycles_per_exit, direct, uring_spin);
     {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());

@@ -32,8 +32,10 @@ impl Pipe {
         Self { backend, in_flight: vec![None; depth], done: Vec::with_capacity(depth) }
     }
 
-    /// Starts writing `data` (segment `segment`) at `offset`, waiting for a free slot
-    /// first if all are busy. A failure of an earlier write surfaces here.
+    /// Starts writing `data` (segment `segment`) at `offset`, padded with zeros to
+    /// `pad_to` bytes, waiting for free slots first if all are busy. A segment larger
+    /// than a slot goes out as several writes of one slot each (slots are whole pages,
+    /// so direct IO stays aligned). A failure of an earlier write surfaces here.
     pub(crate) fn submit(
         &mut self,
         fd: RawFd,
@@ -42,14 +44,25 @@ impl Pipe {
         data: &[u8],
         pad_to: usize,
     ) -> Result<(), PipeError> {
-        let slot = loop {
-            if let Some(s) = self.in_flight.iter().position(Option::is_none) {
-                break s;
-            }
-            self.wait()?;
-        };
-        self.backend.get().write(slot, fd, offset, data, pad_to).map_err(|e| (e, segment))?;
-        self.in_flight[slot] = Some((segment, data.len().max(pad_to)));
+        let total = data.len().max(pad_to);
+        let piece = self.backend.peek().buffer_len();
+        let mut at = 0;
+        while at < total {
+            let end = (at + piece).min(total);
+            let bytes = &data[at.min(data.len())..end.min(data.len())];
+            let slot = loop {
+                if let Some(s) = self.in_flight.iter().position(Option::is_none) {
+                    break s;
+                }
+                self.wait()?;
+            };
+            self.backend
+                .get()
+                .write(slot, fd, offset + at as u64, bytes, end - at)
+                .map_err(|e| (e, segment))?;
+            self.in_flight[slot] = Some((segment, end - at));
+            at = end;
+        }
         Ok(())
     }
 

@@ -11,9 +11,9 @@ use std::os::unix::fs::FileExt;
 
 use exitless_io::Completion;
 use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, MAX_HEADER_LEN, TAG_LEN, V2_FIXED_LEN};
-use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
+use crate::memory::{slot_len, GrowBuf, MAX_IO};
 use crate::options::{checkout, PooledBackend, SpillOptions, DIRECT_ALIGN};
 use crate::stats::{delta, StreamStats};
 use crate::writer::open_file;
@@ -38,8 +38,9 @@ pub struct SpillReader {
     base: exitless_io::Counters,
     slots: Vec<Slot>,
     done: Vec<Completion>,
-    /// Trusted: the last opened segment (segment 0 keeps its header in front).
-    cache: Zeroizing<Vec<u8>>,
+    /// Trusted: the last opened segment (segment 0 keeps its header in front); grows
+    /// to the largest segment actually read.
+    cache: GrowBuf,
     cache_index: Option<u64>,
     cache_start: usize,
     cache_len: usize,
@@ -70,14 +71,21 @@ impl SpillReader {
         } else {
             (file, false)
         };
-        // The header is not authenticated yet: allocate no more than the file holds.
-        let seg = (layout.segment_size() as u64).min(file_len) as usize;
-        let buffer_len =
-            if direct { (seg as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize } else { seg };
+        // The header is not authenticated yet: nothing is sized from its segment size
+        // alone. A segment longer than the file is no longer than the file; one longer
+        // than an IO is read in several; and a file that could make a reader hold
+        // more than an IO's worth of trusted memory must have no holes first (below).
+        let longest = (layout.segment_size() as u64).min(file_len) as usize;
+        let extent =
+            if direct { longest.div_ceil(DIRECT_ALIGN as usize) * DIRECT_ALIGN as usize } else { longest };
+        if longest > MAX_IO {
+            calls += 1;
+            refuse_holes(&file, file_len, path)?;
+        }
         let mut backend = checkout(
             kind,
             options.queue_depth,
-            buffer_len,
+            slot_len(extent),
             direct,
             &options.ocall_model,
             options.uring_spin,
@@ -97,7 +105,7 @@ impl SpillReader {
             base,
             slots: vec![Slot::Free; depth],
             done: Vec::with_capacity(depth),
-            cache: Zeroizing::new(vec![0u8; seg]),
+            cache: GrowBuf::new(longest),
             cache_index: None,
             cache_start: 0,
             cache_len: 0,
@@ -132,12 +140,8 @@ impl SpillReader {
     }
 
     fn submit(&mut self, slot: usize, index: u64) -> SpillResult {
-        let (offset, len) = self.extent(index);
-        let len = if self.direct {
-            (len as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize
-        } else {
-            len
-        };
+        let (offset, _) = self.extent(index);
+        let len = self.read_len(index);
         let fd = self.file.as_raw_fd();
         self.backend
             .get()
@@ -188,39 +192,29 @@ impl SpillReader {
         })
     }
 
+    /// Bytes to read for segment `index` (its extent, rounded up for direct IO).
+    fn read_len(&self, index: u64) -> usize {
+        let (_, len) = self.extent(index);
+        if self.direct {
+            len.div_ceil(DIRECT_ALIGN as usize) * DIRECT_ALIGN as usize
+        } else {
+            len
+        }
+    }
+
     /// Makes segment `index` the authenticated plaintext in `cache`.
     fn load(&mut self, index: u64) -> SpillResult {
         if self.cache_index == Some(index) {
             return Ok(());
         }
         self.cache_index = None;
-        let slot = match self.find(index) {
-            Some(s) => s,
-            None => {
-                let s = self.claim_slot(index)?;
-                self.submit(s, index)?;
-                s
-            }
-        };
-        while matches!(self.slots[slot], Slot::Pending(_)) {
-            self.wait_some()?;
-        }
         let (_, needed) = self.extent(index);
-        let state = std::mem::replace(&mut self.slots[slot], Slot::Free);
-        match state {
-            Slot::Failed(_, errno) => {
-                let e = std::io::Error::from_raw_os_error(errno);
-                return Err(SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path));
-            }
-            Slot::Ready(_, got) if got < needed => {
-                return Err(SpillError::Integrity(format!(
-                    "{}: segment {index}: truncated: the file shrank while open",
-                    self.path
-                )));
-            }
-            _ => {}
+        self.cache.ensure(needed);
+        if self.read_len(index) > self.backend.peek().buffer_len() {
+            self.load_in_pieces(index)?;
+        } else {
+            self.load_in_one(index)?;
         }
-        self.backend.get().copy_out(slot, &mut self.cache[..needed]);
         let start = if index == 0 { self.layout.header_len() } else { 0 };
         let last = index == self.geometry.final_index();
         let n = self
@@ -239,10 +233,100 @@ impl SpillReader {
         Ok(())
     }
 
+    /// Brings segment `index` (which fits one slot) into `cache`, unopened.
+    fn load_in_one(&mut self, index: u64) -> SpillResult {
+        let slot = match self.find(index) {
+            Some(s) => s,
+            None => {
+                let s = self.claim_slot(index)?;
+                self.submit(s, index)?;
+                s
+            }
+        };
+        while matches!(self.slots[slot], Slot::Pending(_)) {
+            self.wait_some()?;
+        }
+        let (_, needed) = self.extent(index);
+        let state = std::mem::replace(&mut self.slots[slot], Slot::Free);
+        match state {
+            Slot::Failed(_, errno) => {
+                let e = std::io::Error::from_raw_os_error(errno);
+                return Err(SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path));
+            }
+            Slot::Ready(_, got) if got < needed => return Err(self.shrank(index)),
+            _ => {}
+        }
+        self.backend.get().copy_out(slot, &mut self.cache[..needed]);
+        Ok(())
+    }
+
+    fn shrank(&self, index: u64) -> SpillError {
+        SpillError::Integrity(format!(
+            "{}: segment {index}: truncated: the file shrank while open",
+            self.path
+        ))
+    }
+
+    /// Brings segment `index`, larger than a slot, into `cache` through every slot
+    /// in turn, one IO per slot. Read-ahead is given up first.
+    fn load_in_pieces(&mut self, index: u64) -> SpillResult {
+        while self.slots.iter().any(|s| matches!(s, Slot::Pending(_))) {
+            self.wait_some()?;
+        }
+        self.slots.fill(Slot::Free);
+        let (offset, needed) = self.extent(index);
+        let total = self.read_len(index);
+        let piece = self.backend.peek().buffer_len();
+        let fd = self.file.as_raw_fd();
+        // Per slot: where in the segment its piece starts, while in flight.
+        let mut pieces: Vec<Option<usize>> = vec![None; self.slots.len()];
+        let (mut next, mut in_flight) = (0usize, 0usize);
+        let mut failure: Option<SpillError> = None;
+        let mut done = std::mem::take(&mut self.done);
+        loop {
+            while failure.is_none() && next < total {
+                let Some(s) = pieces.iter().position(Option::is_none) else { break };
+                let len = piece.min(total - next);
+                if let Err(e) = self.backend.get().read(s, fd, offset + next as u64, len) {
+                    failure =
+                        Some(SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path));
+                    break;
+                }
+                pieces[s] = Some(next);
+                next += len;
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            if let Err(e) = self.backend.get().wait(&mut done) {
+                self.done = done;
+                return Err(SpillError::io(&e, "IO backend failed while reading", &self.path));
+            }
+            for c in done.drain(..) {
+                let Some(start) = pieces.get_mut(c.slot).and_then(Option::take) else { continue };
+                in_flight -= 1;
+                let want = piece.min(total - start);
+                let useful = want.min(needed.saturating_sub(start));
+                match c.result {
+                    _ if failure.is_some() => {}
+                    Err(e) => {
+                        let what = format!("cannot read segment {index} of");
+                        failure = Some(SpillError::io(&e, &what, &self.path));
+                    }
+                    Ok(got) if got < useful => failure = Some(self.shrank(index)),
+                    Ok(_) => self.backend.get().copy_out(c.slot, &mut self.cache[start..start + useful]),
+                }
+            }
+        }
+        self.done = done;
+        failure.map_or(Ok(()), Err)
+    }
+
     /// Keeps the following segments in flight while slots are free.
     fn read_ahead(&mut self, from: u64) -> SpillResult {
         let mut next = from + 1;
-        while next < self.geometry.final_index() {
+        while next < self.geometry.final_index() && self.read_len(next) <= self.backend.peek().buffer_len() {
             if self.find(next).is_none() {
                 let Some(s) = self.slots.iter().position(|s| *s == Slot::Free) else { break };
                 self.submit(s, next)?;
@@ -388,6 +472,23 @@ fn read_header(file: &File, path: &str) -> SpillResult<(Vec<u8>, u64)> {
     }
     start.truncate(len);
     Ok((start, reads))
+}
+
+/// Refuses a file with a hole (a range that was never written) in it: a sealed
+/// stream is written from its first byte to its last, and its ciphertext never
+/// reads as a page of zeros. A host that forged a large segment size into a small
+/// file and extended it sparsely is turned away here, in one `lseek`, before a
+/// segment of it is read. File systems without hole reporting report none.
+fn refuse_holes(file: &File, file_len: u64, path: &str) -> SpillResult {
+    // SAFETY: lseek takes no pointers; SEEK_HOLE leaves the offset at the first hole.
+    let hole = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+    if hole >= 0 && (hole as u64) < file_len {
+        return Err(SpillError::Integrity(format!(
+            "{path}: the file has a hole at byte {hole} of {file_len} (a range never written): it is not a whole \
+             sealed stream (tampered with, or left incomplete)"
+        )));
+    }
+    Ok(())
 }
 
 /// `pread` from `offset` until `buf` is full or end of file; retries EINTR.

@@ -12,6 +12,7 @@ use exitless_seal::{DataKey, Encryptor, Layout};
 use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
+use crate::memory::{slot_len, GrowBuf, MAX_IO};
 use crate::options::{checkout, SpillOptions, DIRECT_ALIGN};
 use crate::pipe::{Pipe, PipeError};
 use crate::stats::{delta, StreamStats};
@@ -39,8 +40,9 @@ pub struct SpillWriter {
     serial_segments: u64,
     /// Backend counters when this stream took the backend.
     base: exitless_io::Counters,
-    /// The segment being filled (for segment 0: the header, then plaintext). Trusted.
-    slot: Zeroizing<Vec<u8>>,
+    /// The segment being filled (for segment 0: the header, then plaintext). Trusted;
+    /// grows with the data, up to one segment.
+    slot: GrowBuf,
     filled: usize,
     index: u64,
     written: u64,
@@ -279,7 +281,7 @@ impl SpillWriter {
         let mut backend = checkout(
             kind,
             options.queue_depth,
-            layout.segment_size() as usize,
+            slot_len(layout.segment_size() as usize),
             direct,
             &options.ocall_model,
             options.uring_spin,
@@ -287,7 +289,7 @@ impl SpillWriter {
         let base = backend.get().counters();
         backend.inject(options, path)?;
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
-        let mut slot = Zeroizing::new(vec![0u8; layout.segment_size() as usize]);
+        let mut slot = GrowBuf::with_initial(layout.segment_size() as usize);
         // The header (68 bytes, or 72 + envelope in version 2) takes the start of slot 0.
         slot[..layout.header_len()].copy_from_slice(enc.header().as_bytes());
         let pipe = Pipe::new(backend);
@@ -352,6 +354,8 @@ impl SpillWriter {
             }
             let n = data.len().min(capacity - self.filled);
             let at = self.base_offset() + self.filled;
+            // Room for the data and, once full, its tag: memory follows the data.
+            self.slot.ensure(at + n + exitless_seal::TAG_LEN);
             self.slot[at..at + n].copy_from_slice(&data[..n]);
             self.filled += n;
             self.written += n as u64;
@@ -370,15 +374,16 @@ impl SpillWriter {
     /// thread submits batch k, then helps with k+1.
     fn seal_batch<'d>(&mut self, data: &'d [u8]) -> SpillResult<&'d [u8]> {
         let Some(rt) = self.sealing.clone() else { return Ok(data) };
-        if self.serial_segments > 0 {
+        let seg = self.layout.segment_size() as usize;
+        if self.serial_segments > 0 || seg > MAX_IO {
             // The IO is the bottleneck: extra sealers would only take CPU from it (an
             // SQPOLL thread, the kernel's IO workers), and batches would let the queue
             // run dry while they seal. Seal and submit one segment at a time for a
             // while, as a stream without a runtime does, then measure again.
             return Ok(data);
         }
+        // Large segments are sealed one at a time: chunk buffers stay small.
         let p = self.layout.capacity(self.index);
-        let seg = self.layout.segment_size() as usize;
         let total = (data.len().saturating_sub(1)) / p;
         if total < 2 {
             return Ok(data);
@@ -502,13 +507,14 @@ impl SpillWriter {
 
     fn seal_and_submit(&mut self, last: bool) -> SpillResult {
         let base = self.base_offset();
+        self.slot.ensure(base + self.filled + exitless_seal::TAG_LEN);
         let sealed = match self.enc.seal_in_place(self.index, last, &mut self.slot[base..], self.filled) {
             Ok(n) => n,
             Err(e) => return Err(self.fail(SpillError::seal(&e, &self.path))),
         };
-        let slot = std::mem::take(&mut self.slot);
+        let slot = self.slot.take();
         let submitted = self.submit(self.index, &slot[..base + sealed]);
-        self.slot = slot;
+        self.slot.put_back(slot);
         submitted?;
         self.index += 1;
         self.filled = 0;
