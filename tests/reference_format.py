@@ -1,5 +1,7 @@
 """Independent reference implementation of the exitless sealed stream format, versions 1
-and 2 (version 2: section 9, "Version 2: key envelope").
+and 2 (version 2: section 9, "Version 2: key envelope"), and of section 10: the key
+envelopes of exitless.kms (the wrapped key layout, the scheme-1 AES-256-GCM wrap) and
+the order of checks of a reader that unwraps them.
 
 Written from ``docs/FORMAT.md`` alone (no code shared with ``native/`` or ``python/``),
 for cross-checking. Section numbers in comments refer to that document.
@@ -7,6 +9,7 @@ for cross-checking. Section numbers in comments refer to that document.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import struct
@@ -21,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 __all__ = [
     "ReferenceFormatError",
     "ReferenceIntegrityError",
+    "ReferenceUnwrapError",
     "seal",
     "open_sealed",
     "parse_header",
@@ -29,6 +33,12 @@ __all__ = [
     "segment_nonce",
     "sealed_length",
     "load_vectors",
+    "v1_key_id",
+    "parse_wrapped_key",
+    "wrap_scheme1",
+    "unwrap_scheme1",
+    "open_sealed_with_primary_keys",
+    "load_envelope_vectors",
 ]
 
 # Section 1 / 2 constants.
@@ -46,6 +56,13 @@ AES_256_GCM = 1
 CHACHA20_POLY1305 = 2
 KDF_LABEL = b"exitless stream v1"  # section 3, 18 ASCII bytes
 KEY_LEN = 32
+KEY_ID_LABEL = bytes.fromhex("65 78 69 74 6c 65 73 73 20 6b 65 79 20 69 64 20 76 31")  # section 2, "Key id"
+# Section 10.
+WRAP_AAD_LABEL = bytes.fromhex("65 78 69 74 6c 65 73 73 20 77 72 61 70 20 76 31")  # "exitless wrap v1"
+SCHEME_1 = 1  # AES-256-GCM (10.2)
+SCHEME_2 = 2  # RFC 3394 (10.3)
+WRAPPED_LEN = {SCHEME_1: 60, SCHEME_2: 40}  # 10.1
+WRAP_NONCE_LEN = 12
 
 _AEADS: dict[int, type[AESGCM] | type[ChaCha20Poly1305]] = {
     AES_256_GCM: AESGCM,
@@ -63,6 +80,11 @@ class ReferenceFormatError(Exception):
 class ReferenceIntegrityError(Exception):
     """Spec error class ``Integrity``: authentication failed (tampered, truncated, reordered,
     spliced data, wrong key, wrong context)."""
+
+
+class ReferenceUnwrapError(Exception):
+    """Spec error class ``Unwrap`` (sections 6, 10.4): the key envelope cannot be unwrapped
+    (unknown primary key, a scheme the reader does not handle, authentication failed)."""
 
 
 def _check_key(key: bytes) -> None:
@@ -261,6 +283,81 @@ def open_sealed(key: bytes, data: bytes, context: bytes = b"") -> bytes:
     return b"".join(plain)
 
 
+def v1_key_id(key: bytes) -> bytes:
+    """Section 2, "Key id": the fingerprint exitless's Python API records,
+    SHA-256(label || data key)[:16]."""
+    _check_key(key)
+    return hashlib.sha256(KEY_ID_LABEL + bytes(key)).digest()[:16]
+
+
+# ---------------------------------------------------------------------------------------
+# Section 10: key envelopes of exitless.kms
+
+
+def parse_wrapped_key(envelope: bytes) -> tuple[int, bytes, bytes]:
+    """Section 10.1: ``(scheme, primary key id, wrapped)``; ReferenceFormatError for bytes
+    that are not exactly one wrapped key (10.4 step 3)."""
+    envelope = bytes(envelope)
+    if len(envelope) < 19:
+        raise ReferenceFormatError(f"envelope of {len(envelope)} bytes is shorter than a wrapped key (19)")
+    scheme, kid, n = envelope[0], envelope[1:17], struct.unpack(">H", envelope[17:19])[0]
+    if scheme not in WRAPPED_LEN:
+        raise ReferenceFormatError(f"unknown wrapped key scheme {scheme}")
+    if n != WRAPPED_LEN[scheme]:
+        raise ReferenceFormatError(f"scheme {scheme} wraps into {WRAPPED_LEN[scheme]} bytes, the length field says {n}")
+    if len(envelope) != 19 + n:
+        raise ReferenceFormatError(f"envelope is {len(envelope)} bytes, a scheme-{scheme} wrapped key {19 + n}")
+    return scheme, kid, envelope[19:]
+
+
+def _scheme1_aad(primary_key_id: bytes) -> bytes:
+    return WRAP_AAD_LABEL + bytes([SCHEME_1]) + bytes(primary_key_id)  # section 10.2
+
+
+def wrap_scheme1(primary_key: bytes, primary_key_id: bytes, data_key: bytes, nonce: bytes | None = None) -> bytes:
+    """Section 10.2: the whole envelope (10.1 layout) wrapping ``data_key``."""
+    _check_key(primary_key)
+    _check_key(data_key)
+    if len(primary_key_id) != 16:
+        raise ValueError("a primary key id is 16 bytes")
+    nonce = os.urandom(WRAP_NONCE_LEN) if nonce is None else bytes(nonce)
+    if len(nonce) != WRAP_NONCE_LEN:
+        raise ValueError(f"the wrap nonce is {WRAP_NONCE_LEN} bytes")
+    wrapped = nonce + AESGCM(bytes(primary_key)).encrypt(nonce, bytes(data_key), _scheme1_aad(primary_key_id))
+    return bytes([SCHEME_1]) + bytes(primary_key_id) + struct.pack(">H", len(wrapped)) + wrapped
+
+
+def unwrap_scheme1(primary_keys: dict[bytes, bytes], envelope: bytes) -> bytes:
+    """Section 10.2 and 10.4 step 5, for a reader holding scheme-1 primary keys by id:
+    the data key, or ReferenceUnwrapError. ReferenceFormatError if ``envelope`` does not
+    parse (10.1)."""
+    scheme, kid, wrapped = parse_wrapped_key(envelope)
+    if scheme != SCHEME_1:
+        raise ReferenceUnwrapError(f"scheme {scheme}: this reader unwraps scheme 1 only")
+    primary = primary_keys.get(kid)
+    if primary is None:
+        raise ReferenceUnwrapError(f"unknown primary key {kid.hex()}")
+    nonce, body = wrapped[:WRAP_NONCE_LEN], wrapped[WRAP_NONCE_LEN:]
+    try:
+        return AESGCM(bytes(primary)).decrypt(nonce, body, _scheme1_aad(kid))
+    except InvalidTag:
+        raise ReferenceUnwrapError(f"wrapped key under {kid.hex()} failed authentication") from None
+
+
+def open_sealed_with_primary_keys(data: bytes, primary_keys: dict[bytes, bytes], context: bytes = b"") -> bytes:
+    """Section 10.4: open a whole file whose data key is in its envelope, with scheme-1
+    primary keys by id, checking in the section's order."""
+    data = bytes(data)
+    hdr = parse_header(data)  # step 1
+    if hdr["version"] != VERSION_2:  # step 2
+        raise ReferenceFormatError("version 1: the file carries no key envelope")
+    _, kid, _ = parse_wrapped_key(hdr["envelope"])  # step 3
+    if kid != hdr["key_id"]:  # step 4
+        raise ReferenceIntegrityError(f"header key id {hdr['key_id'].hex()} is not the envelope's {kid.hex()}")
+    data_key = unwrap_scheme1(primary_keys, hdr["envelope"])  # step 5
+    return open_sealed(data_key, data, context)  # step 6
+
+
 # ---------------------------------------------------------------------------------------
 # Section 8 test vectors
 
@@ -319,4 +416,34 @@ def load_vectors(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             in_block = True
         elif s.startswith("#"):
             current = None  # another heading ends the vector without a block
+    return vectors
+
+
+_ENVELOPE_HEADING = re.compile(r"^#{2,6}\s*envelope\s+vector\s+(\d+)\b\s*:?\s*(.*?)\s*#*\s*$", re.IGNORECASE)
+
+
+def load_envelope_vectors(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Section 10.5: ``### Envelope vector N: title`` headings each followed by a fenced
+    block of ``name = hex`` lines; one dict per vector with ``number``, ``title`` and the
+    fields as bytes."""
+    vectors: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    in_block = False
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        s = line.strip()
+        if in_block:
+            if s.startswith("```"):
+                vectors.append(current)
+                current, in_block = None, False
+            elif "=" in s:
+                name, value = s.split("=", 1)
+                current[name.strip()] = bytes.fromhex("".join(value.split()))  # type: ignore[index]
+            continue
+        m = _ENVELOPE_HEADING.match(s)
+        if m:
+            current = {"number": int(m.group(1)), "title": m.group(2)}
+        elif s.startswith("```") and current is not None:
+            in_block = True
+        elif s.startswith("#"):
+            current = None
     return vectors

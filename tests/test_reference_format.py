@@ -635,3 +635,172 @@ def test_cross_v2_tampering_classes_agree(tmp_path: Path) -> None:
         path.write_bytes(bad)
         with pytest.raises(native_expected):
             native_read(path)
+
+
+# --------------------------------------------------------------------------- section 2 key id, section 10 envelopes
+
+
+def test_v1_key_id_label_and_cross_native_fingerprint(tmp_path: Path) -> None:
+    """Section 2 "Key id": the label's hex in the spec is "exitless key id v1", and the
+    Python API records SHA-256(label || key)[:16] unless given a key id."""
+    import exitless
+
+    assert rf.KEY_ID_LABEL == b"exitless key id v1" and len(rf.KEY_ID_LABEL) == 18
+    assert rf.v1_key_id(KEY) == exitless.Key(KEY).key_id
+    data = native_write(tmp_path / "k.exls", b"abc", 1)
+    assert rf.parse_header(data)["key_id"] == rf.v1_key_id(KEY) != bytes(16)
+    assert exitless.seal_bytes(b"abc", KEY)[12:28] == rf.v1_key_id(KEY)
+    custom = bytes(range(16))
+    assert exitless.seal_bytes(b"abc", KEY, key_id=custom)[12:28] == custom
+
+
+def envelope_vectors() -> list[dict]:
+    vectors = rf.load_envelope_vectors(FORMAT_MD)
+    assert [v["number"] for v in vectors] == [1], "FORMAT.md section 10.5 must carry envelope vector 1"
+    return vectors
+
+
+def test_envelope_vector_1_from_the_spec_alone() -> None:
+    (v,) = envelope_vectors()
+    pk, kid, dk, nonce = v["primary_key"], v["primary_key_id"], v["data_key"], v["wrap_nonce"]
+    assert (len(pk), len(kid), len(dk), len(nonce)) == (32, 16, 32, 12)
+    assert v["aad"] == rf.WRAP_AAD_LABEL + b"\x01" + kid and rf.WRAP_AAD_LABEL == b"exitless wrap v1"
+    assert v["wrapped"][:12] == nonce and len(v["wrapped"]) == 60
+    assert v["envelope"] == b"\x01" + kid + b"\x00\x3c" + v["wrapped"] and len(v["envelope"]) == 79
+    assert rf.wrap_scheme1(pk, kid, dk, nonce) == v["envelope"]
+    assert rf.parse_wrapped_key(v["envelope"]) == (1, kid, v["wrapped"])
+    assert rf.unwrap_scheme1({kid: pk}, v["envelope"]) == dk
+    # 10.2: the AAD binds scheme and id; a wrong primary key or a flipped bit fails.
+    with pytest.raises(rf.ReferenceUnwrapError):
+        rf.unwrap_scheme1({kid: flip(pk, 0)}, v["envelope"])
+    with pytest.raises(rf.ReferenceUnwrapError):
+        rf.unwrap_scheme1({kid: pk}, flip(v["envelope"], 40))
+    with pytest.raises(rf.ReferenceUnwrapError):
+        rf.unwrap_scheme1({}, v["envelope"])
+    for bad in (v["envelope"][:18], flip(v["envelope"], 0, 0x03), flip(v["envelope"], 18), v["envelope"] + b"\x00"):
+        with pytest.raises(ReferenceFormatError):
+            rf.parse_wrapped_key(bad)
+
+
+def write_keyring(path: Path, primaries: dict[bytes, bytes]) -> Path:
+    """A LocalKms keyring file (docs/KMS.md) holding exactly these primary keys."""
+    import base64
+    import json
+
+    keys = [{"id": kid.hex(), "created": f"2025-01-0{i + 1}T00:00:00.000000Z", "key": base64.b64encode(pk).decode()}
+            for i, (kid, pk) in enumerate(primaries.items())]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"format": "exitless-kms-keyring", "version": 1, "current": keys[-1]["id"], "keys": keys}, f)
+    return path
+
+
+def read_keyring(path: Path) -> dict[bytes, bytes]:
+    import base64
+    import json
+
+    return {bytes.fromhex(k["id"]): base64.b64decode(k["key"]) for k in json.loads(path.read_text())["keys"]}
+
+
+def test_cross_envelope_vector_1_is_what_local_kms_writes_and_unwraps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exitless
+    import exitless.kms as kms_module
+    from exitless.kms import LocalKms, WrappedKey
+
+    (v,) = envelope_vectors()
+    kms = LocalKms(write_keyring(tmp_path / "ring.json", {v["primary_key_id"]: v["primary_key"]}))
+    # Unwrap: LocalKms returns the vector's data key.
+    assert kms.unwrap(v["envelope"]).secret_bytes() == v["data_key"]
+    # Wrap: with the vector's data key and nonce drawn, LocalKms writes the vector's envelope.
+    real_urandom = os.urandom
+    monkeypatch.setattr(kms_module.Key, "generate", classmethod(lambda cls: cls(v["data_key"])))
+    monkeypatch.setattr(kms_module.os, "urandom", lambda n: v["wrap_nonce"] if n == 12 else real_urandom(n))
+    key, wrapped = kms.generate_data_key()
+    monkeypatch.undo()
+    assert key.secret_bytes() == v["data_key"]
+    assert wrapped.to_bytes() == v["envelope"] and wrapped == WrappedKey.from_bytes(v["envelope"])
+    assert isinstance(key, exitless.Key)
+
+
+def test_cross_reference_opens_local_kms_files_and_the_other_way_round(tmp_path: Path) -> None:
+    import exitless
+    from exitless.kms import LocalKms, open_sealed
+
+    ring = tmp_path / "ring.json"
+    kms = LocalKms.init(ring)
+    kms.rotate()  # two primary keys: the reader must pick by id
+    pt = pattern(5000)
+    path = tmp_path / "k.exls"
+    with open_sealed(path, "wb", kms, CTX, segment_size=CROSS_S) as f:
+        f.write(pt)
+    data = path.read_bytes()
+    hdr = rf.parse_header(data)
+    assert hdr["version"] == 2 and len(hdr["envelope"]) == 79 and hdr["header_length"] == 151
+    assert hdr["key_id"] == kms.current_key_id == rf.parse_wrapped_key(hdr["envelope"])[1]
+    primaries = read_keyring(ring)
+    assert len(primaries) == 2
+    assert rf.open_sealed_with_primary_keys(data, primaries, CTX) == pt
+    # The reference wraps under the older primary key and seals; exitless.kms opens it.
+    old_id = kms.list_keys()[0].key_id
+    dk = os.urandom(32)
+    env = rf.wrap_scheme1(primaries[old_id], old_id, dk)
+    (tmp_path / "r.exls").write_bytes(rf.seal(dk, pt, CTX, segment_size=CROSS_S, key_id=old_id, envelope=env))
+    with open_sealed(tmp_path / "r.exls", "rb", kms, CTX) as f:
+        assert f.read() == pt
+    assert exitless.inspect(tmp_path / "r.exls").envelope == env
+
+
+def test_cross_envelope_error_classes_agree(tmp_path: Path) -> None:
+    """Section 10.4: for every single-bit change of the header (envelope included) and
+    the crafted cases below, exitless.kms.open_sealed raises the class the reference
+    derives from the spec alone."""
+    import exitless
+    from exitless.kms import LocalKms, UnwrapError, open_sealed
+
+    ring = tmp_path / "ring.json"
+    kms = LocalKms.init(ring)
+    second = kms.rotate()
+    first = kms.list_keys()[0].key_id
+    primaries = read_keyring(ring)
+    pt = pattern(3000)
+
+    def sealed_file(name: str) -> bytes:
+        with open_sealed(tmp_path / name, "wb", kms, CTX, segment_size=1024) as f:
+            f.write(pt)
+        return (tmp_path / name).read_bytes()
+
+    data, other = sealed_file("a.exls"), sealed_file("b.exls")
+    h = 72 + 79
+    dk = rf.unwrap_scheme1(primaries, data[72:h])
+    cases = {f"flip {off}.{bit}": flip(data, off, 1 << bit) for off in range(h) for bit in (0, 1, 7)}
+    relabelled = bytearray(data)
+    relabelled[12:28] = relabelled[73:89] = first  # header and envelope agree, on another primary
+    cases.update({
+        "other file's envelope": data[:72] + other[72:h] + data[h:],
+        "same data key, rewrapped": data[:72] + rf.wrap_scheme1(primaries[second], second, dk) + data[h:],
+        "both ids relabelled": bytes(relabelled),
+        "envelope cut": data[:100],
+        "version 1": rf.seal(dk, pt, CTX),
+        "scheme 2 envelope": rf.seal(dk, pt, CTX, key_id=second,
+                                     envelope=b"\x02" + second + b"\x00\x28" + bytes(40)),
+        "not a wrapped key": rf.seal(dk, pt, CTX, key_id=second, envelope=b"not a wrapped key"),
+    })
+    to_exitless = {ReferenceFormatError: exitless.FormatError, ReferenceIntegrityError: exitless.IntegrityError,
+                   rf.ReferenceUnwrapError: UnwrapError}
+    seen = set()
+    path = tmp_path / "t.exls"
+    for name, bad in cases.items():
+        try:
+            rf.open_sealed_with_primary_keys(bad, primaries, CTX)
+            raise AssertionError(f"{name}: the reference opened it")
+        except tuple(to_exitless) as e:
+            expected = to_exitless[type(e)]
+        seen.add(expected)
+        path.write_bytes(bad)
+        with pytest.raises(exitless.ExitlessError) as ei:
+            with open_sealed(path, "rb", kms, CTX) as f:
+                f.read()
+        assert type(ei.value) is expected, (name, ei.value)
+        assert str(path) in str(ei.value), (name, ei.value)
+    assert seen == set(to_exitless.values())
+    assert rf.open_sealed_with_primary_keys(data, primaries, CTX) == pt

@@ -1079,13 +1079,25 @@ def open_sealed(path: str | os.PathLike[str], mode: str, kms: Kms, context: byte
     - ``"wb"``: asks ``kms`` for a fresh data key, and writes a file whose header
       carries the wrapped key (``WrappedKey.to_bytes()``) as its key envelope and the
       wrapping primary key's id as its key id. Returns a :class:`exitless.SealedWriter`.
-    - ``"rb"``: reads the header, parses the envelope, checks that the header's key id
-      is the envelope's primary key id, has ``kms`` unwrap the data key and opens the
-      file. Returns a :class:`exitless.SealedReader`. A file without an envelope
-      (version 1) raises :class:`exitless.FormatError`; a header whose key id and
-      envelope disagree raises :class:`exitless.IntegrityError`; a key ``kms`` cannot
-      unwrap raises :class:`UnwrapError`. The envelope is authenticated by the stream
-      itself: a modified one never yields plaintext.
+    - ``"rb"``: returns a :class:`exitless.SealedReader`, after these checks, in the
+      order of docs/FORMAT.md section 10.4 (the first that fails raises):
+
+      1. the header's parsing rules: :class:`exitless.FormatError` or
+         :class:`exitless.IntegrityError` (truncation);
+      2. a file without an envelope (version 1): :class:`exitless.FormatError`;
+      3. an envelope that is not one :class:`WrappedKey` (unknown scheme, wrong
+         length): :class:`exitless.FormatError`;
+      4. a header key id that is not the envelope's primary key id:
+         :class:`exitless.IntegrityError`;
+      5. ``kms`` cannot unwrap it (unknown primary key, another scheme, wrapped
+         bytes that fail authentication): :class:`UnwrapError`, naming the file;
+      6. the unwrapped key does not open the stream (another file's envelope, a
+         changed header or envelope, truncation, a wrong context):
+         :class:`exitless.IntegrityError`, here for the final segment (checked when
+         the stream opens), or from the read that reaches a segment that fails.
+
+      The envelope is authenticated by the stream itself (step 6): a modified one
+      never yields plaintext.
 
     ``context`` and ``options`` are those of :func:`exitless.open_spill` (except
     ``key_id`` and ``envelope``, which this function sets). The data key is wiped as
@@ -1125,7 +1137,10 @@ def open_sealed(path: str | os.PathLike[str], mode: str, kms: Kms, context: byte
                 f"{info.path}: the header's key id {info.key_id.hex()} is not the primary key id "
                 f"{wrapped.primary_key_id.hex()} of its key envelope"
             )
-        key = kms.unwrap(wrapped)
+        try:
+            key = kms.unwrap(wrapped)
+        except UnwrapError as e:
+            raise UnwrapError(f"{info.path}: {e}") from None
         try:
             return open_spill(path, "rb", key, context, **options)
         finally:

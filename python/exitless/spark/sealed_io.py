@@ -2,17 +2,45 @@
 storage is an exitless sealed stream whose data key travels, wrapped by a KMS, in
 its own header (format version 2, docs/FORMAT.md). A reader needs only the KMS.
 
-A dataset is a directory:
+A dataset is a directory written by one :meth:`SealedIO.write` call, a *dataset
+write*. Each write draws a fresh random 16-byte **write id** on the driver, and:
 
 - ``part-NNNNN.<format>.exls``: one sealed part per partition, plain lines in the
   chosen format (text, CSV or JSON lines, as Spark writes them), each under its own
-  data key. A part's stream context is ``<context>/<part name>`` (just the part
-  name when the dataset context is empty), so parts cannot be swapped, and the
-  CLI opens one with ``exitless open PART OUT --kms URI -c <that context>``.
-- ``_MANIFEST.exls``: a sealed JSON list of the parts with their line and byte
-  counts. Reading checks every listed part is there and complete, so a dropped,
-  truncated or replayed-from-elsewhere part fails the job instead of silently
-  shrinking the data. Files not in the manifest are ignored.
+  data key. A part's stream context is ``<context>/<write id>/<part name>`` (the
+  write id as 32 lowercase hex digits; ``<write id>/<part name>`` when the dataset
+  context is empty). The context enters the stream's key derivation, so a part
+  opens only as the part of that name in that write: swapped parts, a part from an
+  older write of the dataset or from another dataset fail authentication. The CLI
+  opens one with ``exitless open PART OUT --kms URI -c <that context>`` (the write id
+  is the manifest's ``"write"``).
+- ``_MANIFEST.exls``: a sealed JSON document, context ``<context>/_MANIFEST.exls``
+  (just ``_MANIFEST.exls`` when the dataset context is empty)::
+
+      {"version": 2, "write": "<write id, 32 hex>", "format": "csv", "header": true,
+       "parts": [{"name": "part-00000.csv.exls", "lines": 1000, "bytes": 38890,
+                  "sealed_header_sha256": "<64 hex>"}, ...]}
+
+  ``lines`` and ``bytes`` count a part's plaintext; ``sealed_header_sha256`` is the
+  SHA-256 of the part file's sealed header as written (all of its bytes, key
+  envelope included; unique per part: random salt and wrapped data key). Reading
+  opens the manifest first and checks every listed part is there; each task then
+  checks its part's header digest (before unwrapping anything), opens the part under
+  the manifest's write id and checks its byte and line counts. A missing,
+  truncated, swapped or replaced part, or a manifest rolled back to another write
+  while the parts are not (or the other way round), fails the job with
+  :class:`exitless.IntegrityError` naming the part, instead of silently shrinking
+  or changing the data. Files not in the manifest are ignored.
+
+  Version 1 manifests (no write id: an older part copied into a newer dataset at
+  the same path, with the same counts, was accepted) are refused with
+  :class:`exitless.FormatError`, as are unknown versions: rewrite such a dataset.
+
+What a manifest cannot detect: the whole dataset (manifest and all its parts)
+replaced by an older write of itself, or by another complete dataset sealed under
+the same KMS and dataset context. Detecting that needs state outside the directory,
+e.g. the write id (``manifest(path)["write"]``) recorded by the caller; give
+datasets distinct contexts so that one cannot pass for another.
 
 Text, CSV and JSON lines are supported, one record per line (CSV or text values
 that contain a newline are not: JSON lines escape them). Parquet is not: its footer-first random
@@ -28,25 +56,36 @@ path), and a PKCS#11 PIN variable set in the executors' environment.
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
 import os
+import re
+import secrets
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .._errors import IntegrityError
+from .._errors import FormatError, IntegrityError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-__all__ = ["FORMATS", "MANIFEST", "SealedIO"]
+__all__ = ["FORMATS", "MANIFEST", "MANIFEST_VERSION", "SealedIO", "WRITE_ID_LEN"]
 
 #: Dataset formats and their file name extensions.
 FORMATS = {"text": "txt", "csv": "csv", "json": "json"}
 #: The manifest's file name inside a dataset directory.
 MANIFEST = "_MANIFEST.exls"
-_MANIFEST_VERSION = 1
+#: The manifest version this module writes and the only one it reads. Version 1
+#: (no write id, no part digests) is refused: see the module docstring.
+MANIFEST_VERSION = 2
+#: Random bytes in a dataset write id.
+WRITE_ID_LEN = 16
+
+_PART_NAME = re.compile(r"part-\d{5,}\.(txt|csv|json)\.exls")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def _part_name(index: int, fmt: str) -> str:
@@ -57,22 +96,40 @@ def _context(dataset_context: str, name: str) -> str:
     return f"{dataset_context}/{name}" if dataset_context else name
 
 
+def _part_context(dataset_context: str, write_id: str, name: str) -> str:
+    """A part's stream context: ``<context>/<write id>/<part name>``."""
+    return _context(dataset_context, f"{write_id}/{name}")
+
+
+def _sealed_header_digest(path: str) -> str:
+    """SHA-256 (hex) of the sealed header of the file at ``path``, all of its bytes."""
+    from ..memory import inspect
+
+    size = inspect(path).header_size
+    with open(path, "rb") as f:
+        head = f.read(size)
+    if len(head) != size:  # the file shrank since inspect read it
+        raise IntegrityError(f"{path}: truncated inside its sealed header")
+    return hashlib.sha256(head).hexdigest()
+
+
 def _check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown dataset format {fmt!r}; choose one of {sorted(FORMATS)} (Parquet is not supported: see exitless.spark.sealed_io)")
     return fmt
 
 
-def _write_part(kms_uri: str, directory: str, fmt: str, context: str, header: str | None,
+def _write_part(kms_uri: str, directory: str, fmt: str, context: str, write_id: str, header: str | None,
                 index: int, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """Runs on an executor: seals one partition's lines into one part file."""
+    """Runs on an executor: seals one partition's lines into one part file of the
+    dataset write ``write_id``."""
     from ..kms import open_kms, open_sealed
 
     name = _part_name(index, fmt)
     path = os.path.join(directory, name)
     count = 0
     with open_kms(kms_uri) as kms:
-        with open_sealed(path, "wb", kms, _context(context, name)) as raw:
+        with open_sealed(path, "wb", kms, _part_context(context, write_id, name)) as raw:
             out = io.BufferedWriter(raw, 1 << 20)
             if header is not None:
                 out.write(header.encode() + b"\n")
@@ -81,15 +138,26 @@ def _write_part(kms_uri: str, directory: str, fmt: str, context: str, header: st
                 count += 1
             out.flush()
             size = raw.tell()
-    yield {"name": name, "lines": count, "bytes": size}
+    yield {"name": name, "lines": count, "bytes": size, "sealed_header_sha256": _sealed_header_digest(path)}
 
 
 def _read_lines(kms_uri: str, skip_header: bool, source: dict[str, Any]) -> Iterator[str]:
     """Runs on an executor: opens one sealed file and yields its lines. A manifest
-    part (``bytes`` and ``lines`` set) must match the manifest's counts."""
+    part (``digest``, ``bytes`` and ``lines`` set) must be the file the manifest's
+    write produced (its sealed header's digest) and match the manifest's counts; its
+    context names that write, so the stream itself authenticates the binding too."""
     from ..kms import open_kms, open_sealed
 
     path, want_bytes, want_lines = source["path"], source.get("bytes"), source.get("lines")
+    want_digest = source.get("digest")
+    if want_digest is not None:
+        digest = _sealed_header_digest(path)
+        if not hmac.compare_digest(digest, want_digest):
+            raise IntegrityError(
+                f"{path}: part {os.path.basename(path)} is not the part that dataset write {source['write']} "
+                "produced (its sealed header differs from the manifest's record): a part from another write of "
+                "this dataset or from another dataset, or a manifest rolled back to another write"
+            )
     with open_kms(kms_uri) as kms:
         raw = open_sealed(path, "rb", kms, source["context"])
     with io.BufferedReader(raw, 1 << 20) as f:
@@ -103,6 +171,36 @@ def _read_lines(kms_uri: str, skip_header: bool, source: dict[str, Any]) -> Iter
             yield line.decode().rstrip("\n")
     if want_lines is not None and count != want_lines:
         raise IntegrityError(f"{path}: {count} lines, the manifest says {want_lines}")
+
+
+def _check_manifest(doc: dict[str, Any], where: str) -> None:
+    """The shape of a version-2 manifest (it is authenticated: a bad shape is a
+    writer's bug or another program's file, hence FormatError)."""
+
+    def bad(why: str) -> FormatError:
+        return FormatError(f"{where}: malformed manifest: {why}")
+
+    write_id = doc.get("write")
+    if not (isinstance(write_id, str) and len(write_id) == 2 * WRITE_ID_LEN and _HEX.fullmatch(write_id)):
+        raise bad(f"'write' must be {2 * WRITE_ID_LEN} lowercase hex digits")
+    if doc.get("format") not in FORMATS or not isinstance(doc.get("header"), bool):
+        raise bad("'format' or 'header' is missing or invalid")
+    parts = doc.get("parts")
+    if not isinstance(parts, list):
+        raise bad("'parts' must be a list")
+    seen: set[str] = set()
+    for i, part in enumerate(parts):
+        name = part.get("name") if isinstance(part, dict) else None
+        if not (isinstance(name, str) and _PART_NAME.fullmatch(name)) or name in seen:
+            raise bad(f"parts[{i}]: 'name' is not a part file name, or repeats one")
+        seen.add(name)
+        for field in ("lines", "bytes"):
+            n = part.get(field)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise bad(f"part {name}: {field!r} must be a count")
+        digest = part.get("sealed_header_sha256")
+        if not (isinstance(digest, str) and len(digest) == 64 and _HEX.fullmatch(digest)):
+            raise bad(f"part {name}: 'sealed_header_sha256' must be 64 lowercase hex digits")
 
 
 class SealedIO:
@@ -164,17 +262,19 @@ class SealedIO:
                 csv.writer(buf, lineterminator="").writerow(df.columns)
                 head = buf.getvalue()
         uri, ctx = self._kms_uri, self._context
+        write_id = secrets.token_bytes(WRITE_ID_LEN).hex()  # this write's id, drawn on the driver
         parts = lines.mapPartitionsWithIndex(
-            lambda i, it: _write_part(uri, directory, fmt, ctx, head, i, it)
+            lambda i, it: _write_part(uri, directory, fmt, ctx, write_id, head, i, it)
         ).collect()
         parts.sort(key=lambda p: p["name"])
-        self._write_manifest(directory, fmt, header and fmt == "csv", parts)
+        self._write_manifest(directory, fmt, header and fmt == "csv", write_id, parts)
         return parts
 
-    def _write_manifest(self, directory: str, fmt: str, header: bool, parts: list[dict[str, Any]]) -> None:
+    def _write_manifest(self, directory: str, fmt: str, header: bool, write_id: str,
+                        parts: list[dict[str, Any]]) -> None:
         from ..kms import open_kms, open_sealed
 
-        doc = {"version": _MANIFEST_VERSION, "format": fmt, "header": header, "parts": parts}
+        doc = {"version": MANIFEST_VERSION, "write": write_id, "format": fmt, "header": header, "parts": parts}
         with open_kms(self._kms_uri) as kms:
             with open_sealed(os.path.join(directory, MANIFEST), "wb", kms, _context(self._context, MANIFEST)) as f:
                 f.write(json.dumps(doc, sort_keys=True).encode())
@@ -182,15 +282,30 @@ class SealedIO:
     # ------------------------------------------------------------------ read
 
     def manifest(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """The dataset's manifest, authenticated (opened through the KMS)."""
+        """The dataset's manifest, authenticated (opened through the KMS) and checked:
+        version 2 (:class:`exitless.FormatError` for version 1 or an unknown one), well
+        formed, and every listed part present (:class:`exitless.IntegrityError`)."""
         from ..kms import open_kms, open_sealed
 
         directory = os.path.abspath(os.fspath(path))
+        where = os.path.join(directory, MANIFEST)
         with open_kms(self._kms_uri) as kms:
-            with open_sealed(os.path.join(directory, MANIFEST), "rb", kms, _context(self._context, MANIFEST)) as f:
-                doc = json.loads(f.read())
-        if doc.get("version") != _MANIFEST_VERSION:
-            raise IntegrityError(f"{directory}: unknown manifest version {doc.get('version')!r}")
+            with open_sealed(where, "rb", kms, _context(self._context, MANIFEST)) as f:
+                raw = f.read()
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise FormatError(f"{where}: the manifest is not JSON ({type(e).__name__})") from None
+        version = doc.get("version") if isinstance(doc, dict) else None
+        if version == 1:
+            raise FormatError(
+                f"{where}: manifest version 1 does not bind its parts to one dataset write (an older part at "
+                f"the same path would be accepted); this reader needs version {MANIFEST_VERSION}: rewrite the "
+                "dataset with SealedIO.write"
+            )
+        if version != MANIFEST_VERSION:
+            raise FormatError(f"{where}: unknown manifest version {version!r} (this reader knows {MANIFEST_VERSION})")
+        _check_manifest(doc, where)
         for part in doc["parts"]:
             if not os.path.exists(os.path.join(directory, part["name"])):
                 raise IntegrityError(f"{directory}: part {part['name']} listed in the manifest is missing")
@@ -211,9 +326,10 @@ class SealedIO:
             if fmt != doc["format"]:
                 raise ValueError(f"{target} holds {doc['format']!r} parts, not {fmt!r}")
             has_header = bool(doc["header"])
+            write_id = doc["write"]
             sources = [
-                {"path": os.path.join(target, p["name"]), "context": _context(self._context, p["name"]),
-                 "bytes": p["bytes"], "lines": p["lines"]}
+                {"path": os.path.join(target, p["name"]), "context": _part_context(self._context, write_id, p["name"]),
+                 "write": write_id, "digest": p["sealed_header_sha256"], "bytes": p["bytes"], "lines": p["lines"]}
                 for p in doc["parts"]
             ]
         else:
