@@ -42,13 +42,15 @@ def assert_clean_exit(proc: subprocess.CompletedProcess[str]) -> None:
 
 
 CLOSE_RACE = """
-import sys, threading, exitless
+import random, sys, threading, time, exitless
 backend, kind, rounds, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 key = bytes(range(32))
-data = bytes(range(256)) * 80  # 20 KiB: several 4 KiB segments per call
+# 2 MiB per call: a call lasts about a millisecond, so the close below, after a
+# random pause, mostly lands while the other thread is inside the native call.
+data = bytes(range(256)) * 8192
 if kind != "writer":
     with exitless.open_spill(path, "wb", key, segment_size=4096, backend=backend) as f:
-        f.write(data * 10)
+        f.write(data)
 outcomes = {"ok": 0, "closed": 0}
 for i in range(rounds):
     if kind == "writer":
@@ -73,6 +75,7 @@ for i in range(rounds):
     t = threading.Thread(target=hammer)
     t.start()
     go.wait()
+    time.sleep(random.uniform(0, 0.002))
     if kind == "writer" and i % 2:
         f.abort()
     else:
@@ -92,7 +95,7 @@ print("ok", outcomes)
 def test_close_racing_a_call_on_another_thread_is_an_error_never_a_crash(tmp_path: Path, backend: str, kind: str) -> None:
     # Before: sync SIGSEGV, uring "malloc(): unaligned tcache chunk" or a hang: the
     # close freed the native handle under the running call.
-    proc = run_child(CLOSE_RACE, backend, kind, "300", str(tmp_path / "race"))
+    proc = run_child(CLOSE_RACE, backend, kind, "200", str(tmp_path / "race"))
     assert_clean_exit(proc)
     assert proc.stdout.startswith("ok")
 
