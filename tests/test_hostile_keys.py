@@ -271,3 +271,82 @@ def test_well_formed_files_still_load(tmp_path: Path, keyfile: Path, keyring: Pa
         assert len(kms.list_keys()) == 2
     assert Path(f"{keyring}.lock").is_file()
     assert json.loads(keyring.read_text())["current"] != first.hex()
+
+
+# ----------------------------------------------------------------------------- row 6: the spark hook's stats file
+
+
+@pytest.fixture
+def hook():
+    from exitless.spark import hook
+
+    saved = hook._config, hook._state
+    yield hook
+    hook._config, hook._state = saved
+
+
+def publish(hook, stats_dir: Path):
+    """Writes this process's counters record through the hook's own function."""
+    hook._config = hook._Config(backend="sync", stats_dir=str(stats_dir), pyspark_version="test")
+    state = hook._ProcessState("sync")
+    state.stats.files_written = 7
+    try:
+        hook._publish(state)
+        state.stats.files_written = 8
+        hook._publish(state)  # the in-place update of an existing record
+    finally:
+        if state.stats_fd is not None:
+            os.close(state.stats_fd)
+        state.key.wipe()
+    return state
+
+
+def test_stats_file_symlink_is_replaced_not_followed(tmp_path: Path, hook) -> None:
+    stats_dir = tmp_path / "stats"
+    stats_dir.mkdir()
+    target = tmp_path / "victim"
+    target.write_text("precious\n")
+    planted = stats_dir / f"exitless-spark-{os.getpid()}.json"
+    planted.symlink_to(target)
+    dangling = tmp_path / "created-through-link"
+    publish(hook, stats_dir)
+    assert target.read_text() == "precious\n", "the counters were written through a planted symlink"
+    assert not planted.is_symlink() and planted.is_file()
+    record = json.loads(planted.read_bytes())
+    assert record["files_written"] == 8 and record["pid"] == os.getpid()
+    assert sorted(p.name for p in stats_dir.iterdir()) == [planted.name]  # no temporary file left
+    # A dangling symlink: before, the file was created at its target.
+    planted.unlink()
+    planted.symlink_to(dangling)
+    publish(hook, stats_dir)
+    assert not dangling.exists() and planted.is_file()
+
+
+@pytest.mark.parametrize("problem", ["symlink", "world-writable", "other-owner"])
+def test_stats_dir_is_checked(tmp_path: Path, hook, problem: str, capsys: pytest.CaptureFixture[str]) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    stats_dir = tmp_path / "stats"
+    if problem == "symlink":  # e.g. planted by whoever could write the parent directory
+        stats_dir.symlink_to(real, target_is_directory=True)
+    elif problem == "world-writable":  # anyone could plant or swap files in it
+        stats_dir = real
+        os.chmod(stats_dir, 0o777)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root: only root can chown a test directory to another user (uid 65534)")
+        stats_dir = real
+        os.chown(stats_dir, NOBODY, NOBODY)
+    publish(hook, stats_dir)
+    assert list(real.iterdir()) == [], "counters written into a refused stats directory"
+    assert f"cannot write counters to {stats_dir}" in capsys.readouterr().err
+    with pytest.raises(hook.HookError, match="EXITLESS_SPARK_STATS_DIR"):
+        hook._check_stats_dir(str(stats_dir))
+
+
+def test_sticky_world_writable_stats_dir_is_accepted(tmp_path: Path, hook) -> None:
+    stats_dir = tmp_path / "stats"
+    stats_dir.mkdir()
+    os.chmod(stats_dir, 0o1777)  # as /tmp
+    publish(hook, stats_dir)
+    assert json.loads((stats_dir / f"exitless-spark-{os.getpid()}.json").read_bytes())["files_written"] == 8
