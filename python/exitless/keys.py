@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import os
 import secrets
-import stat
 from pathlib import Path
 
 KEY_LEN = 32
+#: Largest key file :meth:`Key.load` reads (one is 81 bytes: prefix, 64 hex digits, newline).
+KEY_FILE_MAX = 4096
 _KEY_FILE_PREFIX = "exitless-key-v1:"
 
 
@@ -42,23 +44,41 @@ class Key:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Key:
-        """Reads a key file written by :meth:`save` (or ``exitless keygen``). Refuses
-        files that group or others can read."""
+        """Reads a key file written by :meth:`save` (or ``exitless keygen``).
+
+        Refuses a symbolic link (the file is opened with ``O_NOFOLLOW``), anything
+        but a regular file (a FIFO is never waited on), a file owned by another user
+        than the caller or root, a file that group or others can access, and more
+        than :data:`KEY_FILE_MAX` bytes. Errors name the path, never the file's bytes.
+        """
+        from ._files import read_private_file
+
         p = Path(path)
-        mode = p.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise PermissionError(f"key file {p} is accessible by group or others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
-        text = p.read_text().strip()
-        if not text.startswith(_KEY_FILE_PREFIX):
-            raise ValueError(f"{p} is not an exitless key file (it should start with {_KEY_FILE_PREFIX!r})")
+        raw, _ = read_private_file(p, "key file", limit=KEY_FILE_MAX)
+        text = raw.strip()
+        secret = bytearray()
         try:
-            raw = bytes.fromhex(text[len(_KEY_FILE_PREFIX):])
-        except ValueError:
-            raise ValueError(f"{p}: the key is not valid hex") from None
-        try:
-            return cls(raw)
-        except ValueError as e:
-            raise ValueError(f"{p}: {e}") from None
+            # Every refusal is raised outside an ``except`` block, with no exception
+            # chained to it: a UnicodeDecodeError names the offending byte and holds
+            # the whole file in its ``object``; a hex error may hold part of the key.
+            problem = None
+            if not text.isascii():
+                problem = f"{p} is not an exitless key file (it is not ASCII text; it should start with {_KEY_FILE_PREFIX!r})"
+            elif not text.startswith(_KEY_FILE_PREFIX.encode("ascii")):
+                problem = f"{p} is not an exitless key file (it should start with {_KEY_FILE_PREFIX!r})"
+            else:
+                try:
+                    secret = bytearray(binascii.a2b_hex(memoryview(text)[len(_KEY_FILE_PREFIX):]))
+                except binascii.Error:
+                    problem = f"{p}: the key is not valid hex"
+            if problem is None and len(secret) != KEY_LEN:
+                problem = f"{p}: a data key must be exactly {KEY_LEN} bytes, got {len(secret)}"
+            if problem is not None:
+                raise ValueError(problem)
+            return cls(secret)
+        finally:
+            for buf in (raw, text, secret):
+                buf[:] = bytes(len(buf))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the key to a new file created with mode 0600 (fails if it exists)."""

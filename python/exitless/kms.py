@@ -317,13 +317,21 @@ def _wipe(buf: bytearray | None) -> None:
         buf[:] = bytes(len(buf))
 
 
-def _check_private_file(st: os.stat_result, path: str, what: str) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        raise KmsConfigError(f"{what} {path} is not a regular file")
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InsecureKeyringError(
-            f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it"
-        )
+#: Largest keyring file :class:`LocalKms` reads (a key entry is ~130 bytes).
+KEYRING_MAX = 16 << 20
+#: Largest PIN file read for a ``pin-file=`` PKCS#11 URI.
+PIN_FILE_MAX = 4096
+
+
+def _read_private_file(path: str, what: str, limit: int, too_large: type[Exception]) -> tuple[bytearray, os.stat_result]:
+    """The bytes (to be wiped by the caller) and ``fstat`` of a keyring or PIN file:
+    never through a symbolic link, only a regular file owned by the caller or root
+    with no group or other access, at most ``limit`` bytes (see :mod:`exitless._files`)."""
+    from ._files import read_private_file
+
+    return read_private_file(
+        path, what, limit=limit, insecure=InsecureKeyringError, invalid=KmsConfigError, too_large=too_large
+    )
 
 
 def _local_aad(key_id: bytes) -> bytes:
@@ -400,15 +408,7 @@ class LocalKms(Kms):
 
     def _load(self) -> None:
         """(Re)reads the keyring; on any error the previous state is kept."""
-        fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            st = os.fstat(fd)
-            _check_private_file(st, self._path, "keyring")
-            raw = bytearray()
-            while chunk := os.read(fd, 65536):
-                raw += chunk
-        finally:
-            os.close(fd)
+        raw, st = _read_private_file(self._path, "keyring", KEYRING_MAX, KeyringFormatError)
         try:
             current, keys, created = _parse_keyring(raw, self._path)
         finally:
@@ -423,7 +423,7 @@ class LocalKms(Kms):
         """Reloads if another process (or instance) rewrote or chmodded the file."""
         self._check_open()
         try:
-            st = os.stat(self._path)
+            st = os.lstat(self._path)  # a symbolic link put in its place is noticed (and refused)
         except FileNotFoundError:
             raise KmsError(f"keyring {self._path} disappeared") from None
         if self._file_stamp(st) != self._stamp:
@@ -460,7 +460,7 @@ class LocalKms(Kms):
     def create_key(self) -> bytes:
         with self._lock:
             self._check_open()
-            lock_fd = os.open(self._path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            lock_fd = _open_lock_file(self._path + ".lock")
             try:
                 fcntl.flock(lock_fd, fcntl.LOCK_EX)
                 self._load()  # merge whatever other processes wrote meanwhile
@@ -550,6 +550,27 @@ class LocalKms(Kms):
     __str__ = __repr__
 
 
+def _open_lock_file(path: str) -> int:
+    """Opens (creating it 0600 if needed) the keyring's lock file. A symbolic link at
+    ``path`` is refused, not followed (``O_NOFOLLOW``): nothing is created at its
+    target. So is anything but a regular file owned by the caller or root."""
+    from ._files import describe_mode, open_nofollow
+
+    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, "keyring lock file", InsecureKeyringError)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise KmsConfigError(f"keyring lock file {path} is {describe_mode(st.st_mode)}, not a regular file")
+        if st.st_uid not in (os.geteuid(), 0):
+            raise InsecureKeyringError(
+                f"keyring lock file {path} is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()}) or root; refusing it"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _keyring_json(current: bytes, keys: dict[bytes, bytearray], created: dict[bytes, _dt.datetime]) -> bytearray:
     ordered = sorted(keys, key=lambda k: (created[k], k))
     doc = {
@@ -561,20 +582,40 @@ def _keyring_json(current: bytes, keys: dict[bytes, bytearray], created: dict[by
     return bytearray(json.dumps(doc, indent=2).encode("ascii") + b"\n")
 
 
+def _describe(value: Any) -> str:
+    """A short description of a JSON value for an error message: scalars as such
+    (strings cut to 40 characters), containers by their type only."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40]) + f"... ({len(value)} characters)"
+    return "a JSON " + ("array" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__)
+
+
 def _parse_keyring(raw: bytearray, path: str) -> tuple[bytes | None, dict[bytes, bytearray], dict[bytes, _dt.datetime]]:
     def bad(why: str) -> KeyringFormatError:
         return KeyringFormatError(f"keyring {path}: {why}")
 
+    # The refusals are raised outside the ``except`` blocks: a JSONDecodeError holds
+    # the whole document (every primary key) in ``doc``, a UnicodeDecodeError in
+    # ``object``, and a chained exception would keep them alive.
+    problem = None
     try:
         doc = json.loads(bytes(raw).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise bad(f"not valid JSON ({type(e).__name__} at position {getattr(e, 'pos', '?')})") from None
+    except UnicodeDecodeError as e:
+        problem = f"not valid JSON (UnicodeDecodeError at position {e.start})"
+    except json.JSONDecodeError as e:
+        problem = f"not valid JSON (JSONDecodeError at position {e.pos})"
+    except RecursionError:
+        problem = "not valid JSON (nested too deeply)"
+    if problem is not None:
+        raise bad(problem)
     if not isinstance(doc, dict):
         raise bad("not a JSON object")
     if doc.get("format", KEYRING_FORMAT) != KEYRING_FORMAT:
         raise bad(f"format is not {KEYRING_FORMAT!r}")
     if doc.get("version") != KEYRING_VERSION:
-        raise bad(f"unsupported version {doc.get('version')!r} (this reader knows {KEYRING_VERSION})")
+        raise bad(f"unsupported version {_describe(doc.get('version'))} (this reader knows {KEYRING_VERSION})")
     entries = doc.get("keys")
     if not isinstance(entries, list):
         raise bad("'keys' must be a list")
@@ -621,7 +662,7 @@ def _parse_keyring(raw: bytearray, path: str) -> tuple[bytes | None, dict[bytes,
             except ValueError:
                 current = b""
             if current not in keys:
-                raise bad(f"'current' ({cur!r}) is not one of the key ids")
+                raise bad(f"'current' ({_describe(cur)}) is not one of the key ids")
     except BaseException:
         for buf in keys.values():
             _wipe(buf)
@@ -1037,15 +1078,17 @@ def _read_pin(attrs: dict[str, str]) -> str:
             raise KmsConfigError(f"environment variable {var} (pin-env of the PKCS#11 URI) is not set or empty")
         return pin
     path = os.path.abspath(attrs["pin-file"])
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    raw, _ = _read_private_file(path, "PIN file", PIN_FILE_MAX, KmsConfigError)
+    text: str | None = None
     try:
-        _check_private_file(os.fstat(fd), path, "PIN file")
-        raw = b""
-        while chunk := os.read(fd, 4096):
-            raw += chunk
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass  # refused below, outside the handler: the error names a byte of the PIN and holds it all
     finally:
-        os.close(fd)
-    pin = raw.decode("utf-8").rstrip("\r\n")
+        _wipe(raw)
+    if text is None:
+        raise KmsConfigError(f"PIN file {path} is not UTF-8 text")
+    pin = text.rstrip("\r\n")
     if not pin:
         raise KmsConfigError(f"PIN file {path} is empty")
     return pin

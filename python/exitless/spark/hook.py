@@ -30,7 +30,10 @@ lets a worker fall back to plaintext spills.
 
 Counters (files and bytes sealed, files read) are kept per process; see
 :func:`stats`. With ``$EXITLESS_SPARK_STATS_DIR`` set, each process (over)writes
-``exitless-spark-<pid>.json`` there after every spill file it closes.
+``exitless-spark-<pid>.json`` there after every spill file it closes. That directory
+must be a directory (not a symbolic link), owned by the worker's user or root and not
+writable by everyone unless sticky; a symbolic link planted at a stats file's name is
+replaced, never followed.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import io
 import itertools
 import json
 import os
+import stat
 import sys
 import threading
 import time
@@ -141,6 +145,8 @@ class _Config:
     backend: str
     stats_dir: str | None
     pyspark_version: str
+    #: (st_dev, st_ino) of ``stats_dir`` once :func:`_check_stats_dir` accepted it.
+    stats_dir_id: tuple[int, int] | None = None
 
 
 class _ProcessState:
@@ -259,12 +265,72 @@ def stats() -> dict[str, object]:
 _STATS_RECORD = 1024  # bytes: one fixed-size JSON record, padded with spaces
 
 
+def _check_stats_dir(path: str) -> tuple[int, int]:
+    """Checks the stats directory (once per configuration) and returns its
+    ``(st_dev, st_ino)``: a directory itself, not a symbolic link to one, owned by
+    this user or root, and not writable by everyone unless sticky (as ``/tmp`` is),
+    so that nobody else can swap the files in it. Raises :class:`HookError`."""
+    where = f"{_LOG_PREFIX}: {STATS_DIR_ENV}={path!r}"
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise HookError(f"{where} cannot be used: {e}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise HookError(f"{where} is a symbolic link; name the directory itself")
+    if not stat.S_ISDIR(st.st_mode):
+        raise HookError(f"{where} is not a directory")
+    euid = os.geteuid()
+    if st.st_uid not in (euid, 0):
+        raise HookError(f"{where} is owned by uid {st.st_uid}, not by this user (uid {euid}) or root")
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise HookError(
+            f"{where} is writable by everyone without the sticky bit (mode {stat.S_IMODE(st.st_mode):o}); chmod o-w or +t it"
+        )
+    return st.st_dev, st.st_ino
+
+
+def _create_stats_file(config: _Config, pid: int, record: bytes) -> int:
+    """Creates ``exitless-spark-<pid>.json`` holding ``record`` and returns a descriptor
+    open on it for later in-place updates.
+
+    The file is made under a temporary name with ``O_CREAT | O_EXCL | O_NOFOLLOW``
+    and renamed over the final name, both relative to a descriptor of the checked
+    stats directory: whatever was planted at the final name (a symbolic link, another
+    process's file) is replaced, never written through."""
+    assert config.stats_dir is not None
+    if config.stats_dir_id is None:
+        config.stats_dir_id = _check_stats_dir(config.stats_dir)
+    dir_fd = os.open(config.stats_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(dir_fd)
+        if (st.st_dev, st.st_ino) != config.stats_dir_id:
+            raise HookError(f"{STATS_DIR_ENV}={config.stats_dir!r} was replaced after it was checked; not writing there")
+        name = f"exitless-spark-{pid}.json"
+        tmp = f".{name}.{os.urandom(6).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+        try:
+            os.pwrite(fd, record.ljust(_STATS_RECORD), 0)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            os.close(fd)
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass
+            raise
+        return fd
+    finally:
+        os.close(dir_fd)
+
+
 def _publish(state: _ProcessState) -> None:
     """(Over)write ``exitless-spark-<pid>.json`` in the stats directory, if one is set.
 
     Workers forked by pyspark.daemon end with ``os._exit``, so this runs after every
-    spill file written and at the end of every task rather than at exit. The record
-    is rewritten in place, one ``pwrite`` of a fixed size at offset 0, through a
+    spill file written and at the end of every task rather than at exit. The first
+    record of a process makes the file (:func:`_create_stats_file`: a temporary file
+    renamed into place, so a planted symbolic link is never followed). Later ones
+    rewrite it in place, one ``pwrite`` of a fixed size at offset 0, through the
     descriptor kept per process: a write-and-rename costs ~2 ms on ext4 here (it
     flushes the data on rename), as much as sealing the spill file itself.
     """
@@ -274,9 +340,10 @@ def _publish(state: _ProcessState) -> None:
     record = json.dumps({**state.stats.as_dict(), "pyspark": _config.pyspark_version, "updated": time.time()}).encode()
     try:
         if state.stats_fd is None:
-            state.stats_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        os.pwrite(state.stats_fd, record.ljust(_STATS_RECORD), 0)
-    except OSError as e:
+            state.stats_fd = _create_stats_file(_config, state.pid, record)
+        else:
+            os.pwrite(state.stats_fd, record.ljust(_STATS_RECORD), 0)
+    except (OSError, HookError) as e:
         _log(f"pid {state.pid}: cannot write counters to {path}: {e}")
 
 
@@ -800,12 +867,14 @@ def install() -> None:
         version = check_pyspark(pyspark, shuffle)
         backend = _resolve_backend()
         stats_dir = os.environ.get(STATS_DIR_ENV, "").strip() or None
+        stats_dir_id = None
         if stats_dir is not None:
             stats_dir = os.path.abspath(stats_dir)
             try:
                 os.makedirs(stats_dir, exist_ok=True)
             except OSError as e:
                 raise HookError(f"{_LOG_PREFIX}: {STATS_DIR_ENV}={stats_dir!r} cannot be created: {e}") from e
+            stats_dir_id = _check_stats_dir(stats_dir)
         sealed_list, sealed_lol = _make_list_classes(shuffle.ExternalList, shuffle.ExternalListOfList, shuffle)
         _originals.update(
             module=shuffle,
@@ -817,7 +886,7 @@ def install() -> None:
         setattr(shuffle, "ExternalList", sealed_list)  # noqa: B010
         setattr(shuffle, "ExternalListOfList", sealed_lol)  # noqa: B010
         SealedExternalList, SealedExternalListOfList = sealed_list, sealed_lol
-        _config = _Config(backend=backend, stats_dir=stats_dir, pyspark_version=version)
+        _config = _Config(backend=backend, stats_dir=stats_dir, pyspark_version=version, stats_dir_id=stats_dir_id)
     _log(f"pid {os.getpid()}: PySpark {version} spill files are sealed (backend {backend}{', counters in ' + stats_dir if stats_dir else ''})")
 
 
