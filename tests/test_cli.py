@@ -45,13 +45,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, command: str, *need
     return err
 
 
-@pytest.fixture
-def keyfile(tmp_path) -> Path:
-    """A key file in the format `exitless keygen` writes (made in-process: faster)."""
-    path = tmp_path / "data.key"
-    exitless.generate_key().save(path)
-    return path
-
 
 @pytest.fixture
 def plain(tmp_path) -> tuple[Path, bytes]:

@@ -69,13 +69,6 @@ def mknod_char(path: Path, major: int, minor: int) -> Path:
 
 
 @pytest.fixture
-def keyfile(tmp_path: Path) -> Path:
-    path = tmp_path / "data.key"
-    exitless.generate_key().save(path)
-    return path
-
-
-@pytest.fixture
 def plain(tmp_path: Path) -> tuple[Path, bytes]:
     data = os.urandom(100_000)
     path = tmp_path / "plain.bin"

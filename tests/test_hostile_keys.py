@@ -62,13 +62,6 @@ def assert_nothing_chained(e: BaseException) -> None:
 
 
 @pytest.fixture
-def keyfile(tmp_path: Path) -> Path:
-    path = tmp_path / "data.key"
-    exitless.generate_key().save(path)
-    return path
-
-
-@pytest.fixture
 def keyring(tmp_path: Path) -> Path:
     path = tmp_path / "ring.json"
     LocalKms.init(path).close()
@@ -350,3 +343,15 @@ def test_sticky_world_writable_stats_dir_is_accepted(tmp_path: Path, hook) -> No
     os.chmod(stats_dir, 0o1777)  # as /tmp
     publish(hook, stats_dir)
     assert json.loads((stats_dir / f"exitless-spark-{os.getpid()}.json").read_bytes())["files_written"] == 8
+
+
+def test_reading_stats_skips_symlinks_and_quotes_no_foreign_bytes(tmp_path: Path, hook) -> None:
+    (tmp_path / "exitless-spark-1.json").write_text(json.dumps({"files_sealed": 3}))
+    secret = tmp_path / "secret"
+    secret.write_text('{"files_sealed": 99}')
+    (tmp_path / "exitless-spark-2.json").symlink_to(secret)
+    assert [r["files_sealed"] for r in hook.iter_stats_files(tmp_path)] == [3]
+    (tmp_path / "exitless-spark-3.json").write_bytes(b"TOP SECRET not json")
+    with pytest.raises(ValueError) as e:
+        list(hook.iter_stats_files(tmp_path))
+    assert "SECRET" not in str(e.value) and "exitless-spark-3.json" in str(e.value)

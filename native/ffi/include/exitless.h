@@ -524,7 +524,8 @@ const char *exitless_last_error_message(void);
 int32_t exitless_last_error_errno(void);
 
 /**
- * Creates (or truncates) `path`, mode 0600, and opens a sealed writer on it.
+ * Creates (or truncates) `path`, mode 0600, and opens a sealed writer on it. A
+ * symlink at `path` is refused (`EXITLESS_ERR_IO`, errno ELOOP), never followed.
  *
  * # Safety
  * `path` is a NUL-terminated string; `key` has `key_len` readable bytes; `context`
@@ -591,7 +592,8 @@ void exitless_writer_free(ExitlessWriter *writer);
 
 /**
  * Opens a sealed reader on `path`. Verifies the header and the final segment
- * first, so a truncated stream fails here, before any plaintext is returned.
+ * first, so a truncated stream fails here, before any plaintext is returned. A
+ * path that is not a regular file (a device, a FIFO) is `EXITLESS_ERR_FORMAT`.
  *
  * # Safety
  * As for `exitless_writer_open` (`options`: only backend, queue depth, direct

@@ -58,7 +58,16 @@ impl SpillReader {
         // The segment size is known only from the header: read it first, then decide.
         let want_direct = options.direct.filter(|&d| d);
         let (file, _, mut calls) = open_file(path, false, kind, Some(false), None)?;
-        let file_len = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?.len();
+        let meta = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?;
+        if meta.is_dir() {
+            let e = std::io::Error::from_raw_os_error(libc::EISDIR);
+            return Err(SpillError::io(&e, "cannot open", path));
+        }
+        if !meta.is_file() {
+            // A device or a FIFO is no sealed stream; reading one could block or never end.
+            return Err(SpillError::Format(format!("{path}: not a regular file")));
+        }
+        let file_len = meta.len();
         let (start, reads) = read_header(&file, path)?;
         calls += 1 + reads;
         let dec = Decryptor::new(key, &start, context).map_err(|e| SpillError::seal(&e, path))?;

@@ -236,12 +236,16 @@ pub(crate) fn open_file(
     let try_direct = want == Some(true) || (kind == BackendKind::Uring && want.is_none() && aligned);
     let open = |direct: bool| {
         let mut o = OpenOptions::new();
+        // A writer never follows a symlink at `path` (ELOOP): one planted there would
+        // make it truncate whatever the link names.
+        let mut flags = if direct { libc::O_DIRECT } else { 0 };
         if write {
             o.write(true).create(true).truncate(true).mode(0o600);
+            flags |= libc::O_NOFOLLOW;
         } else {
             o.read(true);
         }
-        o.custom_flags(if direct { libc::O_DIRECT } else { 0 }).open(path)
+        o.custom_flags(flags).open(path)
     };
     if try_direct {
         match open(true) {
@@ -260,7 +264,8 @@ pub(crate) fn open_file(
 }
 
 impl SpillWriter {
-    /// Creates (or truncates) `path`, mode 0600, and starts a stream on it.
+    /// Creates (or truncates) `path`, mode 0600, and starts a stream on it. A
+    /// symlink at `path` is refused (ELOOP), never followed.
     pub fn create(path: &str, key: &DataKey, context: &[u8], options: &SpillOptions) -> SpillResult<Self> {
         let (salt, prefix) = match options.insecure_fixed_randomness {
             Some(r) => r,

@@ -181,3 +181,23 @@ fn a_forged_segment_size_on_a_sparse_file_is_refused_at_once() {
         assert!(peak_rss() - before < 32 << 20, "{kind:?}");
     }
 }
+
+#[test]
+fn a_writer_never_follows_a_symlink_and_a_reader_wants_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("precious");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for kind in KINDS {
+        let err =
+            SpillWriter::create(link.to_str().unwrap(), &key(), b"m", &options(kind, 4096)).err().unwrap();
+        assert!(matches!(err, SpillError::Io { errno: libc::ELOOP, .. }), "{kind:?}: {err}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me", "the link's target was truncated");
+        let err = SpillReader::open("/dev/zero", &key(), b"m", &options(kind, 4096)).err().unwrap();
+        assert!(
+            matches!(err, SpillError::Format(_)) && err.to_string().contains("not a regular file"),
+            "{err}"
+        );
+    }
+}

@@ -955,17 +955,20 @@ def report_process() -> None:
 
 
 def iter_stats_files(stats_dir: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:
-    """The JSON counters found in ``stats_dir`` (one per worker process)."""
+    """The JSON counters found in ``stats_dir`` (one per worker process). Symlinks
+    and other non-regular entries are skipped, never followed."""
     for entry in sorted(os.scandir(stats_dir), key=lambda e: e.name):
-        if entry.name.startswith("exitless-spark-") and entry.name.endswith(".json"):
+        if (entry.name.startswith("exitless-spark-") and entry.name.endswith(".json")
+                and entry.is_file(follow_symlinks=False)):
             for attempt in range(50):  # a record being rewritten right now: read again
-                with _builtin_open(entry.path, "rb") as f:
-                    data = f.read()
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                with _builtin_open(fd, "rb") as f:
+                    data = f.read(1 << 20)
                 try:
                     record = json.loads(data)
                     break
                 except ValueError:
                     if attempt == 49:
-                        raise ValueError(f"{entry.path}: not a counters record: {data[:80]!r}") from None
+                        raise ValueError(f"{entry.path}: not a counters record ({len(data)} bytes of other data)") from None
                     time.sleep(0.01)
             yield record
