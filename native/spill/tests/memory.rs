@@ -11,6 +11,13 @@ use exitless_seal::{Algorithm, DataKey, KeyId, StreamParams, MAX_SEGMENT_SIZE};
 use exitless_spill::memory::MAX_IO;
 use exitless_spill::{BackendChoice, SpillError, SpillOptions, SpillReader, SpillWriter};
 
+/// The tests here measure the process's peak RSS: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 const KINDS: [BackendKind; 4] =
     [BackendKind::Uring, BackendKind::Ocall, BackendKind::Switchless, BackendKind::Sync];
 
@@ -60,6 +67,7 @@ fn read_all(path: &str, opts: &SpillOptions) -> Result<Vec<u8>, SpillError> {
 
 #[test]
 fn segments_larger_than_one_io_round_trip_on_every_backend() {
+    let _serial = serial();
     // On disk (not tmpfs), so the io_uring writer turns to O_DIRECT past 8 MiB and
     // the pieces must stay block-aligned.
     let dir = tempfile::tempdir_in(".").unwrap();
@@ -95,6 +103,7 @@ fn segments_larger_than_one_io_round_trip_on_every_backend() {
 
 #[test]
 fn a_tampered_piece_of_a_large_segment_fails_the_segment() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s").to_str().unwrap().to_owned();
     let seg = 2 * MAX_IO as u32 + 4096;
@@ -125,6 +134,7 @@ fn peak_rss() -> u64 {
 
 #[test]
 fn a_small_stream_with_gigabyte_segments_takes_memory_for_its_data_only() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let before = peak_rss();
     let started = Instant::now();
@@ -144,6 +154,7 @@ fn a_small_stream_with_gigabyte_segments_takes_memory_for_its_data_only() {
 
 #[test]
 fn a_queue_depth_whose_buffers_would_exceed_the_stream_limit_is_refused() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q").to_str().unwrap().to_owned();
     for kind in KINDS {
@@ -160,6 +171,7 @@ fn a_queue_depth_whose_buffers_would_exceed_the_stream_limit_is_refused() {
 
 #[test]
 fn a_forged_segment_size_on_a_sparse_file_is_refused_at_once() {
+    let _serial = serial();
     let dir = tempfile::tempdir_in(".").unwrap();
     let path = dir.path().join("forged").to_str().unwrap().to_owned();
     // An honest empty stream with 64 KiB segments...
@@ -177,13 +189,14 @@ fn a_forged_segment_size_on_a_sparse_file_is_refused_at_once() {
         let took = started.elapsed();
         assert!(matches!(err, SpillError::Integrity(_)), "{kind:?}: {err}");
         assert!(err.to_string().contains("hole"), "{err}");
-        assert!(took < Duration::from_millis(500), "{kind:?}: {took:?}");
+        assert!(took < Duration::from_secs(1), "{kind:?}: {took:?}");
         assert!(peak_rss() - before < 32 << 20, "{kind:?}");
     }
 }
 
 #[test]
 fn a_writer_never_follows_a_symlink_and_a_reader_wants_a_regular_file() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("precious");
     std::fs::write(&target, b"keep me").unwrap();
