@@ -367,7 +367,10 @@ def test_seal_of_a_fifo_with_a_writer_works(tmp_path: Path, keyfile: Path, write
             os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
             t.join(timeout=10)
     assert proc.returncode == 0, proc.stderr
-    assert run("open", out, "-", "-k", keyfile).stdout == data
+    opened = run("open", out, "-", "-k", keyfile)
+    assert opened.returncode == 0, opened.stderr
+    assert len(opened.stdout) == len(data)
+    assert opened.stdout == data
 
 
 def test_seal_of_a_device_is_refused(tmp_path: Path, keyfile: Path) -> None:

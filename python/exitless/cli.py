@@ -361,6 +361,23 @@ def _seal(args: argparse.Namespace) -> None:
                 src.close()
 
 
+def _copy_to_fd(src: IO[bytes], fd: int) -> None:
+    """Copies ``src`` to the file descriptor ``fd`` until every byte is written.
+
+    A blocking write to a pipe or socket that is interrupted after some bytes
+    returns short: by a signal, or once after any io_uring ring of this process is
+    closed (the kernel queues the ring's exit work as signal-like task work).
+    CPython's buffered writers pass that short count on and ``shutil.copyfileobj``
+    ignores it, which lost the tail of ``exitless open S -`` now and then; here the
+    rest is written again."""
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while n := src.readinto(buf):
+        chunk = view[:n]
+        while chunk:
+            chunk = chunk[os.write(fd, chunk):]
+
+
 def _open(args: argparse.Namespace) -> None:
     if args.output == "-" and sys.stdout is None:
         raise ExitlessError("OUT is '-' but stdout is closed")
@@ -376,8 +393,8 @@ def _open(args: argparse.Namespace) -> None:
         if args.output == "-":
             # The final segment was checked at open; a later bad segment stops the copy
             # with an error and a non-zero exit.
-            shutil.copyfileobj(src, sys.stdout.buffer, CHUNK)
-            sys.stdout.buffer.flush()
+            sys.stdout.flush()
+            _copy_to_fd(src, sys.stdout.fileno())
             return
         # Plaintext appears under OUT only once every segment has authenticated.
         out_dir = os.path.dirname(os.path.abspath(args.output))
@@ -385,8 +402,10 @@ def _open(args: argparse.Namespace) -> None:
             fd, tmp = tempfile.mkstemp(prefix=".exitless-open-", dir=out_dir)
             cleanup.track(tmp)
         try:
-            with os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
+            try:
+                _copy_to_fd(src, fd)
+            finally:
+                os.close(fd)
             _check_output(args.output, "open")  # again: nothing was swapped in meanwhile
             os.replace(tmp, args.output)
             cleanup.untrack(tmp)

@@ -98,7 +98,11 @@ def resources() -> dict[str, int]:
 
 def release_backends() -> None:
     """Releases pooled IO backends (io_uring rings and their buffers, switchless
-    worker threads) and pooled trusted chunk buffers; open streams keep theirs."""
+    worker threads) and pooled trusted chunk buffers; open streams keep theirs.
+
+    Closing an io_uring ring makes the kernel interrupt this process's threads once,
+    a moment later: a blocking write to a pipe or socket may then return short (see
+    docs/HARDENING.md, "Hostile use"), so write with a loop that checks counts."""
     lib.exitless_release_backends()
 
 

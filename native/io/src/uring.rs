@@ -95,13 +95,20 @@ pub struct UringBackend {
     forced: Vec<Option<(u64, i32)>>,
 }
 
-/// The process-wide SQPOLL anchor ring other rings attach to. Kept for the life of
-/// the process; `None` when it could not be created (then rings stand alone).
+/// The process-wide SQPOLL anchor ring other rings attach to, and the ring the
+/// probe ([`crate::probe`]) looks at. Kept for the life of the process; `None` when
+/// it could not be created (then rings stand alone, and io_uring is unavailable).
+///
+/// Never closed, and no ring is set up only to be closed: closing a ring makes the
+/// kernel interrupt the threads that used it once, later (its exit work is queued as
+/// signal-like task work), and a blocking `write` to a pipe or socket interrupted
+/// after some bytes returns short. CPython's buffered writers pass that short count
+/// on, and callers that ignore it (`shutil.copyfileobj`) lose data.
 ///
 /// A forked child makes its own: the inherited anchor's SQPOLL thread belongs to
 /// the parent and ends with it. The inherited ring is leaked, not closed, so the
 /// parent's keeps working.
-fn anchor_fd() -> Option<RawFd> {
+pub(crate) fn with_anchor<R>(f: impl FnOnce(Option<&IoUring>) -> R) -> R {
     static ANCHOR: Mutex<Option<(u32, Option<IoUring>)>> = Mutex::new(None);
     let mut anchor = ANCHOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let pid = std::process::id();
@@ -111,7 +118,11 @@ fn anchor_fd() -> Option<RawFd> {
             std::mem::forget(inherited);
         }
     }
-    anchor.as_ref().and_then(|(_, ring)| ring.as_ref()).map(|r| r.as_raw_fd())
+    f(anchor.as_ref().and_then(|(_, ring)| ring.as_ref()))
+}
+
+fn anchor_fd() -> Option<RawFd> {
+    with_anchor(|ring| ring.map(AsRawFd::as_raw_fd))
 }
 
 impl UringBackend {
