@@ -273,7 +273,7 @@ fn ring_slots(depth: usize, buffer_len: usize, program: &[u8]) {
                 let slot = usize::from(op.a) % depth;
                 let len = (op.x as usize) % (slot_len + 1);
                 if model[slot].in_flight.is_none() {
-                    assert_eq!(ring.copy_out_offset(slot, len), slot * slot_len);
+                    assert_eq!(ring.copy_out_offset(slot, 0, len), slot * slot_len);
                 }
             }
         }

@@ -52,6 +52,17 @@
 #define EXITLESS_MAX_ENVELOPE_LEN 1024
 
 /**
+ * Largest IO a stream makes: a long stream's consecutive segments share writes and
+ * reads of up to this many bytes (larger segments travel in IOs of this size).
+ */
+#define EXITLESS_IO_SIZE 1048576
+
+/**
+ * A stream coalesces segments into `EXITLESS_IO_SIZE` IOs from this file offset on.
+ */
+#define EXITLESS_COALESCE_AFTER 1048576
+
+/**
  * Largest `ocall_cycles`: 10^7 cycles (~3 ms) per modeled exit, far above any real
  * OCALL (8,200–17,000); more would only make streams crawl.
  */

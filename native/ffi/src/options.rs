@@ -29,6 +29,14 @@ pub const EXITLESS_BACKEND_SYNC: u8 = 4;
 pub const EXITLESS_MAX_ENVELOPE_LEN: usize = 1024;
 const _: () = assert!(EXITLESS_MAX_ENVELOPE_LEN == MAX_ENVELOPE_LEN);
 
+/// Largest IO a stream makes: a long stream's consecutive segments share writes and
+/// reads of up to this many bytes (larger segments travel in IOs of this size).
+pub const EXITLESS_IO_SIZE: usize = 1_048_576;
+const _: () = assert!(EXITLESS_IO_SIZE == exitless_spill::memory::IO_SIZE);
+/// A stream coalesces segments into `EXITLESS_IO_SIZE` IOs from this file offset on.
+pub const EXITLESS_COALESCE_AFTER: u64 = 1_048_576;
+const _: () = assert!(EXITLESS_COALESCE_AFTER == exitless_spill::memory::COALESCE_AFTER);
+
 /// Largest `ocall_cycles`: 10^7 cycles (~3 ms) per modeled exit, far above any real
 /// OCALL (8,200–17,000); more would only make streams crawl.
 pub const EXITLESS_MAX_OCALL_CYCLES: i64 = 10_000_000;

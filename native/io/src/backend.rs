@@ -116,15 +116,31 @@ pub trait Backend: Send {
     fn depth(&self) -> usize;
     /// Length of each slot's buffer.
     fn buffer_len(&self) -> usize;
-    /// Copies `data` into free slot `slot` and starts writing it at `offset` of `fd`.
-    /// With `pad_to` > `data.len()`, zeros fill the write up to `pad_to` bytes (for
+    /// Copies `data` into idle slot `slot`'s buffer at byte `at` and starts nothing:
+    /// one write can be assembled from several pieces (consecutive sealed segments),
+    /// then started by [`write_staged`](Self::write_staged).
+    fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> Result<()>;
+    /// Starts writing the first `len` bytes staged in `slot` at `offset` of `fd`.
+    /// With `pad_to` > `len`, zeros fill the write up to `pad_to` bytes (for
     /// block-aligned direct IO; the caller truncates the file afterwards).
-    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> Result<()>;
+    fn write_staged(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize, pad_to: usize) -> Result<()>;
+    /// Copies `data` into free slot `slot` and starts writing it at `offset` of `fd`,
+    /// padded with zeros to `pad_to` bytes ([`stage`](Self::stage), then
+    /// [`write_staged`](Self::write_staged)).
+    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> Result<()> {
+        self.stage(slot, 0, data)?;
+        self.write_staged(slot, fd, offset, data.len(), pad_to)
+    }
     /// Starts reading `len` bytes at `offset` of `fd` into free slot `slot`.
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> Result<()>;
-    /// Copies the first `out.len()` bytes of a completed read out of `slot`. The slot
-    /// stays reserved until the caller submits with it again.
-    fn copy_out(&mut self, slot: usize, out: &mut [u8]);
+    /// Copies `out.len()` bytes from byte `at` of a completed read's slot into
+    /// trusted `out` (one read can hold several segments). The slot stays reserved
+    /// until the caller submits with it again.
+    fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]);
+    /// Copies the first `out.len()` bytes of a completed read out of `slot`.
+    fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
+        self.copy_out_at(slot, 0, out);
+    }
     /// Waits until at least one operation has completed (if any is in flight) and
     /// appends every completion available to `out`. An error here (not inside a
     /// completion) means the backend itself can no longer be trusted.

@@ -22,8 +22,10 @@
 //! Spec syntax (comma-separated rules): `FAULT@TARGET` with FAULT one of `enospc`,
 //! `eio`, `eintr`, `short`, and TARGET one of `segment=N` or `write=N` (the N-th
 //! write of the stream, counting from 0: a writer writes segment N as its N-th
-//! write), `read=N` (the N-th read; a reader first reads the final segment, then
-//! segments 0, 1, ...), `write=*`, `read=*` (every one), or `fsync`. Example:
+//! write while the stream is short; past its first MiB, one write carries many
+//! segments), `read=N` (the N-th read; a reader of a short stream first reads the
+//! final segment, then segments 0, 1, ...; a long stream's reads carry many
+//! segments), `write=*`, `read=*` (every one), or `fsync`. Example:
 //! `enospc@segment=7`, `short@write=*,short@read=*`.
 
 use alloc::format;

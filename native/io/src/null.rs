@@ -33,8 +33,19 @@ impl Backend for NullBackend {
         self.slots.buffer_len()
     }
 
-    fn write(&mut self, slot: usize, _fd: RawFd, _offset: u64, data: &[u8], pad_to: usize) -> io::Result<()> {
-        let len = self.slots.check_write(slot, data.len(), pad_to)?;
+    fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
+        self.slots.check_stage(slot, at, data.len())
+    }
+
+    fn write_staged(
+        &mut self,
+        slot: usize,
+        _fd: RawFd,
+        _offset: u64,
+        len: usize,
+        pad_to: usize,
+    ) -> io::Result<()> {
+        let len = self.slots.check_write(slot, len, pad_to)?;
         self.counters.bytes += len as u64;
         self.counters.ops += 1;
         self.slots.complete(slot, Ok(len));
@@ -48,8 +59,8 @@ impl Backend for NullBackend {
         ))
     }
 
-    fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
-        self.slots.check_copy_out(slot, out.len());
+    fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
+        self.slots.check_copy_out(slot, at, out.len());
         out.fill(0);
     }
 

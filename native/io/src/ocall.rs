@@ -79,11 +79,25 @@ impl Backend for OcallBackend {
         self.slots.buffer_len()
     }
 
-    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()> {
-        let len = self.slots.check_write(slot, data.len(), pad_to)?;
-        self.bounce.copy_in(0, data);
-        self.bounce.zero(data.len(), len - data.len());
-        let result = self.ocall(fd, OpKind::Write, offset, len);
+    fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
+        self.slots.check_stage(slot, at, data.len())?;
+        self.trusted[slot][at..at + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn write_staged(
+        &mut self,
+        slot: usize,
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+        pad_to: usize,
+    ) -> io::Result<()> {
+        let total = self.slots.check_write(slot, len, pad_to)?;
+        // The OCALL's marshalling: the enclave's bytes into the untrusted bounce buffer.
+        self.bounce.copy_in(0, &self.trusted[slot][..len]);
+        self.bounce.zero(len, total - len);
+        let result = self.ocall(fd, OpKind::Write, offset, total);
         self.slots.complete(slot, result);
         Ok(())
     }
@@ -98,9 +112,9 @@ impl Backend for OcallBackend {
         Ok(())
     }
 
-    fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
-        self.slots.check_copy_out(slot, out.len());
-        out.copy_from_slice(&self.trusted[slot][..out.len()]);
+    fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
+        self.slots.check_copy_out(slot, at, out.len());
+        out.copy_from_slice(&self.trusted[slot][at..at + out.len()]);
     }
 
     fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {

@@ -258,12 +258,23 @@ impl RingSlots {
         Ok(Step::Finished(Completion { slot, result }))
     }
 
-    /// Panics unless data slot `slot` is idle and holds `len` bytes (caller bugs);
-    /// returns the slot's offset in the region, to copy a completed read out of.
-    pub fn copy_out_offset(&self, slot: usize, len: usize) -> usize {
+    /// Panics unless data slot `slot` is idle and holds bytes `at .. at + len`
+    /// (caller bugs); returns where they are in the region, to copy a completed read
+    /// out of.
+    pub fn copy_out_offset(&self, slot: usize, at: usize, len: usize) -> usize {
         assert!(slot < self.depth && !self.table.is_busy(slot), "copy_out from a busy or unknown slot");
-        assert!(len <= self.slot_len, "copy_out larger than a slot");
-        slot * self.slot_len
+        assert!(matches!(at.checked_add(len), Some(end) if end <= self.slot_len), "copy_out beyond a slot");
+        slot * self.slot_len + at
+    }
+
+    /// Where bytes `at .. at + len` of idle data slot `slot` are in the region, to
+    /// stage part of a write there; an error if the slot is busy or they do not fit.
+    pub fn stage_offset(&self, slot: usize, at: usize, len: usize) -> Result<usize> {
+        self.check_free(slot)?;
+        if !matches!(at.checked_add(len), Some(end) if end <= self.slot_len) {
+            return Err(Error::new(ErrorKind::InvalidInput, "staged bytes beyond a slot buffer"));
+        }
+        Ok(slot * self.slot_len + at)
     }
 }
 
@@ -316,7 +327,10 @@ mod tests {
         assert_eq!((done.slot, done.result.unwrap()), (1, 1000));
         assert_eq!((c.ops, c.bytes, c.resubmits), (1, 1000, 1));
         assert_eq!(r.in_flight(), 0);
-        assert_eq!(r.copy_out_offset(1, 10), PAGE);
+        assert_eq!(r.copy_out_offset(1, 0, 10), PAGE);
+        assert_eq!(r.copy_out_offset(1, 5, 10), PAGE + 5);
+        assert_eq!(r.stage_offset(1, 100, 10).unwrap(), PAGE + 100);
+        assert!(r.stage_offset(1, PAGE - 5, 10).is_err(), "beyond the slot");
     }
 
     #[test]

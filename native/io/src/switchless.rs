@@ -417,12 +417,23 @@ impl Backend for SwitchlessBackend {
         self.slots.buffer_len()
     }
 
-    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()> {
-        let len = self.slots.check_write(slot, data.len(), pad_to)?;
-        let at = slot * self.stride;
-        self.bounce.copy_in(at, data);
-        self.bounce.zero(at + data.len(), len - data.len());
-        let result = self.call(slot, OP_WRITE, fd, offset, len)?;
+    fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
+        self.slots.check_stage(slot, at, data.len())?;
+        self.bounce.copy_in(slot * self.stride + at, data);
+        Ok(())
+    }
+
+    fn write_staged(
+        &mut self,
+        slot: usize,
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+        pad_to: usize,
+    ) -> io::Result<()> {
+        let total = self.slots.check_write(slot, len, pad_to)?;
+        self.bounce.zero(slot * self.stride + len, total - len);
+        let result = self.call(slot, OP_WRITE, fd, offset, total)?;
         self.slots.complete(slot, result);
         Ok(())
     }
@@ -434,9 +445,9 @@ impl Backend for SwitchlessBackend {
         Ok(())
     }
 
-    fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
-        self.slots.check_copy_out(slot, out.len());
-        self.bounce.copy_out(slot * self.stride, out);
+    fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
+        self.slots.check_copy_out(slot, at, out.len());
+        self.bounce.copy_out(slot * self.stride + at, out);
     }
 
     fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {

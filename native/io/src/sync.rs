@@ -69,11 +69,28 @@ impl SlotQueue {
         Ok(())
     }
 
-    /// Panics unless `slot` exists, has no completion pending and holds `len` bytes (caller bugs).
-    pub(crate) fn check_copy_out(&self, slot: usize, len: usize) {
+    /// Panics unless `slot` exists, has no completion pending and holds bytes
+    /// `at .. at + len` (caller bugs).
+    pub(crate) fn check_copy_out(&self, slot: usize, at: usize, len: usize) {
         assert!(slot < self.depth(), "copy_out: slot {slot} out of range");
         assert!(!self.busy[slot], "copy_out: slot {slot} has not been waited for");
-        assert!(len <= self.buffer_len, "copy_out: {len} bytes exceed the {}-byte slot", self.buffer_len);
+        assert!(
+            at.checked_add(len).is_some_and(|end| end <= self.buffer_len),
+            "copy_out: bytes {at}+{len} exceed the {}-byte slot",
+            self.buffer_len
+        );
+    }
+
+    /// Checks staging `len` bytes at byte `at` of idle `slot`.
+    pub(crate) fn check_stage(&self, slot: usize, at: usize, len: usize) -> io::Result<()> {
+        self.check_free(slot)?;
+        if at.checked_add(len).is_none_or(|end| end > self.buffer_len) {
+            return Err(invalid(format!(
+                "staging {len} bytes at {at} exceeds the {}-byte slot",
+                self.buffer_len
+            )));
+        }
+        Ok(())
     }
 
     /// Records the finished operation on `slot`; `wait` will return it.
@@ -242,11 +259,23 @@ impl Backend for SyncBackend {
         self.slots.buffer_len()
     }
 
-    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()> {
-        let len = self.slots.check_write(slot, data.len(), pad_to)?;
-        let buf = self.buffers.slot(slot, len);
-        buf[..data.len()].copy_from_slice(data);
-        buf[data.len()..].fill(0);
+    fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
+        self.slots.check_stage(slot, at, data.len())?;
+        self.buffers.slot(slot, at + data.len())[at..].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn write_staged(
+        &mut self,
+        slot: usize,
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+        pad_to: usize,
+    ) -> io::Result<()> {
+        let total = self.slots.check_write(slot, len, pad_to)?;
+        let buf = self.buffers.slot(slot, total);
+        buf[len..].fill(0);
         let fault = faults::next(&self.faults, OpKind::Write);
         // SAFETY: the slot's trusted buffer is lent for this one synchronous call.
         let (result, calls) =
@@ -267,9 +296,9 @@ impl Backend for SyncBackend {
         Ok(())
     }
 
-    fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
-        self.slots.check_copy_out(slot, out.len());
-        out.copy_from_slice(self.buffers.slot(slot, out.len()));
+    fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
+        self.slots.check_copy_out(slot, at, out.len());
+        out.copy_from_slice(&self.buffers.slot(slot, at + out.len())[at..]);
     }
 
     fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {

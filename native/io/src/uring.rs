@@ -375,13 +375,26 @@ impl Backend for UringBackend {
         self.slots.slot_len()
     }
 
-    fn write(&mut self, slot: usize, fd: RawFd, offset: u64, data: &[u8], pad_to: usize) -> io::Result<()> {
+    fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
         self.check_poison()?;
-        let len = data.len().max(pad_to);
-        let at = self.slots.begin(slot, OpKind::Write, fd, offset, len)?;
+        let at = self.slots.stage_offset(slot, at, data.len())?;
         self.region.copy_in(at, data);
-        if len > data.len() {
-            self.region.zero(at + data.len(), len - data.len());
+        Ok(())
+    }
+
+    fn write_staged(
+        &mut self,
+        slot: usize,
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+        pad_to: usize,
+    ) -> io::Result<()> {
+        self.check_poison()?;
+        let total = len.max(pad_to);
+        let at = self.slots.begin(slot, OpKind::Write, fd, offset, total)?;
+        if total > len {
+            self.region.zero(at + len, total - len);
         }
         self.inject[slot] = faults::next(&self.faults, OpKind::Write);
         self.push(slot)
@@ -394,8 +407,8 @@ impl Backend for UringBackend {
         self.push(slot)
     }
 
-    fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
-        let at = self.slots.copy_out_offset(slot, out.len());
+    fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
+        let at = self.slots.copy_out_offset(slot, at, out.len());
         self.region.copy_out(at, out);
     }
 

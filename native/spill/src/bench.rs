@@ -57,19 +57,23 @@ pub fn sealed_read(path: &str, options: &SpillOptions, chunk: usize) -> SpillRes
     Ok(r.stats())
 }
 
-/// Writes `total` bytes without sealing, one segment-sized write per slot (segments
-/// above [`crate::memory::MAX_IO`] in IOs of that size, as a sealed stream's are).
+/// Writes `total` bytes without sealing, in the IOs a sealed stream of the same
+/// segment size makes: one segment per write below [`crate::memory::COALESCE_AFTER`],
+/// then as many whole segments as fit [`crate::memory::IO_SIZE`] (segments above
+/// [`crate::memory::MAX_IO`] in IOs of that size).
 pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResult<StreamStats> {
+    use crate::memory::{COALESCE_AFTER, IO_SIZE, MAX_IO};
     let kind = options.backend.resolve()?;
     let segment = options.params.segment_size;
     let (file, direct, calls) = open_file(path, true, kind, options.direct, Some(segment))?;
-    let seg = (segment as usize).min(crate::memory::MAX_IO);
+    let seg = (segment as usize).min(MAX_IO);
+    let io = if seg < IO_SIZE { IO_SIZE / seg * seg } else { seg };
     let mut backend =
-        checkout(kind, options.queue_depth, seg, direct, &options.ocall_model, options.uring_spin)?;
+        checkout(kind, options.queue_depth, io, direct, &options.ocall_model, options.uring_spin)?;
     let base = backend.get().counters();
     let fd = file.as_raw_fd();
     backend.get().attach(fd).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
-    let data = filler(seg);
+    let data = filler(io);
     let depth = backend.get().depth();
     let mut calls = calls;
     if direct {
@@ -80,9 +84,10 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
     }
     let mut busy = vec![false; depth];
     let mut done = Vec::new();
-    let segments = total.div_ceil(seg as u64);
+    let segments = total.div_ceil(u64::from(segment));
     let fail = |e: std::io::Error| SpillError::io(&e, "cannot write", path);
-    for i in 0..segments {
+    let mut at = 0u64;
+    while at < total {
         let slot = loop {
             if let Some(s) = busy.iter().position(|b| !b) {
                 break s;
@@ -93,11 +98,13 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
                 c.result.map_err(fail)?;
             }
         };
-        let len = (total - i * seg as u64).min(seg as u64) as usize;
+        let unit = if at < COALESCE_AFTER { seg } else { io };
+        let len = (total - at).min(unit as u64) as usize;
         let pad =
             if direct { (len as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize } else { len };
-        backend.get().write(slot, fd, i * seg as u64, &data[..len], pad).map_err(fail)?;
+        backend.get().write(slot, fd, at, &data[..len], pad).map_err(fail)?;
         busy[slot] = true;
+        at += len as u64;
     }
     while backend.get().in_flight() > 0 {
         backend.get().wait(&mut done).map_err(fail)?;

@@ -5,10 +5,14 @@
 //! free (for io_uring: untrusted, registered) slot and writes it while the next
 //! segment fills: up to `queue_depth` segments are in flight. A [`SpillReader`]
 //! reads ahead into backend slots and opens each segment after copying it into
-//! trusted memory exactly once. Memory per stream is bounded by
-//! `queue_depth × min(segment_size, MAX_IO)` of backend buffers (segments above
-//! [`memory::MAX_IO`] travel in several IOs) plus one trusted segment that grows with
-//! the data; nothing is sized from an unauthenticated header field.
+//! trusted memory exactly once. The segment is the unit of authentication, not of
+//! IO: past [`memory::COALESCE_AFTER`] a stream moves to [`memory::IO_SIZE`] slots
+//! and its pipe gathers consecutive sealed segments into one write (its reader reads
+//! windows of consecutive segments), so small segments reach the disk in large IOs.
+//! Memory per stream is bounded by `queue_depth × IO_SIZE` of backend buffers
+//! (segments above [`memory::MAX_IO`] travel in several IOs) plus one trusted
+//! segment that grows with the data; nothing is sized from an unauthenticated
+//! header field.
 //!
 //! Map of the crate:
 //! - `pipe`: where sealed segments go: straight to the backend, or through an IO

@@ -13,6 +13,14 @@ use crate::error::{SpillError, SpillResult};
 /// Largest IO (and so backend slot buffer) a stream uses; larger segments are split.
 pub const MAX_IO: usize = 1 << 20;
 
+/// What a long stream's writes and reads grow to: consecutive segments share one IO
+/// of up to this many bytes (the segment is the unit of authentication, not of IO).
+pub const IO_SIZE: usize = MAX_IO;
+
+/// A stream coalesces once it is this long: shorter ones (most spill files are a
+/// few KiB) keep segment-sized slots, so an idle pooled backend stays small.
+pub const COALESCE_AFTER: u64 = 1 << 20;
+
 /// Most backend buffer memory one stream may hold: `queue_depth × slot size`.
 pub const MAX_STREAM_BUFFERS: usize = 256 << 20;
 

@@ -24,18 +24,56 @@ pub(crate) struct Pipe {
     /// The segment each slot is writing, and the bytes its write must move.
     in_flight: Vec<Option<(u64, usize)>>,
     done: Vec<Completion>,
+    /// Consecutive segments gathered in one slot, not yet written.
+    staged: Option<Staged>,
+    /// Whether consecutive segments share a write (see [`Pipe::coalesce`]).
+    coalesce: bool,
+}
+
+/// One write being assembled from consecutive segments in a backend slot.
+#[derive(Clone, Copy)]
+struct Staged {
+    slot: usize,
+    fd: RawFd,
+    /// File offset of the first byte.
+    offset: u64,
+    /// Bytes staged so far.
+    len: usize,
+    /// The first segment in it (errors name it).
+    first: u64,
 }
 
 impl Pipe {
     pub(crate) fn new(mut backend: PooledBackend) -> Self {
         let depth = backend.get().depth();
-        Self { backend, in_flight: vec![None; depth], done: Vec::with_capacity(depth) }
+        Self {
+            backend,
+            in_flight: vec![None; depth],
+            done: Vec::with_capacity(depth),
+            staged: None,
+            coalesce: false,
+        }
+    }
+
+    /// From now on, consecutive segments that fit one slot go out as one write: the
+    /// unit of authentication is the segment, not the unit of IO. (A stream turns
+    /// this on once it has a backend with IO-sized slots.)
+    pub(crate) fn coalesce(&mut self) {
+        self.coalesce = true;
+    }
+
+    /// Bytes a slot holds: the largest single write.
+    pub(crate) fn slot_len(&self) -> usize {
+        self.backend.peek().buffer_len()
     }
 
     /// Starts writing `data` (segment `segment`) at `offset`, padded with zeros to
-    /// `pad_to` bytes, waiting for free slots first if all are busy. A segment larger
-    /// than a slot goes out as several writes of one slot each (slots are whole pages,
-    /// so direct IO stays aligned). A failure of an earlier write surfaces here.
+    /// `pad_to` bytes, waiting for free slots first if all are busy. When coalescing,
+    /// a segment that follows the one staged before it joins it in the same slot,
+    /// and the write starts once the next segment would not fit (or a padded, final
+    /// segment ends it). A segment larger than a slot goes out as several writes of
+    /// one slot each (slots are whole pages, so direct IO stays aligned). A failure
+    /// of an earlier write surfaces here.
     pub(crate) fn submit(
         &mut self,
         fd: RawFd,
@@ -45,17 +83,27 @@ impl Pipe {
         pad_to: usize,
     ) -> Result<(), PipeError> {
         let total = data.len().max(pad_to);
-        let piece = self.backend.peek().buffer_len();
+        let slot_len = self.slot_len();
+        if let Some(st) = self.staged {
+            if st.fd == fd && st.offset + st.len as u64 == offset && st.len + total <= slot_len {
+                self.backend.get().stage(st.slot, st.len, data).map_err(|e| (e, segment))?;
+                let len = st.len + data.len();
+                self.staged = Some(Staged { len, ..st });
+                return self.end_staged(pad_to.saturating_sub(data.len()), data.len());
+            }
+            self.flush(0)?;
+        }
+        if self.coalesce && total <= slot_len {
+            let slot = self.free_slot()?;
+            self.backend.get().stage(slot, 0, data).map_err(|e| (e, segment))?;
+            self.staged = Some(Staged { slot, fd, offset, len: data.len(), first: segment });
+            return self.end_staged(pad_to.saturating_sub(data.len()), data.len());
+        }
         let mut at = 0;
         while at < total {
-            let end = (at + piece).min(total);
+            let end = (at + slot_len).min(total);
             let bytes = &data[at.min(data.len())..end.min(data.len())];
-            let slot = loop {
-                if let Some(s) = self.in_flight.iter().position(Option::is_none) {
-                    break s;
-                }
-                self.wait()?;
-            };
+            let slot = self.free_slot()?;
             self.backend
                 .get()
                 .write(slot, fd, offset + at as u64, bytes, end - at)
@@ -66,15 +114,63 @@ impl Pipe {
         Ok(())
     }
 
-    /// Waits for every write in flight; the first failure is returned.
+    /// Starts the staged write if `padding` ends it (a final, padded segment) or if
+    /// another segment of `segment_len` bytes would not fit its slot.
+    fn end_staged(&mut self, padding: usize, segment_len: usize) -> Result<(), PipeError> {
+        let Some(st) = self.staged else { return Ok(()) };
+        if padding > 0 || st.len + segment_len > self.slot_len() {
+            self.flush(padding)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the staged write (if any), with `padding` zeros after it.
+    fn flush(&mut self, padding: usize) -> Result<(), PipeError> {
+        let Some(st) = self.staged.take() else { return Ok(()) };
+        let total = st.len + padding;
+        self.backend
+            .get()
+            .write_staged(st.slot, st.fd, st.offset, st.len, total)
+            .map_err(|e| (e, st.first))?;
+        self.in_flight[st.slot] = Some((st.first, total));
+        Ok(())
+    }
+
+    /// A slot with nothing in flight (and nothing staged), waiting if all are busy.
+    fn free_slot(&mut self) -> Result<usize, PipeError> {
+        loop {
+            let staged = self.staged.map(|st| st.slot);
+            if let Some(s) =
+                (0..self.in_flight.len()).find(|&s| self.in_flight[s].is_none() && Some(s) != staged)
+            {
+                return Ok(s);
+            }
+            self.wait()?;
+        }
+    }
+
+    /// Drains this pipe and moves it to `backend` (with IO-sized slots, say); the
+    /// old one goes back to its pool. The caller attaches its file to the new one.
+    pub(crate) fn replace_backend(&mut self, mut backend: PooledBackend) -> Result<(), PipeError> {
+        self.drain()?;
+        self.backend.get().detach();
+        let depth = backend.get().depth();
+        self.backend = backend;
+        self.in_flight = vec![None; depth];
+        Ok(())
+    }
+
+    /// Starts what is staged and waits for every write in flight; the first failure
+    /// is returned.
     pub(crate) fn drain(&mut self) -> Result<(), PipeError> {
+        self.flush(0)?;
         while self.in_flight.iter().any(Option::is_some) {
             self.wait()?;
         }
         Ok(())
     }
 
-    /// Runs `f` on the backend.
+    /// Runs `f` on the backend (after [`drain`](Self::drain): nothing is staged).
     pub(crate) fn with_backend<R>(&mut self, f: impl FnOnce(&mut dyn exitless_io::Backend) -> R) -> R {
         f(self.backend.get())
     }
@@ -84,9 +180,11 @@ impl Pipe {
         self.backend.peek().counters()
     }
 
-    /// Drains (ignoring errors) and detaches the file; the backend goes back to its
-    /// pool when the pipe drops. Idempotent.
+    /// Drops what is staged (an unfinished stream stays incomplete), drains
+    /// (ignoring errors) and detaches the file; the backend goes back to its pool
+    /// when the pipe drops. Idempotent.
     pub(crate) fn close(&mut self) {
+        self.staged = None;
         let _ = self.drain();
         self.backend.get().detach();
     }
@@ -134,21 +232,24 @@ mod tests {
         fn buffer_len(&self) -> usize {
             self.0.buffer_len()
         }
-        fn write(
+        fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
+            self.0.stage(slot, at, data)
+        }
+        fn write_staged(
             &mut self,
             slot: usize,
             fd: RawFd,
             offset: u64,
-            data: &[u8],
+            len: usize,
             pad_to: usize,
         ) -> io::Result<()> {
-            self.0.write(slot, fd, offset, data, pad_to)
+            self.0.write_staged(slot, fd, offset, len, pad_to)
         }
         fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
             self.0.read(slot, fd, offset, len)
         }
-        fn copy_out(&mut self, slot: usize, out: &mut [u8]) {
-            self.0.copy_out(slot, out);
+        fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
+            self.0.copy_out_at(slot, at, out);
         }
         fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
             let from = out.len();

@@ -13,11 +13,14 @@ use exitless_io::Completion;
 use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, MAX_HEADER_LEN, TAG_LEN, V2_FIXED_LEN};
 
 use crate::error::{SpillError, SpillResult};
-use crate::memory::{slot_len, GrowBuf, MAX_IO};
+use crate::memory::{slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE, MAX_IO, MAX_STREAM_BUFFERS};
 use crate::options::{checkout, PooledBackend, SpillOptions, DIRECT_ALIGN};
 use crate::stats::{delta, StreamStats};
 use crate::writer::open_file;
 
+/// What a backend slot holds: one *window* of the file, `per_window` consecutive
+/// segments read with one IO (a long stream's windows are up to 1 MiB; a short
+/// one's are single segments).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Free,
@@ -37,6 +40,8 @@ pub struct SpillReader {
     backend: PooledBackend,
     base: exitless_io::Counters,
     slots: Vec<Slot>,
+    /// Segments per window (1 for short streams, or segments of an IO or more).
+    per_window: u64,
     done: Vec<Completion>,
     /// Trusted: the last opened segment (segment 0 keeps its header in front); grows
     /// to the largest segment actually read.
@@ -91,14 +96,16 @@ impl SpillReader {
             calls += 1;
             refuse_holes(&file, file_len, path)?;
         }
-        let mut backend = checkout(
-            kind,
-            options.queue_depth,
-            slot_len(extent),
-            direct,
-            &options.ocall_model,
-            options.uring_spin,
-        )?;
+        // A long stream reads windows of consecutive segments, one IO each (as its
+        // writer wrote them); a short one, segment by segment.
+        let seg = layout.segment_size() as usize;
+        let coalesce = file_len >= COALESCE_AFTER
+            && slot_len(seg) < IO_SIZE
+            && options.queue_depth.saturating_mul(IO_SIZE) <= MAX_STREAM_BUFFERS;
+        let (per_window, slot) =
+            if coalesce { ((IO_SIZE / seg) as u64, IO_SIZE) } else { (1, slot_len(extent)) };
+        let mut backend =
+            checkout(kind, options.queue_depth, slot, direct, &options.ocall_model, options.uring_spin)?;
         let base = backend.get().counters();
         backend.inject(options, path)?;
         backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
@@ -113,6 +120,7 @@ impl SpillReader {
             backend,
             base,
             slots: vec![Slot::Free; depth],
+            per_window,
             done: Vec::with_capacity(depth),
             cache: GrowBuf::new(longest),
             cache_index: None,
@@ -148,15 +156,32 @@ impl SpillReader {
         }
     }
 
-    fn submit(&mut self, slot: usize, index: u64) -> SpillResult {
-        let (offset, _) = self.extent(index);
-        let len = self.read_len(index);
+    /// The segments of window `w`: first and last index.
+    fn window(&self, w: u64) -> (u64, u64) {
+        let first = w * self.per_window;
+        (first, (first + self.per_window - 1).min(self.geometry.final_index()))
+    }
+
+    /// Bytes of the file that window `w` occupies: (offset, length, length to read,
+    /// rounded up for direct IO).
+    fn window_extent(&self, w: u64) -> (u64, usize, usize) {
+        let (first, last) = self.window(w);
+        let (offset, _) = self.extent(first);
+        let (last_offset, last_len) = self.extent(last);
+        let len = (last_offset - offset) as usize + last_len;
+        let read =
+            if self.direct { len.div_ceil(DIRECT_ALIGN as usize) * DIRECT_ALIGN as usize } else { len };
+        (offset, len, read)
+    }
+
+    fn submit(&mut self, slot: usize, w: u64) -> SpillResult {
+        let (offset, _, len) = self.window_extent(w);
         let fd = self.file.as_raw_fd();
-        self.backend
-            .get()
-            .read(slot, fd, offset, len)
-            .map_err(|e| SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path))?;
-        self.slots[slot] = Slot::Pending(index);
+        if let Err(e) = self.backend.get().read(slot, fd, offset, len) {
+            let (first, _) = self.window(w);
+            return Err(SpillError::io(&e, &format!("cannot read segment {first} of"), &self.path));
+        }
+        self.slots[slot] = Slot::Pending(w);
         Ok(())
     }
 
@@ -175,7 +200,7 @@ impl SpillReader {
         r.map_err(|e| SpillError::io(&e, "IO backend failed while reading", &self.path))
     }
 
-    /// A slot to read into: a free one, else one holding an unneeded segment, else
+    /// A slot to read into: a free one, else one holding an unneeded window, else
     /// wait for a read to finish.
     fn claim_slot(&mut self, keep: u64) -> SpillResult<usize> {
         loop {
@@ -194,14 +219,15 @@ impl SpillReader {
         }
     }
 
-    fn find(&self, index: u64) -> Option<usize> {
+    /// The slot holding (or reading) window `w`.
+    fn find(&self, w: u64) -> Option<usize> {
         self.slots.iter().position(|s| match *s {
-            Slot::Pending(i) | Slot::Ready(i, _) | Slot::Failed(i, _) => i == index,
+            Slot::Pending(i) | Slot::Ready(i, _) | Slot::Failed(i, _) => i == w,
             Slot::Free => false,
         })
     }
 
-    /// Bytes to read for segment `index` (its extent, rounded up for direct IO).
+    /// Bytes to read for segment `index` on its own (its extent, rounded up for direct IO).
     fn read_len(&self, index: u64) -> usize {
         let (_, len) = self.extent(index);
         if self.direct {
@@ -219,7 +245,7 @@ impl SpillReader {
         self.cache_index = None;
         let (_, needed) = self.extent(index);
         self.cache.ensure(needed);
-        if self.read_len(index) > self.backend.peek().buffer_len() {
+        if self.per_window == 1 && self.read_len(index) > self.backend.peek().buffer_len() {
             self.load_in_pieces(index)?;
         } else {
             self.load_in_one(index)?;
@@ -242,30 +268,43 @@ impl SpillReader {
         Ok(())
     }
 
-    /// Brings segment `index` (which fits one slot) into `cache`, unopened.
+    /// Brings segment `index` into `cache`, unopened, out of the slot that reads
+    /// its window (reading the window first if no slot has it).
     fn load_in_one(&mut self, index: u64) -> SpillResult {
-        let slot = match self.find(index) {
+        let w = index / self.per_window;
+        let slot = match self.find(w) {
             Some(s) => s,
             None => {
-                let s = self.claim_slot(index)?;
-                self.submit(s, index)?;
+                let s = self.claim_slot(w)?;
+                self.submit(s, w)?;
                 s
             }
         };
         while matches!(self.slots[slot], Slot::Pending(_)) {
             self.wait_some()?;
         }
-        let (_, needed) = self.extent(index);
-        let state = std::mem::replace(&mut self.slots[slot], Slot::Free);
+        let (offset, needed) = self.extent(index);
+        let at = (offset - self.window_extent(w).0) as usize;
+        let (first, last) = self.window(w);
+        // The window stays in its slot until its last segment is out (or its slot is
+        // needed): the final window, read at open, stays for a sequential reader.
+        let done_with =
+            index == last && !(index == self.geometry.final_index() && index != first && self.segments == 0);
+        let state =
+            if done_with { std::mem::replace(&mut self.slots[slot], Slot::Free) } else { self.slots[slot] };
         match state {
             Slot::Failed(_, errno) => {
+                self.slots[slot] = Slot::Free;
                 let e = std::io::Error::from_raw_os_error(errno);
                 return Err(SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path));
             }
-            Slot::Ready(_, got) if got < needed => return Err(self.shrank(index)),
+            Slot::Ready(_, got) if got < at + needed => {
+                self.slots[slot] = Slot::Free;
+                return Err(self.shrank(index));
+            }
             _ => {}
         }
-        self.backend.get().copy_out(slot, &mut self.cache[..needed]);
+        self.backend.get().copy_out_at(slot, at, &mut self.cache[..needed]);
         Ok(())
     }
 
@@ -332,16 +371,20 @@ impl SpillReader {
         failure.map_or(Ok(()), Err)
     }
 
-    /// Keeps the following segments in flight while slots are free.
+    /// Keeps the following windows in flight while slots are free. (Single-segment
+    /// windows stop before the final segment, which was read at open.)
     fn read_ahead(&mut self, from: u64) -> SpillResult {
-        let mut next = from + 1;
-        while next < self.geometry.final_index() && self.read_len(next) <= self.backend.peek().buffer_len() {
+        let current = from / self.per_window;
+        let last = self.geometry.final_index() / self.per_window;
+        let end = if self.per_window == 1 { last } else { last + 1 };
+        let mut next = current + 1;
+        while next < end && (self.per_window > 1 || self.read_len(next) <= self.backend.peek().buffer_len()) {
             if self.find(next).is_none() {
                 let Some(s) = self.slots.iter().position(|s| *s == Slot::Free) else { break };
                 self.submit(s, next)?;
             }
             next += 1;
-            if next > from + self.slots.len() as u64 {
+            if next > current + self.slots.len() as u64 {
                 break;
             }
         }

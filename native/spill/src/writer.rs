@@ -12,7 +12,7 @@ use exitless_seal::{DataKey, Encryptor, Layout};
 use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
-use crate::memory::{slot_len, GrowBuf, MAX_IO};
+use crate::memory::{slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE, MAX_IO, MAX_STREAM_BUFFERS};
 use crate::options::{checkout, SpillOptions, DIRECT_ALIGN};
 use crate::pipe::{Pipe, PipeError};
 use crate::stats::{delta, StreamStats};
@@ -38,8 +38,17 @@ pub struct SpillWriter {
     /// Segments still to seal one at a time: the last parallel batch found the IO
     /// to be the bottleneck.
     serial_segments: u64,
-    /// Backend counters when this stream took the backend.
+    /// Backend counters when this stream took its current backend.
     base: exitless_io::Counters,
+    /// What earlier backends of this stream did (it moves to IO-sized slots once long).
+    earlier: exitless_io::Counters,
+    /// Whether writes of consecutive segments are coalesced yet.
+    coalescing: bool,
+    /// Options to check out another backend with.
+    queue_depth: usize,
+    ocall_model: exitless_io::OcallModel,
+    uring_spin: Option<std::time::Duration>,
+    faults: Option<Arc<exitless_io::FaultPlan>>,
     /// The segment being filled (for segment 0: the header, then plaintext). Trusted;
     /// grows with the data, up to one segment.
     slot: GrowBuf,
@@ -309,6 +318,12 @@ impl SpillWriter {
             sealing: options.runtime.clone().filter(|rt| rt.vcpus() > 1),
             serial_segments: 0,
             base,
+            earlier: exitless_io::Counters::default(),
+            coalescing: false,
+            queue_depth: options.queue_depth,
+            ocall_model: options.ocall_model,
+            uring_spin: options.uring_spin,
+            faults: options.faults.clone(),
             slot,
             filled: 0,
             index: 0,
@@ -496,6 +511,9 @@ impl SpillWriter {
         if self.direct_from.is_some_and(|at| index > 0 && self.layout.offset(index) >= at) {
             self.turn_direct()?;
         }
+        if !self.coalescing && index > 0 && self.layout.offset(index) >= COALESCE_AFTER {
+            self.start_coalescing()?;
+        }
         let len = bytes.len();
         let pad_to = if self.direct {
             (len as u64).div_ceil(DIRECT_ALIGN) as usize * DIRECT_ALIGN as usize
@@ -524,6 +542,38 @@ impl SpillWriter {
         self.index += 1;
         self.filled = 0;
         self.serial_segments = self.serial_segments.saturating_sub(1);
+        Ok(())
+    }
+
+    /// A stream that has grown long moves to a backend with IO-sized slots (from
+    /// the pool, like any other) and coalesces consecutive segments into one write
+    /// each: 4 KiB segments then reach the disk in 1 MiB writes. Short streams never
+    /// get here, so their pooled backends stay small. Segments of an IO or more, and
+    /// queue depths whose IO-sized buffers would exceed the per-stream limit, keep
+    /// the slots they have.
+    fn start_coalescing(&mut self) -> SpillResult {
+        self.coalescing = true;
+        let seg = self.layout.segment_size() as usize;
+        if slot_len(seg) >= IO_SIZE || self.queue_depth.saturating_mul(IO_SIZE) > MAX_STREAM_BUFFERS {
+            return Ok(());
+        }
+        let mut backend =
+            checkout(self.kind, self.queue_depth, IO_SIZE, self.direct, &self.ocall_model, self.uring_spin)?;
+        if let Some(plan) = &self.faults {
+            // The same plan: it counts this stream's operations across both backends.
+            backend.get().set_faults(Some(plan.clone()));
+        }
+        let fd = self.file.as_raw_fd();
+        // Completions are counted when reaped: drain first, then take the old counters.
+        self.pipe.drain().map_err(|e| self.io_failed(e))?;
+        let before = self.pipe.counters();
+        self.pipe.replace_backend(backend).map_err(|e| self.io_failed(e))?;
+        self.earlier.add(&delta(before, self.base));
+        self.base = self.pipe.counters();
+        self.pipe
+            .with_backend(|b| b.attach(fd))
+            .map_err(|e| self.fail(SpillError::io(&e, "cannot attach", &self.path)))?;
+        self.pipe.coalesce();
         Ok(())
     }
 
@@ -629,7 +679,11 @@ impl SpillWriter {
     /// What this stream did so far.
     pub fn stats(&self) -> StreamStats {
         StreamStats {
-            io: delta(self.pipe.counters(), self.base),
+            io: {
+                let mut io = self.earlier;
+                io.add(&delta(self.pipe.counters(), self.base));
+                io
+            },
             stream_syscalls: self.stream_syscalls,
             segments: self.index,
             plaintext_bytes: self.written,

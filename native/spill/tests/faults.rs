@@ -192,7 +192,9 @@ fn faults_in_parallel_sealed_streams() {
     let dir = tmp();
     let pt: Vec<u8> = (0..(3 << 20)).map(|i| (i % 241) as u8).collect();
     for kind in KINDS {
-        for spec in ["enospc@segment=300", "short@write=*", "eintr@write=*"] {
+        // 768 segments of 4 KiB: the first 256 (1 MiB) one write each, then one write
+        // per 256: write 257 is the last, coalesced one.
+        for spec in ["enospc@segment=100", "enospc@write=257", "short@write=*", "eintr@write=*"] {
             let path = dir.path().join(format!("{}-{spec}", kind.name())).to_str().unwrap().to_owned();
             let opts = SpillOptions { runtime: Some(rt.clone()), ..options(kind, Some(spec)) };
             let mut w = SpillWriter::create(&path, &key(), b"faults", &opts).unwrap();

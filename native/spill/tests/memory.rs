@@ -214,3 +214,45 @@ fn a_writer_never_follows_a_symlink_and_a_reader_wants_a_regular_file() {
         );
     }
 }
+
+#[test]
+fn a_long_stream_coalesces_consecutive_segments_into_io_sized_writes() {
+    let _serial = serial();
+    use exitless_spill::memory::{COALESCE_AFTER, IO_SIZE};
+    let dir = tempfile::tempdir_in(".").unwrap();
+    // 20,000 segments of 4 KiB; the first COALESCE_AFTER bytes one write each.
+    let seg = 4096usize;
+    let segments = 20_000usize;
+    let pt = data(4012 + (segments - 1) * 4080);
+    let single = COALESCE_AFTER as usize / seg;
+    let per_write = IO_SIZE / seg;
+    let expected_writes = single + (segments - single).div_ceil(per_write);
+    let mut files = Vec::new();
+    for kind in KINDS {
+        for direct in [Some(false), Some(true)] {
+            let path = dir.path().join(format!("{}-{direct:?}", kind.name())).to_str().unwrap().to_owned();
+            let mut opts = options(kind, seg as u32);
+            opts.direct = direct;
+            opts.insecure_fixed_randomness = Some(([3; 32], [4; 7]));
+            let stats = write(&path, &opts, &pt);
+            assert_eq!(stats.segments as usize, segments, "{kind:?}");
+            // Exact: one write per segment below COALESCE_AFTER, then one per IO_SIZE.
+            assert_eq!(stats.io.ops as usize, expected_writes, "{kind:?} direct={direct:?}: {:?}", stats.io);
+            let back = read_all(&path, &opts).unwrap();
+            assert!(back == pt, "{kind:?} direct={direct:?}");
+            // And the reader reads windows: far fewer reads than segments.
+            let mut r = SpillReader::open(&path, &key(), b"m", &opts).unwrap();
+            let mut out = vec![0u8; pt.len()];
+            let mut done = 0;
+            while done < out.len() {
+                done += r.read(&mut out[done..]).unwrap();
+            }
+            let reads = r.stats().io.ops as usize;
+            assert!(reads <= segments.div_ceil(per_write) + 2, "{kind:?}: {reads} reads");
+            files.push(std::fs::read(&path).unwrap());
+        }
+    }
+    // With the same randomness, every backend and IO pattern wrote the same bytes.
+    assert_eq!(files.len(), 2 * KINDS.len());
+    assert!(files.iter().all(|f| *f == files[0]), "files differ across backends or IO sizes");
+}
