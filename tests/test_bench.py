@@ -73,7 +73,7 @@ def test_quick_bench_writes_schema_valid_json_report_and_plots(quick: tuple[dict
     assert cfg["quick"] and cfg["bytes_per_point"] == MIB << 20 and cfg["segment_sizes"] == [4096, 65536]
     cells = {(r["point"], r["segment_size"]) for r in results["matrix"]}
     assert cells == {(p, s) for p in cfg["points"] for s in (4096, 65536)}
-    assert {"uring", "switchless", "ocall-8200", "ocall-17000", "sync", "plaintext"} <= set(cfg["points"])
+    assert {"uring", "uring-direct", "switchless", "ocall-8200", "ocall-17000", "sync", "plaintext"} <= set(cfg["points"])
     m = results["machine"]
     assert m["cores"] >= 1 and m["kernel"] and m["cpu"]
     assert set(m["cpu_has"]) >= {"aes", "vaes", "avx512f"}
@@ -108,11 +108,16 @@ def test_exit_counts_follow_the_model_exactly(quick: tuple[dict[str, Any], Path,
         sw = rows[("switchless", seg)]["stats"]
         assert sw["exits"] == sw["fallbacks"], "switchless exits only when it falls back"
         if results["machine"]["io_uring"]["available"]:
-            u = rows[("uring", seg)]
-            assert u["direct"] is True and u["stats"]["completions_rejected"] == 0 and u["stats"]["segments"] == segments
+            u, ud = rows[("uring", seg)], rows[("uring-direct", seg)]
+            # The twin is O_DIRECT from the first byte (the default path turns to it
+            # only past 8 MiB: the last few segments of these 8 MiB streams).
+            assert ud["direct"] is True
+            for row in (u, ud):
+                assert row["stats"]["completions_rejected"] == 0 and row["stats"]["segments"] == segments
             assert u["exits"] < rows[("ocall-8200", seg)]["exits"] / 3, (seg, u["exits"])
-        h = results["summary"]["by_segment"][str(seg)]
-        assert h["ocall-8200_exits_per_uring_exit"] > 3
+            h = results["summary"]["by_segment"][str(seg)]
+            assert h["ocall-8200_exits_per_uring_exit"] > 3
+            assert {"uring_over_sync_throughput", "uring-direct_over_ocall-8200-direct_throughput"} <= set(h)
 
 
 def test_bad_options_are_usage_errors_that_name_the_problem() -> None:

@@ -16,7 +16,7 @@ from .report import size_label  # noqa: E402
 
 #: One colour per point, stable across plots and runs.
 COLORS = {
-    "uring": "#1b9e77", "switchless": "#7570b3", "ocall-8200": "#d95f02", "ocall-17000": "#e7298a",
+    "uring": "#1b9e77", "uring-direct": "#66c2a5", "switchless": "#7570b3", "ocall-8200": "#d95f02", "ocall-17000": "#e7298a",
     "sync": "#666666", "plaintext": "#a6a6a6",
 }
 FALLBACK = ("#66a61e", "#e6ab02", "#a6761d", "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6")
