@@ -331,7 +331,7 @@ def test_ocall_exits_are_exact_and_deterministic(tmp_path, default_ocall_model, 
         assert w["exits"] == per_segment * writes
         assert w["syscalls"] == w["ops"] == writes
         assert w["bytes"] == path.stat().st_size
-        assert w["stream_syscalls"] == 1  # open
+        assert w["stream_syscalls"] == 2  # open, close
         assert w["total_exits"] == w["exits"] + w["stream_syscalls"]
         assert w["fallbacks"] == w["uring_enters"] == 0
         assert r["exits"] == per_segment * reads
@@ -691,3 +691,27 @@ def test_memory_is_bounded_for_a_256_mib_stream(disk_dir):
         assert out["size"] == exitless.sealed_length(256 * MiB, 65536)
     finally:
         path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("backend", ["uring", "ocall", "switchless", "sync"])
+def test_stats_stay_readable_after_close_and_count_the_close(tmp_path, backend):
+    if backend == "uring" and exitless.streams.uring_unavailable_reason() is not None:
+        pytest.skip("needs io_uring")
+    pt = data(full_segments(5, 4096))
+    path = tmp_path / "f"
+    w = open_spill(path, "wb", KEY, CTX, backend=backend, segment_size=4096, ocall_cycles=0)
+    w.write(pt)
+    before = w.stats()
+    w.close()
+    after = w.stats()
+    assert after == w.final_stats
+    assert after["segments"] == 5 and after["plaintext_bytes"] == len(pt)
+    # The close (and the final segment's write) are counted: an exit each in an enclave.
+    assert after["stream_syscalls"] == before["stream_syscalls"] + 1
+    r = open_spill(path, "rb", KEY, CTX, backend=backend, ocall_cycles=0)
+    assert r.read() == pt
+    open_calls = r.stats()["stream_syscalls"]
+    r.close()
+    assert r.stats()["stream_syscalls"] == open_calls + 1
+    with pytest.raises(ValueError):
+        r.read(1)

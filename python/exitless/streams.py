@@ -316,8 +316,8 @@ class SealedWriter(io.RawIOBase):
 
     def stats(self) -> dict[str, object]:
         """What this stream did: exits, syscalls, io_uring enters, bytes, segments, ...
-        (see docs/BENCHMARKS.md for each counter)."""
-        self._check_open()
+        (see docs/BENCHMARKS.md for each counter). After ``close()`` (or ``abort()``),
+        what it did in all, the close included."""
         raw = ffi.new("ExitlessStats *")
         raise_for(lib.exitless_writer_stats(self._handle, raw), self.name)
         return _stats_dict(raw)
@@ -336,9 +336,6 @@ class SealedWriter(io.RawIOBase):
         try:
             raise_for(lib.exitless_writer_finish(self._handle), self.name)
         finally:
-            raw = ffi.new("ExitlessStats *")
-            if lib.exitless_writer_stats(self._handle, raw) == lib.EXITLESS_OK:
-                self.final_stats = _stats_dict(raw)
             self._close_native()
 
     def abort(self) -> None:
@@ -352,6 +349,9 @@ class SealedWriter(io.RawIOBase):
         # (``__del__``), so a thread still inside a call never sees freed memory.
         status = lib.exitless_writer_close(self._handle)
         if status != lib.EXITLESS_ERR_WRONG_PROCESS:  # a forked child's calls keep failing
+            raw = ffi.new("ExitlessStats *")
+            if lib.exitless_writer_stats(self._handle, raw) == lib.EXITLESS_OK:
+                self.final_stats = _stats_dict(raw)  # what it did in all, the close included
             super().close()
         raise_for(status, self.name)
 
@@ -436,8 +436,8 @@ class SealedReader(io.RawIOBase):
         return self._size
 
     def stats(self) -> dict[str, object]:
-        """What this stream did so far (same counters as :meth:`SealedWriter.stats`)."""
-        self._check_open()
+        """What this stream did so far (same counters as :meth:`SealedWriter.stats`);
+        after ``close()``, what it did in all, the close included."""
         raw = ffi.new("ExitlessStats *")
         raise_for(lib.exitless_reader_stats(self._handle, raw), self.name)
         return _stats_dict(raw)
@@ -569,9 +569,9 @@ class SealedSpillFile(io.RawIOBase):
         self._check_open()
 
     def stats(self) -> dict[str, object]:
-        """Counters of the current phase (writing, then reading)."""
-        self._check_open()
-        return self._writer.stats() if self._writer is not None else self._reader.stats()  # type: ignore[union-attr]
+        """Counters of the current phase (writing, then reading); after ``close()``,
+        of the last phase in all."""
+        return self._reader.stats() if self._reader is not None else self._writer.stats()  # type: ignore[union-attr]
 
     def close(self) -> None:
         if self.closed:

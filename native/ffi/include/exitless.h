@@ -675,7 +675,8 @@ ExitlessStatus exitless_reader_close(const ExitlessReader *reader);
 void exitless_reader_free(ExitlessReader *reader);
 
 /**
- * What the writer did so far.
+ * What the writer did so far; after `exitless_writer_close`, what it did in all
+ * (its close counted among `stream_syscalls`).
  *
  * # Safety
  * `writer` is a handle not freed before this call began; `out` is writable.
@@ -683,7 +684,7 @@ void exitless_reader_free(ExitlessReader *reader);
 ExitlessStatus exitless_writer_stats(const ExitlessWriter *writer, ExitlessStats *out);
 
 /**
- * What the reader did so far.
+ * What the reader did so far; after `exitless_reader_close`, what it did in all.
  *
  * # Safety
  * `reader` is a handle not freed before this call began; `out` is writable.

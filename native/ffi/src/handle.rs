@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, Once};
 
 use crate::args::lock;
+use crate::options::ExitlessStats;
 use crate::status::{FfiError, FfiResult, EXITLESS_ERR_CLOSED, EXITLESS_ERR_WRONG_PROCESS};
 
 /// `state` bits: closed (no new calls), freed (the caller let go), and calls in
@@ -39,6 +40,10 @@ pub struct Handle<T> {
     state: AtomicUsize,
     /// `None` once closed.
     inner: Mutex<Option<T>>,
+    /// What the stream did, taken as it closed: readable after close.
+    final_stats: Mutex<Option<ExitlessStats>>,
+    /// Takes a stream's counters (plus the close itself) as it closes.
+    stats_of: fn(&T) -> ExitlessStats,
     /// Names the handle in errors ("writer", "reader").
     what: &'static str,
 }
@@ -50,12 +55,15 @@ pub(crate) struct Call<'a, T> {
 }
 
 impl<T> Handle<T> {
-    /// A new open handle for `inner`, owned by this process.
-    pub(crate) fn boxed(inner: T, what: &'static str) -> *mut Self {
+    /// A new open handle for `inner`, owned by this process; `stats_of` takes its
+    /// counters when it closes.
+    pub(crate) fn boxed(inner: T, what: &'static str, stats_of: fn(&T) -> ExitlessStats) -> *mut Self {
         Box::into_raw(Box::new(Self {
             owner: current_pid(),
             state: AtomicUsize::new(0),
             inner: Mutex::new(Some(inner)),
+            final_stats: Mutex::new(None),
+            stats_of,
             what,
         }))
     }
@@ -88,9 +96,31 @@ impl<T> Handle<T> {
         }
         self.state.fetch_or(CLOSED, AcqRel);
         let mut inner = lock(&self.inner);
-        let was_open = inner.is_some();
+        let Some(stream) = inner.as_ref() else { return Ok(false) };
+        let mut stats = (self.stats_of)(stream);
+        stats.stream_syscalls += 1; // the close below
+        *lock(&self.final_stats) = Some(stats);
         *inner = None;
-        Ok(was_open)
+        Ok(true)
+    }
+}
+
+/// What the stream behind `ptr` did: its counters now while open, or as it closed.
+/// Works on a closed handle (not a freed one); another process's handle is refused.
+///
+/// # Safety
+/// As for [`enter`].
+pub(crate) unsafe fn stats<T>(ptr: *const Handle<T>, what: &str) -> FfiResult<ExitlessStats> {
+    // SAFETY: null is checked by `as_ref`; liveness is the caller's contract.
+    let handle =
+        unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::invalid(format!("{what} handle is null")))?;
+    if handle.owner != current_pid() {
+        return Err(handle.wrong_process());
+    }
+    let inner = lock(&handle.inner);
+    match inner.as_ref() {
+        Some(stream) => Ok((handle.stats_of)(stream)),
+        None => lock(&handle.final_stats).ok_or_else(|| handle.closed()),
     }
 }
 
@@ -218,7 +248,10 @@ mod tests {
     fn free_during_a_call_leaves_the_memory_to_the_call() {
         for _ in 0..200 {
             let dropped = Arc::new(AtomicBool::new(false));
-            let h = Handle::boxed(Stream(dropped.clone()), "stream");
+            let h = Handle::boxed(Stream(dropped.clone()), "stream", |_| ExitlessStats {
+                segments: 7,
+                ..Default::default()
+            });
             let (inside, freed) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
             let p = Ptr(h);
             let caller = {
@@ -247,12 +280,22 @@ mod tests {
     #[test]
     fn a_closed_handle_refuses_calls_and_closes_once() {
         let dropped = Arc::new(AtomicBool::new(false));
-        let h = Handle::boxed(Stream(dropped.clone()), "stream");
+        let h = Handle::boxed(Stream(dropped.clone()), "stream", |_| ExitlessStats {
+            segments: 7,
+            ..Default::default()
+        });
         // SAFETY: `h` is live until the free at the end.
         unsafe {
             assert!(enter(h.cast_const(), "stream").unwrap().with(|_| Ok(())).is_ok());
+            assert_eq!(stats(h.cast_const(), "stream").unwrap().segments, 7, "while open");
             assert!(close(h.cast_const(), "stream").unwrap());
             assert!(dropped.load(SeqCst));
+            let after = stats(h.cast_const(), "stream").unwrap();
+            assert_eq!(
+                (after.segments, after.stream_syscalls),
+                (7, 1),
+                "kept at close, with the close counted"
+            );
             assert!(!close(h.cast_const(), "stream").unwrap());
             assert_eq!(enter(h.cast_const(), "stream").err().unwrap().status, EXITLESS_ERR_CLOSED);
             assert!(!free(h));

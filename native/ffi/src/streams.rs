@@ -96,7 +96,13 @@ pub unsafe extern "C" fn exitless_writer_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let writer = SpillWriter::create(path, &key, context, &opts)?;
         // SAFETY: `out` is null or writable by contract.
-        unsafe { publish(Handle::boxed(writer, "writer"), out, &LIVE_WRITERS) }
+        unsafe {
+            publish(
+                Handle::boxed(writer, "writer", |w| stats(w.stats(), w.backend_kind())),
+                out,
+                &LIVE_WRITERS,
+            )
+        }
     })
 }
 
@@ -210,7 +216,13 @@ pub unsafe extern "C" fn exitless_reader_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let reader = SpillReader::open(path, &key, context, &opts)?;
         // SAFETY: `out` is null or writable by contract.
-        unsafe { publish(Handle::boxed(reader, "reader"), out, &LIVE_READERS) }
+        unsafe {
+            publish(
+                Handle::boxed(reader, "reader", |r| stats(r.stats(), r.backend_kind())),
+                out,
+                &LIVE_READERS,
+            )
+        }
     })
 }
 
@@ -323,7 +335,8 @@ pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
     });
 }
 
-/// What the writer did so far.
+/// What the writer did so far; after `exitless_writer_close`, what it did in all
+/// (its close counted among `stream_syscalls`).
 ///
 /// # Safety
 /// `writer` is a handle not freed before this call began; `out` is writable.
@@ -334,13 +347,13 @@ pub unsafe extern "C" fn exitless_writer_stats(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let s = unsafe { with_writer(writer, |w| Ok(stats(w.stats(), w.backend_kind()))) }?;
+        let s = unsafe { handle::stats(writer_handle(writer), "writer") }?;
         // SAFETY: contract above.
         unsafe { put(out, s, "out") }
     })
 }
 
-/// What the reader did so far.
+/// What the reader did so far; after `exitless_reader_close`, what it did in all.
 ///
 /// # Safety
 /// `reader` is a handle not freed before this call began; `out` is writable.
@@ -351,7 +364,7 @@ pub unsafe extern "C" fn exitless_reader_stats(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let s = unsafe { with_reader(reader, |r| Ok(stats(r.stats(), r.backend_kind()))) }?;
+        let s = unsafe { handle::stats(reader_handle(reader), "reader") }?;
         // SAFETY: contract above.
         unsafe { put(out, s, "out") }
     })
