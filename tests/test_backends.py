@@ -39,6 +39,7 @@ import pytest
 import exitless
 from exitless import BackendUnavailableError, IntegrityError, open_spill
 from exitless import streams
+from io_model import write_sizes
 
 H = 68
 T = 16
@@ -77,14 +78,10 @@ def ios(n: int, s: int) -> tuple[int, int]:
     from exitless._native import lib
 
     io, after = lib.EXITLESS_IO_SIZE, lib.EXITLESS_COALESCE_AFTER
-    coalesces = s < io
-    if not coalesces:
-        return n, (n + 1 if n > 1 else 1)
-    single = min(n, -(-after // s))
-    per_io = io // s
-    writes = single + -(-(n - single) // per_io)
-    if n * s < after:
+    writes = len(write_sizes([s] * n, s))
+    if s >= io or n * s < after:
         return writes, (n + 1 if n > 1 else 1)
+    per_io = io // s
     windows = -(-n // per_io)
     final_starts_window = (n - 1) % per_io == 0
     return writes, windows + (1 if final_starts_window and windows > 1 else 0)

@@ -17,6 +17,7 @@ import pytest
 
 import exitless
 from exitless.bench.job import SCHEMA
+from io_model import write_sizes
 
 SCHEMA_PATH = Path(exitless.__file__).parent / "bench" / "results.schema.json"
 MIB = 8
@@ -39,18 +40,11 @@ def expected_ocall_exits(seg: int, plaintext: int) -> tuple[int, int]:
     """(segments, modeled exits) of a sealed stream: one exit per pwrite up to 16 KiB,
     three above (the SGX SDK's bounce path in Occlum's hostfs). A pwrite is one
     segment below EXITLESS_COALESCE_AFTER, then up to EXITLESS_IO_SIZE of segments."""
-    from exitless._native import lib
-
     file_len = exitless.sealed_length(plaintext, seg)
     segments = -(-file_len // seg)
     final = file_len - (segments - 1) * seg
     sizes = [final if i == segments - 1 else seg for i in range(segments)]
-    io = lib.EXITLESS_IO_SIZE
-    single = min(segments, -(-lib.EXITLESS_COALESCE_AFTER // seg)) if seg < io else segments
-    writes = sizes[:single]
-    per_io = max(io // seg, 1)
-    writes += [sum(sizes[i:i + per_io]) for i in range(single, segments, per_io)]
-    return segments, sum(3 if w > 16384 else 1 for w in writes)
+    return segments, sum(3 if w > 16384 else 1 for w in write_sizes(sizes, seg))
 
 
 @pytest.fixture(scope="module")

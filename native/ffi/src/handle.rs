@@ -20,7 +20,7 @@
 //!   in the child by a `pthread_atfork` handler, so the check costs a load, not a
 //!   `getpid`.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Mutex, Once};
 
 use crate::args::lock;
@@ -44,6 +44,8 @@ pub struct Handle<T> {
     final_stats: Mutex<Option<ExitlessStats>>,
     /// Takes a stream's counters (plus the close itself) as it closes.
     stats_of: fn(&T) -> ExitlessStats,
+    /// Open streams of this kind in the process (`exitless_resources`).
+    live: &'static AtomicU64,
     /// Names the handle in errors ("writer", "reader").
     what: &'static str,
 }
@@ -55,15 +57,22 @@ pub(crate) struct Call<'a, T> {
 }
 
 impl<T> Handle<T> {
-    /// A new open handle for `inner`, owned by this process; `stats_of` takes its
-    /// counters when it closes.
-    pub(crate) fn boxed(inner: T, what: &'static str, stats_of: fn(&T) -> ExitlessStats) -> *mut Self {
+    /// A new open handle for `inner`, owned by this process and counted in `live`
+    /// until it closes; `stats_of` takes its counters when it closes.
+    pub(crate) fn boxed(
+        inner: T,
+        what: &'static str,
+        stats_of: fn(&T) -> ExitlessStats,
+        live: &'static AtomicU64,
+    ) -> *mut Self {
+        live.fetch_add(1, Relaxed);
         Box::into_raw(Box::new(Self {
             owner: current_pid(),
             state: AtomicUsize::new(0),
             inner: Mutex::new(Some(inner)),
             final_stats: Mutex::new(None),
             stats_of,
+            live,
             what,
         }))
     }
@@ -89,20 +98,34 @@ impl<T> Handle<T> {
     /// flight finishes first. The stream is dropped where it lies (a writer that was
     /// not finished is left incomplete): moving it out first would leave a copy of
     /// its key schedule behind in the handle's memory, which no destructor wipes.
-    /// Returns whether this call closed it (false: it was already closed).
-    pub(crate) fn close(&self) -> FfiResult<bool> {
-        if self.owner != current_pid() {
-            return Err(self.wrong_process());
-        }
+    /// Returns whether this call closed it (false: it was already closed). Only the
+    /// owner process may call it (see [`owned`]).
+    fn close(&self) -> bool {
         self.state.fetch_or(CLOSED, AcqRel);
         let mut inner = lock(&self.inner);
-        let Some(stream) = inner.as_ref() else { return Ok(false) };
+        let Some(stream) = inner.as_ref() else { return false };
         let mut stats = (self.stats_of)(stream);
         stats.stream_syscalls += 1; // the close below
         *lock(&self.final_stats) = Some(stats);
         *inner = None;
-        Ok(true)
+        self.live.fetch_sub(1, Relaxed);
+        true
     }
+}
+
+/// The handle at `ptr`: an error if it is null or belongs to another process.
+///
+/// # Safety
+/// `ptr` is null or a handle from [`Handle::boxed`] that the caller has not freed
+/// before this call started.
+unsafe fn owned<'a, T>(ptr: *const Handle<T>, what: &str) -> FfiResult<&'a Handle<T>> {
+    // SAFETY: null is checked by `as_ref`; liveness is the caller's contract.
+    let handle =
+        unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::invalid(format!("{what} handle is null")))?;
+    if handle.owner != current_pid() {
+        return Err(handle.wrong_process());
+    }
+    Ok(handle)
 }
 
 /// What the stream behind `ptr` did: its counters now while open, or as it closed.
@@ -111,12 +134,8 @@ impl<T> Handle<T> {
 /// # Safety
 /// As for [`enter`].
 pub(crate) unsafe fn stats<T>(ptr: *const Handle<T>, what: &str) -> FfiResult<ExitlessStats> {
-    // SAFETY: null is checked by `as_ref`; liveness is the caller's contract.
-    let handle =
-        unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::invalid(format!("{what} handle is null")))?;
-    if handle.owner != current_pid() {
-        return Err(handle.wrong_process());
-    }
+    // SAFETY: forwarded contract.
+    let handle = unsafe { owned(ptr, what) }?;
     let inner = lock(&handle.inner);
     match inner.as_ref() {
         Some(stream) => Ok((handle.stats_of)(stream)),
@@ -153,12 +172,8 @@ impl<T> Drop for Call<'_, T> {
 /// `ptr` is null or a handle from [`Handle::boxed`] that the caller has not freed
 /// before this call started.
 pub(crate) unsafe fn enter<'a, T>(ptr: *const Handle<T>, what: &str) -> FfiResult<Call<'a, T>> {
-    // SAFETY: null is checked by `as_ref`; liveness is the caller's contract.
-    let handle =
-        unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::invalid(format!("{what} handle is null")))?;
-    if handle.owner != current_pid() {
-        return Err(handle.wrong_process());
-    }
+    // SAFETY: forwarded contract.
+    let handle = unsafe { owned(ptr, what) }?;
     let mut state = handle.state.load(Acquire);
     loop {
         if state & (CLOSED | FREED) != 0 {
@@ -176,10 +191,8 @@ pub(crate) unsafe fn enter<'a, T>(ptr: *const Handle<T>, what: &str) -> FfiResul
 /// # Safety
 /// As for [`enter`].
 pub(crate) unsafe fn close<T>(ptr: *const Handle<T>, what: &str) -> FfiResult<bool> {
-    // SAFETY: null is checked by `as_ref`; liveness is the caller's contract.
-    let handle =
-        unsafe { ptr.as_ref() }.ok_or_else(|| FfiError::invalid(format!("{what} handle is null")))?;
-    handle.close()
+    // SAFETY: forwarded contract.
+    Ok(unsafe { owned(ptr, what) }?.close())
 }
 
 /// Closes the handle at `ptr` and gives up the caller's reference: the memory goes
@@ -193,7 +206,7 @@ pub(crate) unsafe fn free<T>(ptr: *mut Handle<T>) -> bool {
     // SAFETY: null is checked by `as_ref`; liveness is the caller's contract.
     let Some(handle) = (unsafe { ptr.as_ref() }) else { return false };
     let closed = if handle.owner == current_pid() {
-        handle.close().unwrap_or(false)
+        handle.close()
     } else {
         handle.state.fetch_or(CLOSED, AcqRel);
         // The parent's stream: its drop would drain the parent's rings and close its
@@ -240,6 +253,9 @@ mod tests {
         }
     }
 
+    /// Streams of the tests' kind alive (shared by tests running in parallel).
+    static LIVE: AtomicU64 = AtomicU64::new(0);
+
     struct Ptr(*mut Handle<Stream>);
     // SAFETY: the handle is built for calls from any thread.
     unsafe impl Send for Ptr {}
@@ -248,10 +264,12 @@ mod tests {
     fn free_during_a_call_leaves_the_memory_to_the_call() {
         for _ in 0..200 {
             let dropped = Arc::new(AtomicBool::new(false));
-            let h = Handle::boxed(Stream(dropped.clone()), "stream", |_| ExitlessStats {
-                segments: 7,
-                ..Default::default()
-            });
+            let h = Handle::boxed(
+                Stream(dropped.clone()),
+                "stream",
+                |_| ExitlessStats { segments: 7, ..Default::default() },
+                &LIVE,
+            );
             let (inside, freed) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
             let p = Ptr(h);
             let caller = {
@@ -280,10 +298,12 @@ mod tests {
     #[test]
     fn a_closed_handle_refuses_calls_and_closes_once() {
         let dropped = Arc::new(AtomicBool::new(false));
-        let h = Handle::boxed(Stream(dropped.clone()), "stream", |_| ExitlessStats {
-            segments: 7,
-            ..Default::default()
-        });
+        let h = Handle::boxed(
+            Stream(dropped.clone()),
+            "stream",
+            |_| ExitlessStats { segments: 7, ..Default::default() },
+            &LIVE,
+        );
         // SAFETY: `h` is live until the free at the end.
         unsafe {
             assert!(enter(h.cast_const(), "stream").unwrap().with(|_| Ok(())).is_ok());

@@ -3,7 +3,7 @@
 
 use exitless_spill::{SpillReader, SpillWriter};
 use std::ffi::c_char;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 
 use crate::args::{bytes, bytes_mut, key, path, put};
 use crate::handle::{self, Handle};
@@ -59,14 +59,12 @@ unsafe fn with_reader<R>(
 ///
 /// # Safety
 /// `out` is null or writable.
-unsafe fn publish<T, H>(raw: *mut Handle<T>, out: *mut *mut H, live: &AtomicU64) -> FfiResult {
-    live.fetch_add(1, Relaxed);
+unsafe fn publish<T, H>(raw: *mut Handle<T>, out: *mut *mut H) -> FfiResult {
     // SAFETY: `out` is null (refused) or writable by contract; `H` is a transparent
     // wrapper of `Handle<T>`.
     unsafe { put(out, raw.cast::<H>(), "out") }.inspect_err(|_| {
         // SAFETY: `raw` came from Handle::boxed just above and was never shared.
         unsafe { handle::free(raw) };
-        live.fetch_sub(1, Relaxed);
     })
 }
 
@@ -98,9 +96,8 @@ pub unsafe extern "C" fn exitless_writer_open(
         // SAFETY: `out` is null or writable by contract.
         unsafe {
             publish(
-                Handle::boxed(writer, "writer", |w| stats(w.stats(), w.backend_kind())),
+                Handle::boxed(writer, "writer", |w| stats(w.stats(), w.backend_kind()), &LIVE_WRITERS),
                 out,
-                &LIVE_WRITERS,
             )
         }
     })
@@ -166,10 +163,7 @@ pub unsafe extern "C" fn exitless_writer_finish(writer: *const ExitlessWriter) -
 pub unsafe extern "C" fn exitless_writer_close(writer: *const ExitlessWriter) -> ExitlessStatus {
     guard_secret(|| {
         // SAFETY: contract above.
-        if unsafe { handle::close(writer_handle(writer), "writer") }? {
-            LIVE_WRITERS.fetch_sub(1, Relaxed);
-        }
-        Ok(())
+        unsafe { handle::close(writer_handle(writer), "writer") }.map(drop)
     })
 }
 
@@ -184,9 +178,7 @@ pub unsafe extern "C" fn exitless_writer_close(writer: *const ExitlessWriter) ->
 pub unsafe extern "C" fn exitless_writer_free(writer: *mut ExitlessWriter) {
     let _ = guard_secret(|| {
         // SAFETY: contract above.
-        if unsafe { handle::free(writer_handle(writer).cast_mut()) } {
-            LIVE_WRITERS.fetch_sub(1, Relaxed);
-        }
+        unsafe { handle::free(writer_handle(writer).cast_mut()) };
         Ok(())
     });
 }
@@ -218,9 +210,8 @@ pub unsafe extern "C" fn exitless_reader_open(
         // SAFETY: `out` is null or writable by contract.
         unsafe {
             publish(
-                Handle::boxed(reader, "reader", |r| stats(r.stats(), r.backend_kind())),
+                Handle::boxed(reader, "reader", |r| stats(r.stats(), r.backend_kind()), &LIVE_READERS),
                 out,
-                &LIVE_READERS,
             )
         }
     })
@@ -313,10 +304,7 @@ pub unsafe extern "C" fn exitless_reader_size(
 pub unsafe extern "C" fn exitless_reader_close(reader: *const ExitlessReader) -> ExitlessStatus {
     guard_secret(|| {
         // SAFETY: contract above.
-        if unsafe { handle::close(reader_handle(reader), "reader") }? {
-            LIVE_READERS.fetch_sub(1, Relaxed);
-        }
-        Ok(())
+        unsafe { handle::close(reader_handle(reader), "reader") }.map(drop)
     })
 }
 
@@ -328,9 +316,7 @@ pub unsafe extern "C" fn exitless_reader_close(reader: *const ExitlessReader) ->
 pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
     let _ = guard_secret(|| {
         // SAFETY: contract above.
-        if unsafe { handle::free(reader_handle(reader).cast_mut()) } {
-            LIVE_READERS.fetch_sub(1, Relaxed);
-        }
+        unsafe { handle::free(reader_handle(reader).cast_mut()) };
         Ok(())
     });
 }

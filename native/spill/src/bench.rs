@@ -60,14 +60,14 @@ pub fn sealed_read(path: &str, options: &SpillOptions, chunk: usize) -> SpillRes
 /// Writes `total` bytes without sealing, in the IOs a sealed stream of the same
 /// segment size makes: one segment per write below [`crate::memory::COALESCE_AFTER`],
 /// then as many whole segments as fit [`crate::memory::IO_SIZE`] (segments above
-/// [`crate::memory::MAX_IO`] in IOs of that size).
+/// [`crate::memory::IO_SIZE`] in IOs of that size).
 pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResult<StreamStats> {
-    use crate::memory::{COALESCE_AFTER, IO_SIZE, MAX_IO};
+    use crate::memory::{coalesces, COALESCE_AFTER, IO_SIZE};
     let kind = options.backend.resolve()?;
     let segment = options.params.segment_size;
     let (file, direct, calls) = open_file(path, true, kind, options.direct, Some(segment))?;
-    let seg = (segment as usize).min(MAX_IO);
-    let io = if seg < IO_SIZE { IO_SIZE / seg * seg } else { seg };
+    let seg = (segment as usize).min(IO_SIZE);
+    let io = if coalesces(seg, options.queue_depth) { IO_SIZE / seg * seg } else { seg };
     let mut backend =
         checkout(kind, options.queue_depth, io, direct, &options.ocall_model, options.uring_spin)?;
     let base = backend.get().counters();

@@ -10,14 +10,14 @@
 //! and its pipe gathers consecutive sealed segments into one write (its reader reads
 //! windows of consecutive segments), so small segments reach the disk in large IOs.
 //! Memory per stream is bounded by `queue_depth × IO_SIZE` of backend buffers
-//! (segments above [`memory::MAX_IO`] travel in several IOs) plus one trusted
+//! (segments above [`memory::IO_SIZE`] travel in several IOs) plus one trusted
 //! segment that grows with the data; nothing is sized from an unauthenticated
 //! header field.
 //!
 //! Map of the crate:
 //! - `pipe`: where sealed segments go: straight to the backend, or through an IO
 //!   driver whose completions the runtime's vCPUs poll.
-//! - [`memory`]: how much memory a stream takes ([`memory::MAX_IO`] per IO,
+//! - [`memory`]: how much memory a stream takes ([`memory::IO_SIZE`] per IO,
 //!   [`memory::MAX_STREAM_BUFFERS`] per stream), trusted buffers that grow with the data.
 //! - [`options`]: [`SpillOptions`], [`BackendChoice`], and building a backend.
 //! - [`writer`]: the [`SpillWriter`].

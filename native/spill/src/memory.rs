@@ -3,19 +3,17 @@
 //! Nothing is sized from a header field alone: a header is not authenticated until
 //! a segment opens under the key it derives, and a forged segment size of 1 GiB must
 //! not make a reader allocate gigabytes. Buffers grow with what a file really holds
-//! and what the caller writes; backend (untrusted) slots are at most [`MAX_IO`] each,
-//! so a segment larger than that travels in several IOs.
+//! and what the caller writes; backend (untrusted) slots are at most [`IO_SIZE`]
+//! each, so a segment larger than that travels in several IOs.
 
 use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
 
-/// Largest IO (and so backend slot buffer) a stream uses; larger segments are split.
-pub const MAX_IO: usize = 1 << 20;
-
-/// What a long stream's writes and reads grow to: consecutive segments share one IO
-/// of up to this many bytes (the segment is the unit of authentication, not of IO).
-pub const IO_SIZE: usize = MAX_IO;
+/// Largest IO (and so backend slot buffer) a stream makes: a long stream's
+/// consecutive segments share IOs of up to this many bytes (the segment is the unit
+/// of authentication, not of IO), and larger segments are split into IOs of it.
+pub const IO_SIZE: usize = 1 << 20;
 
 /// A stream coalesces once it is this long: shorter ones (most spill files are a
 /// few KiB) keep segment-sized slots, so an idle pooled backend stays small.
@@ -31,9 +29,16 @@ const INITIAL: usize = 1 << 20;
 const PAGE: usize = 4096;
 
 /// The slot size a stream asks its backend for, for segments (or reads) of up to
-/// `extent` bytes: whole pages, at most [`MAX_IO`].
+/// `extent` bytes: whole pages, at most [`IO_SIZE`].
 pub(crate) fn slot_len(extent: usize) -> usize {
-    extent.max(1).div_ceil(PAGE).saturating_mul(PAGE).min(MAX_IO)
+    extent.max(1).div_ceil(PAGE).saturating_mul(PAGE).min(IO_SIZE)
+}
+
+/// Whether a long stream of `segment_size` segments, `queue_depth` IOs deep, moves
+/// to [`IO_SIZE`] slots and coalesces: not for segments of an IO or more (nothing to
+/// gather), nor when IO-sized buffers would exceed [`MAX_STREAM_BUFFERS`].
+pub(crate) fn coalesces(segment_size: usize, queue_depth: usize) -> bool {
+    slot_len(segment_size) < IO_SIZE && queue_depth.saturating_mul(IO_SIZE) <= MAX_STREAM_BUFFERS
 }
 
 /// Refuses a queue depth whose buffers would exceed [`MAX_STREAM_BUFFERS`].
@@ -138,10 +143,10 @@ mod tests {
     fn slot_sizes_are_pages_up_to_one_io() {
         assert_eq!(slot_len(1), 4096);
         assert_eq!(slot_len(65536), 65536);
-        assert_eq!(slot_len(1 << 30), MAX_IO);
+        assert_eq!(slot_len(1 << 30), IO_SIZE);
         assert!(check_buffers(8, 65536).is_ok());
-        assert!(check_buffers(256, MAX_IO).is_ok());
-        let e = check_buffers(1024, MAX_IO).unwrap_err().to_string();
+        assert!(check_buffers(256, IO_SIZE).is_ok());
+        let e = check_buffers(1024, IO_SIZE).unwrap_err().to_string();
         assert!(e.contains("queue depth 1024") && e.contains("lower queue_depth"), "{e}");
     }
 }

@@ -26,7 +26,7 @@ pub(crate) struct Pipe {
     done: Vec<Completion>,
     /// Consecutive segments gathered in one slot, not yet written.
     staged: Option<Staged>,
-    /// Whether consecutive segments share a write (see [`Pipe::coalesce`]).
+    /// Whether consecutive segments share a write (see [`Pipe::coalesce_into`]).
     coalesce: bool,
 }
 
@@ -53,13 +53,6 @@ impl Pipe {
             staged: None,
             coalesce: false,
         }
-    }
-
-    /// From now on, consecutive segments that fit one slot go out as one write: the
-    /// unit of authentication is the segment, not the unit of IO. (A stream turns
-    /// this on once it has a backend with IO-sized slots.)
-    pub(crate) fn coalesce(&mut self) {
-        self.coalesce = true;
     }
 
     /// Bytes a slot holds: the largest single write.
@@ -149,14 +142,17 @@ impl Pipe {
         }
     }
 
-    /// Drains this pipe and moves it to `backend` (with IO-sized slots, say); the
-    /// old one goes back to its pool. The caller attaches its file to the new one.
-    pub(crate) fn replace_backend(&mut self, mut backend: PooledBackend) -> Result<(), PipeError> {
+    /// Drains this pipe and moves it to `backend` (with IO-sized slots); the old one
+    /// goes back to its pool, and the caller attaches its file to the new one. From
+    /// then on, consecutive segments that fit one slot go out as one write: the unit
+    /// of authentication is the segment, not the unit of IO.
+    pub(crate) fn coalesce_into(&mut self, mut backend: PooledBackend) -> Result<(), PipeError> {
         self.drain()?;
         self.backend.get().detach();
         let depth = backend.get().depth();
         self.backend = backend;
         self.in_flight = vec![None; depth];
+        self.coalesce = true;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use exitless_io::Completion;
 use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, MAX_HEADER_LEN, TAG_LEN, V2_FIXED_LEN};
 
 use crate::error::{SpillError, SpillResult};
-use crate::memory::{slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE, MAX_IO, MAX_STREAM_BUFFERS};
+use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
 use crate::options::{checkout, PooledBackend, SpillOptions, DIRECT_ALIGN};
 use crate::stats::{delta, StreamStats};
 use crate::writer::open_file;
@@ -92,16 +92,14 @@ impl SpillReader {
         let longest = (layout.segment_size() as u64).min(file_len) as usize;
         let extent =
             if direct { longest.div_ceil(DIRECT_ALIGN as usize) * DIRECT_ALIGN as usize } else { longest };
-        if longest > MAX_IO {
+        if longest > IO_SIZE {
             calls += 1;
             refuse_holes(&file, file_len, path)?;
         }
         // A long stream reads windows of consecutive segments, one IO each (as its
         // writer wrote them); a short one, segment by segment.
         let seg = layout.segment_size() as usize;
-        let coalesce = file_len >= COALESCE_AFTER
-            && slot_len(seg) < IO_SIZE
-            && options.queue_depth.saturating_mul(IO_SIZE) <= MAX_STREAM_BUFFERS;
+        let coalesce = file_len >= COALESCE_AFTER && coalesces(seg, options.queue_depth);
         let (per_window, slot) =
             if coalesce { ((IO_SIZE / seg) as u64, IO_SIZE) } else { (1, slot_len(extent)) };
         let mut backend =
@@ -287,9 +285,10 @@ impl SpillReader {
         let at = (offset - self.window_extent(w).0) as usize;
         let (first, last) = self.window(w);
         // The window stays in its slot until its last segment is out (or its slot is
-        // needed): the final window, read at open, stays for a sequential reader.
-        let done_with =
-            index == last && !(index == self.geometry.final_index() && index != first && self.segments == 0);
+        // needed); the final window, read at open (no segment opened yet), stays for
+        // a sequential reader when it holds segments before the final one.
+        let opening = self.segments == 0;
+        let done_with = index == last && !(opening && index != first);
         let state =
             if done_with { std::mem::replace(&mut self.slots[slot], Slot::Free) } else { self.slots[slot] };
         match state {

@@ -12,7 +12,7 @@ use exitless_seal::{DataKey, Encryptor, Layout};
 use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
-use crate::memory::{slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE, MAX_IO, MAX_STREAM_BUFFERS};
+use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
 use crate::options::{checkout, SpillOptions, DIRECT_ALIGN};
 use crate::pipe::{Pipe, PipeError};
 use crate::stats::{delta, StreamStats};
@@ -395,7 +395,7 @@ impl SpillWriter {
     fn seal_batch<'d>(&mut self, data: &'d [u8]) -> SpillResult<&'d [u8]> {
         let Some(rt) = self.sealing.clone() else { return Ok(data) };
         let seg = self.layout.segment_size() as usize;
-        if self.serial_segments > 0 || seg > MAX_IO {
+        if self.serial_segments > 0 || seg > IO_SIZE {
             // The IO is the bottleneck: extra sealers would only take CPU from it (an
             // SQPOLL thread, the kernel's IO workers), and batches would let the queue
             // run dry while they seal. Seal and submit one segment at a time for a
@@ -553,8 +553,7 @@ impl SpillWriter {
     /// the slots they have.
     fn start_coalescing(&mut self) -> SpillResult {
         self.coalescing = true;
-        let seg = self.layout.segment_size() as usize;
-        if slot_len(seg) >= IO_SIZE || self.queue_depth.saturating_mul(IO_SIZE) > MAX_STREAM_BUFFERS {
+        if !coalesces(self.layout.segment_size() as usize, self.queue_depth) {
             return Ok(());
         }
         let mut backend =
@@ -567,13 +566,12 @@ impl SpillWriter {
         // Completions are counted when reaped: drain first, then take the old counters.
         self.pipe.drain().map_err(|e| self.io_failed(e))?;
         let before = self.pipe.counters();
-        self.pipe.replace_backend(backend).map_err(|e| self.io_failed(e))?;
+        self.pipe.coalesce_into(backend).map_err(|e| self.io_failed(e))?;
         self.earlier.add(&delta(before, self.base));
         self.base = self.pipe.counters();
         self.pipe
             .with_backend(|b| b.attach(fd))
             .map_err(|e| self.fail(SpillError::io(&e, "cannot attach", &self.path)))?;
-        self.pipe.coalesce();
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use exitless_io::{BackendKind, OcallModel};
 use exitless_seal::{Algorithm, DataKey, KeyId, StreamParams, MAX_SEGMENT_SIZE};
-use exitless_spill::memory::MAX_IO;
+use exitless_spill::memory::IO_SIZE;
 use exitless_spill::{BackendChoice, SpillError, SpillOptions, SpillReader, SpillWriter};
 
 /// The tests here measure the process's peak RSS: they run one at a time.
@@ -71,7 +71,7 @@ fn segments_larger_than_one_io_round_trip_on_every_backend() {
     // On disk (not tmpfs), so the io_uring writer turns to O_DIRECT past 8 MiB and
     // the pieces must stay block-aligned.
     let dir = tempfile::tempdir_in(".").unwrap();
-    let seg = 3 * MAX_IO as u32 + 8192;
+    let seg = 3 * IO_SIZE as u32 + 8192;
     for kind in KINDS {
         for len in [0, 10, seg as usize, 5 * seg as usize + 12_345] {
             let path = dir.path().join(format!("{}-{len}", kind.name())).to_str().unwrap().to_owned();
@@ -80,7 +80,7 @@ fn segments_larger_than_one_io_round_trip_on_every_backend() {
             let segments = stats.segments;
             assert!(segments as usize >= len / seg as usize, "{kind:?} {len}");
             // More writes than segments: each large segment went out in slot-sized pieces.
-            if len > MAX_IO {
+            if len > IO_SIZE {
                 assert!(
                     stats.io.ops > segments,
                     "{kind:?} {len}: {} ops for {segments} segments",
@@ -106,14 +106,14 @@ fn a_tampered_piece_of_a_large_segment_fails_the_segment() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s").to_str().unwrap().to_owned();
-    let seg = 2 * MAX_IO as u32 + 4096;
+    let seg = 2 * IO_SIZE as u32 + 4096;
     let pt = data(3 * seg as usize);
     write(&path, &options(BackendKind::Sync, seg), &pt);
     let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
     // The second piece of segment 1.
     let mut b = [0u8; 1];
-    f.read_at(&mut b, u64::from(seg) + MAX_IO as u64 + 5).unwrap();
-    f.write_at(&[b[0] ^ 1], u64::from(seg) + MAX_IO as u64 + 5).unwrap();
+    f.read_at(&mut b, u64::from(seg) + IO_SIZE as u64 + 5).unwrap();
+    f.write_at(&[b[0] ^ 1], u64::from(seg) + IO_SIZE as u64 + 5).unwrap();
     for kind in KINDS {
         let err = read_all(&path, &options(kind, seg)).unwrap_err();
         assert!(matches!(err, SpillError::Integrity(_)), "{kind:?}: {err}");
@@ -218,7 +218,7 @@ fn a_writer_never_follows_a_symlink_and_a_reader_wants_a_regular_file() {
 #[test]
 fn a_long_stream_coalesces_consecutive_segments_into_io_sized_writes() {
     let _serial = serial();
-    use exitless_spill::memory::{COALESCE_AFTER, IO_SIZE};
+    use exitless_spill::memory::COALESCE_AFTER;
     let dir = tempfile::tempdir_in(".").unwrap();
     // 20,000 segments of 4 KiB; the first COALESCE_AFTER bytes one write each.
     let seg = 4096usize;
