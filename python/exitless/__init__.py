@@ -3,7 +3,8 @@
 The Python face of the native core:
 
 - :func:`open_spill` — sealed spill files as :mod:`io` file objects
-  (:class:`SealedWriter`, :class:`SealedReader`, :class:`SealedSpillFile`).
+  (:class:`SealedWriter`, :class:`SealedReader`, :class:`SealedSpillFile`), and
+  :func:`unlink` to delete one through the same backend (no exit on io_uring).
 - :func:`generate_key`, :class:`Key` — 32-byte data keys that never print.
 - :func:`seal_bytes`, :func:`open_bytes` (and ``_into`` forms), :func:`inspect` — whole buffers, and
   key-less header facts.
@@ -19,7 +20,16 @@ The byte format is specified in docs/FORMAT.md.
 from ._errors import BackendUnavailableError, ExitlessError, ForkedStreamError, FormatError, IntegrityError
 from .keys import Key, generate_key
 from .memory import FileInfo, inspect, open_bytes, open_into, seal_bytes, seal_into, sealed_length
-from .streams import SealedReader, SealedSpillFile, SealedWriter, backends, open_spill, release_backends, resources
+from .streams import (
+    SealedReader,
+    SealedSpillFile,
+    SealedWriter,
+    backends,
+    open_spill,
+    release_backends,
+    resources,
+    unlink,
+)
 
 __version__ = "0.1.0"
 
@@ -45,4 +55,5 @@ __all__ = [
     "seal_bytes",
     "seal_into",
     "sealed_length",
+    "unlink",
 ]

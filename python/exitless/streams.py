@@ -106,6 +106,23 @@ def release_backends() -> None:
     lib.exitless_release_backends()
 
 
+def unlink(
+    path: PathLike, *, backend: str = "auto", ocall_cycles: int | None = None, uring_spin_us: int | None = None
+) -> dict[str, object]:
+    """Deletes the file at ``path`` as :func:`os.unlink` does, through an IO backend:
+    on io_uring with ``IORING_OP_UNLINKAT`` on a pooled ring (no enclave exit), on
+    the OCALL path with one modeled exit. Use it for spill files written with
+    :func:`open_spill`, so their whole life stays on the ring.
+
+    A symlink is removed, not followed; a directory is refused (:class:`IsADirectoryError`);
+    a missing file raises :class:`FileNotFoundError`. Returns what the backend did
+    (the counters of :meth:`SealedWriter.stats`)."""
+    opts = make_options(backend=backend, ocall_cycles=ocall_cycles, uring_spin_us=uring_spin_us)
+    raw = ffi.new("ExitlessStats *")
+    raise_for(lib.exitless_unlink(_path_bytes(path), opts, raw), path)
+    return _stats_dict(raw)
+
+
 def _caller_stacklevel() -> int:
     """The stacklevel that makes a warning point at the first frame outside exitless."""
     package_dir = os.path.dirname(os.path.abspath(__file__))
@@ -230,7 +247,7 @@ def _attach_faults(opts: ffi.CData, faults: str | None) -> object:
 
 _STAT_FIELDS = (
     "exits", "syscalls", "uring_enters", "sqpoll_wakeups", "bytes", "ops", "completions_rejected",
-    "resubmits", "fallbacks", "stream_syscalls", "segments", "plaintext_bytes",
+    "resubmits", "fallbacks", "file_ops", "stream_syscalls", "segments", "plaintext_bytes",
 )
 
 

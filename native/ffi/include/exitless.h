@@ -348,7 +348,14 @@ typedef struct {
    */
   uint64_t fallbacks;
   /**
-   * System calls of the stream itself (open, stat, header read, truncate), each an exit in an enclave.
+   * The file's lifecycle through the backend: open, stat, allocate, truncate,
+   * close (on io_uring, ring operations; elsewhere system calls, each an exit in
+   * an enclave and counted in `exits` by the OCALL model).
+   */
+  uint64_t file_ops;
+  /**
+   * System calls of the stream itself, outside its backend (fcntl to turn to
+   * O_DIRECT, lseek for holes), each an exit in an enclave.
    */
   uint64_t stream_syscalls;
   /**
@@ -676,7 +683,7 @@ void exitless_reader_free(ExitlessReader *reader);
 
 /**
  * What the writer did so far; after `exitless_writer_close`, what it did in all
- * (its close counted among `stream_syscalls`).
+ * (the file's close included: one of `file_ops`, an exit on the OCALL path).
  *
  * # Safety
  * `writer` is a handle not freed before this call began; `out` is writable.
@@ -690,6 +697,19 @@ ExitlessStatus exitless_writer_stats(const ExitlessWriter *writer, ExitlessStats
  * `reader` is a handle not freed before this call began; `out` is writable.
  */
 ExitlessStatus exitless_reader_stats(const ExitlessReader *reader, ExitlessStats *out);
+
+/**
+ * Deletes the file at `path` through a backend of `options`' kind, as a stream's
+ * own file would be: on io_uring, with `IORING_OP_UNLINKAT` on a pooled ring (no
+ * exit); on the OCALL path, one modeled exit. A symlink is removed, not followed; a
+ * directory is refused (EISDIR). `*out` (if not null) gets what the backend did.
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `options` null or readable; `out` null or writable.
+ */
+ExitlessStatus exitless_unlink(const char *path,
+                               const ExitlessOptions *options,
+                               ExitlessStats *out);
 
 /**
  * Benchmark driver: writes `total` bytes to `path` as a sealed stream (`seal` ≠ 0,

@@ -42,8 +42,9 @@ pub struct Handle<T> {
     inner: Mutex<Option<T>>,
     /// What the stream did, taken as it closed: readable after close.
     final_stats: Mutex<Option<ExitlessStats>>,
-    /// Takes a stream's counters (plus the close itself) as it closes.
-    stats_of: fn(&T) -> ExitlessStats,
+    /// Takes a stream's counters; with `true`, closes its file first (through its
+    /// backend, so the close is counted) and takes them after.
+    stats_of: fn(&mut T, bool) -> ExitlessStats,
     /// Open streams of this kind in the process (`exitless_resources`).
     live: &'static AtomicU64,
     /// Names the handle in errors ("writer", "reader").
@@ -62,7 +63,7 @@ impl<T> Handle<T> {
     pub(crate) fn boxed(
         inner: T,
         what: &'static str,
-        stats_of: fn(&T) -> ExitlessStats,
+        stats_of: fn(&mut T, bool) -> ExitlessStats,
         live: &'static AtomicU64,
     ) -> *mut Self {
         live.fetch_add(1, Relaxed);
@@ -103,9 +104,8 @@ impl<T> Handle<T> {
     fn close(&self) -> bool {
         self.state.fetch_or(CLOSED, AcqRel);
         let mut inner = lock(&self.inner);
-        let Some(stream) = inner.as_ref() else { return false };
-        let mut stats = (self.stats_of)(stream);
-        stats.stream_syscalls += 1; // the close below
+        let Some(stream) = inner.as_mut() else { return false };
+        let stats = (self.stats_of)(stream, true);
         *lock(&self.final_stats) = Some(stats);
         *inner = None;
         self.live.fetch_sub(1, Relaxed);
@@ -136,9 +136,9 @@ unsafe fn owned<'a, T>(ptr: *const Handle<T>, what: &str) -> FfiResult<&'a Handl
 pub(crate) unsafe fn stats<T>(ptr: *const Handle<T>, what: &str) -> FfiResult<ExitlessStats> {
     // SAFETY: forwarded contract.
     let handle = unsafe { owned(ptr, what) }?;
-    let inner = lock(&handle.inner);
-    match inner.as_ref() {
-        Some(stream) => Ok((handle.stats_of)(stream)),
+    let mut inner = lock(&handle.inner);
+    match inner.as_mut() {
+        Some(stream) => Ok((handle.stats_of)(stream, false)),
         None => lock(&handle.final_stats).ok_or_else(|| handle.closed()),
     }
 }
@@ -267,7 +267,7 @@ mod tests {
             let h = Handle::boxed(
                 Stream(dropped.clone()),
                 "stream",
-                |_| ExitlessStats { segments: 7, ..Default::default() },
+                |_, _| ExitlessStats { segments: 7, ..Default::default() },
                 &LIVE,
             );
             let (inside, freed) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
@@ -301,7 +301,7 @@ mod tests {
         let h = Handle::boxed(
             Stream(dropped.clone()),
             "stream",
-            |_| ExitlessStats { segments: 7, ..Default::default() },
+            |_, closing| ExitlessStats { segments: 7, file_ops: u64::from(closing), ..Default::default() },
             &LIVE,
         );
         // SAFETY: `h` is live until the free at the end.
@@ -311,11 +311,7 @@ mod tests {
             assert!(close(h.cast_const(), "stream").unwrap());
             assert!(dropped.load(SeqCst));
             let after = stats(h.cast_const(), "stream").unwrap();
-            assert_eq!(
-                (after.segments, after.stream_syscalls),
-                (7, 1),
-                "kept at close, with the close counted"
-            );
+            assert_eq!((after.segments, after.file_ops), (7, 1), "kept at close, taken after closing");
             assert!(!close(h.cast_const(), "stream").unwrap());
             assert_eq!(enter(h.cast_const(), "stream").err().unwrap().status, EXITLESS_ERR_CLOSED);
             assert!(!free(h));

@@ -171,7 +171,12 @@ pub struct ExitlessStats {
     pub resubmits: u64,
     /// Switchless requests that fell back to an exit.
     pub fallbacks: u64,
-    /// System calls of the stream itself (open, stat, header read, truncate), each an exit in an enclave.
+    /// The file's lifecycle through the backend: open, stat, allocate, truncate,
+    /// close (on io_uring, ring operations; elsewhere system calls, each an exit in
+    /// an enclave and counted in `exits` by the OCALL model).
+    pub file_ops: u64,
+    /// System calls of the stream itself, outside its backend (fcntl to turn to
+    /// O_DIRECT, lseek for holes), each an exit in an enclave.
     pub stream_syscalls: u64,
     /// Segments sealed or opened.
     pub segments: u64,
@@ -332,6 +337,7 @@ pub(crate) fn stats(s: StreamStats, backend: BackendKind) -> ExitlessStats {
         completions_rejected: s.io.completions_rejected,
         resubmits: s.io.resubmits,
         fallbacks: s.io.fallbacks,
+        file_ops: s.io.file_ops,
         stream_syscalls: s.stream_syscalls,
         segments: s.segments,
         plaintext_bytes: s.plaintext_bytes,

@@ -94,13 +94,16 @@ pub unsafe extern "C" fn exitless_writer_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let writer = SpillWriter::create(path, &key, context, &opts)?;
         // SAFETY: `out` is null or writable by contract.
-        unsafe {
-            publish(
-                Handle::boxed(writer, "writer", |w| stats(w.stats(), w.backend_kind()), &LIVE_WRITERS),
-                out,
-            )
-        }
+        unsafe { publish(Handle::boxed(writer, "writer", writer_stats, &LIVE_WRITERS), out) }
     })
+}
+
+/// A writer's counters; `closing`: after closing its file (through its backend).
+fn writer_stats(w: &mut SpillWriter, closing: bool) -> ExitlessStats {
+    if closing {
+        w.close();
+    }
+    stats(w.stats(), w.backend_kind())
 }
 
 /// Appends `len` plaintext bytes.
@@ -183,6 +186,14 @@ pub unsafe extern "C" fn exitless_writer_free(writer: *mut ExitlessWriter) {
     });
 }
 
+/// A reader's counters; `closing`: after closing its file (through its backend).
+fn reader_stats(r: &mut SpillReader, closing: bool) -> ExitlessStats {
+    if closing {
+        r.close();
+    }
+    stats(r.stats(), r.backend_kind())
+}
+
 /// Opens a sealed reader on `path`. Verifies the header and the final segment
 /// first, so a truncated stream fails here, before any plaintext is returned. A
 /// path that is not a regular file (a device, a FIFO) is `EXITLESS_ERR_FORMAT`.
@@ -208,12 +219,7 @@ pub unsafe extern "C" fn exitless_reader_open(
         let opts = spill_options(&unsafe { read_options(options) }?)?;
         let reader = SpillReader::open(path, &key, context, &opts)?;
         // SAFETY: `out` is null or writable by contract.
-        unsafe {
-            publish(
-                Handle::boxed(reader, "reader", |r| stats(r.stats(), r.backend_kind()), &LIVE_READERS),
-                out,
-            )
-        }
+        unsafe { publish(Handle::boxed(reader, "reader", reader_stats, &LIVE_READERS), out) }
     })
 }
 
@@ -322,7 +328,7 @@ pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
 }
 
 /// What the writer did so far; after `exitless_writer_close`, what it did in all
-/// (its close counted among `stream_syscalls`).
+/// (the file's close included: one of `file_ops`, an exit on the OCALL path).
 ///
 /// # Safety
 /// `writer` is a handle not freed before this call began; `out` is writable.
@@ -353,6 +359,33 @@ pub unsafe extern "C" fn exitless_reader_stats(
         let s = unsafe { handle::stats(reader_handle(reader), "reader") }?;
         // SAFETY: contract above.
         unsafe { put(out, s, "out") }
+    })
+}
+
+/// Deletes the file at `path` through a backend of `options`' kind, as a stream's
+/// own file would be: on io_uring, with `IORING_OP_UNLINKAT` on a pooled ring (no
+/// exit); on the OCALL path, one modeled exit. A symlink is removed, not followed; a
+/// directory is refused (EISDIR). `*out` (if not null) gets what the backend did.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `options` null or readable; `out` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn exitless_unlink(
+    path: *const c_char,
+    options: *const ExitlessOptions,
+    out: *mut ExitlessStats,
+) -> ExitlessStatus {
+    guard(|| {
+        // SAFETY: contract above.
+        let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
+        let spill = spill_options(&opts)?;
+        let kind = spill.backend.resolve()?;
+        let s = exitless_spill::unlink(path, &spill)?;
+        if !out.is_null() {
+            // SAFETY: not null, and writable by contract.
+            unsafe { put(out, stats(s, kind), "out") }?;
+        }
+        Ok(())
     })
 }
 

@@ -16,6 +16,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ffi::CStr;
 
 use crate::error::Result;
 use crate::faults::FaultPlan;
@@ -91,6 +92,10 @@ pub struct Counters {
     pub resubmits: u64,
     /// Switchless requests that fell back to a modeled exit.
     pub fallbacks: u64,
+    /// File-lifecycle operations ([`FileOp`]: open, close, unlink, stat, truncate,
+    /// allocate), wherever they ran: on the ring (no exit) or as system calls (one
+    /// exit each in an enclave, charged by the OCALL model).
+    pub file_ops: u64,
 }
 
 impl Counters {
@@ -105,7 +110,115 @@ impl Counters {
         self.completions_rejected += other.completions_rejected;
         self.resubmits += other.resubmits;
         self.fallbacks += other.fallbacks;
+        self.file_ops += other.file_ops;
     }
+
+    /// `self - earlier`, field by field (a backend is reused across streams).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            exits: self.exits - earlier.exits,
+            syscalls: self.syscalls - earlier.syscalls,
+            uring_enters: self.uring_enters - earlier.uring_enters,
+            sqpoll_wakeups: self.sqpoll_wakeups - earlier.sqpoll_wakeups,
+            bytes: self.bytes - earlier.bytes,
+            ops: self.ops - earlier.ops,
+            completions_rejected: self.completions_rejected - earlier.completions_rejected,
+            resubmits: self.resubmits - earlier.resubmits,
+            fallbacks: self.fallbacks - earlier.fallbacks,
+            file_ops: self.file_ops - earlier.file_ops,
+        }
+    }
+}
+
+/// Something a stream does to a file besides reading and writing it. Inside an
+/// enclave each is an exit when made as a system call; the io_uring backend makes
+/// them on its ring instead (`IORING_OP_OPENAT`, `CLOSE`, `UNLINKAT`, `STATX`,
+/// `FTRUNCATE`, `FALLOCATE`).
+#[derive(Clone, Copy, Debug)]
+pub enum FileOp<'a> {
+    /// `openat(AT_FDCWD, path, flags, mode)`; yields [`FileOpOutput::Fd`].
+    Open {
+        /// Path, relative to the working directory or absolute.
+        path: &'a CStr,
+        /// `O_*` flags.
+        flags: i32,
+        /// Mode bits for a created file.
+        mode: u32,
+    },
+    /// `close(fd)`. The descriptor is gone afterwards whatever the result.
+    Close(RawFd),
+    /// `unlinkat(AT_FDCWD, path, 0)`: removes a file (never a directory).
+    Unlink(&'a CStr),
+    /// The type and length of an open file; yields [`FileOpOutput::Stat`].
+    Stat(RawFd),
+    /// `ftruncate(fd, len)`.
+    Truncate(RawFd, u64),
+    /// `fallocate(fd, 0, offset, len)`: reserves space.
+    Allocate(RawFd, u64, u64),
+}
+
+impl FileOp<'_> {
+    /// The system call's name, for error messages.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Open { .. } => "open",
+            Self::Close(_) => "close",
+            Self::Unlink(_) => "unlink",
+            Self::Stat(_) => "stat",
+            Self::Truncate(..) => "truncate",
+            Self::Allocate(..) => "allocate",
+        }
+    }
+}
+
+/// What a finished [`FileOp`] yields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileOpOutput {
+    /// The new descriptor ([`FileOp::Open`]).
+    Fd(RawFd),
+    /// The file's type and length ([`FileOp::Stat`]).
+    Stat(FileStat),
+    /// Done (every other op).
+    Done,
+}
+
+/// The type of a file, as far as a stream cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// A regular file.
+    Regular,
+    /// A directory.
+    Directory,
+    /// A device, FIFO, socket or symlink.
+    Other,
+}
+
+impl FileType {
+    /// The type a `st_mode` / `stx_mode` value names.
+    pub const fn from_mode(mode: u32) -> Self {
+        match mode & 0o170000 {
+            0o100000 => Self::Regular,
+            0o040000 => Self::Directory,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The type and length of an open file ([`FileOp::Stat`]). Both come from the
+/// untrusted kernel: a reader authenticates what the length implies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// Regular file, directory, or something else.
+    pub kind: FileType,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+fn unexpected(what: &str, got: FileOpOutput) -> crate::error::Error {
+    crate::error::Error::new(
+        crate::error::ErrorKind::InvalidData,
+        alloc::format!("{what}: the backend answered {got:?}"),
+    )
 }
 
 /// An IO backend with `depth()` slots of `buffer_len()` bytes each.
@@ -133,6 +246,14 @@ pub trait Backend: Send {
     }
     /// Starts reading `len` bytes at `offset` of `fd` into free slot `slot`.
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> Result<()>;
+    /// As [`read`](Self::read), but the first transfer completes the operation,
+    /// short or not: one IO, where a whole read of a file shorter than `len` takes
+    /// two (the second finds the end). For reading a small file whole without
+    /// asking its length first; a short count is only what the kernel says (a
+    /// reader authenticates what it implies).
+    fn read_some(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> Result<()> {
+        self.read(slot, fd, offset, len)
+    }
     /// Copies `out.len()` bytes from byte `at` of a completed read's slot into
     /// trusted `out` (one read can hold several segments). The slot stays reserved
     /// until the caller submits with it again.
@@ -157,18 +278,23 @@ pub trait Backend: Send {
     fn fsync(&mut self, fd: RawFd) -> Result<()>;
     /// What the backend did so far.
     fn counters(&self) -> Counters;
-    /// Binds the backend to `fd` for the stream about to use it (io_uring: registers
-    /// it as the fixed file). Called once per stream, before any submit.
-    fn attach(&mut self, fd: RawFd) -> Result<()> {
-        let _ = fd;
-        Ok(())
+    /// Runs one file-lifecycle operation to its end (call with nothing of the file
+    /// in flight). Every backend counts it in [`Counters::file_ops`]; the exit it
+    /// costs in an enclave is counted (and modeled) as for reads and writes.
+    fn file_op(&mut self, op: FileOp<'_>) -> Result<FileOpOutput>;
+    /// [`FileOp::Open`]: the new descriptor.
+    fn open(&mut self, path: &CStr, flags: i32, mode: u32) -> Result<RawFd> {
+        match self.file_op(FileOp::Open { path, flags, mode })? {
+            FileOpOutput::Fd(fd) => Ok(fd),
+            other => Err(unexpected("open", other)),
+        }
     }
-    /// Unbinds the stream's file (after its last completion), so a pooled backend
-    /// holds no reference to a closed file.
-    fn detach(&mut self) {}
-    /// Whether this backend uses O_DIRECT for regular files when the caller lets it choose.
-    fn prefers_direct(&self) -> bool {
-        false
+    /// [`FileOp::Stat`]: the open file's type and length.
+    fn stat(&mut self, fd: RawFd) -> Result<FileStat> {
+        match self.file_op(FileOp::Stat(fd))? {
+            FileOpOutput::Stat(st) => Ok(st),
+            other => Err(unexpected("stat", other)),
+        }
     }
     /// Injects `plan`'s faults into the operations started from now on (`None`:
     /// stop injecting); see [`crate::faults`]. Returns `false` if this backend does

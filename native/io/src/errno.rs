@@ -23,6 +23,19 @@ pub const EROFS: i32 = 30;
 pub const EOPNOTSUPP: i32 = 95;
 pub const EDQUOT: i32 = 122;
 pub const ECANCELED: i32 = 125;
+pub const ENOENT: i32 = 2;
+pub const EBUSY: i32 = 16;
+pub const EEXIST: i32 = 17;
+pub const ENODEV: i32 = 19;
+pub const ENOTDIR: i32 = 20;
+pub const EISDIR: i32 = 21;
+pub const ENFILE: i32 = 23;
+pub const EMFILE: i32 = 24;
+pub const ETXTBSY: i32 = 26;
+pub const EMLINK: i32 = 31;
+pub const ENAMETOOLONG: i32 = 36;
+pub const ELOOP: i32 = 40;
+pub const EOVERFLOW: i32 = 75;
 
 #[cfg(all(test, feature = "std", target_os = "linux"))]
 mod tests {
@@ -46,6 +59,19 @@ mod tests {
             (super::EOPNOTSUPP, libc::EOPNOTSUPP),
             (super::EDQUOT, libc::EDQUOT),
             (super::ECANCELED, libc::ECANCELED),
+            (super::ENOENT, libc::ENOENT),
+            (super::EBUSY, libc::EBUSY),
+            (super::EEXIST, libc::EEXIST),
+            (super::ENODEV, libc::ENODEV),
+            (super::ENOTDIR, libc::ENOTDIR),
+            (super::EISDIR, libc::EISDIR),
+            (super::ENFILE, libc::ENFILE),
+            (super::EMFILE, libc::EMFILE),
+            (super::ETXTBSY, libc::ETXTBSY),
+            (super::EMLINK, libc::EMLINK),
+            (super::ENAMETOOLONG, libc::ENAMETOOLONG),
+            (super::ELOOP, libc::ELOOP),
+            (super::EOVERFLOW, libc::EOVERFLOW),
         ];
         for (ours, theirs) in ours_and_libc {
             assert_eq!(ours, theirs);

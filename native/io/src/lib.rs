@@ -5,7 +5,9 @@
 //! these, for Occlum's LibOS, and CI checks them for `x86_64-unknown-none`):
 //! - [`backend`]: the [`Backend`] trait the spill streams drive (a fixed set of
 //!   buffer slots, submit / wait / fsync), [`Completion`], [`OpKind`], [`Counters`],
-//!   [`BackendKind`], [`RawFd`].
+//!   [`BackendKind`], [`RawFd`]; and [`FileOp`], the file's lifecycle (open, close,
+//!   unlink, stat, truncate, allocate), which backends run too so none is an
+//!   unseen exit.
 //! - [`error`]: [`Error`], [`ErrorKind`], [`error::Result`]: `std::io`'s with `std`, a small
 //!   stand-in with the same constructors and accessors without it.
 //! - [`validate`]: the completion validator ([`validate::SlotTable`]: slot +
@@ -51,6 +53,8 @@ pub mod validate;
 #[cfg(feature = "std")]
 pub mod driver;
 #[cfg(feature = "std")]
+mod files;
+#[cfg(feature = "std")]
 pub mod model;
 #[cfg(feature = "std")]
 pub mod null;
@@ -65,7 +69,9 @@ pub mod sync;
 #[cfg(feature = "std")]
 pub mod uring;
 
-pub use backend::{Backend, BackendKind, Completion, Counters, OpKind, RawFd};
+pub use backend::{
+    Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, FileStat, FileType, OpKind, RawFd,
+};
 pub use error::{Error, ErrorKind};
 pub use faults::{Fault, FaultPlan};
 pub use ring::RingSlots;

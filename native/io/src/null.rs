@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::backend::{Backend, BackendKind, Completion, Counters};
+use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput};
 use crate::sync::SlotQueue;
 
 /// Discards every write; reads are unsupported.
@@ -79,5 +79,10 @@ impl Backend for NullBackend {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Real system calls (the files exist; only their data is discarded).
+    fn file_op(&mut self, op: FileOp<'_>) -> std::io::Result<FileOpOutput> {
+        crate::files::counted(op, &mut self.counters, 0)
     }
 }

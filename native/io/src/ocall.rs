@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, OpKind};
 use crate::faults::{self, FaultPlan};
 use crate::model::OcallModel;
 use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
@@ -51,18 +51,37 @@ impl OcallBackend {
 
     /// Runs pread/pwrite on the first `len` bytes of the bounce buffer, then charges
     /// and counts the exits: those of the request, plus one per resubmitted remainder.
-    fn ocall(&mut self, fd: RawFd, op: OpKind, offset: u64, len: usize) -> io::Result<usize> {
+    fn ocall(&mut self, fd: RawFd, op: OpKind, offset: u64, len: usize, some: bool) -> io::Result<usize> {
         let buf = self.bounce.kernel_addr(0, len);
         let fault = faults::next(&self.faults, op);
         // SAFETY: the bounce region is owned by `self`, borrowed mutably through
         // `&mut self` for the whole call, so it stays mapped and nothing else touches
         // it; only the kernel reads or writes it here.
-        let (result, calls) = unsafe { transfer_all(fd, op, buf, offset, fault) };
+        let (result, calls) = unsafe { transfer_all(fd, op, buf, offset, fault, some) };
         let exits = self.model.exits_for(len) + calls.saturating_sub(1);
         self.model.charge(exits);
         self.counters.exits += exits;
         count(&mut self.counters, &result, calls);
         result
+    }
+}
+
+impl OcallBackend {
+    fn read_into_slot(
+        &mut self,
+        slot: usize,
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+        some: bool,
+    ) -> io::Result<()> {
+        self.slots.check_read(slot, len)?;
+        let result = self.ocall(fd, OpKind::Read, offset, len, some);
+        if let Ok(n) = result {
+            self.bounce.copy_out(0, &mut self.trusted[slot][..n]);
+        }
+        self.slots.complete(slot, result);
+        Ok(())
     }
 }
 
@@ -97,19 +116,17 @@ impl Backend for OcallBackend {
         // The OCALL's marshalling: the enclave's bytes into the untrusted bounce buffer.
         self.bounce.copy_in(0, &self.trusted[slot][..len]);
         self.bounce.zero(len, total - len);
-        let result = self.ocall(fd, OpKind::Write, offset, total);
+        let result = self.ocall(fd, OpKind::Write, offset, total, false);
         self.slots.complete(slot, result);
         Ok(())
     }
 
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
-        self.slots.check_read(slot, len)?;
-        let result = self.ocall(fd, OpKind::Read, offset, len);
-        if let Ok(n) = result {
-            self.bounce.copy_out(0, &mut self.trusted[slot][..n]);
-        }
-        self.slots.complete(slot, result);
-        Ok(())
+        self.read_into_slot(slot, fd, offset, len, false)
+    }
+
+    fn read_some(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
+        self.read_into_slot(slot, fd, offset, len, true)
     }
 
     fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
@@ -139,6 +156,14 @@ impl Backend for OcallBackend {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// One exit each, as Occlum's hostfs makes them (open, close, unlink, fstat,
+    /// ftruncate, fallocate are OCALLs there).
+    fn file_op(&mut self, op: FileOp<'_>) -> io::Result<FileOpOutput> {
+        let result = crate::files::counted(op, &mut self.counters, 1);
+        self.model.charge(1);
+        result
     }
 
     fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {

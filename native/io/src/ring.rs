@@ -4,7 +4,10 @@
 //!
 //! - Layout: `depth` data slots of `slot_len` bytes (whole pages) in one untrusted
 //!   region, slot `i` at `i * slot_len`, registered-buffer index `i`; one more slot
-//!   (`depth`) carries fsync.
+//!   (`depth`), the control slot, carries fsync and the file's lifecycle (open,
+//!   close, unlink, stat, truncate, allocate), with [`CONTROL_LEN`] bytes of the
+//!   region after the data slots for what the kernel reads or writes for them (a
+//!   path, a `statx` buffer).
 //! - Each submission's `user_data` comes from [`SlotTable`] (generation ‖ slot), so
 //!   every completion is validated before anything uses it.
 //! - A validated completion becomes a [`Step`]: the operation finished (a
@@ -30,6 +33,15 @@ use crate::validate::{Outcome, Rejected, SlotTable};
 /// takes at most 4096 SQ entries by default).
 pub const MAX_DEPTH: usize = 4096;
 
+/// Bytes of untrusted memory the control slot has: a page for a path (the kernel's
+/// `PATH_MAX` with its NUL), a page for a `statx` buffer.
+pub const CONTROL_LEN: usize = 2 * PAGE;
+
+/// Where in the control area a path goes, and where `statx` writes.
+pub const CONTROL_PATH: usize = 0;
+/// See [`CONTROL_PATH`].
+pub const CONTROL_STATX: usize = PAGE;
+
 /// What an SQE does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubmitOp {
@@ -37,8 +49,10 @@ pub enum SubmitOp {
     ReadFixed,
     /// `IORING_OP_WRITE_FIXED` from the slot's registered buffer.
     WriteFixed,
-    /// `IORING_OP_FSYNC` (no buffer).
-    Fsync,
+    /// The control slot's operation (fsync, or a file-lifecycle op), which the
+    /// driver built: its result is at most [`Submission::len`], and never resubmitted
+    /// for being short.
+    Control,
 }
 
 /// One SQE to push, described without the ring.
@@ -48,14 +62,15 @@ pub struct Submission {
     pub user_data: u64,
     /// What to do.
     pub op: SubmitOp,
-    /// The file the operation was started on (the ring's fixed file, in practice).
+    /// The file the operation was started on (a plain descriptor: any ring can use it).
     pub fd: RawFd,
-    /// Offset of the buffer in the untrusted region (0 for fsync);
-    /// `buf_offset + len ≤ region_len()`.
+    /// Offset of the buffer in the untrusted region (the control area for
+    /// [`SubmitOp::Control`]); `buf_offset + len ≤ region_len()` for data slots.
     pub buf_offset: usize,
-    /// Registered-buffer index: the slot (0 for fsync).
+    /// Registered-buffer index: the slot (0 for control ops).
     pub buf_index: u16,
-    /// Bytes to transfer (the remainder of the operation; 0 for fsync).
+    /// Bytes to transfer (the remainder of the operation); for a control op, the
+    /// largest result it may have (0, or `i32::MAX` for a descriptor).
     pub len: u32,
     /// Offset in the file.
     pub file_offset: u64,
@@ -77,6 +92,8 @@ struct Op {
     offset: u64,
     len: usize,
     done: usize,
+    /// The first transfer finishes it, short or not ([`RingSlots::begin_some`]).
+    some: bool,
 }
 
 /// The slots of one ring: layout, the operation on each, and the validator's table.
@@ -90,7 +107,7 @@ pub struct RingSlots {
 
 impl RingSlots {
     /// `depth` slots (1 to [`MAX_DEPTH`]) of `buffer_len` bytes rounded up to whole
-    /// pages, plus the fsync slot.
+    /// pages, plus the control slot.
     pub fn new(depth: usize, buffer_len: usize) -> Result<Self> {
         if depth == 0 || depth > MAX_DEPTH {
             return Err(Error::new(ErrorKind::InvalidInput, "queue depth must be 1 to 4096"));
@@ -113,14 +130,20 @@ impl RingSlots {
         self.slot_len
     }
 
-    /// Bytes of untrusted memory the slots need: `depth * slot_len`.
+    /// Bytes of untrusted memory the slots need: `depth * slot_len` and the
+    /// control area.
     pub fn region_len(&self) -> usize {
-        self.depth * self.slot_len
+        self.depth * self.slot_len + CONTROL_LEN
     }
 
-    /// The slot fsync uses (`depth`): never a caller's.
-    pub fn fsync_slot(&self) -> usize {
+    /// The control slot (`depth`): never a caller's.
+    pub fn control_slot(&self) -> usize {
         self.depth
+    }
+
+    /// Where the control area starts in the region.
+    pub fn control_offset(&self) -> usize {
+        self.depth * self.slot_len
     }
 
     /// SQ entries for the ring: room for every slot at once, a power of two.
@@ -171,15 +194,28 @@ impl RingSlots {
             };
             return Err(Error::new(ErrorKind::InvalidInput, what));
         }
-        self.ops[slot] = Some(Op { kind, fd, offset, len, done: 0 });
+        self.ops[slot] = Some(Op { kind, fd, offset, len, done: 0, some: false });
         Ok(slot * self.slot_len)
     }
 
-    /// Records an fsync of `fd` on the fsync slot; returns that slot.
-    pub fn begin_fsync(&mut self, fd: RawFd) -> usize {
+    /// As [`begin`](Self::begin) for a read that its first transfer finishes, short
+    /// or not (`Backend::read_some`).
+    pub fn begin_some(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> Result<usize> {
+        let at = self.begin(slot, OpKind::Read, fd, offset, len)?;
+        if let Some(op) = self.ops[slot].as_mut() {
+            op.some = true;
+        }
+        Ok(at)
+    }
+
+    /// Records a control op (fsync, or a file-lifecycle op) on `fd` (-1 for none)
+    /// whose result may be at most `max_result`; returns the control slot. Panics if
+    /// one is already in flight (control ops run one at a time, to their end).
+    pub fn begin_control(&mut self, fd: RawFd, max_result: u32) -> usize {
         let slot = self.depth;
-        assert!(!self.table.is_busy(slot), "an fsync is already in flight");
-        self.ops[slot] = Some(Op { kind: OpKind::Write, fd, offset: 0, len: 0, done: 0 });
+        assert!(!self.table.is_busy(slot), "a control op is already in flight");
+        self.ops[slot] =
+            Some(Op { kind: OpKind::Write, fd, offset: 0, len: max_result as usize, done: 0, some: false });
         slot
     }
 
@@ -188,16 +224,16 @@ impl RingSlots {
     /// is already in flight (caller bugs).
     pub fn submit(&mut self, slot: usize) -> Submission {
         let op = self.ops.get(slot).copied().flatten().expect("an operation recorded before submit");
-        // `op.done ≤ op.len ≤ slot_len ≤ u32::MAX`.
+        // `op.done ≤ op.len ≤ slot_len ≤ u32::MAX` (a control op's `len` is a u32).
         let len = (op.len - op.done) as u32;
         let user_data = self.table.start(slot, len);
         if slot == self.depth {
             let fd = op.fd;
             return Submission {
                 user_data,
-                op: SubmitOp::Fsync,
+                op: SubmitOp::Control,
                 fd,
-                buf_offset: 0,
+                buf_offset: self.control_offset(),
                 buf_index: 0,
                 len,
                 file_offset: 0,
@@ -217,8 +253,9 @@ impl RingSlots {
         }
     }
 
-    /// Checks a completion and applies it: finished (counted in `counters`: `ops`,
-    /// `bytes`) or to be resubmitted (`resubmits`). On rejection nothing changes.
+    /// Checks a completion and applies it: finished (a data slot's is counted in
+    /// `counters`: `ops`, `bytes`) or to be resubmitted (`resubmits`). On rejection
+    /// nothing changes.
     pub fn complete(
         &mut self,
         user_data: u64,
@@ -230,7 +267,7 @@ impl RingSlots {
                 let slot = slot as usize;
                 let op = self.ops[slot].as_mut().expect("a validated slot has an operation");
                 op.done += bytes as usize;
-                let finished = op.done == op.len || slot == self.depth;
+                let finished = op.done == op.len || slot == self.depth || (op.some && bytes > 0);
                 let eof = op.kind == OpKind::Read && bytes == 0;
                 if finished || eof {
                     (slot, Ok(op.done))
@@ -251,10 +288,14 @@ impl RingSlots {
             }
         };
         self.ops[slot] = None;
-        if let Ok(n) = result {
-            counters.bytes += n as u64;
+        // A control op's result is no byte count (a descriptor, or 0): its driver
+        // counts it as what it was.
+        if slot != self.depth {
+            if let Ok(n) = result {
+                counters.bytes += n as u64;
+            }
+            counters.ops += 1;
         }
-        counters.ops += 1;
         Ok(Step::Finished(Completion { slot, result }))
     }
 
@@ -267,6 +308,14 @@ impl RingSlots {
         slot * self.slot_len + at
     }
 
+    /// Panics unless the control slot is idle (caller bug); returns where control
+    /// bytes `at .. at + len` are in the region.
+    pub fn control_bytes(&self, at: usize, len: usize) -> usize {
+        assert!(!self.table.is_busy(self.depth), "control area in use");
+        assert!(matches!(at.checked_add(len), Some(end) if end <= CONTROL_LEN), "beyond the control area");
+        self.control_offset() + at
+    }
+
     /// Where bytes `at .. at + len` of idle data slot `slot` are in the region, to
     /// stage part of a write there; an error if the slot is busy or they do not fit.
     pub fn stage_offset(&self, slot: usize, at: usize, len: usize) -> Result<usize> {
@@ -276,6 +325,31 @@ impl RingSlots {
         }
         Ok(slot * self.slot_len + at)
     }
+}
+
+/// `STATX_TYPE | STATX_SIZE`: what a stat on the ring asks for.
+pub const STATX_WANTED: u32 = 0x1 | 0x200;
+
+/// Bytes of `struct statx` read back (the kernel writes 256).
+pub const STATX_LEN: usize = 256;
+
+/// The type and length in a `struct statx` the kernel wrote into untrusted memory,
+/// copied out once into `raw`. Checked: both fields must be reported (`stx_mask`),
+/// and the length must be a valid file offset.
+pub fn parse_statx(raw: &[u8; STATX_LEN]) -> Result<crate::backend::FileStat> {
+    let u32_at = |at: usize| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+    let mask = u32_at(0);
+    let mode = u32::from(u16::from_le_bytes([raw[28], raw[29]]));
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&raw[40..48]);
+    let len = u64::from_le_bytes(size);
+    if mask & STATX_WANTED != STATX_WANTED {
+        return Err(Error::new(ErrorKind::InvalidData, "statx did not report the file's type and length"));
+    }
+    if len > i64::MAX as u64 {
+        return Err(Error::new(ErrorKind::InvalidData, "statx reported an impossible file length"));
+    }
+    Ok(crate::backend::FileStat { kind: crate::backend::FileType::from_mode(mode), len })
 }
 
 #[cfg(test)]
@@ -292,7 +366,8 @@ mod tests {
     #[test]
     fn layout_and_limits() {
         let r = RingSlots::new(3, 5000).unwrap();
-        assert_eq!((r.depth(), r.slot_len(), r.region_len(), r.fsync_slot()), (3, 2 * PAGE, 6 * PAGE, 3));
+        assert_eq!((r.depth(), r.slot_len(), r.region_len(), r.control_slot()), (3, 2 * PAGE, 8 * PAGE, 3));
+        assert_eq!((r.control_offset(), r.control_bytes(CONTROL_STATX, 256)), (6 * PAGE, 7 * PAGE));
         assert_eq!(r.sq_entries(), 4);
         for bad in [0, MAX_DEPTH + 1] {
             assert_eq!(RingSlots::new(bad, 1).unwrap_err().kind(), ErrorKind::InvalidInput);
@@ -359,16 +434,40 @@ mod tests {
     }
 
     #[test]
-    fn fsync_uses_its_own_slot() {
+    fn control_ops_use_their_own_slot_and_results_are_bounded() {
         let mut r = RingSlots::new(2, PAGE).unwrap();
         let mut c = Counters::default();
-        let slot = r.begin_fsync(9);
+        let slot = r.begin_control(9, 0);
         assert_eq!(slot, 2);
         let s = r.submit(slot);
-        assert_eq!((s.op, s.fd, s.len), (SubmitOp::Fsync, 9, 0));
+        assert_eq!((s.op, s.fd, s.len, s.buf_offset), (SubmitOp::Control, 9, 0, 2 * PAGE));
         assert!(matches!(r.complete(s.user_data, 1, &mut c), Err(Rejected::TooLong { .. })));
         let done = finished(r.complete(s.user_data, 0, &mut c).unwrap());
         assert_eq!((done.slot, done.result.unwrap()), (2, 0));
         assert_eq!(r.check_free(2).unwrap_err().kind(), ErrorKind::InvalidInput, "not a data slot");
+        // An open's result is a descriptor: any non-negative int, taken whole.
+        let slot = r.begin_control(-1, i32::MAX as u32);
+        let s = r.submit(slot);
+        assert_eq!(finished(r.complete(s.user_data, 1 << 20, &mut c).unwrap()).result.unwrap(), 1 << 20);
+        let slot = r.begin_control(-1, i32::MAX as u32);
+        let s = r.submit(slot);
+        assert!(matches!(r.complete(s.user_data, -12345, &mut c), Err(Rejected::UnknownErrno { .. })));
+    }
+
+    #[test]
+    fn statx_is_parsed_and_checked() {
+        let mut raw = [0u8; STATX_LEN];
+        raw[0..4].copy_from_slice(&STATX_WANTED.to_le_bytes());
+        raw[28..30].copy_from_slice(&0o100600u16.to_le_bytes());
+        raw[40..48].copy_from_slice(&5000u64.to_le_bytes());
+        let st = parse_statx(&raw).unwrap();
+        assert_eq!((st.kind, st.len), (crate::backend::FileType::Regular, 5000));
+        raw[28..30].copy_from_slice(&0o010644u16.to_le_bytes());
+        assert_eq!(parse_statx(&raw).unwrap().kind, crate::backend::FileType::Other, "a FIFO");
+        raw[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(parse_statx(&raw).unwrap_err().kind(), ErrorKind::InvalidData);
+        raw[40..48].copy_from_slice(&1u64.to_le_bytes());
+        raw[0..4].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(parse_statx(&raw).unwrap_err().kind(), ErrorKind::InvalidData, "size not reported");
     }
 }

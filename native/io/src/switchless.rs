@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, OpKind};
 use crate::faults::{self, Fault, FaultPlan};
 use crate::model::OcallModel;
 use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
@@ -187,7 +187,7 @@ unsafe fn perform(req: &RequestCopy) -> (i64, u64) {
         _ => OpKind::Read,
     };
     // SAFETY: forwarded contract: the range is mapped and used by this call alone.
-    let (result, calls) = unsafe { transfer_all(req.fd, op, req.buffer, req.offset, req.fault) };
+    let (result, calls) = unsafe { transfer_all(req.fd, op, req.buffer, req.offset, req.fault, false) };
     (encode(result), calls)
 }
 
@@ -466,6 +466,15 @@ impl Backend for SwitchlessBackend {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// A modeled exit each (counted as a fallback): the host workers serve reads,
+    /// writes and fsync only.
+    fn file_op(&mut self, op: FileOp<'_>) -> io::Result<FileOpOutput> {
+        let result = crate::files::counted(op, &mut self.counters, 1);
+        self.counters.fallbacks += 1;
+        self.model.charge(1);
+        result
     }
 
     fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {

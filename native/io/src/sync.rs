@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, OpKind};
 use crate::faults::{self, Fault, FaultPlan};
 use crate::untrusted::{KernelAddr, PAGE};
 
@@ -136,8 +136,9 @@ pub(crate) fn fsync_retrying(fd: RawFd, mut fault: Option<Fault>) -> (io::Result
 }
 
 /// Writes or reads all of `buf` at `offset` with plain syscalls, retrying EINTR and
-/// short transfers; returns the bytes moved (short only for a read at end of file)
-/// and the syscalls made. An injected `fault` applies to the first attempt: an
+/// short transfers (with `some`, a read stops after its first transfer); returns the
+/// bytes moved (short only for a read at end of file, or with `some`) and the
+/// syscalls made. An injected `fault` applies to the first attempt: an
 /// errno fails it without the syscall, `Short` makes it move only part of `buf`.
 ///
 /// # Safety
@@ -151,6 +152,7 @@ pub(crate) unsafe fn transfer_all(
     buf: KernelAddr,
     offset: u64,
     mut fault: Option<Fault>,
+    some: bool,
 ) -> (io::Result<usize>, u64) {
     let mut done = 0usize;
     let mut calls = 0u64;
@@ -179,6 +181,7 @@ pub(crate) unsafe fn transfer_all(
             }
         };
         match n {
+            n if n > 0 && some && op == OpKind::Read => return (Ok(n as usize), calls),
             n if n > 0 => done += n as usize,
             0 if op == OpKind::Read => break,
             0 => return (Err(io::Error::new(io::ErrorKind::WriteZero, "pwrite wrote nothing")), calls),
@@ -246,6 +249,26 @@ impl SyncBackend {
     }
 }
 
+impl SyncBackend {
+    fn read_into_slot(
+        &mut self,
+        slot: usize,
+        fd: RawFd,
+        offset: u64,
+        len: usize,
+        some: bool,
+    ) -> io::Result<()> {
+        self.slots.check_read(slot, len)?;
+        let fault = faults::next(&self.faults, OpKind::Read);
+        let buf = KernelAddr::lend(self.buffers.slot(slot, len));
+        // SAFETY: the slot's trusted buffer is lent for this one synchronous call.
+        let (result, calls) = unsafe { transfer_all(fd, OpKind::Read, buf, offset, fault, some) };
+        count(&mut self.counters, &result, calls);
+        self.slots.complete(slot, result);
+        Ok(())
+    }
+}
+
 impl Backend for SyncBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Sync
@@ -279,21 +302,18 @@ impl Backend for SyncBackend {
         let fault = faults::next(&self.faults, OpKind::Write);
         // SAFETY: the slot's trusted buffer is lent for this one synchronous call.
         let (result, calls) =
-            unsafe { transfer_all(fd, OpKind::Write, KernelAddr::lend(buf), offset, fault) };
+            unsafe { transfer_all(fd, OpKind::Write, KernelAddr::lend(buf), offset, fault, false) };
         count(&mut self.counters, &result, calls);
         self.slots.complete(slot, result);
         Ok(())
     }
 
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
-        self.slots.check_read(slot, len)?;
-        let fault = faults::next(&self.faults, OpKind::Read);
-        let buf = KernelAddr::lend(self.buffers.slot(slot, len));
-        // SAFETY: the slot's trusted buffer is lent for this one synchronous call.
-        let (result, calls) = unsafe { transfer_all(fd, OpKind::Read, buf, offset, fault) };
-        count(&mut self.counters, &result, calls);
-        self.slots.complete(slot, result);
-        Ok(())
+        self.read_into_slot(slot, fd, offset, len, false)
+    }
+
+    fn read_some(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
+        self.read_into_slot(slot, fd, offset, len, true)
     }
 
     fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
@@ -321,6 +341,10 @@ impl Backend for SyncBackend {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    fn file_op(&mut self, op: FileOp<'_>) -> io::Result<FileOpOutput> {
+        crate::files::counted(op, &mut self.counters, 0)
     }
 
     fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {

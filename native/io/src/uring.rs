@@ -11,6 +11,14 @@
 //!   the backend: the stream fails with an error, never a panic or a silent short write.
 //! - The trusted bookkeeping (slot layout, `user_data`, resubmitting short transfers)
 //!   is [`crate::ring::RingSlots`], pure logic; this module adds the ring and syscalls.
+//! - A file's whole life runs on the ring too ([`FileOp`]: `OPENAT`, `CLOSE`,
+//!   `UNLINKAT`, `STATX`, `FTRUNCATE`, `FALLOCATE`, and `FSYNC`), its path and `statx`
+//!   buffer in the region's control area, so writing, reading back and deleting a
+//!   small spill file makes no exit beyond SQPOLL wake-ups. Files are plain
+//!   descriptors, not registered ones: a stream moves between pooled rings (it
+//!   coalesces once long), `STATX` refuses a registered file, and registering one
+//!   costs an `io_uring_register` (an exit) per file; an unregistered file costs
+//!   the kernel a reference count per IO instead.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -19,9 +27,11 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use crate::backend::{Backend, BackendKind, Completion, Counters, OpKind};
+use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, OpKind};
 use crate::faults::{self, Fault, FaultPlan};
-use crate::ring::{RingSlots, Step, SubmitOp};
+use crate::ring::{
+    parse_statx, RingSlots, Step, SubmitOp, CONTROL_PATH, CONTROL_STATX, STATX_LEN, STATX_WANTED,
+};
 use crate::untrusted::UntrustedRegion;
 use crate::validate::{check_ring, Rejected};
 
@@ -43,31 +53,43 @@ pub struct UringConfig {
     pub sq_idle_ms: u32,
     /// How long `wait` spins on the completion queue before it blocks in the kernel.
     pub spin: Duration,
-    /// Open regular files with O_DIRECT (aligned IO, no page cache, no io-wq punting).
-    pub direct: bool,
 }
 
 impl UringConfig {
-    /// Defaults: SQPOLL with 1 s idle, O_DIRECT, and a 100 µs spin before blocking
+    /// Defaults: SQPOLL with 1 s idle and a 100 µs spin before blocking
     /// (`EXITLESS_URING_SPIN_US` overrides it). Inside an enclave a block is an exit,
     /// so with spare cores a longer spin (10 ms) keeps even IO-bound streams
     /// exit-less; on a 2-core machine a long spin starves the kernel work that
     /// completes the IO (see docs/BENCHMARKS.md).
     pub fn new(depth: usize, buffer_len: usize) -> Self {
-        let spin_us = std::env::var("EXITLESS_URING_SPIN_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_SPIN_US);
+        let spin_us = env_u64("EXITLESS_URING_SPIN_US").unwrap_or(DEFAULT_SPIN_US);
         Self {
             depth,
             buffer_len,
-            sqpoll: true,
-            sq_idle_ms: 1000,
+            sqpoll: sqpoll_default(),
+            sq_idle_ms: sq_idle_ms(),
             spin: Duration::from_micros(spin_us),
-            direct: true,
         }
     }
 }
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Whether rings use an SQPOLL thread: `EXITLESS_URING_SQPOLL` (0 or 1), else yes.
+pub fn sqpoll_default() -> bool {
+    env_u64("EXITLESS_URING_SQPOLL").is_none_or(|v| v != 0)
+}
+
+/// How long the SQPOLL thread spins idle before it sleeps: `EXITLESS_URING_SQ_IDLE_MS`,
+/// else [`DEFAULT_SQ_IDLE_MS`].
+pub fn sq_idle_ms() -> u32 {
+    env_u64("EXITLESS_URING_SQ_IDLE_MS").map_or(DEFAULT_SQ_IDLE_MS, |v| v.min(60_000) as u32)
+}
+
+/// Default SQPOLL idle time, in milliseconds.
+pub const DEFAULT_SQ_IDLE_MS: u32 = 1000;
 
 /// Default spin before `wait` blocks, in microseconds.
 pub const DEFAULT_SPIN_US: u64 = 100;
@@ -82,8 +104,11 @@ pub struct UringBackend {
     cq_capacity: usize,
     slots: RingSlots,
     ready: Vec<Completion>,
-    /// The registered file (one fixed-file slot), updated when the fd changes.
-    fixed_fd: Option<RawFd>,
+    /// The control op in flight, built without its `user_data` (which each push sets).
+    control: Option<squeue::Entry>,
+    /// Whether this kernel has `IORING_OP_FTRUNCATE` (6.9+); without it, a truncate
+    /// is a system call.
+    has_ftruncate: bool,
     counters: Counters,
     config: UringConfig,
     poisoned: Option<String>,
@@ -113,7 +138,7 @@ pub(crate) fn with_anchor<R>(f: impl FnOnce(Option<&IoUring>) -> R) -> R {
     let mut anchor = ANCHOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let pid = std::process::id();
     if anchor.as_ref().is_none_or(|(owner, _)| *owner != pid) {
-        let fresh = (pid, IoUring::builder().setup_sqpoll(1000).build(2).ok());
+        let fresh = (pid, IoUring::builder().setup_sqpoll(sq_idle_ms()).build(2).ok());
         if let Some(inherited) = anchor.replace(fresh) {
             std::mem::forget(inherited);
         }
@@ -126,7 +151,7 @@ fn anchor_fd() -> Option<RawFd> {
 }
 
 impl UringBackend {
-    /// Sets up the ring, maps and registers the buffer pool, reserves a fixed-file slot.
+    /// Sets up the ring, maps and registers the buffer pool.
     pub fn new(config: UringConfig) -> io::Result<Self> {
         let slots = RingSlots::new(config.depth, config.buffer_len)?;
         let slot_len = slots.slot_len();
@@ -143,7 +168,9 @@ impl UringBackend {
         // mapped for as long as the ring exists (the ring field is dropped first), and
         // whose bytes are only touched through copies while no op uses the slot.
         unsafe { ring.submitter().register_buffers(&iovecs) }?;
-        ring.submitter().register_files_sparse(1)?;
+        let mut probe = io_uring::Probe::new();
+        let has_ftruncate = ring.submitter().register_probe(&mut probe).is_ok()
+            && probe.is_supported(opcode::Ftruncate::CODE);
         counters.syscalls += 2;
         let cq_capacity = ring.params().cq_entries() as usize;
         Ok(Self {
@@ -152,7 +179,8 @@ impl UringBackend {
             cq_capacity,
             slots,
             ready: Vec::with_capacity(config.depth + 1),
-            fixed_fd: None,
+            control: None,
+            has_ftruncate,
             counters,
             poisoned: None,
             faults: None,
@@ -198,27 +226,10 @@ impl UringBackend {
         io::Error::new(io::ErrorKind::InvalidData, msg)
     }
 
-    fn fixed(&self, fd: RawFd) -> io::Result<types::Fixed> {
-        match self.fixed_fd {
-            Some(attached) if attached == fd => Ok(types::Fixed(0)),
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("fd {fd} is not attached to this ring"),
-            )),
-        }
-    }
-
-    fn update_fixed(&mut self, fd: RawFd) -> io::Result<()> {
-        self.ring.submitter().register_files_update(0, &[fd])?;
-        self.counters.syscalls += 1;
-        self.counters.exits += 1;
-        Ok(())
-    }
-
     /// Queues the (remaining part of the) op recorded on `slot` and makes it visible
     /// to the kernel.
     fn push(&mut self, slot: usize) -> io::Result<()> {
-        let fd = self.fixed(self.slots.fd(slot).expect("op recorded before push"))?;
+        let fd = types::Fd(self.slots.fd(slot).expect("op recorded before push"));
         let sub = self.slots.submit(slot);
         // `RingSlots` keeps `buf_offset + len` within the slot's registered buffer.
         let buf = || self.region.kernel_addr(sub.buf_offset, sub.len as usize).addr();
@@ -239,7 +250,7 @@ impl UringBackend {
             None => {}
         }
         let entry = match sub.op {
-            SubmitOp::Fsync => opcode::Fsync::new(fd).build(),
+            SubmitOp::Control => self.control.clone().expect("a control op built before its push"),
             SubmitOp::WriteFixed => {
                 opcode::WriteFixed::new(fd, buf(), len, sub.buf_index).offset(sub.file_offset).build()
             }
@@ -249,9 +260,10 @@ impl UringBackend {
         }
         .user_data(sub.user_data)
         .flags(squeue::Flags::empty());
-        // SAFETY: NOTE: the entry points into the registered region (or at nothing, for
-        // fsync), which outlives the op: the slot stays busy in `slots` until its
-        // completion is reaped, and no copy touches a busy slot.
+        // SAFETY: NOTE: the entry points into the registered region (a data slot, or
+        // the control area), or at nothing, and the region outlives the op: the slot
+        // stays busy in `slots` until its completion is reaped, and no copy touches a
+        // busy slot or, while a control op is in flight, the control area.
         let pushed = unsafe { self.ring.submission().push(&entry) };
         if pushed.is_err() {
             // Cannot happen: at most depth + 1 ops are in flight and the SQ is larger.
@@ -261,6 +273,8 @@ impl UringBackend {
     }
 
     /// Publishes queued entries: with SQPOLL, a syscall only if the thread sleeps.
+    /// Without SQPOLL, every kick is an `io_uring_enter`; a control op waits for its
+    /// completion in that same call (`submit_and_wait`), one exit in all.
     fn kick(&mut self) -> io::Result<()> {
         let sqpoll = self.is_sqpoll();
         let mut sq = self.ring.submission();
@@ -269,10 +283,24 @@ impl UringBackend {
         let pending = sq.len() as u32;
         drop(sq);
         if wake {
-            let flags = if sqpoll { ENTER_SQ_WAKEUP } else { 0 };
+            let wait = !sqpoll && self.control.is_some() && self.slots.is_busy(self.slots.control_slot());
+            let flags = match (sqpoll, wait) {
+                (true, _) => ENTER_SQ_WAKEUP,
+                (false, true) => ENTER_GETEVENTS,
+                (false, false) => 0,
+            };
             let to_submit = if sqpoll { 0 } else { pending };
+            let min_complete = u32::from(wait);
             // SAFETY: no argument pointer is passed; the flags are plain enter flags.
-            unsafe { self.ring.submitter().enter::<libc::sigset_t>(to_submit, 0, flags, None) }?;
+            match unsafe {
+                self.ring.submitter().enter::<libc::sigset_t>(to_submit, min_complete, flags, None)
+            } {
+                // Interrupted before submitting: the entries stay queued, and the
+                // next wait's enter submits them.
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
             self.count_enter(sqpoll);
         }
         Ok(())
@@ -342,6 +370,62 @@ impl UringBackend {
         Ok(out)
     }
 
+    /// Spins while the wait is young, then blocks in the kernel for a completion
+    /// (an exit, counted).
+    fn idle(&mut self, started: Instant) -> io::Result<()> {
+        if started.elapsed() < self.config.spin {
+            std::hint::spin_loop();
+            return Ok(());
+        }
+        // Without SQPOLL, entries an interrupted kick left queued go in with it.
+        let to_submit = if self.is_sqpoll() { 0 } else { self.ring.submission().len() as u32 };
+        // SAFETY: no argument pointer; GETEVENTS with min_complete 1 only blocks.
+        match unsafe { self.ring.submitter().enter::<libc::sigset_t>(to_submit, 1, ENTER_GETEVENTS, None) } {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        self.count_enter(false);
+        Ok(())
+    }
+
+    /// Runs `entry` on the control slot to its end; its result may be at most
+    /// `max_result`. Data completions that arrive meanwhile wait for `wait`.
+    fn run_control(
+        &mut self,
+        fd: RawFd,
+        max_result: u32,
+        entry: squeue::Entry,
+        fault: Option<Fault>,
+    ) -> io::Result<u32> {
+        self.check_poison()?;
+        let slot = self.slots.begin_control(fd, max_result);
+        self.control = Some(entry);
+        self.inject[slot] = fault;
+        self.push(slot)?;
+        let started = Instant::now();
+        loop {
+            self.reap()?;
+            if let Some(i) = self.ready.iter().position(|c| c.slot == slot) {
+                self.control = None;
+                // `RingSlots` bounds a control result by `max_result` ≤ u32::MAX.
+                return self.ready.remove(i).result.map(|n| n as u32);
+            }
+            self.idle(started)?;
+        }
+    }
+
+    /// Copies `path` (with its NUL) into the control area; returns its address there.
+    fn place_path(&mut self, path: &std::ffi::CStr) -> io::Result<*const libc::c_char> {
+        let bytes = path.to_bytes_with_nul();
+        if bytes.len() > CONTROL_STATX - CONTROL_PATH {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        let at = self.slots.control_bytes(CONTROL_PATH, bytes.len());
+        self.region.copy_in(at, bytes);
+        Ok(self.region.kernel_addr(at, bytes.len()).addr().cast_const().cast())
+    }
+
     /// Test hook: feeds one completion as if the kernel had written it, through the
     /// same validation as real ones.
     #[doc(hidden)]
@@ -407,6 +491,13 @@ impl Backend for UringBackend {
         self.push(slot)
     }
 
+    fn read_some(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
+        self.check_poison()?;
+        self.slots.begin_some(slot, fd, offset, len)?;
+        self.inject[slot] = faults::next(&self.faults, OpKind::Read);
+        self.push(slot)
+    }
+
     fn copy_out_at(&mut self, slot: usize, at: usize, out: &mut [u8]) {
         let at = self.slots.copy_out_offset(slot, at, out.len());
         self.region.copy_out(at, out);
@@ -421,17 +512,7 @@ impl Backend for UringBackend {
                 out.append(&mut self.ready);
                 return Ok(());
             }
-            if started.elapsed() < self.config.spin {
-                std::hint::spin_loop();
-                continue;
-            }
-            // SAFETY: no argument pointer; GETEVENTS with min_complete 1 only blocks.
-            match unsafe { self.ring.submitter().enter::<libc::sigset_t>(0, 1, ENTER_GETEVENTS, None) } {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-            self.count_enter(false);
+            self.idle(started)?;
         }
     }
 
@@ -447,46 +528,69 @@ impl Backend for UringBackend {
     }
 
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
+        let fault = self.faults.as_ref().and_then(|p| p.next_fsync()).filter(|f| *f != Fault::Short);
+        let result = self.run_control(fd, 0, opcode::Fsync::new(types::Fd(fd)).build(), fault);
+        self.counters.ops += 1;
+        result.map(drop)
+    }
+
+    fn file_op(&mut self, op: FileOp<'_>) -> io::Result<FileOpOutput> {
         self.check_poison()?;
-        let slot = self.slots.begin_fsync(fd);
-        self.inject[slot] = self.faults.as_ref().and_then(|p| p.next_fsync()).filter(|f| *f != Fault::Short);
-        self.push(slot)?;
-        let mut result = Ok(());
-        for c in self.drain()? {
-            if c.slot == slot {
-                result = c.result.map(drop);
-            } else {
-                self.ready.push(c);
+        if matches!(op, FileOp::Truncate(..)) && !self.has_ftruncate {
+            return crate::files::counted(op, &mut self.counters, 1);
+        }
+        self.counters.file_ops += 1;
+        let at_cwd = types::Fd(libc::AT_FDCWD);
+        match op {
+            FileOp::Open { path, flags, mode } => {
+                let path = self.place_path(path)?;
+                let entry =
+                    opcode::OpenAt::new(at_cwd, path).flags(flags | libc::O_CLOEXEC).mode(mode).build();
+                let fd = self.run_control(-1, i32::MAX as u32, entry, None)?;
+                // At most i32::MAX: `RingSlots` checked it.
+                Ok(FileOpOutput::Fd(fd as RawFd))
+            }
+            FileOp::Close(fd) => {
+                let entry = opcode::Close::new(types::Fd(fd)).build();
+                self.run_control(fd, 0, entry, None).map(|_| FileOpOutput::Done)
+            }
+            FileOp::Unlink(path) => {
+                let path = self.place_path(path)?;
+                let entry = opcode::UnlinkAt::new(at_cwd, path).build();
+                self.run_control(-1, 0, entry, None).map(|_| FileOpOutput::Done)
+            }
+            FileOp::Stat(fd) => {
+                let empty = self.place_path(c"")?;
+                let at = self.slots.control_bytes(CONTROL_STATX, STATX_LEN);
+                let buf = self.region.kernel_addr(at, STATX_LEN).addr().cast();
+                let entry = opcode::Statx::new(types::Fd(fd), empty, buf)
+                    .flags(libc::AT_EMPTY_PATH)
+                    .mask(STATX_WANTED)
+                    .build();
+                self.run_control(fd, 0, entry, None)?;
+                // The kernel wrote the buffer (untrusted): copied out once, then checked.
+                let mut raw = [0u8; STATX_LEN];
+                self.region.copy_out(at, &mut raw);
+                Ok(FileOpOutput::Stat(parse_statx(&raw)?))
+            }
+            FileOp::Truncate(fd, len) => {
+                let entry = opcode::Ftruncate::new(types::Fd(fd), len).build();
+                self.run_control(fd, 0, entry, None).map(|_| FileOpOutput::Done)
+            }
+            FileOp::Allocate(fd, offset, len) => {
+                let entry = opcode::Fallocate::new(types::Fd(fd), len).offset(offset).build();
+                self.run_control(fd, 0, entry, None).map(|_| FileOpOutput::Done)
             }
         }
-        result
     }
 
     fn counters(&self) -> Counters {
         self.counters
     }
 
-    fn prefers_direct(&self) -> bool {
-        self.config.direct
-    }
-
     fn set_faults(&mut self, plan: Option<Arc<FaultPlan>>) -> bool {
         self.faults = plan;
         true
-    }
-
-    fn attach(&mut self, fd: RawFd) -> io::Result<()> {
-        self.check_poison()?;
-        self.update_fixed(fd)?;
-        self.fixed_fd = Some(fd);
-        Ok(())
-    }
-
-    fn detach(&mut self) {
-        if self.fixed_fd.take().is_some() && self.slots.in_flight() == 0 {
-            // -1 empties the fixed-file slot, dropping the ring's reference to the file.
-            let _ = self.update_fixed(-1);
-        }
     }
 }
 

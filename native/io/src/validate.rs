@@ -15,8 +15,8 @@ use core::fmt;
 
 use crate::errno;
 
-/// Errnos a read, write or fsync on a regular file may legitimately return (Linux
-/// numbers, [`crate::errno`]).
+/// Errnos a read, write or fsync on a regular file, or an open, close, unlink,
+/// stat, truncate or allocate, may legitimately return (Linux numbers, [`crate::errno`]).
 pub const ALLOWED_ERRNOS: &[i32] = &[
     errno::EIO,
     errno::ENOSPC,
@@ -35,6 +35,19 @@ pub const ALLOWED_ERRNOS: &[i32] = &[
     errno::EACCES,
     errno::EFAULT,
     errno::ESPIPE,
+    errno::ENOENT,
+    errno::EBUSY,
+    errno::EEXIST,
+    errno::ENODEV,
+    errno::ENOTDIR,
+    errno::EISDIR,
+    errno::ENFILE,
+    errno::EMFILE,
+    errno::ETXTBSY,
+    errno::EMLINK,
+    errno::ENAMETOOLONG,
+    errno::ELOOP,
+    errno::EOVERFLOW,
 ];
 
 /// Why a completion was rejected. (Fields are what the forged entry claimed.)

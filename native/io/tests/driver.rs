@@ -38,7 +38,6 @@ fn exercise(backend: Box<dyn Backend>) {
         .open(dir.path().join("f"))
         .unwrap();
     let driver = IoDriver::new(backend);
-    driver.with_backend(|b| b.attach(file.as_raw_fd())).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let poller = {
         let (driver, stop) = (driver.clone(), stop.clone());
@@ -84,7 +83,5 @@ fn sync_backend_through_the_driver() {
 
 #[test]
 fn uring_backend_through_the_driver() {
-    let mut config = UringConfig::new(4, 4096);
-    config.direct = false;
-    exercise(Box::new(UringBackend::new(config).unwrap()));
+    exercise(Box::new(UringBackend::new(UringConfig::new(4, 4096)).unwrap()));
 }

@@ -15,11 +15,7 @@ fn ring() -> (UringBackend, std::fs::File, tempfile::TempDir) {
         .truncate(true)
         .open(dir.path().join("f"))
         .unwrap();
-    let mut config = UringConfig::new(4, 4096);
-    config.direct = false;
-    let mut b = UringBackend::new(config).unwrap();
-    b.attach(file.as_raw_fd()).unwrap();
-    (b, file, dir)
+    (UringBackend::new(UringConfig::new(4, 4096)).unwrap(), file, dir)
 }
 
 /// Starts a real 4 KiB write on slot 0 and returns its `user_data`.

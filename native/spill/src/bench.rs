@@ -3,7 +3,7 @@
 //! depth), generating data inside the process so no caller overhead is measured.
 //! Benchmarks only: the plaintext path is not a way to store data.
 
-use std::os::fd::AsRawFd;
+use exitless_io::FileOp;
 
 use exitless_seal::DataKey;
 
@@ -11,7 +11,7 @@ use crate::error::{SpillError, SpillResult};
 use crate::options::{checkout, SpillOptions, DIRECT_ALIGN};
 use crate::reader::SpillReader;
 use crate::stats::{delta, StreamStats};
-use crate::writer::{open_file, SpillWriter};
+use crate::writer::SpillWriter;
 
 /// Incompressible-looking filler: an xorshift stream (content does not matter to
 /// AES), made a word at a time so that making it costs little beside what is measured.
@@ -65,22 +65,16 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
     use crate::memory::{coalesces, COALESCE_AFTER, IO_SIZE};
     let kind = options.backend.resolve()?;
     let segment = options.params.segment_size;
-    let (file, direct, calls) = open_file(path, true, kind, options.direct, Some(segment))?;
     let seg = (segment as usize).min(IO_SIZE);
     let io = if coalesces(seg, options.queue_depth) { IO_SIZE / seg * seg } else { seg };
-    let mut backend =
-        checkout(kind, options.queue_depth, io, direct, &options.ocall_model, options.uring_spin)?;
+    let mut backend = checkout(kind, options.queue_depth, io, &options.ocall_model, options.uring_spin)?;
     let base = backend.get().counters();
-    let fd = file.as_raw_fd();
-    backend.get().attach(fd).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
+    let (fd, direct) = crate::file::open(backend.get(), path, true, kind, options.direct, Some(segment))?;
     let data = filler(io);
     let depth = backend.get().depth();
-    let mut calls = calls;
     if direct {
         // Same as the sealed writer: reserve space so direct writes run in parallel.
-        calls += 1;
-        // SAFETY: fallocate on a file descriptor we own; no memory is passed.
-        unsafe { libc::fallocate(fd, 0, 0, (total + seg as u64) as i64) };
+        let _ = backend.get().file_op(FileOp::Allocate(fd, 0, total + seg as u64));
     }
     let mut busy = vec![false; depth];
     let mut done = Vec::new();
@@ -112,14 +106,16 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
             c.result.map_err(fail)?;
         }
     }
-    backend.get().detach();
     if direct {
-        calls += 1;
-        file.set_len(total).map_err(|e| SpillError::io(&e, "cannot trim", path))?;
+        backend
+            .get()
+            .file_op(FileOp::Truncate(fd, total))
+            .map_err(|e| SpillError::io(&e, "cannot trim", path))?;
     }
+    crate::file::close(backend.get(), fd).map_err(|e| SpillError::io(&e, "cannot close", path))?;
     Ok(StreamStats {
         io: delta(backend.peek().counters(), base),
-        stream_syscalls: calls,
+        stream_syscalls: 0,
         segments,
         plaintext_bytes: total,
         direct,

@@ -20,6 +20,8 @@
 //! - [`memory`]: how much memory a stream takes ([`memory::IO_SIZE`] per IO,
 //!   [`memory::MAX_STREAM_BUFFERS`] per stream), trusted buffers that grow with the data.
 //! - [`options`]: [`SpillOptions`], [`BackendChoice`], and building a backend.
+//! - `file`: a stream's file, opened, checked, closed and deleted ([`unlink`])
+//!   through its backend: on io_uring, a spill file's whole life makes no exit.
 //! - [`writer`]: the [`SpillWriter`].
 //! - [`runtime`]: the process-wide runtime, started lazily.
 //! - [`reader`]: the [`SpillReader`].
@@ -29,6 +31,7 @@
 
 pub mod bench;
 pub mod error;
+mod file;
 pub mod memory;
 pub mod options;
 mod pipe;
@@ -38,6 +41,7 @@ pub mod stats;
 pub mod writer;
 
 pub use error::{SpillError, SpillResult};
+pub use file::unlink;
 pub use options::{resources, BackendChoice, Resources, SpillOptions};
 pub use reader::{inspect, Inspection, SpillReader};
 pub use stats::StreamStats;

@@ -107,7 +107,7 @@ impl Default for SpillOptions {
 /// Direct IO needs block-aligned offsets and lengths: segment sizes that are whole pages.
 pub(crate) const DIRECT_ALIGN: u64 = 4096;
 
-type PoolKey = (BackendKind, usize, usize, u64, bool, Option<std::time::Duration>);
+type PoolKey = (BackendKind, usize, usize, u64, Option<std::time::Duration>);
 
 /// Idle backends, with the process that made them. A forked child must not reuse
 /// its parent's: their registered buffers are the parent's pages (the child's copy
@@ -185,7 +185,7 @@ impl PooledBackend {
     #[cfg(test)]
     pub(crate) fn unpooled(backend: Box<dyn Backend>) -> Self {
         // Depth 0 is never asked for, so nothing else ever checks this out.
-        let key = (backend.kind(), 0, 0, 0, false, None);
+        let key = (backend.kind(), 0, 0, 0, None);
         LIVE_BACKENDS.fetch_add(1, Relaxed);
         Self { key, inner: Some(backend) }
     }
@@ -222,7 +222,6 @@ pub(crate) fn checkout(
     kind: BackendKind,
     depth: usize,
     buffer_len: usize,
-    direct: bool,
     model: &OcallModel,
     uring_spin: Option<std::time::Duration>,
 ) -> SpillResult<PooledBackend> {
@@ -230,7 +229,7 @@ pub(crate) fn checkout(
         return Err(SpillError::InvalidArgument(format!("queue depth must be 1 to 1024, got {depth}")));
     }
     crate::memory::check_buffers(depth, buffer_len)?;
-    let key = (kind, depth, buffer_len, model.cycles_per_exit, direct, uring_spin);
+    let key = (kind, depth, buffer_len, model.cycles_per_exit, uring_spin);
     {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
         let pool = own_pool(&mut pool);
@@ -242,7 +241,6 @@ pub(crate) fn checkout(
     let made: std::io::Result<Box<dyn Backend>> = match kind {
         BackendKind::Uring => {
             let mut config = UringConfig::new(depth, buffer_len);
-            config.direct = direct;
             if let Some(spin) = uring_spin {
                 config.spin = spin;
             }
@@ -262,6 +260,25 @@ pub(crate) fn checkout(
     })?;
     LIVE_BACKENDS.fetch_add(1, Relaxed);
     Ok(PooledBackend { key, inner: Some(backend) })
+}
+
+/// An idle backend of `options`' kind and cost model, whatever its shape, for an
+/// operation that moves no data (unlink); a new one of the default shape if none is
+/// idle.
+pub(crate) fn checkout_any(kind: BackendKind, options: &SpillOptions) -> SpillResult<PooledBackend> {
+    {
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = own_pool(&mut pool);
+        let fits = |k: &PoolKey| {
+            k.0 == kind && k.3 == options.ocall_model.cycles_per_exit && k.4 == options.uring_spin
+        };
+        if let Some(i) = pool.iter().position(|(k, _)| fits(k)) {
+            let (key, b) = pool.swap_remove(i);
+            return Ok(PooledBackend { key, inner: Some(b) });
+        }
+    }
+    let slot = crate::memory::slot_len(options.params.segment_size as usize);
+    checkout(kind, options.queue_depth, slot, &options.ocall_model, options.uring_spin)
 }
 
 /// Empties the backend pool (tests; and to release SQPOLL rings) and the pool of

@@ -143,12 +143,11 @@ impl Pipe {
     }
 
     /// Drains this pipe and moves it to `backend` (with IO-sized slots); the old one
-    /// goes back to its pool, and the caller attaches its file to the new one. From
+    /// goes back to its pool (the file is a plain descriptor: any ring can use it). From
     /// then on, consecutive segments that fit one slot go out as one write: the unit
     /// of authentication is the segment, not the unit of IO.
     pub(crate) fn coalesce_into(&mut self, mut backend: PooledBackend) -> Result<(), PipeError> {
         self.drain()?;
-        self.backend.get().detach();
         let depth = backend.get().depth();
         self.backend = backend;
         self.in_flight = vec![None; depth];
@@ -176,13 +175,12 @@ impl Pipe {
         self.backend.peek().counters()
     }
 
-    /// Drops what is staged (an unfinished stream stays incomplete), drains
-    /// (ignoring errors) and detaches the file; the backend goes back to its pool
-    /// when the pipe drops. Idempotent.
+    /// Drops what is staged (an unfinished stream stays incomplete) and drains
+    /// (ignoring errors); the backend goes back to its pool when the pipe drops.
+    /// Idempotent.
     pub(crate) fn close(&mut self) {
         self.staged = None;
         let _ = self.drain();
-        self.backend.get().detach();
     }
 
     /// Collects completions (blocking for at least one); the first failure among
@@ -259,6 +257,9 @@ mod tests {
         }
         fn in_flight(&self) -> usize {
             self.0.in_flight()
+        }
+        fn file_op(&mut self, op: exitless_io::FileOp<'_>) -> io::Result<exitless_io::FileOpOutput> {
+            self.0.file_op(op)
         }
         fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
             self.0.fsync(fd)

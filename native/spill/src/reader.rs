@@ -6,17 +6,77 @@
 //! segment is checked at open: truncation is reported before any plaintext.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use exitless_io::Completion;
+use exitless_io::{Completion, RawFd};
 use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, MAX_HEADER_LEN, TAG_LEN, V2_FIXED_LEN};
 
 use crate::error::{SpillError, SpillResult};
 use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
 use crate::options::{checkout, PooledBackend, SpillOptions, DIRECT_ALIGN};
 use crate::stats::{delta, StreamStats};
-use crate::writer::open_file;
+
+/// A file opened through a backend: closed through it again (on an error while a
+/// reader is set up) unless [`disarm`](Self::disarm) hands both to the reader.
+struct Opened {
+    /// `Some` until disarmed.
+    backend: Option<PooledBackend>,
+    fd: RawFd,
+    base: exitless_io::Counters,
+}
+
+impl Opened {
+    fn backend(&mut self) -> &mut PooledBackend {
+        self.backend.as_mut().expect("present until disarmed")
+    }
+
+    /// Reads the file's head, up to a slot, into slot 0; returns how many bytes
+    /// arrived and the file's length. A read that ends short reached the end of the
+    /// file, so a small file costs no stat; with `trust_short` that is one IO and the
+    /// kernel's word for it (`short` is set: [`SpillReader::open`] checks the word by
+    /// what it implies), else a whole read that proves the end. One that fills the
+    /// slot, or finds nothing, asks for the length and type (a device, a FIFO or an
+    /// empty file is refused or reported from there). A directory fails the read
+    /// (EISDIR).
+    fn read_head(&mut self, path: &str, trust_short: bool, short: &mut bool) -> SpillResult<(usize, u64)> {
+        let fd = self.fd;
+        let b = self.backend().get();
+        let len = b.buffer_len();
+        let err = |e: std::io::Error| SpillError::io(&e, "cannot read header of", path);
+        if trust_short {
+            b.read_some(0, fd, 0, len).map_err(err)?;
+        } else {
+            b.read(0, fd, 0, len).map_err(err)?;
+        }
+        let mut done = Vec::new();
+        let got = loop {
+            b.wait(&mut done).map_err(err)?;
+            if let Some(c) = done.drain(..).find(|c| c.slot == 0) {
+                break c.result.map_err(err)?;
+            }
+        };
+        if got > 0 && got < len {
+            *short = trust_short;
+            return Ok((got, got as u64));
+        }
+        let file_len = crate::file::regular_len(b, fd, path)?;
+        Ok((got.min(file_len.min(len as u64) as usize), file_len))
+    }
+
+    fn disarm(mut self) -> (PooledBackend, RawFd, exitless_io::Counters) {
+        (self.backend.take().expect("present until disarmed"), self.fd, self.base)
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if let Some(b) = &mut self.backend {
+            let mut done = Vec::new();
+            while b.get().in_flight() > 0 && b.get().wait(&mut done).is_ok() {}
+            let _ = crate::file::close(b.get(), self.fd);
+        }
+    }
+}
 
 /// What a backend slot holds: one *window* of the file, `per_window` consecutive
 /// segments read with one IO (a long stream's windows are up to 1 MiB; a short
@@ -32,13 +92,17 @@ enum Slot {
 /// Reads one sealed stream.
 pub struct SpillReader {
     path: String,
-    file: File,
+    /// The file; closed (through the backend) once `closed`.
+    fd: RawFd,
+    closed: bool,
     direct: bool,
     dec: Decryptor,
     layout: Layout,
     geometry: Geometry,
     backend: PooledBackend,
     base: exitless_io::Counters,
+    /// What the backend that read the head did, if the stream moved on from it.
+    earlier: exitless_io::Counters,
     slots: Vec<Slot>,
     /// Segments per window (1 for short streams, or segments of an IO or more).
     per_window: u64,
@@ -57,34 +121,93 @@ pub struct SpillReader {
 }
 
 impl SpillReader {
-    /// Opens `path`, parses its header, derives the stream key and checks the final segment.
+    /// Opens `path`, parses its header, derives the stream key and checks the final
+    /// segment. The file is opened, checked and read through the backend: a backend
+    /// of the writers' usual shape reads the file's start (a small file whole, with
+    /// that one IO), and the stream keeps it unless the header calls for another.
     pub fn open(path: &str, key: &DataKey, context: &[u8], options: &SpillOptions) -> SpillResult<Self> {
+        match Self::open_with(path, key, context, options, true) {
+            // The length came from a short read, which only the kernel vouches for:
+            // read to the proven end of the file and try again before failing. (A
+            // good file gets here only from a kernel that cut a read short; the
+            // retry counts as one resubmitted transfer.)
+            Err((SpillError::Integrity(_) | SpillError::Format(_), true)) => {
+                let mut reader = Self::open_with(path, key, context, options, false).map_err(|(e, _)| e)?;
+                reader.earlier.resubmits += 1;
+                Ok(reader)
+            }
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    /// [`open`](Self::open); with `trust_short`, a short read of the head is taken
+    /// for the end of the file. The error says whether the length came from one.
+    fn open_with(
+        path: &str,
+        key: &DataKey,
+        context: &[u8],
+        options: &SpillOptions,
+        trust_short: bool,
+    ) -> Result<Self, (SpillError, bool)> {
+        let mut short = false;
+        Self::open_attempt(path, key, context, options, trust_short, &mut short).map_err(|e| (e, short))
+    }
+
+    fn open_attempt(
+        path: &str,
+        key: &DataKey,
+        context: &[u8],
+        options: &SpillOptions,
+        trust_short: bool,
+        short: &mut bool,
+    ) -> SpillResult<Self> {
         let kind = options.backend.resolve()?;
-        // The segment size is known only from the header: read it first, then decide.
-        let want_direct = options.direct.filter(|&d| d);
-        let (file, _, mut calls) = open_file(path, false, kind, Some(false), None)?;
-        let meta = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?;
-        if meta.is_dir() {
-            let e = std::io::Error::from_raw_os_error(libc::EISDIR);
-            return Err(SpillError::io(&e, "cannot open", path));
-        }
-        if !meta.is_file() {
-            // A device or a FIFO is no sealed stream; reading one could block or never end.
-            return Err(SpillError::Format(format!("{path}: not a regular file")));
-        }
-        let file_len = meta.len();
-        let (start, reads) = read_header(&file, path)?;
-        calls += 1 + reads;
+        let usual = slot_len(options.params.segment_size as usize);
+        let mut backend =
+            checkout(kind, options.queue_depth, usual, &options.ocall_model, options.uring_spin)?;
+        let base = backend.get().counters();
+        backend.inject(options, path)?;
+        let fd = crate::file::open_for_reading(backend.get(), path)?;
+        let mut opened = Opened { backend: Some(backend), fd, base };
+        let (head, file_len) = opened.read_head(path, trust_short, short)?;
+        let mut reader = Self::with_head(path, key, context, options, opened, file_len, head)?;
+        let geometry = reader.geometry;
+        reader.load(geometry.final_index()).map_err(|e| match e {
+            SpillError::Integrity(m) if geometry.segments > 1 => {
+                SpillError::Integrity(format!("{m} (the stream may be truncated)"))
+            }
+            other => other,
+        })?;
+        Ok(reader)
+    }
+
+    /// The reader of an opened file whose first `head` bytes sit in slot 0 of
+    /// `opened`'s backend (the file closes with `opened` on error).
+    fn with_head(
+        path: &str,
+        key: &DataKey,
+        context: &[u8],
+        options: &SpillOptions,
+        mut opened: Opened,
+        file_len: u64,
+        head: usize,
+    ) -> SpillResult<Self> {
+        let kind = opened.backend().peek().kind();
+        let mut start = vec![0u8; head.min(MAX_HEADER_LEN)];
+        opened.backend().get().copy_out(0, &mut start);
+        start.truncate(Header::declared_len(&start).min(start.len()));
         let dec = Decryptor::new(key, &start, context).map_err(|e| SpillError::seal(&e, path))?;
         let geometry = dec.geometry(file_len).map_err(|e| SpillError::seal(&e, path))?;
         let layout = dec.layout();
-        let (file, direct) = if want_direct.is_some() {
-            let (f, d, c) = open_file(path, false, kind, want_direct, Some(layout.segment_size()))?;
-            calls += c;
-            (f, d)
-        } else {
-            (file, false)
-        };
+        let direct = options.direct == Some(true);
+        if direct {
+            // The segment size is known only now: reopen with O_DIRECT.
+            let seg = Some(layout.segment_size());
+            let (fd, _) = crate::file::open(opened.backend().get(), path, false, kind, Some(true), seg)?;
+            let old = std::mem::replace(&mut opened.fd, fd);
+            crate::file::close(opened.backend().get(), old)
+                .map_err(|e| SpillError::io(&e, "cannot close", path))?;
+        }
         // The header is not authenticated yet: nothing is sized from its segment size
         // alone. A segment longer than the file is no longer than the file; one longer
         // than an IO is read in several; and a file that could make a reader hold
@@ -92,9 +215,10 @@ impl SpillReader {
         let longest = (layout.segment_size() as u64).min(file_len) as usize;
         let extent =
             if direct { longest.div_ceil(DIRECT_ALIGN as usize) * DIRECT_ALIGN as usize } else { longest };
+        let mut stream_syscalls = 0;
         if longest > IO_SIZE {
-            calls += 1;
-            refuse_holes(&file, file_len, path)?;
+            stream_syscalls += 1;
+            refuse_holes(opened.fd, file_len, path)?;
         }
         // A long stream reads windows of consecutive segments, one IO each (as its
         // writer wrote them); a short one, segment by segment.
@@ -102,22 +226,39 @@ impl SpillReader {
         let coalesce = file_len >= COALESCE_AFTER && coalesces(seg, options.queue_depth);
         let (per_window, slot) =
             if coalesce { ((IO_SIZE / seg) as u64, IO_SIZE) } else { (1, slot_len(extent)) };
-        let mut backend =
-            checkout(kind, options.queue_depth, slot, direct, &options.ocall_model, options.uring_spin)?;
-        let base = backend.get().counters();
-        backend.inject(options, path)?;
-        backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
-        let depth = backend.get().depth();
-        let mut reader = Self {
+        // The backend that read the head serves the stream if its slots fit; its
+        // slot 0 then already holds the first window (a small file: all of it).
+        let keep = !coalesce && opened.backend().peek().buffer_len() >= slot;
+        let mut earlier = exitless_io::Counters::default();
+        if !keep {
+            let mut next =
+                checkout(kind, options.queue_depth, slot, &options.ocall_model, options.uring_spin)?;
+            if let Some(plan) = &options.faults {
+                // The same plan: it counts this stream's operations across both backends.
+                next.get().set_faults(Some(plan.clone()));
+            }
+            earlier = opened.backend().peek().counters().since(&opened.base);
+            opened.base = next.get().counters();
+            opened.backend = Some(next);
+        }
+        let depth = opened.backend().get().depth();
+        let mut slots = vec![Slot::Free; depth];
+        if keep && !direct {
+            slots[0] = Slot::Ready(0, head);
+        }
+        let (backend, fd, base) = opened.disarm();
+        Ok(Self {
             path: path.to_owned(),
-            file,
+            fd,
+            closed: false,
             direct,
             dec,
             layout,
             geometry,
             backend,
             base,
-            slots: vec![Slot::Free; depth],
+            earlier,
+            slots,
             per_window,
             done: Vec::with_capacity(depth),
             cache: GrowBuf::new(longest),
@@ -126,17 +267,10 @@ impl SpillReader {
             cache_len: 0,
             last_loaded: None,
             pos: 0,
-            stream_syscalls: calls,
+            stream_syscalls,
             segments: 0,
             plaintext_bytes: 0,
-        };
-        reader.load(geometry.final_index()).map_err(|e| match e {
-            SpillError::Integrity(m) if geometry.segments > 1 => {
-                SpillError::Integrity(format!("{m} (the stream may be truncated)"))
-            }
-            other => other,
-        })?;
-        Ok(reader)
+        })
     }
 
     /// Bytes of the file that segment `index` occupies: (offset, needed length).
@@ -174,7 +308,7 @@ impl SpillReader {
 
     fn submit(&mut self, slot: usize, w: u64) -> SpillResult {
         let (offset, _, len) = self.window_extent(w);
-        let fd = self.file.as_raw_fd();
+        let fd = self.fd;
         if let Err(e) = self.backend.get().read(slot, fd, offset, len) {
             let (first, _) = self.window(w);
             return Err(SpillError::io(&e, &format!("cannot read segment {first} of"), &self.path));
@@ -324,7 +458,7 @@ impl SpillReader {
         let (offset, needed) = self.extent(index);
         let total = self.read_len(index);
         let piece = self.backend.peek().buffer_len();
-        let fd = self.file.as_raw_fd();
+        let fd = self.fd;
         // Per slot: where in the segment its piece starts, while in flight.
         let mut pieces: Vec<Option<usize>> = vec![None; self.slots.len()];
         let (mut next, mut in_flight) = (0usize, 0usize);
@@ -459,7 +593,11 @@ impl SpillReader {
     /// What this stream did so far.
     pub fn stats(&self) -> StreamStats {
         StreamStats {
-            io: delta(self.backend.peek().counters(), self.base),
+            io: {
+                let mut io = self.earlier;
+                io.add(&delta(self.backend.peek().counters(), self.base));
+                io
+            },
             stream_syscalls: self.stream_syscalls,
             segments: self.segments,
             plaintext_bytes: self.plaintext_bytes,
@@ -468,8 +606,10 @@ impl SpillReader {
     }
 }
 
-impl Drop for SpillReader {
-    fn drop(&mut self) {
+impl SpillReader {
+    /// Closes the file (through the backend, counted in [`stats`](Self::stats))
+    /// after read-ahead in flight lands. Idempotent; dropping the reader does it too.
+    pub fn close(&mut self) {
         // Read-ahead still in flight must land before the backend is reused.
         while self.backend.get().in_flight() > 0 {
             let mut done = Vec::new();
@@ -477,7 +617,16 @@ impl Drop for SpillReader {
                 break;
             }
         }
-        self.backend.get().detach();
+        if !self.closed {
+            self.closed = true;
+            let _ = crate::file::close(self.backend.get(), self.fd);
+        }
+    }
+}
+
+impl Drop for SpillReader {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -530,9 +679,9 @@ fn read_header(file: &File, path: &str) -> SpillResult<(Vec<u8>, u64)> {
 /// reads as a page of zeros. A host that forged a large segment size into a small
 /// file and extended it sparsely is turned away here, in one `lseek`, before a
 /// segment of it is read. File systems without hole reporting report none.
-fn refuse_holes(file: &File, file_len: u64, path: &str) -> SpillResult {
+fn refuse_holes(fd: RawFd, file_len: u64, path: &str) -> SpillResult {
     // SAFETY: lseek takes no pointers; SEEK_HOLE leaves the offset at the first hole.
-    let hole = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+    let hole = unsafe { libc::lseek(fd, 0, libc::SEEK_HOLE) };
     if hole >= 0 && (hole as u64) < file_len {
         return Err(SpillError::Integrity(format!(
             "{path}: the file has a hole at byte {hole} of {file_len} (a range never written): it is not a whole \

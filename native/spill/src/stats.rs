@@ -27,15 +27,5 @@ impl StreamStats {
 
 /// `after - before`, field by field (a backend may be reused across streams).
 pub(crate) fn delta(after: Counters, before: Counters) -> Counters {
-    Counters {
-        exits: after.exits - before.exits,
-        syscalls: after.syscalls - before.syscalls,
-        uring_enters: after.uring_enters - before.uring_enters,
-        sqpoll_wakeups: after.sqpoll_wakeups - before.sqpoll_wakeups,
-        bytes: after.bytes - before.bytes,
-        ops: after.ops - before.ops,
-        completions_rejected: after.completions_rejected - before.completions_rejected,
-        resubmits: after.resubmits - before.resubmits,
-        fallbacks: after.fallbacks - before.fallbacks,
-    }
+    after.since(&before)
 }

@@ -1,13 +1,10 @@
 //! [`SpillWriter`]: seal a segment in trusted memory, hand the ciphertext to the
 //! backend, keep filling the next one while up to `queue_depth` are in flight.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
-use exitless_io::BackendKind;
+use exitless_io::{BackendKind, FileOp, RawFd};
 use exitless_seal::{DataKey, Encryptor, Layout};
 use zeroize::Zeroizing;
 
@@ -27,7 +24,9 @@ enum State {
 /// Writes one sealed stream.
 pub struct SpillWriter {
     path: String,
-    file: File,
+    /// The file; closed (through the backend) once `closed`.
+    fd: RawFd,
+    closed: bool,
     direct: bool,
     enc: Arc<Encryptor>,
     layout: Layout,
@@ -227,51 +226,6 @@ pub fn fresh_randomness() -> SpillResult<([u8; 32], [u8; 7])> {
     Ok((salt, prefix))
 }
 
-/// Decides O_DIRECT for a stream and opens the file accordingly. Returns the file,
-/// whether it is direct, and the syscalls made.
-pub(crate) fn open_file(
-    path: &str,
-    write: bool,
-    kind: BackendKind,
-    want: Option<bool>,
-    segment_size: Option<u32>,
-) -> SpillResult<(File, bool, u64)> {
-    let aligned = segment_size.is_none_or(|s| u64::from(s) % DIRECT_ALIGN == 0);
-    if want == Some(true) && !aligned {
-        return Err(SpillError::InvalidArgument(format!(
-            "{path}: direct IO needs a segment size that is a multiple of 4096"
-        )));
-    }
-    let try_direct = want == Some(true) || (kind == BackendKind::Uring && want.is_none() && aligned);
-    let open = |direct: bool| {
-        let mut o = OpenOptions::new();
-        // A writer never follows a symlink at `path` (ELOOP): one planted there would
-        // make it truncate whatever the link names.
-        let mut flags = if direct { libc::O_DIRECT } else { 0 };
-        if write {
-            o.write(true).create(true).truncate(true).mode(0o600);
-            flags |= libc::O_NOFOLLOW;
-        } else {
-            o.read(true);
-        }
-        o.custom_flags(flags).open(path)
-    };
-    if try_direct {
-        match open(true) {
-            Ok(f) => return Ok((f, true, 1)),
-            // Some file systems (tmpfs) refuse O_DIRECT: fall back unless it was required.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && want.is_none() => {}
-            Err(e) => {
-                return Err(SpillError::io(&e, if write { "cannot create" } else { "cannot open" }, path))
-            }
-        }
-    }
-    let calls = if try_direct { 2 } else { 1 };
-    open(false)
-        .map(|f| (f, false, calls))
-        .map_err(|e| SpillError::io(&e, if write { "cannot create" } else { "cannot open" }, path))
-}
-
 impl SpillWriter {
     /// Creates (or truncates) `path`, mode 0600, and starts a stream on it. A
     /// symlink at `path` is refused (ELOOP), never followed.
@@ -291,25 +245,25 @@ impl SpillWriter {
         let aligned = u64::from(layout.segment_size()) % DIRECT_ALIGN == 0;
         let later = options.direct.is_none() && kind == BackendKind::Uring && aligned;
         let want = if later { Some(false) } else { options.direct };
-        let (file, direct, calls) = open_file(path, true, kind, want, Some(layout.segment_size()))?;
         let mut backend = checkout(
             kind,
             options.queue_depth,
             slot_len(layout.segment_size() as usize),
-            direct,
             &options.ocall_model,
             options.uring_spin,
         )?;
         let base = backend.get().counters();
         backend.inject(options, path)?;
-        backend.get().attach(file.as_raw_fd()).map_err(|e| SpillError::io(&e, "cannot attach", path))?;
+        let (fd, direct) =
+            crate::file::open(backend.get(), path, true, kind, want, Some(layout.segment_size()))?;
         let mut slot = GrowBuf::with_initial(layout.segment_size() as usize);
         // The header (68 bytes, or 72 + envelope in version 2) takes the start of slot 0.
         slot[..layout.header_len()].copy_from_slice(enc.header().as_bytes());
         let pipe = Pipe::new(backend);
         Ok(Self {
             path: path.to_owned(),
-            file,
+            fd,
+            closed: false,
             direct,
             enc: Arc::new(enc),
             layout,
@@ -328,7 +282,7 @@ impl SpillWriter {
             filled: 0,
             index: 0,
             written: 0,
-            stream_syscalls: calls,
+            stream_syscalls: 0,
             allocated: 0,
             direct_from: later.then_some(DIRECT_AFTER),
             sync: options.sync,
@@ -524,8 +478,7 @@ impl SpillWriter {
         if self.direct && offset + pad_to as u64 > self.allocated {
             self.preallocate(offset + pad_to as u64)?;
         }
-        let fd = self.file.as_raw_fd();
-        self.pipe.submit(fd, index, offset, bytes, pad_to).map_err(|e| self.io_failed(e))
+        self.pipe.submit(self.fd, index, offset, bytes, pad_to).map_err(|e| self.io_failed(e))
     }
 
     fn seal_and_submit(&mut self, last: bool) -> SpillResult {
@@ -556,22 +509,17 @@ impl SpillWriter {
         if !coalesces(self.layout.segment_size() as usize, self.queue_depth) {
             return Ok(());
         }
-        let mut backend =
-            checkout(self.kind, self.queue_depth, IO_SIZE, self.direct, &self.ocall_model, self.uring_spin)?;
+        let mut backend = checkout(self.kind, self.queue_depth, IO_SIZE, &self.ocall_model, self.uring_spin)?;
         if let Some(plan) = &self.faults {
             // The same plan: it counts this stream's operations across both backends.
             backend.get().set_faults(Some(plan.clone()));
         }
-        let fd = self.file.as_raw_fd();
         // Completions are counted when reaped: drain first, then take the old counters.
         self.pipe.drain().map_err(|e| self.io_failed(e))?;
         let before = self.pipe.counters();
         self.pipe.coalesce_into(backend).map_err(|e| self.io_failed(e))?;
         self.earlier.add(&delta(before, self.base));
         self.base = self.pipe.counters();
-        self.pipe
-            .with_backend(|b| b.attach(fd))
-            .map_err(|e| self.fail(SpillError::io(&e, "cannot attach", &self.path)))?;
         Ok(())
     }
 
@@ -581,7 +529,8 @@ impl SpillWriter {
     fn turn_direct(&mut self) -> SpillResult {
         self.direct_from = None;
         self.pipe.drain().map_err(|e| self.io_failed(e))?;
-        let fd = self.file.as_raw_fd();
+        let fd = self.fd;
+        // fcntl has no io_uring opcode: two system calls, once per long stream.
         self.stream_syscalls += 2;
         // SAFETY: fcntl on a file descriptor we own; no memory is passed.
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
@@ -589,8 +538,7 @@ impl SpillWriter {
         if flags >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } == 0 {
             self.direct = true;
             // Space is reserved from the end of what was written buffered.
-            self.allocated = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-            self.stream_syscalls += 1;
+            self.allocated = self.pipe.with_backend(|b| b.stat(fd)).map(|st| st.len).unwrap_or(0);
         }
         Ok(())
     }
@@ -605,23 +553,14 @@ impl SpillWriter {
         let step = self.allocated.clamp(u64::from(self.layout.segment_size()) * 8, PREALLOCATE_STEP);
         let target = needed.max(self.allocated + step);
         for goal in [target, needed] {
-            self.stream_syscalls += 1;
-            // SAFETY: fallocate on a file descriptor we own; no memory is passed.
-            let rc = unsafe {
-                libc::fallocate(
-                    self.file.as_raw_fd(),
-                    0,
-                    self.allocated as i64,
-                    (goal - self.allocated) as i64,
-                )
-            };
-            if rc == 0 {
-                self.allocated = goal;
-                return Ok(());
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::ENOSPC) {
-                break;
+            let (fd, from) = (self.fd, self.allocated);
+            match self.pipe.with_backend(|b| b.file_op(FileOp::Allocate(fd, from, goal - from))) {
+                Ok(_) => {
+                    self.allocated = goal;
+                    return Ok(());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+                Err(_) => break,
             }
         }
         // No room to reserve ahead (or no support for it): write without reserving;
@@ -638,20 +577,40 @@ impl SpillWriter {
         self.seal_and_submit(true)?;
         self.pipe.drain().map_err(|e| self.io_failed(e))?;
         let file_len = self.layout.sealed_len(self.written).expect("checked while writing");
+        let fd = self.fd;
         if self.direct && (file_len % DIRECT_ALIGN != 0 || self.allocated > file_len) {
-            self.stream_syscalls += 1;
-            if let Err(e) = self.file.set_len(file_len) {
+            if let Err(e) = self.pipe.with_backend(|b| b.file_op(FileOp::Truncate(fd, file_len))) {
                 return Err(self.fail(SpillError::io(&e, "cannot trim", &self.path)));
             }
         }
         if self.sync {
-            let fd = self.file.as_raw_fd();
             if let Err(e) = self.pipe.with_backend(|b| b.fsync(fd)) {
                 return Err(self.fail(SpillError::io(&e, "cannot sync", &self.path)));
             }
         }
         self.state = State::Finished;
+        self.closed = true;
+        if let Err(e) = self.pipe.with_backend(|b| crate::file::close(b, fd)) {
+            // The bytes are written; a close that fails (NFS reports late write
+            // errors here) still means they may not be on the file.
+            self.state = State::Failed;
+            return Err(SpillError::io(&e, "cannot close", &self.path));
+        }
         Ok(())
+    }
+
+    /// Closes the file (through the backend, counted in [`stats`](Self::stats))
+    /// after waiting for writes in flight. An unfinished stream is left incomplete.
+    /// Idempotent; dropping the writer does it too.
+    pub fn close(&mut self) {
+        self.pipe.close();
+        if !self.closed {
+            self.closed = true;
+            let fd = self.fd;
+            if self.pipe.with_backend(|b| crate::file::close(b, fd)).is_err() && self.state == State::Open {
+                self.state = State::Failed;
+            }
+        }
     }
 
     /// Plaintext bytes accepted so far.
@@ -694,6 +653,6 @@ impl Drop for SpillWriter {
     fn drop(&mut self) {
         // An unfinished writer leaves an incomplete file; its in-flight writes still
         // complete before the backend goes back to the pool.
-        self.pipe.close();
+        self.close();
     }
 }

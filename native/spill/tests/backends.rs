@@ -95,28 +95,36 @@ fn ocall_exits_are_exact() {
     let pt = data(4012 + 99 * 4080);
     let s = write(&path, &opts, &pt, 65536);
     assert_eq!(s.segments, 100);
-    assert_eq!(s.io.exits, 100, "one modeled exit per 4 KiB pwrite");
+    // The file's open and close are exits too (through the backend).
+    assert_eq!(
+        (s.io.exits, s.io.file_ops),
+        (102, 2),
+        "one modeled exit per 4 KiB pwrite, plus open and close"
+    );
     // 64 KiB segments: above 16 KiB, three exits each (Occlum SDK bounce path).
     let opts = options(BackendKind::Ocall, 65536);
     let pt = data((65536 - 84) + 9 * (65536 - 16));
     let s = write(&path, &opts, &pt, 65536);
-    assert_eq!((s.segments, s.io.exits), (10, 30));
-    // Reading: the header pread is the stream's own; each segment is one pread of
-    // 64 KiB = 3 exits, and the final segment is read twice: checked at open, then
-    // read again when the sequential read reaches it.
+    assert_eq!((s.segments, s.io.exits), (10, 32));
+    // Reading: open and stat (one exit each); the first 64 KiB (segment 0 with the
+    // header in front) in one pread of 3 exits; each later segment one pread of 64
+    // KiB = 3 exits, and the final segment is read twice: checked at open, then read
+    // again when the sequential read reaches it. Closing is one more.
     let mut r = SpillReader::open(&path, &key(), b"ctx", &opts).unwrap();
     let mut out = vec![0u8; pt.len()];
     r.read(&mut out).unwrap();
     assert_eq!(out, pt);
-    assert_eq!(r.stats().io.exits, 33);
+    assert_eq!((r.stats().io.exits, r.stats().io.file_ops, r.stats().stream_syscalls), (2 + 33, 2, 0));
+    r.close();
+    assert_eq!((r.stats().io.exits, r.stats().io.file_ops), (36, 3));
 }
 
 #[test]
 fn uring_steady_state_makes_almost_no_exits() {
     // Page-cache writes (direct = false) so the test measures the ring, not the
-    // disk: 20,000 segments of 4 KiB. Exits allowed: attaching the file to the ring
-    // (one register call per stream) and SQPOLL wake-ups, which happen only when
-    // the kernel thread fell asleep after a second without work (at stream start).
+    // disk: 20,000 segments of 4 KiB. Exits allowed: SQPOLL wake-ups, which happen
+    // only when the kernel thread fell asleep after a second without work (at
+    // stream start). The file's open and close run on the ring.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f").to_str().unwrap().to_owned();
     let mut opts = options(BackendKind::Uring, 4096);
@@ -130,8 +138,8 @@ fn uring_steady_state_makes_almost_no_exits() {
     let s = write(&path, &opts, &pt, 1 << 20);
     assert_eq!(s.segments, 20_000);
     assert!(s.io.exits <= 20, "at most 1 exit per 1,000 segments in steady state, got {:?}", s.io);
-    // Two attaches: at the start, and when the stream moves to IO-sized slots (1 MiB).
-    assert_eq!(s.io.exits, s.io.uring_enters + 2, "every exit is an io_uring_enter, plus the attaches");
+    assert_eq!(s.io.exits, s.io.uring_enters, "every exit is an io_uring_enter");
+    assert_eq!((s.io.file_ops, s.stream_syscalls), (2, 0), "open and close, on the ring");
     assert_eq!(read_all(&path, &opts).unwrap(), pt);
 }
 
@@ -164,4 +172,58 @@ fn unfinished_writers_leave_files_that_fail_integrity() {
         drop(w);
         assert!(matches!(read_all(&path, &opts), Err(SpillError::Integrity(_))), "{}", kind.name());
     }
+}
+
+#[test]
+fn a_small_files_whole_life_costs_exact_counts_on_every_backend() {
+    // A 5,000-byte spill file written, read back, closed and deleted. Each step of
+    // its life goes through the backend: open, one write, close; open, one read of
+    // the whole file (its end found by a short read: no stat), close; unlink. On
+    // the OCALL path each is one modeled exit, the 64 KiB head read three (the
+    // request is above 16 KiB); on io_uring none is a system call.
+    let dir = tempfile::tempdir().unwrap();
+    let pt = data(5000);
+    for kind in KINDS {
+        let mut opts = options(kind, 65536);
+        opts.ocall_model.cycles_per_exit = 0;
+        let path = dir.path().join(kind.name()).to_str().unwrap().to_owned();
+        let w = write(&path, &opts, &pt, 1 << 20);
+        let mut r = SpillReader::open(&path, &key(), b"ctx", &opts).unwrap();
+        let mut out = vec![0u8; 6000];
+        let mut got = 0;
+        loop {
+            let n = r.read(&mut out[got..]).unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(&out[..got], &pt[..], "{}", kind.name());
+        r.close();
+        let r = r.stats();
+        let u = exitless_spill::unlink(&path, &opts).unwrap();
+        assert!(!std::path::Path::new(&path).exists());
+        let name = kind.name();
+        assert_eq!((w.io.file_ops, r.io.file_ops, u.io.file_ops), (2, 2, 1), "{name}");
+        assert_eq!((w.io.ops, r.io.ops), (1, 1), "{name}: one write, one read");
+        assert_eq!((w.stream_syscalls, r.stream_syscalls), (0, 0), "{name}");
+        match kind {
+            BackendKind::Ocall => assert_eq!((w.io.exits, r.io.exits, u.io.exits), (3, 5, 1), "{name}"),
+            BackendKind::Sync => {
+                assert_eq!((w.io.syscalls, r.io.syscalls, u.io.syscalls), (3, 3, 1), "{name}");
+                assert_eq!(w.io.exits + r.io.exits + u.io.exits, 0, "{name}: no exit model");
+            }
+            BackendKind::Uring => {
+                for s in [&w.io, &r.io, &u.io] {
+                    assert_eq!((s.syscalls, s.exits), (s.uring_enters, s.uring_enters), "{name}: {s:?}");
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(exitless_spill::unlink(
+        dir.path().join("gone").to_str().unwrap(),
+        &options(BackendKind::Uring, 65536)
+    )
+    .is_err_and(|e| matches!(e, SpillError::Io { errno, .. } if errno == libc::ENOENT)));
 }

@@ -106,7 +106,6 @@ async fn async_stream(driver: &IoDriver, path: &std::path::Path, pt: &[u8]) -> s
         Encryptor::new(&key(), &options(BackendKind::Uring, None, 4096).params, b"async", [7; 32], [8; 7])
             .expect("encryptor");
     let layout = enc.layout();
-    driver.with_backend(|b| b.attach(fd))?;
     let (mut index, mut rest) = (0u64, pt);
     loop {
         let base = if index == 0 { enc.header().len() } else { 0 };
@@ -125,7 +124,6 @@ async fn async_stream(driver: &IoDriver, path: &std::path::Path, pt: &[u8]) -> s
         }
         index += 1;
     }
-    driver.with_backend(|b| b.detach());
     Ok(())
 }
 
@@ -138,8 +136,7 @@ fn a_thousand_tasks_write_streams_awaiting_completions_the_vcpus_poll() {
     let drivers: Arc<Vec<exitless_rt::Mutex<Arc<IoDriver>>>> = Arc::new(
         (0..8)
             .map(|_| {
-                let mut config = UringConfig::new(4, 4096);
-                config.direct = false;
+                let config = UringConfig::new(4, 4096);
                 let driver = IoDriver::new(Box::new(UringBackend::new(config).unwrap()) as Box<dyn Backend>);
                 rt.add_poller(Arc::new(DriverPoller(driver.clone())));
                 exitless_rt::Mutex::new(driver)

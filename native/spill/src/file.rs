@@ -1,0 +1,109 @@
+//! A stream's file: a plain descriptor whose whole life (open, stat, truncate,
+//! close, unlink) runs through the stream's backend, so on io_uring it makes no
+//! exit, and on the OCALL path each step is the exit it is in an enclave.
+
+use std::ffi::CString;
+
+use exitless_io::{Backend, BackendKind, FileStat, FileType, RawFd};
+
+use crate::error::{SpillError, SpillResult};
+use crate::options::{checkout_any, DIRECT_ALIGN};
+use crate::stats::StreamStats;
+use crate::SpillOptions;
+
+/// `path` as the kernel takes it.
+pub(crate) fn c_path(path: &str) -> SpillResult<CString> {
+    CString::new(path)
+        .map_err(|_| SpillError::InvalidArgument(format!("{path:?}: a path cannot hold a NUL byte")))
+}
+
+/// Opens `path` through `backend`, deciding O_DIRECT as a stream of `kind` may
+/// (`want`: `None` lets io_uring choose where the segment size allows, `Some`
+/// insists). A writer creates or truncates the file, mode 0600, and never follows a
+/// symlink at `path` (ELOOP): one planted there would make it truncate whatever
+/// the link names. Returns the descriptor and whether it is direct.
+pub(crate) fn open(
+    backend: &mut dyn Backend,
+    path: &str,
+    write: bool,
+    kind: BackendKind,
+    want: Option<bool>,
+    segment_size: Option<u32>,
+) -> SpillResult<(RawFd, bool)> {
+    let aligned = segment_size.is_none_or(|s| u64::from(s) % DIRECT_ALIGN == 0);
+    if want == Some(true) && !aligned {
+        return Err(SpillError::InvalidArgument(format!(
+            "{path}: direct IO needs a segment size that is a multiple of 4096"
+        )));
+    }
+    let c = c_path(path)?;
+    let base = if write {
+        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW
+    } else {
+        libc::O_RDONLY
+    };
+    let what = if write { "cannot create" } else { "cannot open" };
+    let try_direct = want == Some(true) || (kind == BackendKind::Uring && want.is_none() && aligned);
+    if try_direct {
+        match backend.open(&c, base | libc::O_DIRECT, 0o600) {
+            Ok(fd) => return Ok((fd, true)),
+            // Some file systems (tmpfs) refuse O_DIRECT: fall back unless it was required.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && want.is_none() => {}
+            Err(e) => return Err(SpillError::io(&e, what, path)),
+        }
+    }
+    backend.open(&c, base, 0o600).map(|fd| (fd, false)).map_err(|e| SpillError::io(&e, what, path))
+}
+
+/// Opens `path` for reading through `backend`. Not O_NONBLOCK, though a FIFO's
+/// open then waits for a writer: io_uring would fail a regular file's reads with
+/// EAGAIN rather than wait for the disk.
+pub(crate) fn open_for_reading(backend: &mut dyn Backend, path: &str) -> SpillResult<RawFd> {
+    let c = c_path(path)?;
+    backend.open(&c, libc::O_RDONLY, 0).map_err(|e| SpillError::io(&e, "cannot open", path))
+}
+
+/// The length of the regular file open at `fd`: a directory is EISDIR; a device
+/// or a FIFO is no sealed stream (reading one could block or never end).
+pub(crate) fn regular_len(backend: &mut dyn Backend, fd: RawFd, path: &str) -> SpillResult<u64> {
+    match backend.stat(fd) {
+        Err(e) => Err(SpillError::io(&e, "cannot stat", path)),
+        Ok(FileStat { kind: FileType::Directory, .. }) => {
+            Err(SpillError::io(&std::io::Error::from_raw_os_error(libc::EISDIR), "cannot open", path))
+        }
+        Ok(FileStat { kind: FileType::Other, .. }) => {
+            Err(SpillError::Format(format!("{path}: not a regular file")))
+        }
+        Ok(FileStat { len, .. }) => Ok(len),
+    }
+}
+
+/// Closes `fd` through `backend`; with a plain `close` if the backend has rejected
+/// a completion (it submits nothing more), so the descriptor never leaks.
+pub(crate) fn close(backend: &mut dyn Backend, fd: RawFd) -> std::io::Result<()> {
+    if backend.counters().completions_rejected > 0 {
+        // SAFETY: close takes no pointers; `fd` is the stream's own descriptor, which
+        // nothing closed yet (the backend refuses work once it rejected a completion).
+        return match unsafe { libc::close(fd) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        };
+    }
+    backend.file_op(exitless_io::FileOp::Close(fd)).map(drop)
+}
+
+/// Deletes the file at `path` through a backend of `options`' kind (a pooled one
+/// when there is one idle), as a stream's own file would be: on io_uring with no
+/// exit. Returns what the backend did. A symlink is removed, never followed; a
+/// directory is refused (EISDIR).
+pub fn unlink(path: &str, options: &SpillOptions) -> SpillResult<StreamStats> {
+    let kind = options.backend.resolve()?;
+    let c = c_path(path)?;
+    let mut backend = checkout_any(kind, options)?;
+    let base = backend.get().counters();
+    backend
+        .get()
+        .file_op(exitless_io::FileOp::Unlink(&c))
+        .map_err(|e| SpillError::io(&e, "cannot delete", path))?;
+    Ok(StreamStats { io: backend.peek().counters().since(&base), ..StreamStats::default() })
+}
