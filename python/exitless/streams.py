@@ -107,7 +107,12 @@ def release_backends() -> None:
 
 
 def unlink(
-    path: PathLike, *, backend: str = "auto", ocall_cycles: int | None = None, uring_spin_us: int | None = None
+    path: PathLike,
+    *,
+    backend: str = "auto",
+    ocall_cycles: int | None = None,
+    uring_spin_us: int | None = None,
+    uring_sqpoll: bool | None = None,
 ) -> dict[str, object]:
     """Deletes the file at ``path`` as :func:`os.unlink` does, through an IO backend:
     on io_uring with ``IORING_OP_UNLINKAT`` on a pooled ring (no enclave exit), on
@@ -117,7 +122,9 @@ def unlink(
     A symlink is removed, not followed; a directory is refused (:class:`IsADirectoryError`);
     a missing file raises :class:`FileNotFoundError`. Returns what the backend did
     (the counters of :meth:`SealedWriter.stats`)."""
-    opts = make_options(backend=backend, ocall_cycles=ocall_cycles, uring_spin_us=uring_spin_us)
+    opts = make_options(
+        backend=backend, ocall_cycles=ocall_cycles, uring_spin_us=uring_spin_us, uring_sqpoll=uring_sqpoll
+    )
     raw = ffi.new("ExitlessStats *")
     raise_for(lib.exitless_unlink(_path_bytes(path), opts, raw), path)
     return _stats_dict(raw)
@@ -160,6 +167,7 @@ def make_options(
     direct: bool | None = None,
     ocall_cycles: int | None = None,
     uring_spin_us: int | None = None,
+    uring_sqpoll: bool | None = None,
     parallel: bool = True,
     _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
 ) -> ffi.CData:
@@ -197,6 +205,9 @@ def make_options(
     ):
         raise ValueError(f"uring_spin_us must be an int from 0 to {MAX_URING_SPIN_US}, got {uring_spin_us!r}")
     opts.uring_spin_us = -1 if uring_spin_us is None else uring_spin_us
+    if uring_sqpoll not in (None, True, False):
+        raise TypeError(f"uring_sqpoll must be None, True or False, not {uring_sqpoll!r}")
+    opts.uring_sqpoll = -1 if uring_sqpoll is None else int(uring_sqpoll)
     if parallel not in (True, False):
         raise TypeError(f"parallel must be True or False, not {parallel!r}")
     opts.parallel = int(parallel)
@@ -280,6 +291,7 @@ class SealedWriter(io.RawIOBase):
         direct: bool | None = None,
         ocall_cycles: int | None = None,
         uring_spin_us: int | None = None,
+        uring_sqpoll: bool | None = None,
         parallel: bool = True,
         envelope: Buffer | None = None,
         faults: str | None = None,
@@ -294,7 +306,7 @@ class SealedWriter(io.RawIOBase):
         opts = make_options(
             segment_size, algorithm, key.key_id if key_id is None else key_id, sync,
             backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles,
-            uring_spin_us=uring_spin_us, parallel=parallel,
+            uring_spin_us=uring_spin_us, uring_sqpoll=uring_sqpoll, parallel=parallel,
             _insecure_fixed_randomness=_insecure_fixed_randomness,
         )
         ctx = _context_bytes(context)
@@ -413,6 +425,7 @@ class SealedReader(io.RawIOBase):
         direct: bool | None = None,
         ocall_cycles: int | None = None,
         uring_spin_us: int | None = None,
+        uring_sqpoll: bool | None = None,
         faults: str | None = None,
     ) -> None:
         super().__init__()
@@ -422,7 +435,8 @@ class SealedReader(io.RawIOBase):
         self.mode = "rb"
         ctx = _context_bytes(context)
         opts = make_options(
-            backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles, uring_spin_us=uring_spin_us
+            backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles,
+            uring_spin_us=uring_spin_us, uring_sqpoll=uring_sqpoll,
         )
         out = ffi.new("ExitlessReader **")
         secret = key._buffer()
@@ -539,7 +553,7 @@ class SealedSpillFile(io.RawIOBase):
         self._context = context
         self.name = os.fsdecode(path)
         self.mode = "w+b"
-        self._read_options = {k: options[k] for k in ("backend", "queue_depth", "direct", "ocall_cycles", "uring_spin_us", "faults") if k in options}
+        self._read_options = {k: options[k] for k in ("backend", "queue_depth", "direct", "ocall_cycles", "uring_spin_us", "uring_sqpoll", "faults") if k in options}
         self._writer = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
 
     def readable(self) -> bool:
@@ -649,6 +663,7 @@ def open_spill(
     direct: bool | None = None,
     ocall_cycles: int | None = None,
     uring_spin_us: int | None = None,
+    uring_sqpoll: bool | None = None,
     parallel: bool = True,
     envelope: Buffer | None = None,
     faults: str | None = None,
@@ -668,14 +683,22 @@ def open_spill(
       warning), ``"uring"`` (raises :class:`BackendUnavailableError` if it does not
       work here), ``"ocall"``, ``"switchless"`` or ``"sync"``; see :func:`backends`.
     - ``queue_depth``: segments in flight per stream (memory: depth × segment size).
-    - ``direct``: O_DIRECT; ``None`` lets the backend decide (io_uring writers use it
-      where the file system and segment size allow).
+    - ``direct``: ``True`` opens the file with O_DIRECT (segment sizes of whole 4 KiB
+      blocks); ``None`` or ``False``: the page cache, the default (measured faster
+      on this project's machines for every backend: docs/BENCHMARKS.md).
     - ``ocall_cycles``: modeled cycles per enclave exit for ``"ocall"`` and
       ``"switchless"`` (default ``$EXITLESS_OCALL_CYCLES`` or 8200).
     - ``uring_spin_us``: how long an io_uring stream spins for a completion before
       it blocks in the kernel (an exit in an enclave); default
       ``$EXITLESS_URING_SPIN_US`` or 100. With cores to spare, 10000 keeps even
       disk-bound streams exit-less.
+    - ``uring_sqpoll``: give io_uring rings an SQPOLL kernel thread, so submitting
+      makes no system call (no exit), at the cost of a core the thread keeps busy
+      while streams run (and ``$EXITLESS_URING_SQ_IDLE_MS`` after: 1000 with 4 or
+      more CPUs, else 2); ``None``: ``$EXITLESS_URING_SQPOLL`` (0 or 1), else on.
+      ``False``: every ``io_uring_enter`` is an exit (reads and writes batched into
+      the waiting ones), and IO is cancelled if the thread that submitted it ends
+      first (docs/BENCHMARKS.md, "SQPOLL on two cores").
     - ``parallel``: seal writes of two or more segments on the calling thread and
       the process-wide runtime's vCPUs together (``$EXITLESS_VCPUS``, default one
       per core; the runtime starts on first use). A stream whose IO is the
@@ -695,7 +718,7 @@ def open_spill(
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
     io_options: _Opts = {
         "backend": backend, "queue_depth": queue_depth, "direct": direct,
-        "ocall_cycles": ocall_cycles, "uring_spin_us": uring_spin_us,
+        "ocall_cycles": ocall_cycles, "uring_spin_us": uring_spin_us, "uring_sqpoll": uring_sqpoll,
     }
     if faults is not None:
         io_options["faults"] = faults

@@ -169,7 +169,8 @@ typedef struct {
    */
   uint8_t backend;
   /**
-   * O_DIRECT: -1 the backend decides (io_uring writers: yes where possible), 0 never, 1 required.
+   * O_DIRECT: -1 or 0 page cache (the default: measured faster here on every
+   * backend, docs/BENCHMARKS.md), 1 required (segment sizes of whole 4 KiB blocks).
    */
   int8_t direct;
   /**
@@ -188,6 +189,13 @@ typedef struct {
    * exit); -1 takes EXITLESS_URING_SPIN_US or 100.
    */
   int64_t uring_spin_us;
+  /**
+   * io_uring's SQPOLL kernel thread (submissions without a system call, at the
+   * cost of a core it keeps busy while streams run): 1 on, 0 off, -1 takes
+   * EXITLESS_URING_SQPOLL, else on. Without it every `io_uring_enter` is an exit,
+   * and IO a thread submitted is cancelled if that thread ends first.
+   */
+  int8_t uring_sqpoll;
   /**
    * Non-zero (the default): writes of two or more segments are sealed by the
    * calling thread and the process-wide runtime's vCPUs together (`EXITLESS_VCPUS`

@@ -63,7 +63,8 @@ pub struct ExitlessOptions {
     pub sync_on_finish: u8,
     /// One of the `EXITLESS_BACKEND_*` values.
     pub backend: u8,
-    /// O_DIRECT: -1 the backend decides (io_uring writers: yes where possible), 0 never, 1 required.
+    /// O_DIRECT: -1 or 0 page cache (the default: measured faster here on every
+    /// backend, docs/BENCHMARKS.md), 1 required (segment sizes of whole 4 KiB blocks).
     pub direct: i8,
     /// IOs in flight per stream, 1 ..= 1024; each takes a buffer of the segment size
     /// (at most 1 MiB: larger segments travel in several IOs), and one stream's
@@ -75,6 +76,11 @@ pub struct ExitlessOptions {
     /// Microseconds an io_uring stream spins for a completion before blocking (an
     /// exit); -1 takes EXITLESS_URING_SPIN_US or 100.
     pub uring_spin_us: i64,
+    /// io_uring's SQPOLL kernel thread (submissions without a system call, at the
+    /// cost of a core it keeps busy while streams run): 1 on, 0 off, -1 takes
+    /// EXITLESS_URING_SQPOLL, else on. Without it every `io_uring_enter` is an exit,
+    /// and IO a thread submitted is cancelled if that thread ends first.
+    pub uring_sqpoll: i8,
     /// Non-zero (the default): writes of two or more segments are sealed by the
     /// calling thread and the process-wide runtime's vCPUs together (`EXITLESS_VCPUS`
     /// vCPUs, default one per core, started on first use); a stream whose IO is the
@@ -199,6 +205,7 @@ pub(crate) const DEFAULT_OPTIONS: ExitlessOptions = ExitlessOptions {
     queue_depth: 8,
     ocall_cycles: -1,
     uring_spin_us: -1,
+    uring_sqpoll: -1,
     parallel: 1,
     insecure_fixed_randomness: 0,
     fixed_salt: [0; 32],
@@ -310,9 +317,14 @@ pub(crate) fn spill_options(opts: &Options) -> FfiResult<SpillOptions> {
             )))
         }
     };
+    let sqpoll = match options.uring_sqpoll {
+        -1 => None,
+        0 | 1 => Some(options.uring_sqpoll == 1),
+        v => return Err(FfiError::invalid(format!("uring_sqpoll must be -1, 0 or 1; got {v}"))),
+    };
     Ok(SpillOptions {
         params: params(opts)?,
-        uring_spin,
+        uring: exitless_spill::UringTuning { spin: uring_spin, sqpoll },
         runtime: if options.parallel != 0 { exitless_spill::runtime::global() } else { None },
         backend,
         queue_depth: options.queue_depth as usize,

@@ -54,6 +54,11 @@ fn open_writer(path: &str, backend: u8) -> *mut ExitlessWriter {
     w
 }
 
+fn last_error() -> String {
+    // SAFETY: the message is a NUL-terminated string owned by this thread.
+    unsafe { std::ffi::CStr::from_ptr(exitless_last_error_message()) }.to_string_lossy().into_owned()
+}
+
 fn open_reader(path: &str, backend: u8) -> *mut ExitlessReader {
     let p = CString::new(path).unwrap();
     let mut r = ptr::null_mut();
@@ -84,7 +89,7 @@ fn close_racing_writes_fails_the_writes_never_the_process() {
                             match st {
                                 EXITLESS_OK => ok.fetch_add(1, Relaxed),
                                 EXITLESS_ERR_CLOSED => break closed.fetch_add(1, Relaxed),
-                                other => panic!("write returned {other}"),
+                                other => panic!("write returned {other}: {}", last_error()),
                             };
                         }
                     });

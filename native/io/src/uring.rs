@@ -53,10 +53,14 @@ pub struct UringConfig {
     pub sq_idle_ms: u32,
     /// How long `wait` spins on the completion queue before it blocks in the kernel.
     pub spin: Duration,
+    /// What each exit (`io_uring_enter`) costs, charged as the OCALL path charges
+    /// its own (inside an enclave an enter is an OCALL; set 0 cycles there, where
+    /// the exit is real). `None`: exits are counted, not charged.
+    pub exit_model: Option<crate::model::OcallModel>,
 }
 
 impl UringConfig {
-    /// Defaults: SQPOLL with 1 s idle and a 100 µs spin before blocking
+    /// Defaults: SQPOLL by [`sqpoll_default`] with [`sq_idle_ms`] idle, and a 100 µs spin before blocking
     /// (`EXITLESS_URING_SPIN_US` overrides it). Inside an enclave a block is an exit,
     /// so with spare cores a longer spin (10 ms) keeps even IO-bound streams
     /// exit-less; on a 2-core machine a long spin starves the kernel work that
@@ -67,6 +71,7 @@ impl UringConfig {
             depth,
             buffer_len,
             sqpoll: sqpoll_default(),
+            exit_model: None,
             sq_idle_ms: sq_idle_ms(),
             spin: Duration::from_micros(spin_us),
         }
@@ -78,15 +83,45 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Whether rings use an SQPOLL thread: `EXITLESS_URING_SQPOLL` (0 or 1), else yes.
+///
+/// Without one, every `io_uring_enter` is an exit (reads and writes are batched
+/// into the enters that wait), and requests the kernel hands to its io-wq workers
+/// belong to the thread that submitted them: if that thread ends first, they are
+/// cancelled (the stream then fails with ECANCELED). With one, the SQPOLL thread
+/// submits, and outlives every caller.
 pub fn sqpoll_default() -> bool {
     env_u64("EXITLESS_URING_SQPOLL").is_none_or(|v| v != 0)
 }
 
 /// How long the SQPOLL thread spins idle before it sleeps: `EXITLESS_URING_SQ_IDLE_MS`,
-/// else [`DEFAULT_SQ_IDLE_MS`].
+/// else [`DEFAULT_SQ_IDLE_MS`] where [`SQPOLL_MIN_CPUS`] or more CPUs are available
+/// to the process and [`SHORT_SQ_IDLE_MS`] where fewer are. The thread spins a core
+/// while it waits: with cores to spare (an enclave's host) a long wait saves the
+/// wake-up (an exit) of the next burst; with two, every millisecond it spins is
+/// taken from the application and the kernel's IO workers (docs/BENCHMARKS.md,
+/// "SQPOLL on two cores").
 pub fn sq_idle_ms() -> u32 {
-    env_u64("EXITLESS_URING_SQ_IDLE_MS").map_or(DEFAULT_SQ_IDLE_MS, |v| v.min(60_000) as u32)
+    match env_u64("EXITLESS_URING_SQ_IDLE_MS") {
+        Some(v) => v.min(60_000) as u32,
+        None if std::thread::available_parallelism().map_or(1, usize::from) >= SQPOLL_MIN_CPUS => {
+            DEFAULT_SQ_IDLE_MS
+        }
+        None => SHORT_SQ_IDLE_MS,
+    }
 }
+
+/// Without SQPOLL, whether reads and writes wait for the next waiting enter
+/// (`EXITLESS_URING_BATCH`, 0 or 1; default 1): one exit for many.
+fn batch_default() -> bool {
+    static BATCH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BATCH.get_or_init(|| env_u64("EXITLESS_URING_BATCH").is_none_or(|v| v != 0))
+}
+
+/// Fewest CPUs for which the SQPOLL thread idles [`DEFAULT_SQ_IDLE_MS`].
+pub const SQPOLL_MIN_CPUS: usize = 4;
+
+/// SQPOLL idle time where fewer than [`SQPOLL_MIN_CPUS`] CPUs are available.
+pub const SHORT_SQ_IDLE_MS: u32 = 2;
 
 /// Default SQPOLL idle time, in milliseconds.
 pub const DEFAULT_SQ_IDLE_MS: u32 = 1000;
@@ -273,17 +308,22 @@ impl UringBackend {
     }
 
     /// Publishes queued entries: with SQPOLL, a syscall only if the thread sleeps.
-    /// Without SQPOLL, every kick is an `io_uring_enter`; a control op waits for its
-    /// completion in that same call (`submit_and_wait`), one exit in all.
+    /// Without SQPOLL, reads and writes are batched: they go in with the next
+    /// `io_uring_enter` that waits (or polls) for completions, one exit for many; a
+    /// control op goes in at once, waiting for its completion in the same call.
     fn kick(&mut self) -> io::Result<()> {
         let sqpoll = self.is_sqpoll();
+        let control = self.control.is_some() && self.slots.is_busy(self.slots.control_slot());
+        if !sqpoll && !control && batch_default() {
+            return Ok(());
+        }
         let mut sq = self.ring.submission();
         sq.sync();
         let wake = !sqpoll || sq.need_wakeup();
         let pending = sq.len() as u32;
         drop(sq);
         if wake {
-            let wait = !sqpoll && self.control.is_some() && self.slots.is_busy(self.slots.control_slot());
+            let wait = !sqpoll && control;
             let flags = match (sqpoll, wait) {
                 (true, _) => ENTER_SQ_WAKEUP,
                 (false, true) => ENTER_GETEVENTS,
@@ -307,6 +347,9 @@ impl UringBackend {
     }
 
     fn count_enter(&mut self, wakeup: bool) {
+        if let Some(model) = &self.config.exit_model {
+            model.charge(1);
+        }
         self.counters.uring_enters += 1;
         self.counters.syscalls += 1;
         self.counters.exits += 1;
@@ -373,12 +416,13 @@ impl UringBackend {
     /// Spins while the wait is young, then blocks in the kernel for a completion
     /// (an exit, counted).
     fn idle(&mut self, started: Instant) -> io::Result<()> {
-        if started.elapsed() < self.config.spin {
+        // Without SQPOLL, entries still queued (batched, or left by an interrupted
+        // kick) go in with this enter: nothing to spin for before.
+        let to_submit = if self.is_sqpoll() { 0 } else { self.ring.submission().len() as u32 };
+        if to_submit == 0 && started.elapsed() < self.config.spin {
             std::hint::spin_loop();
             return Ok(());
         }
-        // Without SQPOLL, entries an interrupted kick left queued go in with it.
-        let to_submit = if self.is_sqpoll() { 0 } else { self.ring.submission().len() as u32 };
         // SAFETY: no argument pointer; GETEVENTS with min_complete 1 only blocks.
         match unsafe { self.ring.submitter().enter::<libc::sigset_t>(to_submit, 1, ENTER_GETEVENTS, None) } {
             Ok(_) => {}
@@ -518,6 +562,16 @@ impl Backend for UringBackend {
 
     fn try_wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
         self.check_poison()?;
+        let queued = if self.is_sqpoll() { 0 } else { self.ring.submission().len() as u32 };
+        if queued > 0 {
+            // Batched entries go in now, without waiting (one exit).
+            // SAFETY: no argument pointer; plain submit.
+            match unsafe { self.ring.submitter().enter::<libc::sigset_t>(queued, 0, 0, None) } {
+                Ok(_) => self.count_enter(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         self.reap()?;
         out.append(&mut self.ready);
         Ok(())

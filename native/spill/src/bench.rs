@@ -67,9 +67,10 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
     let segment = options.params.segment_size;
     let seg = (segment as usize).min(IO_SIZE);
     let io = if coalesces(seg, options.queue_depth) { IO_SIZE / seg * seg } else { seg };
-    let mut backend = checkout(kind, options.queue_depth, io, &options.ocall_model, options.uring_spin)?;
+    let mut backend = checkout(kind, options.queue_depth, io, &options.ocall_model, options.uring)?;
     let base = backend.get().counters();
-    let (fd, direct) = crate::file::open(backend.get(), path, true, kind, options.direct, Some(segment))?;
+    let direct = options.direct == Some(true);
+    let fd = crate::file::open(backend.get(), path, true, direct, segment)?;
     let data = filler(io);
     let depth = backend.get().depth();
     if direct {

@@ -4,7 +4,7 @@
 
 use std::ffi::CString;
 
-use exitless_io::{Backend, BackendKind, FileStat, FileType, RawFd};
+use exitless_io::{Backend, FileStat, FileType, RawFd};
 
 use crate::error::{SpillError, SpillResult};
 use crate::options::{checkout_any, DIRECT_ALIGN};
@@ -17,42 +17,33 @@ pub(crate) fn c_path(path: &str) -> SpillResult<CString> {
         .map_err(|_| SpillError::InvalidArgument(format!("{path:?}: a path cannot hold a NUL byte")))
 }
 
-/// Opens `path` through `backend`, deciding O_DIRECT as a stream of `kind` may
-/// (`want`: `None` lets io_uring choose where the segment size allows, `Some`
-/// insists). A writer creates or truncates the file, mode 0600, and never follows a
-/// symlink at `path` (ELOOP): one planted there would make it truncate whatever
-/// the link names. Returns the descriptor and whether it is direct.
+/// Opens `path` through `backend`, with O_DIRECT if `direct` (then the segment
+/// size must be whole blocks). A writer creates or truncates the file, mode 0600,
+/// and never follows a symlink at `path` (ELOOP): one planted there would make it
+/// truncate whatever the link names. Returns the descriptor.
 pub(crate) fn open(
     backend: &mut dyn Backend,
     path: &str,
     write: bool,
-    kind: BackendKind,
-    want: Option<bool>,
-    segment_size: Option<u32>,
-) -> SpillResult<(RawFd, bool)> {
-    let aligned = segment_size.is_none_or(|s| u64::from(s) % DIRECT_ALIGN == 0);
-    if want == Some(true) && !aligned {
+    direct: bool,
+    segment_size: u32,
+) -> SpillResult<RawFd> {
+    if direct && u64::from(segment_size) % DIRECT_ALIGN != 0 {
         return Err(SpillError::InvalidArgument(format!(
             "{path}: direct IO needs a segment size that is a multiple of 4096"
         )));
     }
     let c = c_path(path)?;
-    let base = if write {
+    let mut flags = if write {
         libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW
     } else {
         libc::O_RDONLY
     };
-    let what = if write { "cannot create" } else { "cannot open" };
-    let try_direct = want == Some(true) || (kind == BackendKind::Uring && want.is_none() && aligned);
-    if try_direct {
-        match backend.open(&c, base | libc::O_DIRECT, 0o600) {
-            Ok(fd) => return Ok((fd, true)),
-            // Some file systems (tmpfs) refuse O_DIRECT: fall back unless it was required.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && want.is_none() => {}
-            Err(e) => return Err(SpillError::io(&e, what, path)),
-        }
+    if direct {
+        flags |= libc::O_DIRECT;
     }
-    backend.open(&c, base, 0o600).map(|fd| (fd, false)).map_err(|e| SpillError::io(&e, what, path))
+    let what = if write { "cannot create" } else { "cannot open" };
+    backend.open(&c, flags, 0o600).map_err(|e| SpillError::io(&e, what, path))
 }
 
 /// Opens `path` for reading through `backend`. Not O_NONBLOCK, though a FIFO's

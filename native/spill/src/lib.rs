@@ -42,7 +42,7 @@ pub mod writer;
 
 pub use error::{SpillError, SpillResult};
 pub use file::unlink;
-pub use options::{resources, BackendChoice, Resources, SpillOptions};
+pub use options::{resources, BackendChoice, Resources, SpillOptions, UringTuning};
 pub use reader::{inspect, Inspection, SpillReader};
 pub use stats::StreamStats;
 pub use writer::SpillWriter;

@@ -55,6 +55,18 @@ impl BackendChoice {
     }
 }
 
+/// How io_uring streams poll; `None` fields take the defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UringTuning {
+    /// How long a stream spins for a completion before blocking (an exit);
+    /// `None`: `EXITLESS_URING_SPIN_US` or 100 µs.
+    pub spin: Option<std::time::Duration>,
+    /// Whether rings have an SQPOLL kernel thread; `None`: `EXITLESS_URING_SQPOLL`,
+    /// else [`exitless_io::uring::sqpoll_default`] (only where enough cores are
+    /// available that the thread does not take the application's).
+    pub sqpoll: Option<bool>,
+}
+
 /// Options of one stream.
 #[derive(Clone, Debug)]
 pub struct SpillOptions {
@@ -71,9 +83,8 @@ pub struct SpillOptions {
     pub sync: bool,
     /// The OCALL cost model for the ocall and switchless backends.
     pub ocall_model: OcallModel,
-    /// How long an io_uring stream spins for a completion before blocking (an exit);
-    /// `None`: `EXITLESS_URING_SPIN_US` or 100 µs.
-    pub uring_spin: Option<std::time::Duration>,
+    /// How io_uring streams poll (spin, SQPOLL thread); defaults by machine.
+    pub uring: UringTuning,
     /// A runtime to seal large writes on in parallel (its vCPUs also poll the
     /// stream's IO completions); `None`: everything on the caller's thread.
     pub runtime: Option<exitless_rt::Runtime>,
@@ -96,7 +107,7 @@ impl Default for SpillOptions {
             direct: None,
             sync: false,
             ocall_model: OcallModel::from_env(),
-            uring_spin: None,
+            uring: UringTuning::default(),
             runtime: None,
             insecure_fixed_randomness: None,
             faults: None,
@@ -107,7 +118,7 @@ impl Default for SpillOptions {
 /// Direct IO needs block-aligned offsets and lengths: segment sizes that are whole pages.
 pub(crate) const DIRECT_ALIGN: u64 = 4096;
 
-type PoolKey = (BackendKind, usize, usize, u64, Option<std::time::Duration>);
+type PoolKey = (BackendKind, usize, usize, u64, UringTuning);
 
 /// Idle backends, with the process that made them. A forked child must not reuse
 /// its parent's: their registered buffers are the parent's pages (the child's copy
@@ -185,7 +196,7 @@ impl PooledBackend {
     #[cfg(test)]
     pub(crate) fn unpooled(backend: Box<dyn Backend>) -> Self {
         // Depth 0 is never asked for, so nothing else ever checks this out.
-        let key = (backend.kind(), 0, 0, 0, None);
+        let key = (backend.kind(), 0, 0, 0, UringTuning::default());
         LIVE_BACKENDS.fetch_add(1, Relaxed);
         Self { key, inner: Some(backend) }
     }
@@ -223,13 +234,13 @@ pub(crate) fn checkout(
     depth: usize,
     buffer_len: usize,
     model: &OcallModel,
-    uring_spin: Option<std::time::Duration>,
+    uring: UringTuning,
 ) -> SpillResult<PooledBackend> {
     if !(1..=1024).contains(&depth) {
         return Err(SpillError::InvalidArgument(format!("queue depth must be 1 to 1024, got {depth}")));
     }
     crate::memory::check_buffers(depth, buffer_len)?;
-    let key = (kind, depth, buffer_len, model.cycles_per_exit, uring_spin);
+    let key = (kind, depth, buffer_len, model.cycles_per_exit, uring);
     {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
         let pool = own_pool(&mut pool);
@@ -241,8 +252,13 @@ pub(crate) fn checkout(
     let made: std::io::Result<Box<dyn Backend>> = match kind {
         BackendKind::Uring => {
             let mut config = UringConfig::new(depth, buffer_len);
-            if let Some(spin) = uring_spin {
+            // An enter from an enclave is an exit: charged as the OCALL path's are.
+            config.exit_model = Some(*model);
+            if let Some(spin) = uring.spin {
                 config.spin = spin;
+            }
+            if let Some(sqpoll) = uring.sqpoll {
+                config.sqpoll = sqpoll;
             }
             UringBackend::new(config).map(|b| Box::new(b) as Box<dyn Backend>)
         }
@@ -269,16 +285,15 @@ pub(crate) fn checkout_any(kind: BackendKind, options: &SpillOptions) -> SpillRe
     {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
         let pool = own_pool(&mut pool);
-        let fits = |k: &PoolKey| {
-            k.0 == kind && k.3 == options.ocall_model.cycles_per_exit && k.4 == options.uring_spin
-        };
+        let fits =
+            |k: &PoolKey| k.0 == kind && k.3 == options.ocall_model.cycles_per_exit && k.4 == options.uring;
         if let Some(i) = pool.iter().position(|(k, _)| fits(k)) {
             let (key, b) = pool.swap_remove(i);
             return Ok(PooledBackend { key, inner: Some(b) });
         }
     }
     let slot = crate::memory::slot_len(options.params.segment_size as usize);
-    checkout(kind, options.queue_depth, slot, &options.ocall_model, options.uring_spin)
+    checkout(kind, options.queue_depth, slot, &options.ocall_model, options.uring)
 }
 
 /// Empties the backend pool (tests; and to release SQPOLL rings) and the pool of

@@ -163,8 +163,7 @@ impl SpillReader {
     ) -> SpillResult<Self> {
         let kind = options.backend.resolve()?;
         let usual = slot_len(options.params.segment_size as usize);
-        let mut backend =
-            checkout(kind, options.queue_depth, usual, &options.ocall_model, options.uring_spin)?;
+        let mut backend = checkout(kind, options.queue_depth, usual, &options.ocall_model, options.uring)?;
         let base = backend.get().counters();
         backend.inject(options, path)?;
         let fd = crate::file::open_for_reading(backend.get(), path)?;
@@ -202,8 +201,8 @@ impl SpillReader {
         let direct = options.direct == Some(true);
         if direct {
             // The segment size is known only now: reopen with O_DIRECT.
-            let seg = Some(layout.segment_size());
-            let (fd, _) = crate::file::open(opened.backend().get(), path, false, kind, Some(true), seg)?;
+            let seg = layout.segment_size();
+            let fd = crate::file::open(opened.backend().get(), path, false, true, seg)?;
             let old = std::mem::replace(&mut opened.fd, fd);
             crate::file::close(opened.backend().get(), old)
                 .map_err(|e| SpillError::io(&e, "cannot close", path))?;
@@ -231,8 +230,7 @@ impl SpillReader {
         let keep = !coalesce && opened.backend().peek().buffer_len() >= slot;
         let mut earlier = exitless_io::Counters::default();
         if !keep {
-            let mut next =
-                checkout(kind, options.queue_depth, slot, &options.ocall_model, options.uring_spin)?;
+            let mut next = checkout(kind, options.queue_depth, slot, &options.ocall_model, options.uring)?;
             if let Some(plan) = &options.faults {
                 // The same plan: it counts this stream's operations across both backends.
                 next.get().set_faults(Some(plan.clone()));

@@ -46,7 +46,7 @@ pub struct SpillWriter {
     /// Options to check out another backend with.
     queue_depth: usize,
     ocall_model: exitless_io::OcallModel,
-    uring_spin: Option<std::time::Duration>,
+    uring: crate::options::UringTuning,
     faults: Option<Arc<exitless_io::FaultPlan>>,
     /// The segment being filled (for segment 0: the header, then plaintext). Trusted;
     /// grows with the data, up to one segment.
@@ -55,8 +55,6 @@ pub struct SpillWriter {
     index: u64,
     written: u64,
     stream_syscalls: u64,
-    /// The file offset from which this buffered stream turns to O_DIRECT.
-    direct_from: Option<u64>,
     /// Bytes reserved with fallocate (direct IO only; `u64::MAX` when unsupported).
     allocated: u64,
     sync: bool,
@@ -210,9 +208,6 @@ impl Batch<'_> {
     }
 }
 
-/// Where a stream that may choose turns from buffered to direct IO.
-const DIRECT_AFTER: u64 = 8 << 20;
-
 /// How far ahead a direct writer reserves space.
 const PREALLOCATE_STEP: u64 = 64 << 20;
 
@@ -238,24 +233,21 @@ impl SpillWriter {
             .map_err(|e| SpillError::seal(&e, path))?;
         let layout = enc.layout();
         let kind = options.backend.resolve()?;
-        // An io_uring stream left to decide starts buffered and turns to O_DIRECT once
-        // it is long (`DIRECT_AFTER`): most spill files are a few KiB, and for them
-        // reserving, trimming and reading back from disk cost more than the page
-        // cache's copy (0.5 vs 0.2 ms per 5 KB file here).
-        let aligned = u64::from(layout.segment_size()) % DIRECT_ALIGN == 0;
-        let later = options.direct.is_none() && kind == BackendKind::Uring && aligned;
-        let want = if later { Some(false) } else { options.direct };
+        // Page cache unless O_DIRECT is asked for: measured side by side on ext4 and
+        // tmpfs, a buffered io_uring stream kept pace with sync at every segment size
+        // where one that turned to O_DIRECT fell to the disk's rate (docs/BENCHMARKS.md).
+        let want = options.direct;
         let mut backend = checkout(
             kind,
             options.queue_depth,
             slot_len(layout.segment_size() as usize),
             &options.ocall_model,
-            options.uring_spin,
+            options.uring,
         )?;
         let base = backend.get().counters();
         backend.inject(options, path)?;
-        let (fd, direct) =
-            crate::file::open(backend.get(), path, true, kind, want, Some(layout.segment_size()))?;
+        let direct = want == Some(true);
+        let fd = crate::file::open(backend.get(), path, true, direct, layout.segment_size())?;
         let mut slot = GrowBuf::with_initial(layout.segment_size() as usize);
         // The header (68 bytes, or 72 + envelope in version 2) takes the start of slot 0.
         slot[..layout.header_len()].copy_from_slice(enc.header().as_bytes());
@@ -276,7 +268,7 @@ impl SpillWriter {
             coalescing: false,
             queue_depth: options.queue_depth,
             ocall_model: options.ocall_model,
-            uring_spin: options.uring_spin,
+            uring: options.uring,
             faults: options.faults.clone(),
             slot,
             filled: 0,
@@ -284,7 +276,6 @@ impl SpillWriter {
             written: 0,
             stream_syscalls: 0,
             allocated: 0,
-            direct_from: later.then_some(DIRECT_AFTER),
             sync: options.sync,
             state: State::Open,
         })
@@ -462,9 +453,6 @@ impl SpillWriter {
 
     /// Hands sealed segment `index` (with the header in front for segment 0) to the pipe.
     fn submit(&mut self, index: u64, bytes: &[u8]) -> SpillResult {
-        if self.direct_from.is_some_and(|at| index > 0 && self.layout.offset(index) >= at) {
-            self.turn_direct()?;
-        }
         if !self.coalescing && index > 0 && self.layout.offset(index) >= COALESCE_AFTER {
             self.start_coalescing()?;
         }
@@ -509,7 +497,7 @@ impl SpillWriter {
         if !coalesces(self.layout.segment_size() as usize, self.queue_depth) {
             return Ok(());
         }
-        let mut backend = checkout(self.kind, self.queue_depth, IO_SIZE, &self.ocall_model, self.uring_spin)?;
+        let mut backend = checkout(self.kind, self.queue_depth, IO_SIZE, &self.ocall_model, self.uring)?;
         if let Some(plan) = &self.faults {
             // The same plan: it counts this stream's operations across both backends.
             backend.get().set_faults(Some(plan.clone()));
@@ -520,26 +508,6 @@ impl SpillWriter {
         self.pipe.coalesce_into(backend).map_err(|e| self.io_failed(e))?;
         self.earlier.add(&delta(before, self.base));
         self.base = self.pipe.counters();
-        Ok(())
-    }
-
-    /// Turns a long buffered stream to O_DIRECT (Linux allows the flag to change on an
-    /// open file), after its buffered writes completed. A file system that refuses
-    /// direct IO (tmpfs) keeps the stream buffered.
-    fn turn_direct(&mut self) -> SpillResult {
-        self.direct_from = None;
-        self.pipe.drain().map_err(|e| self.io_failed(e))?;
-        let fd = self.fd;
-        // fcntl has no io_uring opcode: two system calls, once per long stream.
-        self.stream_syscalls += 2;
-        // SAFETY: fcntl on a file descriptor we own; no memory is passed.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        // SAFETY: as above; only the status flags change.
-        if flags >= 0 && unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) } == 0 {
-            self.direct = true;
-            // Space is reserved from the end of what was written buffered.
-            self.allocated = self.pipe.with_backend(|b| b.stat(fd)).map(|st| st.len).unwrap_or(0);
-        }
         Ok(())
     }
 

@@ -132,7 +132,8 @@ fn uring_steady_state_makes_almost_no_exits() {
     opts.direct = Some(false);
     // Spin up to 100 ms for a completion instead of blocking: the configuration for
     // strictly exit-less streams (the default, 100 µs, suits 2-core machines).
-    opts.uring_spin = Some(std::time::Duration::from_millis(100));
+    opts.uring.spin = Some(std::time::Duration::from_millis(100));
+    opts.uring.sqpoll = Some(true);
     let pt = data(4012 + 19_999 * 4080);
     write(&path, &opts, &pt[..100_000], 65536); // warm-up: ring set up, SQPOLL thread awake
     let s = write(&path, &opts, &pt, 1 << 20);

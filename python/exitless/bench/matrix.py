@@ -38,8 +38,8 @@ class Point:
 #: The points ``exitless bench`` knows, in report order; DEFAULT_POINTS are the default.
 POINTS: dict[str, Point] = {p.label: p for p in (
     Point("uring", "uring",
-          about="io_uring SQPOLL, registered untrusted buffers, the stream defaults (what users get): page cache "
-                "for the first 8 MiB, then O_DIRECT; 1 MiB IOs past the first MiB"),
+          about="io_uring SQPOLL, registered untrusted buffers, the stream defaults (what users get): page cache, "
+                "1 MiB IOs past the first MiB"),
     Point("uring-direct", "uring", direct=True,
           about="io_uring with O_DIRECT from the first byte: the equal-terms twin of ocall-8200-direct"),
     Point("switchless", "switchless", ocall_cycles=8200, about="host worker thread, exit only on fallback"),
