@@ -15,8 +15,9 @@ PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryp
 SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
 SEAL_PURE := -p exitless-seal --no-default-features --features pure-rust
-# exitless-seal's other crypto providers: ring (its default) and aws-lc. Each runs the
-# test vectors of docs/FORMAT.md (native/seal/tests/vectors.rs).
+# exitless-seal's other crypto providers: ring (its default) and aws-lc (the host build's:
+# exitless-ffi switches it on, so the --workspace runs use it). Each runs the test
+# vectors of docs/FORMAT.md (native/seal/tests/vectors.rs).
 SEAL_RING := -p exitless-seal
 SEAL_AWSLC := -p exitless-seal --no-default-features --features aws-lc
 # The core + alloc builds Occlum's LibOS uses, checked for a target without std.

@@ -22,8 +22,10 @@
 //! Crypto providers (features; all implement the same AES-256-GCM,
 //! ChaCha20-Poly1305 and HKDF-SHA256, and all pass the same test vectors):
 //! - `ring` (the default): ring 0.17, needs a C compiler.
-//! - `aws-lc`: aws-lc-rs (AWS-LC), for host builds; needs a C compiler (no cmake, Go
-//!   or clang), std and Rust 1.71, so never in the enclave.
+//! - `aws-lc`: aws-lc-rs (AWS-LC), what the host build (exitless-ffi, so the Python
+//!   package) uses: 1.3–1.7× ring's AES-GCM on a VAES machine with cache-resident
+//!   buffers, a tie when memory-bound (`examples/providers.rs`). Needs a C compiler
+//!   (no cmake, Go or clang), std and Rust 1.71, so never in the enclave.
 //! - `pure-rust`: RustCrypto, no C compiler: the SGX / Occlum enclave build.
 //!
 //! When several are on (Cargo unifies features across dependents), exactly one is
