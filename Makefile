@@ -15,6 +15,11 @@ PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryp
 SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
 SEAL_PURE := -p exitless-seal --no-default-features --features pure-rust
+# exitless-seal's other crypto providers: ring (its default) and aws-lc (the host build's:
+# exitless-ffi switches it on, so the --workspace runs use it). Each runs the test
+# vectors of docs/FORMAT.md (native/seal/tests/vectors.rs).
+SEAL_RING := -p exitless-seal
+SEAL_AWSLC := -p exitless-seal --no-default-features --features aws-lc
 # The core + alloc builds Occlum's LibOS uses, checked for a target without std.
 SEALEDFS_PURE := -p exitless-sealedfs --no-default-features --features pure-rust
 IO_CORE := -p exitless-io --no-default-features
@@ -66,8 +71,12 @@ system-deps: ## a JVM (PySpark tests) and SoftHSM2 (PKCS#11 KMS tests), installe
 rust-checks:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy $(SEAL_RING) --all-targets -- -D warnings
+	cargo clippy $(SEAL_AWSLC) --all-targets -- -D warnings
 	cargo clippy $(SEAL_PURE) --all-targets -- -D warnings
 	cargo test --workspace --release -q
+	cargo test $(SEAL_RING) --release -q
+	cargo test $(SEAL_AWSLC) --release -q
 	cargo test $(SEAL_PURE) --release -q
 
 nostd-check: ## exitless-seal and exitless-sealedfs (pure-rust), exitless-io and exitless-rt without `std` build for x86_64-unknown-none (core + alloc, no std to link); no dependency enables std

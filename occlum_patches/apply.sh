@@ -44,8 +44,10 @@ for c in seal io rt sealedfs; do
   mkdir -p "$dest"
   # The crate's sources and manifest (no build output).
   (cd "$repo/native/$c" && tar cf - --exclude=target .) | (cd "$dest" && tar xf -)
-  # In Occlum's workspace the crates live under their package names.
+  # In Occlum's workspace the crates live under their package names; exitless-seal's
+  # host-only `aws-lc` provider (feature and aws-lc-rs dependency) is left out.
   sed -i -e 's|path = "\.\./seal"|path = "../exitless-seal"|' \
+         -e '/^aws-lc\(-rs\)\? = /d' \
          -e 's|path = "\.\./io"|path = "../exitless-io"|' \
          -e 's|path = "\.\./rt"|path = "../exitless-rt"|' "$dest/Cargo.toml"
   echo "copied native/$c -> src/libos/crates/exitless-$c"

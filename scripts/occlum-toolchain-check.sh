@@ -6,6 +6,11 @@
 # exitless-seal and exitless-sealedfs with pure-rust crypto (no C compiler),
 # exitless-io and exitless-rt without `std` (core + alloc); and, since exitless-seal
 # and exitless-sealedfs declare that Rust version, their default (ring) builds too.
+# exitless-seal is checked with explicit feature sets, its two providers Occlum can
+# use: pure-rust (the enclave's) and ring (the default), never --all-features: its
+# `aws-lc` provider (aws-lc-rs, the host build's) needs a newer Rust and is not part of
+# Occlum. As apply.sh does, the copied manifest drops the `aws-lc` feature and the
+# `aws-lc-rs` dependency, so neither occlum-toolchain.lock nor cargo 1.66 sees them.
 #
 # The crates are checked as occlum_patches/apply.sh puts them into Occlum: their
 # manifests and sources in a workspace whose [workspace.package] is the one patch 0001
@@ -49,8 +54,9 @@ for c in seal io rt sealedfs; do
   cp -rp "$repo/native/$c/Cargo.toml" "$repo/native/$c/src" "$ws/native/$c/"
   [ ! -f "$repo/native/$c/build.rs" ] || cp -p "$repo/native/$c/build.rs" "$ws/native/$c/"
   # Drop [dev-dependencies] and test / example / bench targets: libraries only.
+  # Drop the host-only `aws-lc` provider (feature and dependency), as apply.sh does.
   awk '/^\[/ { skip = ($0 ~ /^\[(dev-dependencies|\[test\]|\[example\]|\[bench\])/) } !skip' \
-    "$repo/native/$c/Cargo.toml" > "$ws/native/$c/Cargo.toml"
+    "$repo/native/$c/Cargo.toml" | sed -e '/^aws-lc\(-rs\)\? = /d' > "$ws/native/$c/Cargo.toml"
 done
 {
   echo '[workspace]'
@@ -84,7 +90,9 @@ CC=/bin/false check -p exitless-seal --no-default-features --features pure-rust
 CC=/bin/false check -p exitless-sealedfs --no-default-features --features pure-rust
 check -p exitless-io --no-default-features
 check -p exitless-rt --no-default-features
-# exitless-seal and exitless-sealedfs declare this Rust version for all their features.
-check -p exitless-seal --all-features
+# exitless-seal and exitless-sealedfs declare this Rust version for the providers
+# Occlum can use: each of them, with std (the enclave check above is without).
+check -p exitless-seal --features std
+check -p exitless-seal --no-default-features --features pure-rust,std
 check -p exitless-sealedfs
 echo "occlum-toolchain-check: passed with $rustc_version"

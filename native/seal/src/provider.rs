@@ -1,6 +1,12 @@
-//! The primitives: HKDF-SHA256 and the two segment AEADs, from ring (default) or
-//! RustCrypto (`pure-rust`, no C compiler). Nothing else in the crate names a
-//! crypto library.
+//! The primitives: HKDF-SHA256 and the two segment AEADs, from ring (default),
+//! AWS-LC (`aws-lc`, the host build's) or RustCrypto (`pure-rust`, no C compiler).
+//! Nothing else in the crate names a crypto library.
+//!
+//! With several provider features on (Cargo unifies features, so a crate that
+//! depends on exitless-seal with its defaults switches `ring` on next to a
+//! dependent's `aws-lc`), one `imp` is compiled: `aws-lc` before `ring` before
+//! `pure-rust`. The explicit opt-in to the faster host provider wins over the
+//! default; the enclave's `pure-rust` is used only alone.
 
 use zeroize::Zeroizing;
 
@@ -8,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::header::Algorithm;
 use crate::layout::TAG_LEN;
 use crate::wipe::Wiped;
+
+pub(crate) use imp::NAME;
 
 /// A 12-byte AEAD nonce.
 pub(crate) type NonceBytes = [u8; 12];
@@ -49,7 +57,67 @@ impl SegmentAead {
     }
 }
 
-#[cfg(feature = "ring")]
+#[cfg(feature = "aws-lc")]
+mod imp {
+    use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+    use aws_lc_rs::hkdf;
+
+    use crate::error::{Error, Result};
+    use crate::header::Algorithm;
+    use crate::layout::TAG_LEN;
+
+    pub(crate) const NAME: &str = "aws-lc";
+
+    pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
+        struct Len32;
+        impl hkdf::KeyType for Len32 {
+            fn len(&self) -> usize {
+                32
+            }
+        }
+        // aws-lc-rs's `Prk` zeroizes the secret it holds when dropped.
+        hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
+            .extract(ikm)
+            .expand(info, Len32)
+            .and_then(|okm_| okm_.fill(okm))
+            .expect("32 bytes is within HKDF-SHA256's output limit");
+    }
+
+    /// The key schedule lives in AWS-LC's `EVP_AEAD_CTX`, allocated with
+    /// `OPENSSL_malloc`; dropping the key frees it with `OPENSSL_free`, which
+    /// cleanses the allocation first (unless the process installs AWS-LC's
+    /// `OPENSSL_memory_*` allocator hooks, which exitless does not). `Wiped` clears
+    /// the pointer left here.
+    pub(crate) struct Key(LessSafeKey);
+
+    impl Key {
+        pub(crate) fn new(algorithm: Algorithm, key: &[u8; 32]) -> Self {
+            let alg = match algorithm {
+                Algorithm::Aes256Gcm => &aead::AES_256_GCM,
+                Algorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+            };
+            let unbound = UnboundKey::new(alg, key).expect("both algorithms take 32-byte keys");
+            Self(LessSafeKey::new(unbound))
+        }
+
+        pub(crate) fn seal(&self, nonce: &[u8; 12], data: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+            let tag = self
+                .0
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::empty(), data)
+                .map_err(|_| Error::invalid("segment too large for the AEAD"))?;
+            let mut out = [0u8; TAG_LEN];
+            out.copy_from_slice(tag.as_ref());
+            Ok(out)
+        }
+
+        pub(crate) fn open(&self, nonce: &[u8; 12], data: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
+            let nonce = Nonce::assume_unique_for_key(*nonce);
+            self.0.open_in_place_separate_tag(nonce, Aad::empty(), tag, data).is_ok()
+        }
+    }
+}
+
+#[cfg(all(feature = "ring", not(feature = "aws-lc")))]
 mod imp {
     use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
     use ring::hkdf;
@@ -57,6 +125,8 @@ mod imp {
     use crate::error::{Error, Result};
     use crate::header::Algorithm;
     use crate::layout::TAG_LEN;
+
+    pub(crate) const NAME: &str = "ring";
 
     pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
         struct Len32;
@@ -101,7 +171,7 @@ mod imp {
     }
 }
 
-#[cfg(all(feature = "pure-rust", not(feature = "ring")))]
+#[cfg(all(feature = "pure-rust", not(any(feature = "ring", feature = "aws-lc"))))]
 mod imp {
     use aes_gcm::aead::{AeadInPlace, KeyInit};
     use aes_gcm::Aes256Gcm;
@@ -110,6 +180,8 @@ mod imp {
     use crate::error::{Error, Result};
     use crate::header::Algorithm;
     use crate::layout::TAG_LEN;
+
+    pub(crate) const NAME: &str = "pure-rust";
 
     pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
         hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), ikm)

@@ -1,6 +1,7 @@
 //! The test vectors of docs/FORMAT.md section 8: sealing reproduces each ciphertext
 //! byte for byte and opening returns each plaintext. The same vectors are checked by
-//! an independent Python implementation (tests/test_reference_format.py).
+//! an independent Python implementation (tests/test_reference_format.py). `make test`
+//! runs them with each crypto provider: ring, aws-lc and pure-rust.
 
 use exitless_seal::{open_to_vec, seal_to_vec, Algorithm, DataKey, Header, KeyId, StreamParams};
 
@@ -86,6 +87,20 @@ fn format_md_vectors_seal_and_open() {
         assert_eq!(header.version(), if v.envelope.is_some() { 2 } else { 1 }, "vector {}", v.name);
         assert_eq!(header.envelope(), v.envelope.as_deref(), "vector {}", v.name);
     }
+}
+
+/// The provider these vectors ran with is the one the precedence rule picks
+/// (src/lib.rs: aws-lc, then ring, then pure-rust).
+#[test]
+fn provider_follows_the_precedence() {
+    let expected = if cfg!(feature = "aws-lc") {
+        "aws-lc"
+    } else if cfg!(feature = "ring") {
+        "ring"
+    } else {
+        "pure-rust"
+    };
+    assert_eq!(exitless_seal::PROVIDER, expected);
 }
 
 /// Regenerates the vector blocks for FORMAT.md (run with `--ignored --nocapture`).

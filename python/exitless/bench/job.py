@@ -231,6 +231,15 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str
         results["runtime"] = {"skipped": "not requested"}
     lap("runtime")
 
+    from .seal import seal_throughput  # here, so `python -m exitless.bench.seal` runs it cleanly
+
+    try:  # sealing in memory, exitless vs cryptography
+        results["seal"] = seal_throughput(reps=3 if cfg.quick else 5)
+    except Exception as e:  # noqa: BLE001 - reported in the results and the exit status
+        results["seal"] = {"error": f"{type(e).__name__}: {e}"}
+        errors.append(f"seal: {type(e).__name__}: {e}")
+    lap("seal")
+
     facts = machine_facts.machine()
     facts["sqpoll_ran"] = sqpoll > 0
     facts["sqpoll_threads"] = sqpoll

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .seal import summary_line as seal_summary_line
+
 
 def size_label(n: int) -> str:
     """4096 → "4 KiB", 1048576 → "1 MiB"."""
@@ -130,6 +132,7 @@ def summary_table(results: dict[str, Any]) -> str:
                    f"flipped byte {c['flipped_byte'].split(':')[0]}; truncated file {c['truncated'].split(':')[0]}")
     out.extend(_spark_lines(results))
     out.extend(_runtime_lines(results))
+    out.append(seal_summary_line(results.get("seal")))
     for e in results.get("errors", []):
         out.append(f"ERROR: {e}")
     return "\n".join(out)
