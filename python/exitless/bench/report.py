@@ -20,7 +20,21 @@ def _fmt_int(x: float) -> str:
     return f"{x:,.0f}"
 
 
-COLUMNS = ("segment", "backend", "GB/s", "segments/s", "exits/GiB", "CPU s/GiB", "vs plaintext")
+COLUMNS = ("segment", "backend", "GB/s", "wall s/GiB", "enclave CPU s/GiB", "kernel s/GiB SQ+wq", "iou-wrk",
+           "host s/GiB", "segments/s", "exits/GiB", "CPU s/GiB", "vs plaintext")
+
+
+def _kernel_cell(sq: float, wq: float, fmt: str = ".2f") -> str:
+    """"SQ+wq", or nothing when both show as zero."""
+    zero = f"{0:{fmt}}"
+    a, b = f"{sq:{fmt}}", f"{wq:{fmt}}"
+    return "" if a == zero and b == zero else f"{a}+{b}"
+
+
+def _wrk_cell(row: dict[str, Any]) -> str:
+    """io-wq workers seen during the point, and (in parentheses) those that ran."""
+    seen, active = row.get("iou_wrk_threads", 0), row.get("iou_wrk_active", 0)
+    return "" if not seen else f"{seen} ({active})"
 
 
 def table_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -33,12 +47,36 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             size_label(r["segment_size"]),
             r["point"] + ("" if r["sealed"] else " (not sealed)") + (" [O_DIRECT]" if r["direct"] else ""),
             f"{r['gb_per_s']:.2f}",
+            f"{r['wall_s_per_gib']:.2f}",
+            f"{r['enclave_cpu_s_per_gib']:.2f}",
+            _kernel_cell(r["sqpoll_cpu_s_per_gib"], r["iowq_cpu_s_per_gib"]),
+            _wrk_cell(r),
+            "" if not r["host_worker_cpu_s_per_gib"] else f"{r['host_worker_cpu_s_per_gib']:.2f}",
             _fmt_int(r["segments_per_s"]),
             _fmt_int(r["exits_per_gib"]),
             f"{r['cpu_s_per_gib']:.2f}",
             "" if vs is None else f"{vs:.2f}",
         ])
     return rows
+
+
+#: What each matrix column means (report.md and the text summary's legend).
+COLUMN_NOTES = (
+    "wall s/GiB: wall time per GiB (1 / GB/s, in the CPU columns' unit)",
+    "enclave CPU s/GiB: CPU of this process's threads other than the kernel's io_uring threads and the switchless "
+    "host workers (the caller, vCPUs), plus the modeled cost of exits no thread spun for (every uring exit; the "
+    "stream's own syscalls on the OCALL paths; sync has no exit model)",
+    "kernel s/GiB SQ+wq: the io_uring SQPOLL thread (iou-sqp) + io-wq workers (iou-wrk); iou-wrk: workers seen "
+    "during the point (of them, those that ran)",
+    "host s/GiB: the switchless backend's host worker threads (untrusted, outside the enclave)",
+    "CPU s/GiB: process CPU, every thread",
+)
+
+
+def _align(columns: tuple[str, ...], rows: list[list[str]], left: int) -> list[str]:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return [line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
 def _not_run(title: str, section: dict[str, Any]) -> list[str] | None:
@@ -105,24 +143,23 @@ def summary_table(results: dict[str, Any]) -> str:
     """The plain-text summary printed at the end of a run."""
     cfg, m = results["config"], results["machine"]
     rows = table_rows(results)
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
-    line = lambda cells: "  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     out = [
         f"exitless bench @ {m['commit']}: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}",
         f"streams of {size_label(cfg['bytes_per_point'])} in {cfg['directory']} ({cfg['directory_fs']}), "
         f"{size_label(cfg['write_size'])} writes, queue depth {cfg['queue_depth']}, {cfg['vcpus']} vCPU(s), median of {cfg['reps']}; "
         f"OCALL model {m['ocall_model']['ns_per_exit']:.0f} ns per 8,200-cycle exit here",
         "",
-        line(COLUMNS),
-        line(["-" * w for w in widths]),
     ]
+    table = _align(COLUMNS, rows, 2)
+    out += table[:2]
     prev = None
-    for r in rows:
+    for r, text in zip(rows, table[2:]):
         if prev is not None and r[0] != prev:
             out.append("")
         prev = r[0]
-        out.append(line(r))
-    out.append("")
+        out.append(text)
+    out += ["", "enclave CPU: the caller's and vCPUs' CPU + modeled exits no thread spun for; kernel: io_uring SQPOLL "
+            "thread + io-wq workers; iou-wrk: workers seen (that ran); host: switchless host workers", ""]
     out.extend(headline_lines(results))
     if "integrity_check" in results:
         c = results["integrity_check"]
@@ -167,12 +204,14 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         f"One stream per cell, {size_label(cfg['bytes_per_point'])}, {size_label(cfg['write_size'])} writes, queue depth "
         f"{cfg['queue_depth']}, {cfg['vcpus']} vCPU(s); median of {cfg['reps']} interleaved rounds. "
         "Exits count the backend's exits plus the stream's own system calls (each one an exit in an enclave); "
-        "CPU is process CPU time (all threads, the SQPOLL kernel thread included) per GiB.",
+        "CPU is split by thread (per GiB): the enclave side, the kernel's io_uring threads and the switchless host "
+        "workers, with the process total beside them.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]
     md += ["| " + " | ".join(r) + " |" for r in table_rows(results)]
+    md += ["", *[f"- {note}" for note in COLUMN_NOTES]]
     md += ["", *[f"- {line}" for line in headline_lines(results)], "", "Points:", ""]
     md += [f"- `{label}`: {about}" for label, about in results["points"].items()]
     if "integrity_check" in results:
