@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .._errors import raise_for
 from .._native import ffi, lib
 from ..streams import _stats_dict, make_options
-from .cpu import ThreadCpu, modeled_exit_seconds
+from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .machine import ocall_model
 
 GiB = 1 << 30
@@ -132,6 +132,7 @@ def _median_row(point: Point, segment_size: int, total: int, runs: list[dict[str
         "host_worker_cpu_s_per_gib": per_gib("host_worker_cpu_s"),
         "iou_wrk_threads": int(mid["iou_wrk_threads"]),  # type: ignore[call-overload]
         "iou_wrk_active": int(mid["iou_wrk_active"]),  # type: ignore[call-overload]
+        "sqpoll_tail_cpu_s": None if mid.get("sqpoll_tail_cpu_s") is None else round(float(mid["sqpoll_tail_cpu_s"]), 3),  # type: ignore[arg-type]
         "reps_gb_per_s": [round(total / float(r["seconds"]) / 1e9, 4) for r in runs],  # type: ignore[arg-type]
         "stats": st,
     }
@@ -148,16 +149,23 @@ def run_matrix(directory: str, points: Iterable[Point], segment_sizes: Iterable[
     runs: dict[tuple[int, str], list[dict[str, object]]] = {(s, p.label): [] for s in segment_sizes for p in points}
     cells = [(seg, p) for _ in range(reps) for seg in segment_sizes for p in points]
     model = ExitModel.current()
+    settle_sqpoll()  # an earlier uring stream's SQPOLL thread may still spin
     try:
-        for seg, p in cells:
+        for i, (seg, p) in enumerate(cells):
             run = run_point(path, p, seg, total, queue_depth=queue_depth, write_size=write_size, parallel=parallel,
                             model=model)
             runs[(seg, p.label)].append(run)
             os.unlink(path)
-            # Pooled backends outlive a stream: an SQPOLL thread spins for a second
-            # after its last submission, switchless workers poll. Released here, so
-            # they never take the CPU from the next cell (each stream sets up its own).
+            # Pooled backends outlive a stream: switchless workers poll. Released
+            # here, so they never take the CPU from the next cell (each stream sets up
+            # its own).
             lib.exitless_release_backends()
+            # The process-wide SQPOLL thread is never released: it spins for its idle
+            # second after the last submission. Before a cell of another backend,
+            # wait for it to sleep, and keep what that tail cost with the uring cell.
+            nxt = cells[i + 1][1] if i + 1 < len(cells) else None
+            if p.backend == "uring" and (nxt is None or nxt.backend != "uring"):
+                run["sqpoll_tail_cpu_s"] = settle_sqpoll()
             if step:
                 step(f"{p.label} {seg // 1024} KiB")
     finally:
