@@ -73,6 +73,38 @@ COLUMN_NOTES = (
 )
 
 
+SMALL_COLUMNS = ("backend", "µs/file", "exits/file", "write+read+unlink", "enclave CPU µs/file", "kernel µs/file SQ+wq",
+                 "iou-wrk", "verified")
+
+
+def small_file_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The small-file row, one line per backend (empty when it did not run)."""
+    small = results.get("small_files") or {}
+    out = []
+    for r in small.get("rows", []):
+        sealed = r["exits_per_file"] is not None
+        out.append([
+            r["backend"],
+            f"{r['us_per_file']:.0f}",
+            f"{r['exits_per_file']:.2f}" if sealed else "",
+            f"{r['write_exits_per_file']:g}+{r['read_exits_per_file']:g}+{r['unlink_exits_per_file']:g}" if sealed else "",
+            f"{r['enclave_cpu_us_per_file']:.0f}",
+            _kernel_cell(r["sqpoll_cpu_us_per_file"], r["iowq_cpu_us_per_file"], ".0f"),
+            _wrk_cell(r),
+            f"{r['files_verified']}/{r['files_written']}",
+        ])
+    return out
+
+
+def _small_title(results: dict[str, Any]) -> str | None:
+    small = results.get("small_files") or {}
+    if "rows" not in small:
+        return f"Small files: skipped ({small['skipped']})" if "skipped" in small else None
+    skipped = "".join(f"; {b} skipped: {why}" for b, why in small["skipped"].items())
+    return (f"Small files: {small['files']:,} files of {small['file_size']:,} bytes per backend, each written in one call, "
+            f"read back whole, compared and unlinked ({small['unlink']}); median of {small['reps']} rounds{skipped}")
+
+
 def _align(columns: tuple[str, ...], rows: list[list[str]], left: int) -> list[str]:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
     line = lambda cells: "  ".join(c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
@@ -161,6 +193,12 @@ def summary_table(results: dict[str, Any]) -> str:
     out += ["", "enclave CPU: the caller's and vCPUs' CPU + modeled exits no thread spun for; kernel: io_uring SQPOLL "
             "thread + io-wq workers; iou-wrk: workers seen (that ran); host: switchless host workers", ""]
     out.extend(headline_lines(results))
+    small = _small_title(results)
+    if small:
+        out += ["", small]
+        if small_file_rows(results):
+            out += _align(SMALL_COLUMNS, small_file_rows(results), 1)
+        out.append("")
     if "integrity_check" in results:
         c = results["integrity_check"]
         out.append(f"Integrity: {size_label(c['bytes'])} round trip {'verified' if c['round_trip_verified'] else 'MISMATCH'}; "
@@ -214,6 +252,15 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
     md += ["", *[f"- {note}" for note in COLUMN_NOTES]]
     md += ["", *[f"- {line}" for line in headline_lines(results)], "", "Points:", ""]
     md += [f"- `{label}`: {about}" for label, about in results["points"].items()]
+    small = _small_title(results)
+    if small:
+        md += ["", "## Small files", "", small + "."]
+        if small_file_rows(results):
+            md += ["", "| " + " | ".join(SMALL_COLUMNS) + " |", "|" + "---|" * len(SMALL_COLUMNS)]
+            md += ["| " + " | ".join(r) + " |" for r in small_file_rows(results)]
+            md += ["", "- exits/file: the writer's and the reader's counters (their own syscalls and close included) "
+                   "and the unlink (write+read+unlink); plaintext has no exit model",
+                   "- enclave CPU µs/file: as in the matrix (caller and vCPUs + modeled exits no thread spun for)"]
     if "integrity_check" in results:
         c = results["integrity_check"]
         md += ["", "## Integrity check", "",
