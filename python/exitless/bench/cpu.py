@@ -254,15 +254,25 @@ def modeled_exit_seconds(stats: Mapping[str, object], backend: str, cycles: int,
     return max(exits, 0) * cycles / (ticks_per_ns * 1e9)
 
 
-def settle_sqpoll(timeout: float = 2.0, quiet: float = 0.03) -> float:
-    """Waits until no SQPOLL thread of this process is running, at most ``timeout``
+def _state(tid: int) -> str:
+    """The scheduler state letter of thread ``tid`` of this process ("R" running or
+    runnable, "S" sleeping, ...), or "" if it has ended."""
+    try:
+        return Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def settle_sqpoll(timeout: float = 3.0, quiet: float = 0.03) -> float:
+    """Waits until every SQPOLL thread of this process sleeps, at most ``timeout``
     seconds; returns the CPU seconds they used meanwhile.
 
     Every io_uring backend attaches to one process-wide SQPOLL thread that is never
     closed, and that thread spins for a second (its idle time) after the last
     submission before it sleeps. Released backends do not stop it, so without this
     wait it takes a core from the cells that follow a uring cell and shows up as
-    their SQ thread CPU."""
+    their SQ thread CPU. Asleep means not runnable (a spinning thread stays "R" even
+    while another thread has its core) and no CPU used over ``quiet`` seconds."""
     def sq() -> dict[int, int]:
         return {tid: cpu for tid, (comm, cpu) in read_threads().items() if classify(comm) == SQPOLL}
 
@@ -274,8 +284,8 @@ def settle_sqpoll(timeout: float = 2.0, quiet: float = 0.03) -> float:
     while time.monotonic() < deadline:
         time.sleep(quiet)
         now = sq()
-        if all(now.get(t, 0) - prev.get(t, 0) < quiet * 1e9 / 10 for t in now):
-            prev = now
-            break
+        idle = all(now.get(t, 0) - prev.get(t, 0) < quiet * 1e9 / 10 for t in now)
         prev = now
+        if idle and all(_state(t) != "R" for t in now):
+            break
     return sum(max(prev.get(t, 0) - c, 0) for t, c in start.items()) / 1e9
