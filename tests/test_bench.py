@@ -85,6 +85,38 @@ def test_quick_bench_writes_schema_valid_json_report_and_plots(quick: tuple[dict
     assert rt["exitless"]["spawn_join_ns_per_task"] > 0
 
 
+def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(quick: tuple[dict[str, Any], Path, Any]) -> None:
+    results, run_dir, proc = quick
+    uring = results["machine"]["io_uring"]["available"]
+    for r in results["matrix"]:
+        for key in ("wall_s_per_gib", "enclave_cpu_s_per_gib", "enclave_thread_cpu_s_per_gib", "modeled_exit_cpu_s_per_gib",
+                    "kernel_cpu_s_per_gib", "sqpoll_cpu_s_per_gib", "iowq_cpu_s_per_gib", "host_worker_cpu_s_per_gib"):
+            assert isinstance(r[key], float | int) and r[key] >= 0, (key, r)
+        assert isinstance(r["iou_wrk_threads"], int) and 0 <= r["iou_wrk_active"] <= r["iou_wrk_threads"]
+        assert r["enclave_cpu_s_per_gib"] == pytest.approx(
+            r["enclave_thread_cpu_s_per_gib"] + r["modeled_exit_cpu_s_per_gib"], abs=0.002)
+        assert r["kernel_cpu_s_per_gib"] == pytest.approx(r["sqpoll_cpu_s_per_gib"] + r["iowq_cpu_s_per_gib"], abs=0.002)
+        if r["backend"] == "sync":
+            assert r["modeled_exit_cpu_s_per_gib"] == 0, "sync has no exit model"
+        if r["backend"] == "uring" and r["exits"] and results["machine"]["ocall_model"]["cycles_per_exit"]:
+            assert r["modeled_exit_cpu_s_per_gib"] > 0, "every uring exit is charged the model's cost"
+        if r["backend"] != "switchless":
+            assert r["host_worker_cpu_s_per_gib"] == 0
+        if r["backend"] != "uring":
+            assert r["sqpoll_tail_cpu_s"] is None
+    small = results["small_files"]
+    assert results["config"]["small_files"] == small["files"] == 200, "--quick: 200 files per backend"
+    assert small["file_size"] == 5000 and small["leftover_files"] == 0
+    assert [r["backend"] for r in small["rows"]] == (["uring"] if uring else []) + ["ocall", "sync", "plaintext"]
+    for r in small["rows"]:
+        assert r["files_written"] == r["files_read"] == r["files_verified"] == 200 * small["reps"]
+        assert isinstance(r["us_per_file"], float) and isinstance(r["enclave_cpu_us_per_file"], float)
+        assert (r["exits_per_file"] is None) == (r["backend"] == "plaintext")
+    report = (run_dir / "report.md").read_text()
+    assert "## Small files" in report and "enclave CPU s/GiB" in report and "cpu.png" in results["plots"].values()
+    assert "enclave CPU s/GiB" in proc.stderr and "Small files: 200 files" in proc.stderr
+
+
 def test_exit_counts_follow_the_model_exactly(quick: tuple[dict[str, Any], Path, Any]) -> None:
     results = quick[0]
     rows = {(r["point"], r["segment_size"]): r for r in results["matrix"]}

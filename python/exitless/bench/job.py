@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from .. import IntegrityError, generate_key, inspect, open_spill
 from . import machine as machine_facts
 from .matrix import DEFAULT_POINTS, POINTS, run_matrix
 from .runtime import run_rt_bench, unavailable_reason
+from .smallfiles import BACKENDS as SMALL_FILE_BACKENDS
+from .smallfiles import run_small_files
 
 SCHEMA = "exitless-bench/1"
 MiB = 1 << 20
@@ -47,6 +49,8 @@ class BenchConfig:
     spark_reps: int = 3
     spark_backend: str | None = None
     integrity_check: bool = False
+    #: Files per backend in the small-file row (None: 200 with ``quick``, else 1,000; 0: skip it).
+    small_files: int | None = None
 
 
 def filesystem(path: str) -> str:
@@ -173,6 +177,8 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str
         raise ValueError(f"unknown backend points {unknown}; choose from {', '.join(POINTS)}")
     if cfg.vcpus > 1:
         os.environ["EXITLESS_VCPUS"] = str(cfg.vcpus)
+    if cfg.small_files is None:
+        cfg = replace(cfg, small_files=200 if cfg.quick else 1000)
     Path(cfg.directory).mkdir(parents=True, exist_ok=True)
     started = time.time()
     results: dict[str, Any] = {
@@ -214,6 +220,22 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str
             queue_depth=cfg.queue_depth, write_size=cfg.write_size, parallel=cfg.vcpus > 1, step=step)
     sqpoll = machine_facts.sqpoll_threads()
     lap("matrix")
+
+    files = cfg.small_files or 0
+    if files > 0:
+        title = f"small files ({files} of 5,000 bytes per backend: write, read back, unlink)"
+        with progress.phase(title, cfg.reps * len(SMALL_FILE_BACKENDS)) as step:
+            small = run_small_files(cfg.directory, files, cfg.reps, step=step)
+        results["small_files"] = small
+        for row in small["rows"]:
+            if not row["files_written"] == row["files_read"] == row["files_verified"] == files * small["reps"]:
+                errors.append(f"small files: {row['backend']} wrote {row['files_written']}, read {row['files_read']}, "
+                              f"verified {row['files_verified']} of {files * small['reps']}")
+        if small["leftover_files"]:
+            errors.append(f"small files: {small['leftover_files']} files left after unlinking")
+    else:
+        results["small_files"] = {"skipped": "not requested (small_files = 0)"}
+    lap("small_files")
 
     if cfg.runtime:
         reason = unavailable_reason()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from .._errors import raise_for
 from .._native import ffi, lib
 from ..streams import _stats_dict, make_options
-from .machine import sqpoll_tasks
+from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
+from .machine import ocall_model
 
 GiB = 1 << 30
 
@@ -59,36 +60,42 @@ DEFAULT_POINTS = ("uring", "uring-direct", "switchless", "ocall-8200", "ocall-17
                   "plaintext")
 
 
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
+@dataclass(frozen=True)
+class ExitModel:
+    """The OCALL model's price of one exit: the default cycles (``EXITLESS_OCALL_CYCLES``)
+    and the measured TSC rate (``machine.ocall_model``)."""
 
+    cycles_per_exit: int
+    tsc_ticks_per_ns: float
 
-def _sqpoll_cpu_seconds() -> float:
-    """CPU seconds of this process's io_uring SQPOLL kernel threads."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in sqpoll_tasks():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the thread ended meanwhile
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+    @classmethod
+    def current(cls) -> ExitModel:
+        m = ocall_model()
+        return cls(int(m["cycles_per_exit"]), float(m["tsc_ticks_per_ns"]))  # type: ignore[call-overload, arg-type]
+
+    def cycles_for(self, point_cycles: int | None) -> int:
+        """A point's own cycles per exit where it sets them, else the model's."""
+        return self.cycles_per_exit if point_cycles is None else point_cycles
 
 
 def run_point(path: str, point: Point, segment_size: int, total: int, *, queue_depth: int = 8,
-              write_size: int = 1 << 20, parallel: bool = False) -> dict[str, object]:
-    """Writes one stream of ``total`` bytes and measures it (one repetition)."""
+              write_size: int = 1 << 20, parallel: bool = False, model: ExitModel | None = None) -> dict[str, object]:
+    """Writes one stream of ``total`` bytes and measures it (one repetition): wall
+    time, the stream's counters, and CPU by thread class (:mod:`.cpu`)."""
+    model = model or ExitModel.current()
     opts = make_options(segment_size, backend=point.backend, direct=point.direct, ocall_cycles=point.ocall_cycles,
                         queue_depth=queue_depth, uring_spin_us=point.spin_us, parallel=parallel)
     raw = ffi.new("ExitlessStats *")
-    cpu0, sq0, t0 = _cpu_seconds(), _sqpoll_cpu_seconds(), time.perf_counter()
-    raise_for(lib.exitless_bench_write(path.encode(), opts, total, write_size, 1 if point.sealed else 0, raw), path)
-    wall = time.perf_counter() - t0
-    cpu, sq = _cpu_seconds() - cpu0, _sqpoll_cpu_seconds() - sq0
+    with ThreadCpu() as cpu:
+        t0 = time.perf_counter()
+        raise_for(lib.exitless_bench_write(path.encode(), opts, total, write_size, 1 if point.sealed else 0, raw), path)
+        wall = time.perf_counter() - t0
     st = _stats_dict(raw)
-    return {"seconds": wall, "cpu_s": cpu, "sqpoll_cpu_s": sq, "stats": st}
+    u = cpu.usage
+    modeled = modeled_exit_seconds(st, point.backend, model.cycles_for(point.ocall_cycles), model.tsc_ticks_per_ns)
+    return {"seconds": wall, "cpu_s": u.process_s, "enclave_thread_cpu_s": u.enclave_s, "modeled_exit_cpu_s": modeled,
+            "sqpoll_cpu_s": u.sqpoll_s, "iowq_cpu_s": u.iowq_s, "host_worker_cpu_s": u.host_s,
+            "iou_wrk_threads": u.iou_wrk_seen, "iou_wrk_active": u.iou_wrk_active, "stats": st}
 
 
 def _median_row(point: Point, segment_size: int, total: int, runs: list[dict[str, object]]) -> dict[str, object]:
@@ -98,18 +105,34 @@ def _median_row(point: Point, segment_size: int, total: int, runs: list[dict[str
     wall, gib = float(mid["seconds"]), total / GiB  # type: ignore[arg-type]
     exits = int(st["total_exits"])  # type: ignore[call-overload]
     segments = int(st["segments"])  # type: ignore[call-overload]
+
+    def per_gib(key: str) -> float:
+        return round(float(mid[key]) / gib, 3)  # type: ignore[arg-type]
+
+    enclave = float(mid["enclave_thread_cpu_s"]) + float(mid["modeled_exit_cpu_s"])  # type: ignore[arg-type]
+    kernel = float(mid["sqpoll_cpu_s"]) + float(mid["iowq_cpu_s"])  # type: ignore[arg-type]
     return {
         "point": point.label, "backend": point.backend, "sealed": point.sealed, "direct": bool(st["direct"]),
         "ocall_cycles": point.ocall_cycles if point.backend in ("ocall", "switchless") else None,
         "segment_size": segment_size, "bytes": total,
         "seconds": round(wall, 4),
+        "wall_s_per_gib": round(wall / gib, 3),
         "gb_per_s": round(total / wall / 1e9, 4),
         "segments": segments,
         "segments_per_s": round(segments / wall, 1),
         "exits": exits,
         "exits_per_gib": round(exits / gib, 1),
-        "cpu_s_per_gib": round(float(mid["cpu_s"]) / gib, 3),  # type: ignore[arg-type]
-        "sqpoll_cpu_s_per_gib": round(float(mid["sqpoll_cpu_s"]) / gib, 3),  # type: ignore[arg-type]
+        "cpu_s_per_gib": per_gib("cpu_s"),
+        "enclave_cpu_s_per_gib": round(enclave / gib, 3),
+        "enclave_thread_cpu_s_per_gib": per_gib("enclave_thread_cpu_s"),
+        "modeled_exit_cpu_s_per_gib": per_gib("modeled_exit_cpu_s"),
+        "kernel_cpu_s_per_gib": round(kernel / gib, 3),
+        "sqpoll_cpu_s_per_gib": per_gib("sqpoll_cpu_s"),
+        "iowq_cpu_s_per_gib": per_gib("iowq_cpu_s"),
+        "host_worker_cpu_s_per_gib": per_gib("host_worker_cpu_s"),
+        "iou_wrk_threads": int(mid["iou_wrk_threads"]),  # type: ignore[call-overload]
+        "iou_wrk_active": int(mid["iou_wrk_active"]),  # type: ignore[call-overload]
+        "sqpoll_tail_cpu_s": None if mid.get("sqpoll_tail_cpu_s") is None else round(float(mid["sqpoll_tail_cpu_s"]), 3),  # type: ignore[arg-type]
         "reps_gb_per_s": [round(total / float(r["seconds"]) / 1e9, 4) for r in runs],  # type: ignore[arg-type]
         "stats": st,
     }
@@ -124,19 +147,27 @@ def run_matrix(directory: str, points: Iterable[Point], segment_sizes: Iterable[
     points, segment_sizes = list(points), list(segment_sizes)
     path = os.path.join(directory, f"exitless-bench-{os.getpid()}")
     runs: dict[tuple[int, str], list[dict[str, object]]] = {(s, p.label): [] for s in segment_sizes for p in points}
+    cells = [(seg, p) for _ in range(reps) for seg in segment_sizes for p in points]
+    model = ExitModel.current()
+    settle_sqpoll()  # an earlier uring stream's SQPOLL thread may still spin
     try:
-        for _ in range(reps):
-            for seg in segment_sizes:
-                for p in points:
-                    runs[(seg, p.label)].append(
-                        run_point(path, p, seg, total, queue_depth=queue_depth, write_size=write_size, parallel=parallel))
-                    os.unlink(path)
-                    # Pooled backends outlive a stream: an SQPOLL thread spins for a second
-                    # after its last submission, switchless workers poll. Released here, so
-                    # they never take the CPU from the next cell (each stream sets up its own).
-                    lib.exitless_release_backends()
-                    if step:
-                        step(f"{p.label} {seg // 1024} KiB")
+        for i, (seg, p) in enumerate(cells):
+            run = run_point(path, p, seg, total, queue_depth=queue_depth, write_size=write_size, parallel=parallel,
+                            model=model)
+            runs[(seg, p.label)].append(run)
+            os.unlink(path)
+            # Pooled backends outlive a stream: switchless workers poll. Released
+            # here, so they never take the CPU from the next cell (each stream sets up
+            # its own).
+            lib.exitless_release_backends()
+            # The process-wide SQPOLL thread is never released: it spins for its idle
+            # second after the last submission. Before a cell of another backend,
+            # wait for it to sleep, and keep what that tail cost with the uring cell.
+            nxt = cells[i + 1][1] if i + 1 < len(cells) else None
+            if p.backend == "uring" and (nxt is None or nxt.backend != "uring"):
+                run["sqpoll_tail_cpu_s"] = settle_sqpoll()
+            if step:
+                step(f"{p.label} {seg // 1024} KiB")
     finally:
         if os.path.exists(path):
             os.unlink(path)

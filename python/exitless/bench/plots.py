@@ -1,6 +1,7 @@
 """PNG plots of a results object (matplotlib, no display needed): throughput by
-segment size, exits per GiB (log scale), the runtime against tokio, and the Spark
-jobs with and without exitless."""
+segment size, exits per GiB (log scale), CPU by thread class (enclave side,
+kernel io_uring threads, switchless host workers), the runtime against tokio, and
+the Spark jobs with and without exitless."""
 
 from __future__ import annotations
 
@@ -94,6 +95,43 @@ def exits(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+#: The parts of a point's CPU, bottom to top: (row field, legend, colour).
+CPU_PARTS = (
+    ("enclave_thread_cpu_s_per_gib", "enclave threads (caller, vCPUs)", "#1b9e77"),
+    ("modeled_exit_cpu_s_per_gib", "modeled exits not spun", "#a6dba0"),
+    ("sqpoll_cpu_s_per_gib", "kernel: SQPOLL thread", "#d95f02"),
+    ("iowq_cpu_s_per_gib", "kernel: io-wq workers", "#fdb863"),
+    ("host_worker_cpu_s_per_gib", "switchless host workers", "#7570b3"),
+)
+
+
+def cpu(results: dict[str, Any], path: Path) -> None:
+    """CPU seconds per GiB by thread class, one panel per segment size, with each
+    point's wall seconds per GiB as a black tick for scale."""
+    sizes = sorted({r["segment_size"] for r in results["matrix"]})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 5), dpi=110, sharey=True, squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        rows = [r for r in results["matrix"] if r["segment_size"] == size]
+        xs = range(len(rows))
+        bottom = [0.0] * len(rows)
+        for key, label, color in CPU_PARTS:
+            vals = [r[key] for r in rows]
+            ax.bar(xs, vals, 0.7, bottom=bottom, color=color, label=label)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.scatter(xs, [r["wall_s_per_gib"] for r in rows], marker="_", s=300, color="black", zorder=3,
+                   label="wall time")
+        ax.set_xticks(list(xs), [r["point"] for r in rows], rotation=60, ha="right", fontsize=8)
+        ax.set_title(f"{size_label(size)} segments", fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("seconds per GiB written")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Where the CPU goes: enclave side against the kernel's io_uring threads\n{_subtitle(results)}",
+                 fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def runtime(results: dict[str, Any], path: Path) -> None:
     rt = results["runtime"]
     ex, tk = rt["exitless"], rt["tokio"]
@@ -152,6 +190,8 @@ def draw_all(results: dict[str, Any], outdir: Path) -> dict[str, str]:
         if any(r["backend"] != "sync" for r in results["matrix"]):
             exits(results, outdir / "exits.png")
             made["exits per GiB"] = "exits.png"
+        cpu(results, outdir / "cpu.png")
+        made["CPU by thread class"] = "cpu.png"
     if "exitless" in results.get("runtime", {}):
         runtime(results, outdir / "runtime.png")
         made["runtime vs tokio"] = "runtime.png"

@@ -22,7 +22,21 @@ def _fmt_int(x: float) -> str:
     return f"{x:,.0f}"
 
 
-COLUMNS = ("segment", "backend", "GB/s", "segments/s", "exits/GiB", "CPU s/GiB", "vs plaintext")
+COLUMNS = ("segment", "backend", "GB/s", "wall s/GiB", "enclave CPU s/GiB", "kernel s/GiB SQ+wq", "iou-wrk",
+           "host s/GiB", "segments/s", "exits/GiB", "CPU s/GiB", "vs plaintext")
+
+
+def _kernel_cell(sq: float, wq: float, fmt: str = ".2f") -> str:
+    """"SQ+wq", or nothing when both show as zero."""
+    zero = f"{0:{fmt}}"
+    a, b = f"{sq:{fmt}}", f"{wq:{fmt}}"
+    return "" if a == zero and b == zero else f"{a}+{b}"
+
+
+def _wrk_cell(row: dict[str, Any]) -> str:
+    """io-wq workers seen during the point, and (in parentheses) those that ran."""
+    seen, active = row.get("iou_wrk_threads", 0), row.get("iou_wrk_active", 0)
+    return "" if not seen else f"{seen} ({active})"
 
 
 def table_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -35,12 +49,68 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             size_label(r["segment_size"]),
             r["point"] + ("" if r["sealed"] else " (not sealed)") + (" [O_DIRECT]" if r["direct"] else ""),
             f"{r['gb_per_s']:.2f}",
+            f"{r['wall_s_per_gib']:.2f}",
+            f"{r['enclave_cpu_s_per_gib']:.2f}",
+            _kernel_cell(r["sqpoll_cpu_s_per_gib"], r["iowq_cpu_s_per_gib"]),
+            _wrk_cell(r),
+            "" if not r["host_worker_cpu_s_per_gib"] else f"{r['host_worker_cpu_s_per_gib']:.2f}",
             _fmt_int(r["segments_per_s"]),
             _fmt_int(r["exits_per_gib"]),
             f"{r['cpu_s_per_gib']:.2f}",
             "" if vs is None else f"{vs:.2f}",
         ])
     return rows
+
+
+#: What each matrix column means (report.md and the text summary's legend).
+COLUMN_NOTES = (
+    "wall s/GiB: wall time per GiB (1 / GB/s, in the CPU columns' unit)",
+    "enclave CPU s/GiB: CPU of this process's threads other than the kernel's io_uring threads and the switchless "
+    "host workers (the caller, vCPUs), plus the modeled cost of exits no thread spun for (every uring exit; the "
+    "stream's own syscalls on the OCALL paths; sync has no exit model)",
+    "kernel s/GiB SQ+wq: the io_uring SQPOLL thread (iou-sqp) + io-wq workers (iou-wrk); iou-wrk: workers seen "
+    "during the point (of them, those that ran)",
+    "host s/GiB: the switchless backend's host worker threads (untrusted, outside the enclave)",
+    "CPU s/GiB: process CPU, every thread",
+)
+
+
+SMALL_COLUMNS = ("backend", "µs/file", "exits/file", "write+read+unlink", "enclave CPU µs/file", "kernel µs/file SQ+wq",
+                 "iou-wrk", "verified")
+
+
+def small_file_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The small-file row, one line per backend (empty when it did not run)."""
+    small = results.get("small_files") or {}
+    out = []
+    for r in small.get("rows", []):
+        sealed = r["exits_per_file"] is not None
+        out.append([
+            r["backend"],
+            f"{r['us_per_file']:.0f}",
+            f"{r['exits_per_file']:.2f}" if sealed else "",
+            f"{r['write_exits_per_file']:g}+{r['read_exits_per_file']:g}+{r['unlink_exits_per_file']:g}" if sealed else "",
+            f"{r['enclave_cpu_us_per_file']:.0f}",
+            _kernel_cell(r["sqpoll_cpu_us_per_file"], r["iowq_cpu_us_per_file"], ".0f"),
+            _wrk_cell(r),
+            f"{r['files_verified']}/{r['files_written']}",
+        ])
+    return out
+
+
+def _small_title(results: dict[str, Any]) -> str | None:
+    small = results.get("small_files") or {}
+    if "rows" not in small:
+        return f"Small files: skipped ({small['skipped']})" if "skipped" in small else None
+    skipped = "".join(f"; {b} skipped: {why}" for b, why in small["skipped"].items())
+    return (f"Small files: {small['files']:,} files of {small['file_size']:,} bytes per backend, each written in one call, "
+            f"read back whole, compared and unlinked ({small['unlink']}); median of {small['reps']} rounds{skipped}")
+
+
+def _align(columns: tuple[str, ...], rows: list[list[str]], left: int) -> list[str]:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    line = lambda cells: "  ".join(c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return [line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
 def _not_run(title: str, section: dict[str, Any]) -> list[str] | None:
@@ -107,25 +177,30 @@ def summary_table(results: dict[str, Any]) -> str:
     """The plain-text summary printed at the end of a run."""
     cfg, m = results["config"], results["machine"]
     rows = table_rows(results)
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
-    line = lambda cells: "  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     out = [
         f"exitless bench @ {m['commit']}: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}",
         f"streams of {size_label(cfg['bytes_per_point'])} in {cfg['directory']} ({cfg['directory_fs']}), "
         f"{size_label(cfg['write_size'])} writes, queue depth {cfg['queue_depth']}, {cfg['vcpus']} vCPU(s), median of {cfg['reps']}; "
         f"OCALL model {m['ocall_model']['ns_per_exit']:.0f} ns per 8,200-cycle exit here",
         "",
-        line(COLUMNS),
-        line(["-" * w for w in widths]),
     ]
+    table = _align(COLUMNS, rows, 2)
+    out += table[:2]
     prev = None
-    for r in rows:
+    for r, text in zip(rows, table[2:]):
         if prev is not None and r[0] != prev:
             out.append("")
         prev = r[0]
-        out.append(line(r))
-    out.append("")
+        out.append(text)
+    out += ["", "enclave CPU: the caller's and vCPUs' CPU + modeled exits no thread spun for; kernel: io_uring SQPOLL "
+            "thread + io-wq workers; iou-wrk: workers seen (that ran); host: switchless host workers", ""]
     out.extend(headline_lines(results))
+    small = _small_title(results)
+    if small:
+        out += ["", small]
+        if small_file_rows(results):
+            out += _align(SMALL_COLUMNS, small_file_rows(results), 1)
+        out.append("")
     if "integrity_check" in results:
         c = results["integrity_check"]
         out.append(f"Integrity: {size_label(c['bytes'])} round trip {'verified' if c['round_trip_verified'] else 'MISMATCH'}; "
@@ -170,14 +245,25 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         f"One stream per cell, {size_label(cfg['bytes_per_point'])}, {size_label(cfg['write_size'])} writes, queue depth "
         f"{cfg['queue_depth']}, {cfg['vcpus']} vCPU(s); median of {cfg['reps']} interleaved rounds. "
         "Exits count the backend's exits plus the stream's own system calls (each one an exit in an enclave); "
-        "CPU is process CPU time (all threads, the SQPOLL kernel thread included) per GiB.",
+        "CPU is split by thread (per GiB): the enclave side, the kernel's io_uring threads and the switchless host "
+        "workers, with the process total beside them.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
     ]
     md += ["| " + " | ".join(r) + " |" for r in table_rows(results)]
+    md += ["", *[f"- {note}" for note in COLUMN_NOTES]]
     md += ["", *[f"- {line}" for line in headline_lines(results)], "", "Points:", ""]
     md += [f"- `{label}`: {about}" for label, about in results["points"].items()]
+    small = _small_title(results)
+    if small:
+        md += ["", "## Small files", "", small + "."]
+        if small_file_rows(results):
+            md += ["", "| " + " | ".join(SMALL_COLUMNS) + " |", "|" + "---|" * len(SMALL_COLUMNS)]
+            md += ["| " + " | ".join(r) + " |" for r in small_file_rows(results)]
+            md += ["", "- exits/file: the writer's and the reader's counters (their own syscalls and close included) "
+                   "and the unlink (write+read+unlink); plaintext has no exit model",
+                   "- enclave CPU µs/file: as in the matrix (caller and vCPUs + modeled exits no thread spun for)"]
     if "integrity_check" in results:
         c = results["integrity_check"]
         md += ["", "## Integrity check", "",
