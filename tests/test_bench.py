@@ -98,8 +98,10 @@ def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(quick: tup
         assert r["kernel_cpu_s_per_gib"] == pytest.approx(r["sqpoll_cpu_s_per_gib"] + r["iowq_cpu_s_per_gib"], abs=0.002)
         if r["backend"] == "sync":
             assert r["modeled_exit_cpu_s_per_gib"] == 0, "sync has no exit model"
-        if r["backend"] == "uring" and r["exits"] and results["machine"]["ocall_model"]["cycles_per_exit"]:
-            assert r["modeled_exit_cpu_s_per_gib"] > 0, "every uring exit is charged the model's cost"
+        if r["backend"] in ("uring", "ocall") and r["stats"]["stream_syscalls"] == 0:
+            # Their exits spin the model's cost on the caller (inside the thread CPU):
+            # nothing is left to add.
+            assert r["modeled_exit_cpu_s_per_gib"] == 0, r
         if r["backend"] != "switchless":
             assert r["host_worker_cpu_s_per_gib"] == 0
         if r["backend"] != "uring":
@@ -107,7 +109,7 @@ def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(quick: tup
     small = results["small_files"]
     assert results["config"]["small_files"] == small["files"] == 200, "--quick: 200 files per backend"
     assert small["file_size"] == 5000 and small["leftover_files"] == 0
-    assert [r["backend"] for r in small["rows"]] == (["uring"] if uring else []) + ["ocall", "sync", "plaintext"]
+    assert [r["backend"] for r in small["rows"]] == (["uring", "uring-nosqpoll"] if uring else []) + ["ocall", "sync", "plaintext"]
     for r in small["rows"]:
         assert r["files_written"] == r["files_read"] == r["files_verified"] == 200 * small["reps"]
         assert isinstance(r["us_per_file"], float) and isinstance(r["enclave_cpu_us_per_file"], float)

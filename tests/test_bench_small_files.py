@@ -27,8 +27,9 @@ def row(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_backend_writes_reads_back_and_unlinks_every_file(row: dict[str, Any]) -> None:
     assert row["files"] == FILES and row["file_size"] == FILE_SIZE == 5000 and row["reps"] == REPS
     backends = [r["backend"] for r in row["rows"]]
-    assert backends == (["uring"] if URING else []) + ["ocall", "sync", "plaintext"]
+    assert backends == (["uring", "uring-nosqpoll"] if URING else []) + ["ocall", "sync", "plaintext"]
     assert ("uring" in row["skipped"]) == (not URING)
+    assert row["unlink"] == "exitless.unlink"
     for r in row["rows"]:
         n = FILES * REPS
         assert r["files_written"] == r["files_read"] == r["files_verified"] == n, r
@@ -36,21 +37,23 @@ def test_every_backend_writes_reads_back_and_unlinks_every_file(row: dict[str, A
     assert row["leftover_files"] == 0
 
 
-def test_exits_per_file_add_up_and_follow_the_unlink_rule(row: dict[str, Any]) -> None:
+def test_exits_per_file_add_up_and_are_exact_where_they_do_not_depend_on_timing(row: dict[str, Any]) -> None:
+    """A 5,000-byte file's life on the OCALL path: open, pwrite, close (3); open, one
+    pread asking for a 64 KiB slot (3 exits above 16 KiB), close (5); unlink (1).
+    Sync makes the same calls with no exit model: 3 + 3 + 1 system calls. On the
+    ring no step is a system call; only io_uring_enter is (SQPOLL wake-ups, blocks)."""
     rows = {r["backend"]: r for r in row["rows"]}
     assert rows["plaintext"]["exits_per_file"] is None, "plaintext has no exit model"
-    stand_in = row["unlink"] == "os.unlink"
-    assert stand_in == (not hasattr(exitless, "unlink"))
-    for name in ("ocall", "sync", "uring"):
-        if name not in rows:
-            continue
-        r = rows[name]
-        parts = r["write_exits_per_file"] + r["read_exits_per_file"] + r["unlink_exits_per_file"]
-        assert r["exits_per_file"] == pytest.approx(parts, abs=0.02)
-        if stand_in:
-            assert r["unlink_exits_per_file"] == (0 if name == "uring" else 1)
-    # ocall's exit counts do not depend on timing: the same in every round.
-    assert rows["ocall"]["exits_per_file"] == int(rows["ocall"]["exits_per_file"])
+    for r in rows.values():
+        if r["exits_per_file"] is not None:
+            parts = r["write_exits_per_file"] + r["read_exits_per_file"] + r["unlink_exits_per_file"]
+            assert r["exits_per_file"] == pytest.approx(parts, abs=0.02)
+    ocall = rows["ocall"]
+    assert (ocall["write_exits_per_file"], ocall["read_exits_per_file"], ocall["unlink_exits_per_file"]) == (3, 5, 1)
+    assert (rows["sync"]["exits_per_file"], rows["sync"]["syscalls_per_file"]) == (0, 7)
+    for name in ("uring", "uring-nosqpoll"):
+        if name in rows:
+            assert rows[name]["syscalls_per_file"] == rows[name]["exits_per_file"], "every system call is an enter"
 
 
 @pytest.mark.parametrize("backend", ["uring", "ocall", "sync"])
@@ -74,49 +77,16 @@ def test_a_file_that_reads_back_wrong_is_not_counted_as_verified(tmp_path: Path,
     assert (out["files_written"], out["files_read"], out["files_verified"], out["files_left"]) == (3, 3, 0, 0)
 
 
-def test_unlink_uses_exitless_unlink_when_there_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unlink_goes_through_the_rows_backend(tmp_path: Path) -> None:
+    """ocall: one modeled exit; sync: one system call, no exit model; plaintext: plain
+    os.unlink, nothing counted; io_uring: on the ring, its only calls enters."""
     path = tmp_path / "f"
-    if not hasattr(exitless, "unlink"):
-        for backend, exits in (("ocall", 1), ("sync", 1), ("uring", 0), ("plaintext", 0)):
-            path.write_bytes(b"x")
-            assert smallfiles._unlink(str(path), backend) == {"total_exits": exits, "exits": 0} and not path.exists()
-    calls = []
-
-    def fake_unlink(p: str, backend: str) -> dict[str, int]:
-        calls.append((p, backend))
-        os.unlink(p)
-        return {"exits": 0 if backend == "uring" else 1, "total_exits": 0 if backend == "uring" else 1, "ops": 1}
-
-    monkeypatch.setattr(exitless, "unlink", fake_unlink, raising=False)
-    path.write_bytes(b"x")
-    assert smallfiles._unlink(str(path), "ocall") == {"total_exits": 1, "exits": 1} and not path.exists()
-    path.write_bytes(b"x")
-    assert smallfiles._unlink(str(path), "uring") == {"total_exits": 0, "exits": 0} and not path.exists()
-    path.write_bytes(b"x")
-    assert smallfiles._unlink(str(path), "plaintext") == {"total_exits": 0, "exits": 0} and not path.exists()
-    assert calls == [(str(path), "ocall"), (str(path), "uring")], "plaintext stays plain Python"
-
-
-def test_an_unlink_exit_the_backend_spun_for_is_not_charged_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the os.unlink stand-in nothing spins for the unlink's exit, so the model
-    charges it; through exitless.unlink the OCALL path spins for it itself (it is
-    among the backend's ``exits``), so it is not charged again."""
-    model, key = ExitModel(8200, 8.2), exitless.generate_key()  # 1 µs per exit
-    payloads = [os.urandom(FILE_SIZE) for _ in range(4)]
-
-    def unspun(out: dict[str, Any]) -> int:
-        c = out["counts"]
-        assert out["modeled_exit_cpu_s"] == pytest.approx((c["total_exits"] - c["exits"]) * 1e-6)
-        assert c["unlink_exits"] == len(payloads) and out["exits"] == c["total_exits"]
-        return c["total_exits"] - c["exits"]
-
-    monkeypatch.delattr(exitless, "unlink", raising=False)
-    stand_in = unspun(smallfiles.run_batch(str(tmp_path), payloads, "ocall", key, model))
-
-    def spun_unlink(p: str, backend: str) -> dict[str, int]:
-        os.unlink(p)
-        return {"exits": 1, "total_exits": 1}
-
-    monkeypatch.setattr(exitless, "unlink", spun_unlink, raising=False)
-    through_backend = unspun(smallfiles.run_batch(str(tmp_path), payloads, "ocall", key, model))
-    assert stand_in - through_backend == len(payloads)
+    expected = {"ocall": (1, 1), "sync": (0, 1), "plaintext": (0, 0)}
+    for backend in [*expected, *(["uring", "uring-nosqpoll"] if URING else [])]:
+        path.write_bytes(b"x")
+        got = smallfiles._unlink(str(path), backend)
+        assert not path.exists(), backend
+        if backend in expected:
+            assert (got["total_exits"], got["syscalls"]) == expected[backend], (backend, got)
+        else:
+            assert got["syscalls"] == got["total_exits"], (backend, got)

@@ -235,13 +235,11 @@ def modeled_exit_seconds(stats: Mapping[str, object], backend: str, cycles: int,
     model's price (``EXITLESS_OCALL_CYCLES``, or the point's own), at the measured
     TSC rate.
 
-    - ``ocall`` and ``switchless``: the backend's exits (``stats["exits"]``) already
-      spun the model's cycles on the thread that made them, so they are inside the
-      enclave-side CPU; only the stream's own syscalls (open, fallocate, close, ...)
-      and ``extra_exits`` are charged here.
-    - ``uring``: every counted exit (``io_uring_enter`` to wake the SQPOLL thread or
-      to block, and the stream's syscalls) made a real, cheap syscall instead of the
-      modeled exit, so every one is charged.
+    - ``ocall``, ``switchless`` and ``uring``: the backend's exits (``stats["exits"]``:
+      modeled OCALLs, and every ``io_uring_enter``, to wake the SQPOLL thread, to
+      submit or to block) already spun the model's cycles on the thread that made
+      them, so they are inside the enclave-side CPU; only the stream's own syscalls
+      (``stream_syscalls``: fcntl, lseek) and ``extra_exits`` are charged here.
     - ``sync`` (and ``plaintext``, which is ``sync`` unsealed): no exit model, the
       stream outside an enclave; nothing is charged (its syscalls are counted, not
       timed, as in the matrix).
@@ -249,7 +247,7 @@ def modeled_exit_seconds(stats: Mapping[str, object], backend: str, cycles: int,
     if backend in ("sync", "null", "plaintext"):
         return 0.0
     exits = int(stats.get("total_exits", 0)) + extra_exits  # type: ignore[call-overload]
-    if backend in ("ocall", "switchless"):
+    if backend in ("ocall", "switchless", "uring"):
         exits -= int(stats.get("exits", 0))  # type: ignore[call-overload]
     return max(exits, 0) * cycles / (ticks_per_ns * 1e9)
 

@@ -32,6 +32,8 @@ class Point:
     sealed: bool = True
     #: Spin this long for completions before blocking (io_uring), None: the default.
     spin_us: int | None = None
+    #: io_uring's SQPOLL thread: True, False, or None for the default (on).
+    sqpoll: bool | None = None
     #: One line for reports.
     about: str = ""
 
@@ -43,6 +45,9 @@ POINTS: dict[str, Point] = {p.label: p for p in (
                 "1 MiB IOs past the first MiB"),
     Point("uring-direct", "uring", direct=True,
           about="io_uring with O_DIRECT from the first byte: the equal-terms twin of ocall-8200-direct"),
+    Point("uring-nosqpoll", "uring", sqpoll=False,
+          about="io_uring without an SQPOLL thread: reads and writes batched into the enters that wait, each "
+                "enter an exit (charged as the OCALL path's)"),
     Point("switchless", "switchless", ocall_cycles=8200, about="host worker thread, exit only on fallback"),
     Point("ocall-8200", "ocall", ocall_cycles=8200, about="one modeled OCALL per pwrite, 8,200 cycles (Occlum hostfs today)"),
     Point("ocall-17000", "ocall", ocall_cycles=17000, about="the same at 17,000 cycles per exit"),
@@ -56,8 +61,8 @@ POINTS: dict[str, Point] = {p.label: p for p in (
     Point("sync-direct", "sync", direct=True, about="plain pwrite, O_DIRECT"),
     Point("uring-plaintext", "uring", sealed=False, about="io_uring writes without sealing"),
 )}
-DEFAULT_POINTS = ("uring", "uring-direct", "switchless", "ocall-8200", "ocall-17000", "ocall-8200-direct", "sync",
-                  "plaintext")
+DEFAULT_POINTS = ("uring", "uring-direct", "uring-nosqpoll", "switchless", "ocall-8200", "ocall-17000",
+                  "ocall-8200-direct", "sync", "plaintext")
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ def run_point(path: str, point: Point, segment_size: int, total: int, *, queue_d
     time, the stream's counters, and CPU by thread class (:mod:`.cpu`)."""
     model = model or ExitModel.current()
     opts = make_options(segment_size, backend=point.backend, direct=point.direct, ocall_cycles=point.ocall_cycles,
-                        queue_depth=queue_depth, uring_spin_us=point.spin_us, parallel=parallel)
+                        queue_depth=queue_depth, uring_spin_us=point.spin_us, uring_sqpoll=point.sqpoll,
+                        parallel=parallel)
     raw = ffi.new("ExitlessStats *")
     with ThreadCpu() as cpu:
         t0 = time.perf_counter()

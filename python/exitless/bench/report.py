@@ -75,8 +75,8 @@ COLUMN_NOTES = (
 )
 
 
-SMALL_COLUMNS = ("backend", "µs/file", "exits/file", "write+read+unlink", "enclave CPU µs/file", "kernel µs/file SQ+wq",
-                 "iou-wrk", "verified")
+SMALL_COLUMNS = ("backend", "µs/file", "exits/file", "write+read+unlink", "syscalls/file", "enclave CPU µs/file",
+                 "kernel µs/file SQ+wq", "iou-wrk", "verified")
 
 
 def small_file_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -90,6 +90,7 @@ def small_file_rows(results: dict[str, Any]) -> list[list[str]]:
             f"{r['us_per_file']:.0f}",
             f"{r['exits_per_file']:.2f}" if sealed else "",
             f"{r['write_exits_per_file']:g}+{r['read_exits_per_file']:g}+{r['unlink_exits_per_file']:g}" if sealed else "",
+            f"{r.get('syscalls_per_file') or 0:g}" if sealed else "",
             f"{r['enclave_cpu_us_per_file']:.0f}",
             _kernel_cell(r["sqpoll_cpu_us_per_file"], r["iowq_cpu_us_per_file"], ".0f"),
             _wrk_cell(r),

@@ -24,7 +24,7 @@ from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .matrix import ExitModel
 
 #: The backends of the row, in report order (``plaintext``: plain Python files).
-BACKENDS = ("uring", "ocall", "sync", "plaintext")
+BACKENDS = ("uring", "uring-nosqpoll", "ocall", "sync", "plaintext")
 FILE_SIZE = 5000
 #: Files per backend written, unreported, before the rounds.
 WARMUP_FILES = 20
@@ -33,30 +33,25 @@ CONTEXT = b"exitless-bench/small-files"
 _SUMMED = ("exits", "stream_syscalls", "total_exits", "syscalls", "uring_enters")
 
 
-def _unlink(path: str, backend: str) -> dict[str, int]:
-    """Removes ``path`` the way the row's ``backend`` would; returns the enclave exits
-    it counts: ``{"total_exits": all of them, "exits": those the backend's model
-    already spun for}`` (the names of ``stats()``).
+#: How each row opens its streams: the backend and its options.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "uring": {"backend": "uring"},
+    "uring-nosqpoll": {"backend": "uring", "uring_sqpoll": False},
+    "ocall": {"backend": "ocall"},
+    "sync": {"backend": "sync"},
+}
 
-    ``plaintext`` is plain Python: ``os.unlink``, nothing counted (no exit model, as
-    everywhere for plaintext). For the exitless backends this is the one place to
-    switch when ``exitless.unlink(path, backend=...)`` lands: it is used when present,
-    with the counters it returns. Until then ``os.unlink`` stands in, counted as 1
-    exit for ``ocall`` and ``sync`` (a syscall, so an exit in an enclave; nothing
-    spun for it) and as 0 for ``uring``, whose unlink is to go through the ring
-    (IORING_OP_UNLINKAT) without an exit. Today's os.unlink is a real syscall there
-    too: the uring figure anticipates that API by one exit per file."""
+
+def _unlink(path: str, backend: str) -> dict[str, int]:
+    """Removes ``path`` the way the row's ``backend`` would; returns its counters
+    (``total_exits``, ``exits``, ``syscalls``). ``plaintext`` is plain Python
+    (``os.unlink``, nothing counted); the others go through :func:`exitless.unlink`,
+    on the ring for io_uring."""
     if backend == "plaintext":
         os.unlink(path)
-        return {"total_exits": 0, "exits": 0}
-    unlink: Callable[..., Any] | None = getattr(exitless, "unlink", None)
-    if unlink is not None:
-        st = unlink(path, backend=backend)
-        if isinstance(st, dict) and "total_exits" in st:
-            return {"total_exits": int(st["total_exits"]), "exits": int(st.get("exits", 0))}
-    else:
-        os.unlink(path)
-    return {"total_exits": 0 if backend == "uring" else 1, "exits": 0}
+        return {"total_exits": 0, "exits": 0, "syscalls": 0}
+    st = exitless.unlink(path, **VARIANTS[backend])
+    return {name: int(st[name]) for name in ("total_exits", "exits", "syscalls")}  # type: ignore[call-overload]
 
 
 def _plain_file(path: str, data: bytes) -> bytes:
@@ -69,9 +64,9 @@ def _plain_file(path: str, data: bytes) -> bytes:
 def _sealed_file(path: str, data: bytes, key: Key, backend: str, counts: dict[str, int]) -> bytes:
     """Writes ``data`` to ``path`` in one call through a sealed writer, reads it back
     whole; adds both streams' counters (after close: the close included) to ``counts``."""
-    with open_spill(path, "wb", key, CONTEXT, backend=backend, parallel=False) as w:
+    with open_spill(path, "wb", key, CONTEXT, parallel=False, **VARIANTS[backend]) as w:
         w.write(data)
-    with open_spill(path, "rb", key, CONTEXT, backend=backend) as r:
+    with open_spill(path, "rb", key, CONTEXT, **VARIANTS[backend]) as r:
         back = r.read()
     for side, st in (("write", w.stats()), ("read", r.stats())):
         for name in _SUMMED:
@@ -101,12 +96,14 @@ def run_batch(directory: str, payloads: list[bytes], backend: str, key: Key,
             counts["total_exits"] += gone["total_exits"]
             counts["exits"] += gone["exits"]
             counts["unlink_exits"] += gone["total_exits"]
+            counts["syscalls"] += gone["syscalls"]
         wall = time.perf_counter() - t0
     u = cpu.usage
     exits_all = counts["total_exits"]
     # What no thread spun for: on the OCALL path the backend's own exits (the unlink's
     # too, through exitless.unlink) spun on the caller; see modeled_exit_seconds.
-    modeled = modeled_exit_seconds(counts, backend, model.cycles_per_exit, model.tsc_ticks_per_ns)
+    kind = VARIANTS[backend]["backend"] if backend in VARIANTS else backend
+    modeled = modeled_exit_seconds(counts, kind, model.cycles_per_exit, model.tsc_ticks_per_ns)
     return {
         "seconds": wall, "files_written": written, "files_read": read, "files_verified": verified,
         "files_left": sum(os.path.exists(p) for p in paths),
@@ -127,6 +124,9 @@ def _row(backend: str, files: int, runs: list[dict[str, Any]]) -> dict[str, Any]
         "us_per_file": round(mid["seconds"] * per, 1),
         "reps_us_per_file": [round(r["seconds"] * per, 1) for r in runs],
         "exits_per_file": round(mid["exits"] / files, 2) if sealed else None,
+        # System calls on the exitless path (io_uring: enters only): in an enclave,
+        # sync's would each be an exit too (it has no exit model of its own).
+        "syscalls_per_file": round(c["syscalls"] / files, 2) if sealed else None,
         "write_exits_per_file": round(c["write_exits"] / files, 2) if sealed else None,
         "read_exits_per_file": round(c["read_exits"] / files, 2) if sealed else None,
         "unlink_exits_per_file": round(c["unlink_exits"] / files, 2) if sealed else None,
@@ -177,7 +177,7 @@ def run_small_files(directory: str, files: int = 1000, reps: int = 3, backends: 
         leftovers = os.listdir(tmp)
     return {
         "files": files, "file_size": FILE_SIZE, "reps": reps,
-        "unlink": "exitless.unlink" if hasattr(exitless, "unlink") else "os.unlink",
+        "unlink": "exitless.unlink",
         "leftover_files": len(leftovers),
         "rows": [_row(b, files, runs[b]) for b in wanted],
         "skipped": skipped,
