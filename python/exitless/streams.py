@@ -694,11 +694,12 @@ def open_spill(
       disk-bound streams exit-less.
     - ``uring_sqpoll``: give io_uring rings an SQPOLL kernel thread, so submitting
       makes no system call (no exit), at the cost of a core the thread keeps busy
-      while streams run (and ``$EXITLESS_URING_SQ_IDLE_MS`` after: 1000 with 4 or
-      more CPUs, else 2); ``None``: ``$EXITLESS_URING_SQPOLL`` (0 or 1), else on.
-      ``False``: every ``io_uring_enter`` is an exit (reads and writes batched into
-      the waiting ones), and IO is cancelled if the thread that submitted it ends
-      first (docs/BENCHMARKS.md, "SQPOLL on two cores").
+      while streams run (and ``$EXITLESS_URING_SQ_IDLE_MS`` after); ``None``:
+      ``$EXITLESS_URING_SQPOLL`` (0 or 1), else on where 4 or more CPUs are
+      available. Without it every ``io_uring_enter`` is an exit (reads and writes
+      batched into the waiting ones) and no call returns with its IO in flight (the
+      kernel would cancel it with the thread); on two cores it is the faster path
+      (docs/BENCHMARKS.md, "SQPOLL on two cores").
     - ``parallel``: seal writes of two or more segments on the calling thread and
       the process-wide runtime's vCPUs together (``$EXITLESS_VCPUS``, default one
       per core; the runtime starts on first use). A stream whose IO is the

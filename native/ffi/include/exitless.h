@@ -192,8 +192,8 @@ typedef struct {
   /**
    * io_uring's SQPOLL kernel thread (submissions without a system call, at the
    * cost of a core it keeps busy while streams run): 1 on, 0 off, -1 takes
-   * EXITLESS_URING_SQPOLL, else on. Without it every `io_uring_enter` is an exit,
-   * and IO a thread submitted is cancelled if that thread ends first.
+   * EXITLESS_URING_SQPOLL, else on where 4 or more CPUs are available. Without it
+   * every `io_uring_enter` is an exit, and no call returns with its IO in flight.
    */
   int8_t uring_sqpoll;
   /**

@@ -274,6 +274,12 @@ pub trait Backend: Send {
     }
     /// Operations in flight.
     fn in_flight(&self) -> usize;
+    /// Whether operations in flight belong to the thread that submitted them, so
+    /// that it must not end before they complete (the kernel cancels them): io_uring
+    /// without an SQPOLL thread. Streams then let nothing stay in flight past a call.
+    fn thread_bound(&self) -> bool {
+        false
+    }
     /// Flushes `fd` to stable storage (call after waiting for its writes).
     fn fsync(&mut self, fd: RawFd) -> Result<()>;
     /// What the backend did so far.

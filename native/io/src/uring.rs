@@ -82,15 +82,27 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// Whether rings use an SQPOLL thread: `EXITLESS_URING_SQPOLL` (0 or 1), else yes.
+/// Whether rings use an SQPOLL thread: `EXITLESS_URING_SQPOLL` (0 or 1), else only
+/// where [`SQPOLL_MIN_CPUS`] or more CPUs are available to the process.
 ///
-/// Without one, every `io_uring_enter` is an exit (reads and writes are batched
-/// into the enters that wait), and requests the kernel hands to its io-wq workers
-/// belong to the thread that submitted them: if that thread ends first, they are
-/// cancelled (the stream then fails with ECANCELED). With one, the SQPOLL thread
-/// submits, and outlives every caller.
+/// The SQPOLL thread makes submitting free of exits, and spins a core while streams
+/// run. With cores to spare (an enclave's host) that is the exit-less path; with
+/// two, the spinning thread takes half the machine from the application and the
+/// kernel's IO workers: measured here, a ring without it wrote 1.1–1.4× as fast and
+/// a PySpark job's sealed spills cost −1% instead of +56% (docs/BENCHMARKS.md,
+/// "SQPOLL on two cores"). Without one, every `io_uring_enter` is an exit (reads
+/// and writes are batched into the enters that wait), and IO in flight belongs to
+/// the thread that submitted it (the kernel cancels it if that thread ends first),
+/// so streams let none stay in flight past a call ([`Backend::thread_bound`]).
 pub fn sqpoll_default() -> bool {
-    env_u64("EXITLESS_URING_SQPOLL").is_none_or(|v| v != 0)
+    match env_u64("EXITLESS_URING_SQPOLL") {
+        Some(v) => v != 0,
+        None => available_cpus() >= SQPOLL_MIN_CPUS,
+    }
+}
+
+fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// How long the SQPOLL thread spins idle before it sleeps: `EXITLESS_URING_SQ_IDLE_MS`,
@@ -103,9 +115,7 @@ pub fn sqpoll_default() -> bool {
 pub fn sq_idle_ms() -> u32 {
     match env_u64("EXITLESS_URING_SQ_IDLE_MS") {
         Some(v) => v.min(60_000) as u32,
-        None if std::thread::available_parallelism().map_or(1, usize::from) >= SQPOLL_MIN_CPUS => {
-            DEFAULT_SQ_IDLE_MS
-        }
+        None if available_cpus() >= SQPOLL_MIN_CPUS => DEFAULT_SQ_IDLE_MS,
         None => SHORT_SQ_IDLE_MS,
     }
 }
@@ -117,7 +127,8 @@ fn batch_default() -> bool {
     *BATCH.get_or_init(|| env_u64("EXITLESS_URING_BATCH").is_none_or(|v| v != 0))
 }
 
-/// Fewest CPUs for which the SQPOLL thread idles [`DEFAULT_SQ_IDLE_MS`].
+/// Fewest CPUs for which rings have an SQPOLL thread by default, idling
+/// [`DEFAULT_SQ_IDLE_MS`].
 pub const SQPOLL_MIN_CPUS: usize = 4;
 
 /// SQPOLL idle time where fewer than [`SQPOLL_MIN_CPUS`] CPUs are available.
@@ -579,6 +590,10 @@ impl Backend for UringBackend {
 
     fn in_flight(&self) -> usize {
         self.slots.in_flight()
+    }
+
+    fn thread_bound(&self) -> bool {
+        !self.is_sqpoll()
     }
 
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {

@@ -165,6 +165,19 @@ impl Pipe {
         Ok(())
     }
 
+    /// Where IO in flight belongs to the thread that submitted it (io_uring without
+    /// SQPOLL: the kernel cancels it if that thread ends), waits until none is in
+    /// flight; what is staged stays staged (no thread owns it yet). Called before a
+    /// stream's public call returns.
+    pub(crate) fn settle(&mut self) -> Result<(), PipeError> {
+        if self.backend.peek().thread_bound() {
+            while self.in_flight.iter().any(Option::is_some) {
+                self.wait()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `f` on the backend (after [`drain`](Self::drain): nothing is staged).
     pub(crate) fn with_backend<R>(&mut self, f: impl FnOnce(&mut dyn exitless_io::Backend) -> R) -> R {
         f(self.backend.get())

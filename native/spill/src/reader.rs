@@ -177,6 +177,7 @@ impl SpillReader {
             }
             other => other,
         })?;
+        reader.settle()?;
         Ok(reader)
     }
 
@@ -541,7 +542,20 @@ impl SpillReader {
             self.pos += n as u64;
         }
         self.plaintext_bytes += done as u64;
+        self.settle()?;
         Ok(done)
+    }
+
+    /// Where IO in flight belongs to the thread that submitted it (io_uring without
+    /// SQPOLL), waits for the read-ahead in flight (keeping what it read) before a
+    /// call returns: the kernel would cancel it if this thread ended.
+    fn settle(&mut self) -> SpillResult {
+        if self.backend.peek().thread_bound() {
+            while self.slots.iter().any(|s| matches!(s, Slot::Pending(_))) {
+                self.wait_some()?;
+            }
+        }
+        Ok(())
     }
 
     /// Moves the position like lseek: `whence` 0 = start, 1 = current, 2 = end.

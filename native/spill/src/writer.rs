@@ -308,7 +308,12 @@ impl SpillWriter {
 
     /// Appends plaintext. A full segment is sealed only once more data follows it,
     /// because the final segment must carry the last flag.
-    pub fn write(&mut self, mut data: &[u8]) -> SpillResult {
+    pub fn write(&mut self, data: &[u8]) -> SpillResult {
+        self.append(data)?;
+        self.pipe.settle().map_err(|e| self.io_failed(e))
+    }
+
+    fn append(&mut self, mut data: &[u8]) -> SpillResult {
         self.check_open()?;
         while !data.is_empty() {
             let capacity = self.layout.capacity(self.index);
