@@ -176,6 +176,10 @@ def test_the_main_job_runs_spark_with_and_without_exitless(tmp_path: Path) -> No
     sealed = [r for job in spark["jobs"].values() for r in job["sealed_per_run"]]
     assert sum(r["files_written"] for r in sealed) > 0, "the exitless runs sealed spill files"
     assert all(r["files_read"] == r["files_written"] for r in sealed)
+    if exitless.backends()["uring"]["available"]:
+        # The hook's default (auto) puts every spill file through io_uring, and says so.
+        assert all(r["files_written_uring"] == r["files_written"] for r in sealed)
+        assert "of them through io_uring" in proc.stdout
     assert results["summary"]["spark_overhead"] == spark["total"]["overhead"]
     assert "spark.png" in results["plots"].values() and "Spark (local[2]" in proc.stdout
     assert "Integrity:" in proc.stdout and "flipped byte refused" in proc.stdout

@@ -130,13 +130,15 @@ def _spark_lines(results: dict[str, Any]) -> list[str]:
     cfg, total = spark["config"], spark["total"]
     files = sum(int(run["files_written"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
     read = sum(int(run["files_read"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
+    uring = sum(int(run.get("files_written_uring", 0)) for j in spark["jobs"].values() for run in j["sealed_per_run"])
     lines = [f"Spark (local[2], {cfg['n']:,} records, spark.python.worker.memory={cfg['python_worker_memory']}, "
              f"backend {cfg['backend']}, median of {cfg['reps']}):"]
     for job, j in spark["jobs"].items():
         lines.append(f"  {job:12} plain {j['plain_median']:6.2f} s   exitless {j['exitless_median']:6.2f} s   "
                      f"overhead {j['overhead']:+.1%}")
     lines.append(f"  {'all jobs':12} plain {total['plain_median_sum']:6.2f} s   exitless {total['exitless_median_sum']:6.2f} s   "
-                 f"overhead {total['overhead']:+.1%}   ({files:,} spill files sealed, {read:,} read back)")
+                 f"overhead {total['overhead']:+.1%}   ({files:,} spill files sealed, {uring:,} of them through "
+                 f"io_uring, {read:,} read back)")
     return lines
 
 

@@ -142,11 +142,12 @@ def _builder(app: str, local_dir: Path, memory: str, parts: int) -> Any:
 
 
 def _stats_totals(stats_dir: Path) -> dict[str, int]:
-    out = {"files_written": 0, "bytes_written": 0, "sealed_bytes_written": 0, "files_read": 0}
+    out = {"files_written": 0, "bytes_written": 0, "sealed_bytes_written": 0, "files_read": 0,
+           "files_written_uring": 0, "files_read_uring": 0}
     if stats_dir.is_dir():
         for entry in iter_stats_files(stats_dir):
             for k in out:
-                out[k] += int(entry[k])
+                out[k] += int(entry.get(k, 0))
     return out
 
 

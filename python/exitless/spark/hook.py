@@ -94,16 +94,14 @@ TASK_LOG_ENV = "EXITLESS_SPARK_TASK_LOG"
 # Spill files are many and small: a groupByKey of 2M pairs with 32 MiB of worker
 # memory writes ~3,600 files of ~5 KB (shared/DESIGN.md, "Machine facts"), and
 # ExternalMerger opens 59 of them at once. What matters is the cost per file, not
-# streaming throughput. Measured here (2 vCPUs, 300 files of 5 KB, write / read):
-#   sealed, "sync"      ~0.17 ms / ~0.09 ms per file
-#   sealed, "uring"     ~0.28 ms / ~0.09 ms per file (a stream starts buffered and
-#                       turns to O_DIRECT only past 8 MiB; before that change ~1 ms)
-# and for a one-segment file io_uring saves no exit: binding the file to the ring
-# (one register call) costs the exit its single pwrite would. Its exit-less steady
-# state pays off for long streams, which PySpark spills are not. So the default is
-# "sync" (one pwrite per ~5 KB file); EXITLESS_SPARK_BACKEND=uring (or "ocall", to
-# model enclave exits) overrides it.
-DEFAULT_BACKEND = "sync"
+# streaming throughput. A spill file's whole life (open, write, close, open, read,
+# close, unlink) goes through the io_uring ring too, and the `make run` Spark jobs
+# (local[2], spark.python.worker.memory=8m, 2 vCPUs) cost the same with every spill
+# file through io_uring as with "sync" (overhead -0.8% vs -1.7%; docs/BENCHMARKS.md),
+# where "sync" in an enclave is an exit per call. So the default is "auto" (io_uring
+# where it works, else "sync"); EXITLESS_SPARK_BACKEND=sync (or "ocall", to model
+# enclave exits) overrides it.
+DEFAULT_BACKEND = "auto"
 # Segments in flight per stream: spill files are one or a few 64 KiB segments.
 QUEUE_DEPTH = 2
 # Buffer between pickle's many small writes and the native stream (one segment).
@@ -134,6 +132,9 @@ class SpillStats:
     sealed_bytes_written: int = 0
     files_read: int = 0
     bytes_read: int = 0
+    #: Of those, the files written and read through io_uring (the stream's own counters say).
+    files_written_uring: int = 0
+    files_read_uring: int = 0
     started: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, object]:
@@ -361,6 +362,7 @@ def _record_written(writer: SealedWriter) -> None:
     if final is not None:
         state.stats.bytes_written += int(final["plaintext_bytes"])
         state.stats.sealed_bytes_written += int(final["bytes"])
+        state.stats.files_written_uring += final["backend"] == "uring"
     _publish(state)
 
 
@@ -368,6 +370,7 @@ def _record_read(reader: SealedReader) -> None:
     state = _current()
     state.stats.files_read += 1
     state.stats.bytes_read += reader.size
+    state.stats.files_read_uring += reader.stats()["backend"] == "uring"
 
 
 # ---------------------------------------------------------------------------
@@ -826,14 +829,20 @@ def check_pyspark(pyspark: types.ModuleType, shuffle: types.ModuleType) -> str:
 
 
 def _resolve_backend() -> str:
+    """The concrete backend spill files use: ``auto`` becomes ``uring`` where io_uring
+    works, else ``sync`` (said once in the executor log)."""
     backend = os.environ.get(BACKEND_ENV, "").strip() or DEFAULT_BACKEND
     allowed = ("auto", *BACKENDS)
     if backend not in allowed:
         raise HookError(f"{_LOG_PREFIX}: {BACKEND_ENV}={backend!r} is not an exitless backend; choose one of {', '.join(allowed)}")
-    if backend == "uring":  # only io_uring can be missing; probing it sets up a ring, so only then
+    if backend in ("uring", "auto"):  # only io_uring can be missing; probing it sets up a ring, so only then
         info = _exitless_backends()["uring"]
         if not info["available"]:
-            raise HookError(f"{_LOG_PREFIX}: {BACKEND_ENV}='uring' does not work here: {info['reason']}")
+            if backend == "uring":
+                raise HookError(f"{_LOG_PREFIX}: {BACKEND_ENV}='uring' does not work here: {info['reason']}")
+            _log(f"io_uring does not work here ({info['reason']}); spill files use the sync backend")
+            return "sync"
+        return "uring"
     return backend
 
 
