@@ -109,7 +109,7 @@ def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(quick: tup
     small = results["small_files"]
     assert results["config"]["small_files"] == small["files"] == 200, "--quick: 200 files per backend"
     assert small["file_size"] == 5000 and small["leftover_files"] == 0
-    assert [r["backend"] for r in small["rows"]] == (["uring", "uring-nosqpoll"] if uring else []) + ["ocall", "sync", "plaintext"]
+    assert [r["backend"] for r in small["rows"]] == (["uring", "uring-sqpoll", "uring-nosqpoll"] if uring else []) + ["ocall", "sync", "plaintext"]
     for r in small["rows"]:
         assert r["files_written"] == r["files_read"] == r["files_verified"] == 200 * small["reps"]
         assert isinstance(r["us_per_file"], float) and isinstance(r["enclave_cpu_us_per_file"], float)

@@ -27,7 +27,7 @@ def row(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_backend_writes_reads_back_and_unlinks_every_file(row: dict[str, Any]) -> None:
     assert row["files"] == FILES and row["file_size"] == FILE_SIZE == 5000 and row["reps"] == REPS
     backends = [r["backend"] for r in row["rows"]]
-    assert backends == (["uring", "uring-nosqpoll"] if URING else []) + ["ocall", "sync", "plaintext"]
+    assert backends == (["uring", "uring-sqpoll", "uring-nosqpoll"] if URING else []) + ["ocall", "sync", "plaintext"]
     assert ("uring" in row["skipped"]) == (not URING)
     assert row["unlink"] == "exitless.unlink"
     for r in row["rows"]:
@@ -51,7 +51,7 @@ def test_exits_per_file_add_up_and_are_exact_where_they_do_not_depend_on_timing(
     ocall = rows["ocall"]
     assert (ocall["write_exits_per_file"], ocall["read_exits_per_file"], ocall["unlink_exits_per_file"]) == (3, 5, 1)
     assert (rows["sync"]["exits_per_file"], rows["sync"]["syscalls_per_file"]) == (0, 7)
-    for name in ("uring", "uring-nosqpoll"):
+    for name in ("uring", "uring-sqpoll", "uring-nosqpoll"):
         if name in rows:
             assert rows[name]["syscalls_per_file"] == rows[name]["exits_per_file"], "every system call is an enter"
 
@@ -82,7 +82,7 @@ def test_unlink_goes_through_the_rows_backend(tmp_path: Path) -> None:
     os.unlink, nothing counted; io_uring: on the ring, its only calls enters."""
     path = tmp_path / "f"
     expected = {"ocall": (1, 1), "sync": (0, 1), "plaintext": (0, 0)}
-    for backend in [*expected, *(["uring", "uring-nosqpoll"] if URING else [])]:
+    for backend in [*expected, *(["uring", "uring-sqpoll", "uring-nosqpoll"] if URING else [])]:
         path.write_bytes(b"x")
         got = smallfiles._unlink(str(path), backend)
         assert not path.exists(), backend

@@ -45,9 +45,11 @@ POINTS: dict[str, Point] = {p.label: p for p in (
                 "1 MiB IOs past the first MiB"),
     Point("uring-direct", "uring", direct=True,
           about="io_uring with O_DIRECT from the first byte: the equal-terms twin of ocall-8200-direct"),
+    Point("uring-sqpoll", "uring", sqpoll=True,
+          about="io_uring with an SQPOLL thread (the default with 4 or more CPUs): submitting makes no exit"),
     Point("uring-nosqpoll", "uring", sqpoll=False,
-          about="io_uring without an SQPOLL thread: reads and writes batched into the enters that wait, each "
-                "enter an exit (charged as the OCALL path's)"),
+          about="io_uring without an SQPOLL thread (the default below 4 CPUs): reads and writes batched into the "
+                "enters that wait, each enter an exit (charged as the OCALL path's)"),
     Point("switchless", "switchless", ocall_cycles=8200, about="host worker thread, exit only on fallback"),
     Point("ocall-8200", "ocall", ocall_cycles=8200, about="one modeled OCALL per pwrite, 8,200 cycles (Occlum hostfs today)"),
     Point("ocall-17000", "ocall", ocall_cycles=17000, about="the same at 17,000 cycles per exit"),
@@ -61,7 +63,7 @@ POINTS: dict[str, Point] = {p.label: p for p in (
     Point("sync-direct", "sync", direct=True, about="plain pwrite, O_DIRECT"),
     Point("uring-plaintext", "uring", sealed=False, about="io_uring writes without sealing"),
 )}
-DEFAULT_POINTS = ("uring", "uring-direct", "uring-nosqpoll", "switchless", "ocall-8200", "ocall-17000",
+DEFAULT_POINTS = ("uring", "uring-direct", "uring-sqpoll", "uring-nosqpoll", "switchless", "ocall-8200", "ocall-17000",
                   "ocall-8200-direct", "sync", "plaintext")
 
 

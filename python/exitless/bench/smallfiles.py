@@ -24,7 +24,7 @@ from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .matrix import ExitModel
 
 #: The backends of the row, in report order (``plaintext``: plain Python files).
-BACKENDS = ("uring", "uring-nosqpoll", "ocall", "sync", "plaintext")
+BACKENDS = ("uring", "uring-sqpoll", "uring-nosqpoll", "ocall", "sync", "plaintext")
 FILE_SIZE = 5000
 #: Files per backend written, unreported, before the rounds.
 WARMUP_FILES = 20
@@ -36,6 +36,7 @@ _SUMMED = ("exits", "stream_syscalls", "total_exits", "syscalls", "uring_enters"
 #: How each row opens its streams: the backend and its options.
 VARIANTS: dict[str, dict[str, Any]] = {
     "uring": {"backend": "uring"},
+    "uring-sqpoll": {"backend": "uring", "uring_sqpoll": True},
     "uring-nosqpoll": {"backend": "uring", "uring_sqpoll": False},
     "ocall": {"backend": "ocall"},
     "sync": {"backend": "sync"},
@@ -170,7 +171,7 @@ def run_small_files(directory: str, files: int = 1000, reps: int = 3, backends: 
             for b in wanted:
                 runs[b].append(run_batch(tmp, payloads, b, key, model))
                 exitless.release_backends()
-                if b == "uring":
+                if b.startswith("uring"):
                     settle_sqpoll()  # the SQPOLL thread's idle second, off the next batch
                 if step:
                     step(b)
