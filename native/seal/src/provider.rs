@@ -57,59 +57,70 @@ impl SegmentAead {
     }
 }
 
-#[cfg(feature = "aws-lc")]
-mod imp {
-    use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
-    use aws_lc_rs::hkdf;
+/// The body shared by the two providers with ring's API (aws-lc-rs mirrors it):
+/// `NAME`, `hkdf_sha256` and `Key` with `new` and `seal`; each module adds `open`,
+/// whose signature differs between the two.
+#[cfg(any(feature = "ring", feature = "aws-lc"))]
+macro_rules! ring_style_provider {
+    ($krate:ident, $name:literal) => {
+        use $krate::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+        use $krate::hkdf;
 
-    use crate::error::{Error, Result};
-    use crate::header::Algorithm;
-    use crate::layout::TAG_LEN;
+        use crate::error::{Error, Result};
+        use crate::header::Algorithm;
+        use crate::layout::TAG_LEN;
 
-    pub(crate) const NAME: &str = "aws-lc";
+        pub(crate) const NAME: &str = $name;
 
-    pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
-        struct Len32;
-        impl hkdf::KeyType for Len32 {
-            fn len(&self) -> usize {
-                32
+        pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
+            struct Len32;
+            impl hkdf::KeyType for Len32 {
+                fn len(&self) -> usize {
+                    32
+                }
+            }
+            hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
+                .extract(ikm)
+                .expand(info, Len32)
+                .and_then(|okm_| okm_.fill(okm))
+                .expect("32 bytes is within HKDF-SHA256's output limit");
+        }
+
+        pub(crate) struct Key(LessSafeKey);
+
+        impl Key {
+            pub(crate) fn new(algorithm: Algorithm, key: &[u8; 32]) -> Self {
+                let alg = match algorithm {
+                    Algorithm::Aes256Gcm => &aead::AES_256_GCM,
+                    Algorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+                };
+                let unbound = UnboundKey::new(alg, key).expect("both algorithms take 32-byte keys");
+                Self(LessSafeKey::new(unbound))
+            }
+
+            pub(crate) fn seal(&self, nonce: &[u8; 12], data: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+                let tag = self
+                    .0
+                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::empty(), data)
+                    .map_err(|_| Error::invalid("segment too large for the AEAD"))?;
+                let mut out = [0u8; TAG_LEN];
+                out.copy_from_slice(tag.as_ref());
+                Ok(out)
             }
         }
-        // aws-lc-rs's `Prk` zeroizes the secret it holds when dropped.
-        hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
-            .extract(ikm)
-            .expand(info, Len32)
-            .and_then(|okm_| okm_.fill(okm))
-            .expect("32 bytes is within HKDF-SHA256's output limit");
-    }
+    };
+}
 
-    /// The key schedule lives in AWS-LC's `EVP_AEAD_CTX`, allocated with
-    /// `OPENSSL_malloc`; dropping the key frees it with `OPENSSL_free`, which
-    /// cleanses the allocation first (unless the process installs AWS-LC's
-    /// `OPENSSL_memory_*` allocator hooks, which exitless does not). `Wiped` clears
-    /// the pointer left here.
-    pub(crate) struct Key(LessSafeKey);
+/// AWS-LC: the key schedule lives in its `EVP_AEAD_CTX`, allocated with
+/// `OPENSSL_malloc`; dropping the key frees it with `OPENSSL_free`, which cleanses
+/// the allocation first (unless the process installs AWS-LC's `OPENSSL_memory_*`
+/// allocator hooks, which exitless does not); `Wiped` clears the pointer left here.
+/// aws-lc-rs's HKDF `Prk` zeroizes the secret it holds when dropped.
+#[cfg(feature = "aws-lc")]
+mod imp {
+    ring_style_provider!(aws_lc_rs, "aws-lc");
 
     impl Key {
-        pub(crate) fn new(algorithm: Algorithm, key: &[u8; 32]) -> Self {
-            let alg = match algorithm {
-                Algorithm::Aes256Gcm => &aead::AES_256_GCM,
-                Algorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
-            };
-            let unbound = UnboundKey::new(alg, key).expect("both algorithms take 32-byte keys");
-            Self(LessSafeKey::new(unbound))
-        }
-
-        pub(crate) fn seal(&self, nonce: &[u8; 12], data: &mut [u8]) -> Result<[u8; TAG_LEN]> {
-            let tag = self
-                .0
-                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::empty(), data)
-                .map_err(|_| Error::invalid("segment too large for the AEAD"))?;
-            let mut out = [0u8; TAG_LEN];
-            out.copy_from_slice(tag.as_ref());
-            Ok(out)
-        }
-
         pub(crate) fn open(&self, nonce: &[u8; 12], data: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
             let nonce = Nonce::assume_unique_for_key(*nonce);
             self.0.open_in_place_separate_tag(nonce, Aad::empty(), tag, data).is_ok()
@@ -119,51 +130,9 @@ mod imp {
 
 #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
 mod imp {
-    use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
-    use ring::hkdf;
-
-    use crate::error::{Error, Result};
-    use crate::header::Algorithm;
-    use crate::layout::TAG_LEN;
-
-    pub(crate) const NAME: &str = "ring";
-
-    pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]], okm: &mut [u8; 32]) {
-        struct Len32;
-        impl hkdf::KeyType for Len32 {
-            fn len(&self) -> usize {
-                32
-            }
-        }
-        hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
-            .extract(ikm)
-            .expand(info, Len32)
-            .and_then(|okm_| okm_.fill(okm))
-            .expect("32 bytes is within HKDF-SHA256's output limit");
-    }
-
-    pub(crate) struct Key(LessSafeKey);
+    ring_style_provider!(ring, "ring");
 
     impl Key {
-        pub(crate) fn new(algorithm: Algorithm, key: &[u8; 32]) -> Self {
-            let alg = match algorithm {
-                Algorithm::Aes256Gcm => &aead::AES_256_GCM,
-                Algorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
-            };
-            let unbound = UnboundKey::new(alg, key).expect("both algorithms take 32-byte keys");
-            Self(LessSafeKey::new(unbound))
-        }
-
-        pub(crate) fn seal(&self, nonce: &[u8; 12], data: &mut [u8]) -> Result<[u8; TAG_LEN]> {
-            let tag = self
-                .0
-                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::empty(), data)
-                .map_err(|_| Error::invalid("segment too large for the AEAD"))?;
-            let mut out = [0u8; TAG_LEN];
-            out.copy_from_slice(tag.as_ref());
-            Ok(out)
-        }
-
         pub(crate) fn open(&self, nonce: &[u8; 12], data: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
             let nonce = Nonce::assume_unique_for_key(*nonce);
             self.0.open_in_place_separate_tag(nonce, Aad::empty(), (*tag).into(), data, 0..).is_ok()
