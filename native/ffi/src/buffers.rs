@@ -219,7 +219,7 @@ pub unsafe extern "C" fn exitless_ocall_model(out: *mut ExitlessOcallModel) -> E
 /// parallel sealing (wiped). Streams still open keep theirs.
 #[no_mangle]
 pub extern "C" fn exitless_release_backends() {
-    exitless_spill::options::clear_pool();
+    exitless_spill::pool::clear_pool();
 }
 
 /// What the process holds for its streams (leak checks: once every handle is

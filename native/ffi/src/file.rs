@@ -13,7 +13,7 @@ pub(crate) fn seal_into(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> FfiResult<usize> {
-    let (salt, prefix) = exitless_spill::writer::fresh_randomness()?;
+    let (salt, prefix) = exitless_spill::randomness::fresh_randomness()?;
     exitless_seal::seal_into(key, params, context, salt, prefix, plaintext, out)
         .map_err(|e| FfiError::seal(&e, "<buffer>"))
 }

@@ -53,14 +53,7 @@ impl BackendKind {
     }
 }
 
-/// Read or write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpKind {
-    /// Read from the file into the slot's buffer.
-    Read,
-    /// Write the slot's buffer to the file.
-    Write,
-}
+pub use crate::op::OpKind;
 
 /// The outcome of one submitted operation.
 #[derive(Debug)]

@@ -33,8 +33,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::backend::OpKind;
 use crate::errno;
+use crate::op::OpKind;
 
 /// What happens to the first attempt of one operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,6 +22,7 @@
 //! - [`faults`]: fault injection ([`faults::FaultPlan`]: ENOSPC, EIO, EINTR or a short
 //!   transfer at the n-th read or write of a stream), which every syscall backend
 //!   applies where it meets the kernel ([`Backend::set_faults`]).
+//! - [`op`]: [`OpKind`], read or write, which backends and fault plans both name.
 //!
 //! With the `std` feature (default) — these make syscalls, spawn threads, read the
 //! clock or the environment, or lock a `std::sync::Mutex`:
@@ -46,6 +47,7 @@ pub mod backend;
 pub mod errno;
 pub mod error;
 pub mod faults;
+pub mod op;
 pub mod ring;
 pub mod untrusted;
 pub mod validate;

@@ -5,17 +5,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::error::{Error, Result};
-use crate::layout::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
+pub use crate::limits::{HEADER_LEN, MAX_ENVELOPE_LEN, MAX_HEADER_LEN, V2_FIXED_LEN};
+use crate::limits::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
 
-/// Header length of format version 1. Positions in a stream come from
-/// [`Header::len`] (or [`crate::Layout`]), never from this constant.
-pub const HEADER_LEN: usize = 68;
-/// Length of the fixed part of a version-2 header (the envelope follows it).
-pub const V2_FIXED_LEN: usize = 72;
-/// Largest key envelope a version-2 header carries.
-pub const MAX_ENVELOPE_LEN: usize = 1024;
-/// Largest header of any version: 72 + 1024 bytes.
-pub const MAX_HEADER_LEN: usize = V2_FIXED_LEN + MAX_ENVELOPE_LEN;
 /// Salt length.
 pub const SALT_LEN: usize = 32;
 /// Nonce prefix length.

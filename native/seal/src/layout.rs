@@ -5,16 +5,8 @@
 //! The header length `H` is 68 in version 1 and 72 + envelope length in version 2.
 
 use crate::error::{Error, Result};
-use crate::header::{HEADER_LEN, MAX_HEADER_LEN, V2_FIXED_LEN};
-
-/// AEAD tag length.
-pub const TAG_LEN: usize = 16;
-/// Smallest segment size the format allows.
-pub const MIN_SEGMENT_SIZE: u32 = 256;
-/// Largest segment size the format allows (1 GiB).
-pub const MAX_SEGMENT_SIZE: u32 = 1 << 30;
-/// Most segments a stream may have (the index is a u32 in the nonce).
-pub const MAX_SEGMENTS: u64 = 1 << 32;
+use crate::limits::{HEADER_LEN, MAX_HEADER_LEN, V2_FIXED_LEN};
+pub use crate::limits::{MAX_SEGMENTS, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
 
 /// Segment geometry of a stream with a given segment size and header length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

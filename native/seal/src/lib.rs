@@ -12,6 +12,7 @@
 //! - [`key`]: [`DataKey`], 32 secret bytes, zeroized on drop, never printed.
 //! - [`header`]: [`Header`] (parse, build) and [`Algorithm`].
 //! - [`layout`]: [`Layout`], where each segment lives and how big it is.
+//! - [`limits`]: the format's sizes (tag, segment bounds, header lengths), shared by both.
 //! - [`stream`]: [`Encryptor`] and [`Decryptor`], one segment at a time; plus
 //!   [`seal_into`] / [`open_into`] (and `_to_vec`) for whole buffers.
 //! - [`error`]: [`Error`], with the format's two error classes.
@@ -47,6 +48,7 @@ pub mod error;
 pub mod header;
 pub mod key;
 pub mod layout;
+pub mod limits;
 pub mod stream;
 
 mod provider;

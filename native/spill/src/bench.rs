@@ -8,7 +8,9 @@ use exitless_io::FileOp;
 use exitless_seal::DataKey;
 
 use crate::error::{SpillError, SpillResult};
-use crate::options::{checkout, SpillOptions, DIRECT_ALIGN};
+use crate::memory::DIRECT_ALIGN;
+use crate::options::SpillOptions;
+use crate::pool::checkout;
 use crate::reader::SpillReader;
 use crate::stats::{delta, StreamStats};
 use crate::writer::SpillWriter;

@@ -7,7 +7,8 @@ use std::ffi::CString;
 use exitless_io::{Backend, FileStat, FileType, RawFd};
 
 use crate::error::{SpillError, SpillResult};
-use crate::options::{checkout_any, DIRECT_ALIGN};
+use crate::memory::DIRECT_ALIGN;
+use crate::pool::checkout_any;
 use crate::stats::StreamStats;
 use crate::SpillOptions;
 

@@ -14,15 +14,18 @@
 //! segment that grows with the data; nothing is sized from an unauthenticated
 //! header field.
 //!
-//! Map of the crate:
-//! - `pipe`: where sealed segments go: straight to the backend, or through an IO
-//!   driver whose completions the runtime's vCPUs poll.
-//! - [`memory`]: how much memory a stream takes ([`memory::IO_SIZE`] per IO,
-//!   [`memory::MAX_STREAM_BUFFERS`] per stream), trusted buffers that grow with the data.
-//! - [`options`]: [`SpillOptions`], [`BackendChoice`], and building a backend.
+//! Map of the crate (arrows run down the list: a module uses only those below it):
+//! - [`writer`]: the [`SpillWriter`]; [`reader`]: the [`SpillReader`].
+//! - [`bench`]: benchmark drivers (sealed and plaintext streams with one IO pattern).
+//! - `pipe`: where sealed segments go: gathered into IO-sized writes, to the backend.
 //! - `file`: a stream's file, opened, checked, closed and deleted ([`unlink`])
 //!   through its backend: on io_uring, a spill file's whole life makes no exit.
-//! - [`writer`]: the [`SpillWriter`].
+//! - [`pool`]: where a stream's backend comes from (pooled per process).
+//! - [`options`]: [`SpillOptions`], [`BackendChoice`], [`UringTuning`].
+//! - `sealing`: parallel sealing on a runtime's vCPUs, and its pooled chunk buffers.
+//! - [`randomness`]: a fresh salt and nonce prefix for a new stream.
+//! - [`memory`]: how much memory a stream takes ([`memory::IO_SIZE`] per IO,
+//!   [`memory::MAX_STREAM_BUFFERS`] per stream), trusted buffers that grow with the data.
 //! - [`runtime`]: the process-wide runtime, started lazily.
 //! - [`reader`]: the [`SpillReader`].
 //! - [`error`]: [`SpillError`], which keeps the format's error classes apart from IO errors.
@@ -35,14 +38,18 @@ mod file;
 pub mod memory;
 pub mod options;
 mod pipe;
+pub mod pool;
+pub mod randomness;
 pub mod reader;
 pub mod runtime;
+mod sealing;
 pub mod stats;
 pub mod writer;
 
 pub use error::{SpillError, SpillResult};
 pub use file::unlink;
-pub use options::{resources, BackendChoice, Resources, SpillOptions, UringTuning};
+pub use options::{BackendChoice, SpillOptions, UringTuning};
+pub use pool::{resources, Resources};
 pub use reader::{inspect, Inspection, SpillReader};
 pub use stats::StreamStats;
 pub use writer::SpillWriter;

@@ -28,6 +28,9 @@ const INITIAL: usize = 1 << 20;
 
 const PAGE: usize = 4096;
 
+/// Direct IO needs block-aligned offsets and lengths: segment sizes that are whole pages.
+pub(crate) const DIRECT_ALIGN: u64 = 4096;
+
 /// The slot size a stream asks its backend for, for segments (or reads) of up to
 /// `extent` bytes: whole pages, at most [`IO_SIZE`].
 pub(crate) fn slot_len(extent: usize) -> usize {

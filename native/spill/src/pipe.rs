@@ -14,7 +14,7 @@ use std::os::fd::RawFd;
 
 use exitless_io::{Completion, Counters};
 
-use crate::options::PooledBackend;
+use crate::pool::PooledBackend;
 
 /// A failed write: the error and the segment it belonged to.
 pub(crate) type PipeError = (io::Error, u64);

@@ -12,8 +12,10 @@ use exitless_io::{Completion, RawFd};
 use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, MAX_HEADER_LEN, TAG_LEN, V2_FIXED_LEN};
 
 use crate::error::{SpillError, SpillResult};
+use crate::memory::DIRECT_ALIGN;
 use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
-use crate::options::{checkout, PooledBackend, SpillOptions, DIRECT_ALIGN};
+use crate::options::SpillOptions;
+use crate::pool::{checkout, PooledBackend};
 use crate::stats::{delta, StreamStats};
 
 /// A file opened through a backend: closed through it again (on an error while a

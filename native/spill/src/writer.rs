@@ -1,17 +1,19 @@
 //! [`SpillWriter`]: seal a segment in trusted memory, hand the ciphertext to the
 //! backend, keep filling the next one while up to `queue_depth` are in flight.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::Arc;
 
 use exitless_io::{BackendKind, FileOp, RawFd};
 use exitless_seal::{DataKey, Encryptor, Layout};
-use zeroize::Zeroizing;
 
 use crate::error::{SpillError, SpillResult};
+use crate::memory::DIRECT_ALIGN;
 use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
-use crate::options::{checkout, SpillOptions, DIRECT_ALIGN};
+use crate::options::SpillOptions;
 use crate::pipe::{Pipe, PipeError};
+use crate::pool::checkout;
+use crate::randomness::fresh_randomness;
+use crate::sealing::{chunk_pool, Batch, Chunk, BATCH_BYTES, CHUNK_BYTES, SERIAL_WHILE_IO_BOUND};
 use crate::stats::{delta, StreamStats};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,165 +63,8 @@ pub struct SpillWriter {
     state: State,
 }
 
-/// Plaintext sealed per parallel batch (trusted memory per stream on a runtime).
-const BATCH_BYTES: usize = 2 << 20;
-
-/// Plaintext sealed one segment at a time once a parallel batch found the IO to be
-/// the bottleneck, before trying a parallel batch again.
-const SERIAL_WHILE_IO_BOUND: u64 = 64 << 20;
-
-/// Plaintext per unit of parallel work.
-const CHUNK_BYTES: usize = 256 << 10;
-
-/// Consecutive segments sealed by one worker into one trusted buffer.
-struct Chunk {
-    /// Position of the first segment in the batch's plaintext, in segments.
-    start: usize,
-    count: usize,
-    buf: Zeroizing<Vec<u8>>,
-}
-
-/// Chunk buffers kept between parallel batches and streams: fresh pages cost a lot
-/// to touch first. They hold ciphertext when returned and are wiped when dropped.
-mod chunk_pool {
-    use std::sync::Mutex;
-    use zeroize::Zeroizing;
-
-    /// At most this much trusted memory stays pooled.
-    const KEEP_BYTES: usize = 16 << 20;
-
-    static POOL: Mutex<Vec<Zeroizing<Vec<u8>>>> = Mutex::new(Vec::new());
-
-    /// Up to `count` pooled buffers of exactly `len` bytes.
-    pub(super) fn take(len: usize, count: usize) -> Vec<Zeroizing<Vec<u8>>> {
-        let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = Vec::with_capacity(count);
-        let mut i = 0;
-        while i < pool.len() && out.len() < count {
-            if pool[i].len() == len {
-                out.push(pool.swap_remove(i));
-            } else {
-                i += 1;
-            }
-        }
-        out
-    }
-
-    /// Bytes pooled now.
-    pub(super) fn bytes() -> usize {
-        POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().map(|b| b.len()).sum()
-    }
-
-    /// Drops (wiping) every pooled buffer.
-    pub(super) fn clear() {
-        let drained = std::mem::take(&mut *POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        drop(drained);
-    }
-
-    /// Returns buffers to the pool, up to [`KEEP_BYTES`] in all.
-    pub(super) fn give(bufs: Vec<Zeroizing<Vec<u8>>>) {
-        let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut kept: usize = pool.iter().map(|b| b.len()).sum();
-        for b in bufs {
-            if kept + b.len() <= KEEP_BYTES {
-                kept += b.len();
-                pool.push(b);
-            }
-        }
-    }
-}
-
-/// Trusted chunk buffers pooled for parallel sealing, in bytes.
-pub(crate) fn chunk_pool_bytes() -> usize {
-    chunk_pool::bytes()
-}
-
-/// Empties the pool of trusted chunk buffers (wiping them).
-pub(crate) fn clear_chunk_pool() {
-    chunk_pool::clear();
-}
-
-/// One batch of parallel sealing, shared by the writer's thread and the vCPUs.
-/// Workers claim chunks by index from an atomic counter and never wait on each
-/// other: on a VM a thread that sleeps on a contended lock wakes up late.
-struct Batch<'a> {
-    enc: &'a Encryptor,
-    plaintext: &'a [u8],
-    capacity: usize,
-    segment: usize,
-    /// Index of the segment at `plaintext[0]`.
-    first: u64,
-    /// Each chunk behind its own lock, which only the worker that claimed it takes.
-    chunks: Vec<std::sync::Mutex<Chunk>>,
-    claimed: AtomicUsize,
-    sealed: AtomicUsize,
-    started: std::time::Instant,
-    /// When the last chunk was sealed, in nanoseconds after `started` (at least 1);
-    /// 0 until then.
-    sealed_after_ns: AtomicU64,
-    error: std::sync::Mutex<Option<exitless_seal::Error>>,
-}
-
-impl Batch<'_> {
-    /// Claims chunks until none are left: copy the plaintext in, seal each segment in place.
-    fn work(&self) {
-        self.seal_chunks();
-        // The AEAD may leave key material in this thread's stack (ChaCha20 keeps
-        // its key block there); vCPU stacks outlive the stream, so wipe it.
-        exitless_seal::scrub_stack();
-    }
-
-    fn seal_chunks(&self) {
-        let (p, seg) = (self.capacity, self.segment);
-        loop {
-            let c = self.claimed.fetch_add(1, Relaxed);
-            let Some(chunk) = self.chunks.get(c) else { return };
-            let mut guard = chunk.lock().expect("not poisoned");
-            let chunk = &mut *guard;
-            for k in 0..chunk.count {
-                let at = (chunk.start + k) * p;
-                let buf = &mut chunk.buf[k * seg..(k + 1) * seg];
-                buf[..p].copy_from_slice(&self.plaintext[at..at + p]);
-                let index = self.first + (chunk.start + k) as u64;
-                if let Err(e) = self.enc.seal_in_place(index, false, buf, p) {
-                    self.error.lock().expect("not poisoned").get_or_insert(e);
-                }
-            }
-            drop(guard);
-            if self.sealed.fetch_add(1, AcqRel) + 1 == self.chunks.len() {
-                let ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                self.sealed_after_ns.store(ns.max(1), Release);
-            }
-        }
-    }
-
-    /// How long sealing the whole batch took (valid once every chunk is sealed).
-    fn seal_time(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.sealed_after_ns.load(Acquire))
-    }
-
-    /// Waits until every chunk is sealed. Called once all are claimed, so only chunks
-    /// a worker is sealing right now remain: yield the CPU to it rather than sleep.
-    fn wait_sealed(&self) {
-        // Set (non-zero) by whoever sealed the last chunk, after counting it.
-        while self.sealed_after_ns.load(Acquire) == 0 {
-            std::thread::yield_now();
-        }
-    }
-}
-
 /// How far ahead a direct writer reserves space.
 const PREALLOCATE_STEP: u64 = 64 << 20;
-
-/// A fresh salt and nonce prefix from the OS, for a new stream.
-pub fn fresh_randomness() -> SpillResult<([u8; 32], [u8; 7])> {
-    let mut salt = [0u8; 32];
-    let mut prefix = [0u8; 7];
-    getrandom::getrandom(&mut salt)
-        .and_then(|()| getrandom::getrandom(&mut prefix))
-        .map_err(|e| SpillError::InvalidArgument(format!("no randomness from the OS: {e}")))?;
-    Ok((salt, prefix))
-}
 
 impl SpillWriter {
     /// Creates (or truncates) `path`, mode 0600, and starts a stream on it. A
@@ -387,19 +232,7 @@ impl SpillWriter {
                             std::sync::Mutex::new(Chunk { start, count: n, buf })
                         })
                         .collect();
-                    let batch = Arc::new(Batch {
-                        enc: &enc,
-                        plaintext: front,
-                        capacity: p,
-                        segment: seg,
-                        first,
-                        chunks,
-                        claimed: AtomicUsize::new(0),
-                        sealed: AtomicUsize::new(0),
-                        started: std::time::Instant::now(),
-                        sealed_after_ns: AtomicU64::new(0),
-                        error: std::sync::Mutex::new(None),
-                    });
+                    let batch = Arc::new(Batch::new(&enc, front, p, seg, first, chunks));
                     for _ in 0..helpers {
                         let b = batch.clone();
                         drop(s.spawn(async move { b.work() }));

@@ -144,7 +144,7 @@ fn a_small_stream_with_gigabyte_segments_takes_memory_for_its_data_only() {
         write(&path, &options(kind, MAX_SEGMENT_SIZE), &pt);
         assert_eq!(read_all(&path, &options(kind, MAX_SEGMENT_SIZE)).unwrap(), pt);
     }
-    exitless_spill::options::clear_pool();
+    exitless_spill::pool::clear_pool();
     // Before: each stream mapped (and io_uring pinned) queue depth × 1 GiB and took
     // ~17 s. Now a few MiB per stream; the bound leaves room for the test harness.
     let grew = peak_rss().saturating_sub(before);

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .report import size_label  # noqa: E402
+from .units import size_label  # noqa: E402
 
 #: One colour per point, stable across plots and runs.
 COLORS = {

@@ -8,14 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .seal import summary_line as seal_summary_line
-
-
-def size_label(n: int) -> str:
-    """4096 → "4 KiB", 1048576 → "1 MiB"."""
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift} {unit}"
-    return f"{n} B"
+from .units import size_label
 
 
 def _fmt_int(x: float) -> str:

@@ -1,0 +1,13 @@
+//! Fresh randomness for a new stream (its salt and nonce prefix).
+
+use crate::error::{SpillError, SpillResult};
+
+/// A fresh salt and nonce prefix from the OS, for a new stream.
+pub fn fresh_randomness() -> SpillResult<([u8; 32], [u8; 7])> {
+    let mut salt = [0u8; 32];
+    let mut prefix = [0u8; 7];
+    getrandom::getrandom(&mut salt)
+        .and_then(|()| getrandom::getrandom(&mut prefix))
+        .map_err(|e| SpillError::InvalidArgument(format!("no randomness from the OS: {e}")))?;
+    Ok((salt, prefix))
+}
