@@ -68,8 +68,8 @@ pub struct SpillOptions {
     pub backend: BackendChoice,
     /// Segments in flight (and backend buffers) per stream.
     pub queue_depth: usize,
-    /// O_DIRECT: `None` lets the backend decide (io_uring: yes, where the file system
-    /// and segment size allow), `Some(true)` requires it, `Some(false)` forbids it.
+    /// O_DIRECT: `Some(true)` requires it (segment sizes of whole 4 KiB blocks);
+    /// `None` or `Some(false)`: the page cache (the default, measured faster here).
     pub direct: Option<bool>,
     /// fsync when a writer finishes.
     pub sync: bool,

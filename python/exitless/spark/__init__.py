@@ -93,9 +93,9 @@ def configure(
     which PySpark also hands to the Python workers of local mode):
 
     - ``backend``: ``$EXITLESS_SPARK_BACKEND``, the exitless IO backend for spill
-      files (``"sync"`` by default: spill files are small and many, see
+      files (``"auto"`` by default: io_uring where it works, else ``"sync"``; see
       :data:`exitless.spark.hook.DEFAULT_BACKEND`; ``"uring"``, ``"ocall"``,
-      ``"switchless"``, ``"auto"``).
+      ``"switchless"``, ``"sync"``).
     - ``stats_dir``: ``$EXITLESS_SPARK_STATS_DIR``, where each worker process keeps
       ``exitless-spark-<pid>.json`` counters (files and bytes sealed, files read).
 
