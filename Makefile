@@ -27,7 +27,7 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: run test ci bench bench-spark stress header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean \
+.PHONY: help run test ci bench bench-spark stress header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean \
 	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
@@ -159,3 +159,7 @@ header: ## regenerate native/ffi/include/exitless.h with the pinned cbindgen
 
 clean:
 	rm -rf $(STAMPS) target python/exitless/_native
+
+help: ## this list: every target with a description
+	@echo "exitless: \`make run\` runs the main job (Spark with and without sealed spills, the benchmark report); \`make test\` runs every check"
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z0-9_-]+:[^=]*## / {printf "  %-24s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))
