@@ -44,7 +44,17 @@ fn plaintext(len: usize) -> Vec<u8> {
 
 fn seal(context: u8, params: &StreamParams, len: usize) -> Vec<u8> {
     let ctx = CONTEXTS[usize::from(context)];
-    seal_to_vec(&data_key(), params, ctx, SALT, NONCE_PREFIX, &plaintext(len)).expect("seal")
+    seal_to_vec(
+        &exitless_seal::SealSpec {
+            key: &data_key(),
+            params,
+            context: ctx,
+            salt: SALT,
+            nonce_prefix: NONCE_PREFIX,
+        },
+        &plaintext(len),
+    )
+    .expect("seal")
 }
 
 fn framed(prefix: &[u8], file: &[u8]) -> Vec<u8> {

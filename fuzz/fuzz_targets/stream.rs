@@ -46,8 +46,17 @@ fuzz_target!(|data: &[u8]| {
     // Canonical: the plaintext re-seals to exactly the file.
     let header = Header::parse(file).expect("an opened file has a header");
     let salt: [u8; 32] = header.salt().try_into().expect("32 bytes");
-    let again = seal_to_vec(&key, &params_of(&header), context, salt, header.nonce_prefix(), &plaintext)
-        .expect("re-seal");
+    let again = seal_to_vec(
+        &exitless_seal::SealSpec {
+            key: &key,
+            params: &params_of(&header),
+            context,
+            salt,
+            nonce_prefix: header.nonce_prefix(),
+        },
+        &plaintext,
+    )
+    .expect("re-seal");
     assert_eq!(again, file, "a non-canonical file opened");
 
     // Segment by segment, last first (random access): the same plaintext.

@@ -14,8 +14,12 @@ pub(crate) fn seal_into(
     out: &mut [u8],
 ) -> FfiResult<usize> {
     let (salt, prefix) = exitless_spill::randomness::fresh_randomness()?;
-    exitless_seal::seal_into(key, params, context, salt, prefix, plaintext, out)
-        .map_err(|e| FfiError::seal(&e, "<buffer>"))
+    exitless_seal::seal_into(
+        &exitless_seal::SealSpec { key, params, context, salt, nonce_prefix: prefix },
+        plaintext,
+        out,
+    )
+    .map_err(|e| FfiError::seal(&e, "<buffer>"))
 }
 
 /// Opens a whole sealed buffer into `out`.

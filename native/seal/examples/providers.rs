@@ -97,7 +97,18 @@ mod side_by_side {
                 let tr = time(|| ring_pass(&ring_key, &mut buf, seg));
                 let ta = time(|| awslc_pass(&awslc_key, &mut buf, seg));
                 let ts = time(|| {
-                    seal_into(&key, &params, b"", [1; 32], [2; 7], &pt, &mut sealed).unwrap();
+                    seal_into(
+                        &exitless_seal::SealSpec {
+                            key: &key,
+                            params: &params,
+                            context: b"",
+                            salt: [1; 32],
+                            nonce_prefix: [2; 7],
+                        },
+                        &pt,
+                        &mut sealed,
+                    )
+                    .unwrap();
                 });
                 let to = time(|| {
                     open_into(&key, &sealed, b"", &mut back).unwrap();

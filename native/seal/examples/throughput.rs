@@ -17,7 +17,18 @@ fn main() {
         let mut back = vec![0u8; len];
         for _ in 0..3 {
             let t = Instant::now();
-            seal_into(&key, &params, b"", [1; 32], [2; 7], &pt, &mut out).unwrap();
+            seal_into(
+                &exitless_seal::SealSpec {
+                    key: &key,
+                    params: &params,
+                    context: b"",
+                    salt: [1; 32],
+                    nonce_prefix: [2; 7],
+                },
+                &pt,
+                &mut out,
+            )
+            .unwrap();
             let s = t.elapsed().as_secs_f64();
             let t = Instant::now();
             open_into(&key, &out, b"", &mut back).unwrap();

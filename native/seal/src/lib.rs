@@ -61,7 +61,9 @@ pub use header::{
 };
 pub use key::DataKey;
 pub use layout::{Geometry, Layout, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, TAG_LEN};
-pub use stream::{open_into, open_to_vec, seal_into, seal_to_vec, Decryptor, Encryptor, StreamParams};
+pub use stream::{
+    open_into, open_to_vec, seal_into, seal_to_vec, Decryptor, Encryptor, SealSpec, StreamParams,
+};
 pub use wipe::{scrub_stack, SCRUB_STACK_BYTES};
 
 /// The crypto provider compiled in: `"aws-lc"`, `"ring"` or `"pure-rust"` (the

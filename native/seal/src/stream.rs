@@ -90,6 +90,17 @@ impl StreamKey {
 }
 
 /// Seals the segments of one stream.
+///
+/// # The STREAM rule
+/// Every segment's nonce is the stream's nonce prefix, its index and the last flag,
+/// under a key derived for this stream alone. Sealing two different plaintexts at
+/// one index (or one index both as last and not last) reuses a nonce under one
+/// key, which gives away their XOR and, for AES-GCM, the authentication key. So
+/// seal each index once: a writer seals 0, 1, 2, … in order and the final one with
+/// `last`, as [`seal_into`] and exitless-spill's writer do. The type does not track
+/// indexes (parallel writers seal different indexes at once, out of order); a new
+/// [`Encryptor`] with fresh salt and nonce prefix is a new stream, free of the old
+/// one's indexes.
 pub struct Encryptor {
     key: StreamKey,
     header: Header,
@@ -125,7 +136,8 @@ impl Encryptor {
     /// [`Layout::offset`]`(index)`. Returns the sealed length.
     ///
     /// A segment that is not `last` must be full; the final segment must hold at
-    /// least one byte unless it is segment 0 (the empty stream).
+    /// least one byte unless it is segment 0 (the empty stream). Seal each index of
+    /// a stream once ([the STREAM rule](Encryptor#the-stream-rule)).
     pub fn seal_in_place(
         &self,
         index: u64,
@@ -225,19 +237,35 @@ impl Decryptor {
     }
 }
 
+/// What sealing a whole buffer takes besides the plaintext: the data key, the
+/// stream's parameters, its context and its randomness.
+#[derive(Clone, Copy)]
+pub struct SealSpec<'a> {
+    /// The data key.
+    pub key: &'a DataKey,
+    /// Algorithm, segment size, key id, envelope.
+    pub params: &'a StreamParams,
+    /// Binds the stream to its role; the reader passes the same bytes.
+    pub context: &'a [u8],
+    /// Fresh random bytes for every stream (with `nonce_prefix`): two streams with
+    /// the same key, context, salt and prefix share a keystream.
+    pub salt: [u8; SALT_LEN],
+    /// Fresh random bytes for every stream (see `salt`).
+    pub nonce_prefix: [u8; NONCE_PREFIX_LEN],
+}
+
+impl core::fmt::Debug for SealSpec<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The key prints as its own Debug does (never its bytes).
+        f.debug_struct("SealSpec").field("key", self.key).field("params", self.params).finish_non_exhaustive()
+    }
+}
+
 /// Seals a whole plaintext into `out` as a complete sealed file; returns its length
 /// ([`Layout::sealed_len`]). Each segment is sealed in place in `out`, so `out` must be
 /// trusted memory.
-pub fn seal_into(
-    key: &DataKey,
-    params: &StreamParams,
-    context: &[u8],
-    salt: [u8; SALT_LEN],
-    nonce_prefix: [u8; NONCE_PREFIX_LEN],
-    plaintext: &[u8],
-    out: &mut [u8],
-) -> Result<usize> {
-    let enc = Encryptor::new(key, params, context, salt, nonce_prefix)?;
+pub fn seal_into(spec: &SealSpec<'_>, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
+    let enc = Encryptor::new(spec.key, spec.params, spec.context, spec.salt, spec.nonce_prefix)?;
     let layout = enc.layout();
     let geometry = layout.for_plaintext(plaintext.len() as u64)?;
     let total = layout.sealed_len(plaintext.len() as u64)? as usize;
@@ -257,17 +285,10 @@ pub fn seal_into(
 }
 
 /// Seals a whole plaintext into a new buffer: the complete file.
-pub fn seal_to_vec(
-    key: &DataKey,
-    params: &StreamParams,
-    context: &[u8],
-    salt: [u8; SALT_LEN],
-    nonce_prefix: [u8; NONCE_PREFIX_LEN],
-    plaintext: &[u8],
-) -> Result<Vec<u8>> {
-    let total = params.layout()?.sealed_len(plaintext.len() as u64)? as usize;
+pub fn seal_to_vec(spec: &SealSpec<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
+    let total = spec.params.layout()?.sealed_len(plaintext.len() as u64)? as usize;
     let mut out = vec![0u8; total];
-    seal_into(key, params, context, salt, nonce_prefix, plaintext, &mut out)?;
+    seal_into(spec, plaintext, &mut out)?;
     Ok(out)
 }
 

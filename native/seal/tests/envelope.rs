@@ -19,7 +19,17 @@ fn params(algorithm: Algorithm, segment_size: u32, envelope: &[u8]) -> StreamPar
 }
 
 fn seal(p: &StreamParams, pt: &[u8]) -> Vec<u8> {
-    seal_to_vec(&key(1), p, b"ctx", [3; 32], [4; 7], pt).unwrap()
+    seal_to_vec(
+        &exitless_seal::SealSpec {
+            key: &key(1),
+            params: p,
+            context: b"ctx",
+            salt: [3; 32],
+            nonce_prefix: [4; 7],
+        },
+        pt,
+    )
+    .unwrap()
 }
 
 fn kind(r: Result<Vec<u8>, exitless_seal::Error>) -> ErrorKind {
@@ -70,13 +80,38 @@ fn largest_envelope_and_tightest_segment() {
     let pt = vec![9u8; 1000];
     let sealed = seal(&params(Algorithm::Aes256Gcm, tight, &env), &pt);
     assert_eq!(open_to_vec(&key(1), &sealed, b"ctx").unwrap(), pt);
-    let too_small =
-        seal_to_vec(&key(1), &params(Algorithm::Aes256Gcm, tight - 1, &env), b"", [0; 32], [0; 7], b"");
+    let too_small = seal_to_vec(
+        &exitless_seal::SealSpec {
+            key: &key(1),
+            params: &params(Algorithm::Aes256Gcm, tight - 1, &env),
+            context: b"",
+            salt: [0; 32],
+            nonce_prefix: [0; 7],
+        },
+        b"",
+    );
     assert_eq!(kind(too_small), ErrorKind::InvalidArgument);
-    let too_big =
-        seal_to_vec(&key(1), &params(Algorithm::Aes256Gcm, 4096, &envelope(1025)), b"", [0; 32], [0; 7], b"");
+    let too_big = seal_to_vec(
+        &exitless_seal::SealSpec {
+            key: &key(1),
+            params: &params(Algorithm::Aes256Gcm, 4096, &envelope(1025)),
+            context: b"",
+            salt: [0; 32],
+            nonce_prefix: [0; 7],
+        },
+        b"",
+    );
     assert_eq!(kind(too_big), ErrorKind::InvalidArgument);
-    let empty = seal_to_vec(&key(1), &params(Algorithm::Aes256Gcm, 4096, &[]), b"", [0; 32], [0; 7], b"");
+    let empty = seal_to_vec(
+        &exitless_seal::SealSpec {
+            key: &key(1),
+            params: &params(Algorithm::Aes256Gcm, 4096, &[]),
+            context: b"",
+            salt: [0; 32],
+            nonce_prefix: [0; 7],
+        },
+        b"",
+    );
     assert_eq!(kind(empty), ErrorKind::InvalidArgument);
 }
 

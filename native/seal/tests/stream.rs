@@ -18,7 +18,17 @@ fn params(algorithm: Algorithm) -> StreamParams {
 }
 
 fn seal(alg: Algorithm, salt: u8, pt: &[u8]) -> Vec<u8> {
-    seal_to_vec(&key(1), &params(alg), b"ctx", [salt; 32], [salt; 7], pt).unwrap()
+    seal_to_vec(
+        &exitless_seal::SealSpec {
+            key: &key(1),
+            params: &params(alg),
+            context: b"ctx",
+            salt: [salt; 32],
+            nonce_prefix: [salt; 7],
+        },
+        pt,
+    )
+    .unwrap()
 }
 
 fn sizes() -> [usize; 8] {

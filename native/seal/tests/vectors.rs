@@ -80,7 +80,17 @@ fn format_md_vectors_seal_and_open() {
             key_id: KeyId(v.key_id),
             envelope: v.envelope.clone(),
         };
-        let sealed = seal_to_vec(&key, &params, &v.context, v.salt, v.nonce_prefix, &v.plaintext).unwrap();
+        let sealed = seal_to_vec(
+            &exitless_seal::SealSpec {
+                key: &key,
+                params: &params,
+                context: &v.context,
+                salt: v.salt,
+                nonce_prefix: v.nonce_prefix,
+            },
+            &v.plaintext,
+        )
+        .unwrap();
         assert_eq!(hex::encode(&sealed), hex::encode(&v.ciphertext), "vector {}", v.name);
         assert_eq!(open_to_vec(&key, &v.ciphertext, &v.context).unwrap(), v.plaintext, "vector {}", v.name);
         let header = Header::parse(&v.ciphertext).unwrap();
@@ -154,8 +164,17 @@ fn print_vectors() {
             envelope: envelope.clone(),
         };
         let pt = pattern(len);
-        let sealed =
-            seal_to_vec(&DataKey::from_slice(&key).unwrap(), &params, context, salt, prefix, &pt).unwrap();
+        let sealed = seal_to_vec(
+            &exitless_seal::SealSpec {
+                key: &DataKey::from_slice(&key).unwrap(),
+                params: &params,
+                context,
+                salt,
+                nonce_prefix: prefix,
+            },
+            &pt,
+        )
+        .unwrap();
         println!("### Vector {}: {title}\n```text", n + 1);
         println!("aead          = {:02x}", alg.id());
         println!("segment_size  = 256");
