@@ -34,6 +34,8 @@
 //! - [`null`]: [`NullBackend`], discards writes (benchmarks without IO).
 //! - [`driver`]: [`IoDriver`], async submit/await over any backend, completions
 //!   delivered by whoever calls `poll` (exitless-rt's vCPUs); it locks a std Mutex.
+//!   For tasks on the runtime that await IO (`native/spill/tests/runtime.rs`): the
+//!   spill streams do not use it, their callers block in their own backend.
 //! - [`model`]: the OCALL cost model (calibrated TSC spin, env variables) shared by
 //!   ocall and switchless.
 //! - [`probe`]: which backends work on this machine, and why not.
