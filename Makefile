@@ -70,6 +70,7 @@ system-deps: ## a JVM (PySpark tests) and SoftHSM2 (PKCS#11 KMS tests), installe
 
 rust-checks:
 	cargo fmt --all --check
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace -q
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy $(SEAL_RING) --all-targets -- -D warnings
 	cargo clippy $(SEAL_AWSLC) --all-targets -- -D warnings

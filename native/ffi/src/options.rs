@@ -324,7 +324,7 @@ pub(crate) fn spill_options(opts: &Options) -> FfiResult<SpillOptions> {
     };
     Ok(SpillOptions {
         params: params(opts)?,
-        uring: exitless_spill::UringTuning { spin: uring_spin, sqpoll },
+        uring: exitless_spill::UringTuning { spin: uring_spin, sqpoll, sq_idle_ms: None },
         runtime: if options.parallel != 0 { exitless_spill::runtime::global() } else { None },
         backend,
         queue_depth: options.queue_depth as usize,

@@ -1,7 +1,7 @@
 //! [`SyncBackend`]: plain synchronous pread/pwrite from trusted buffers, no exit
 //! model. The fallback where nothing better works, and the baseline.
 //!
-//! Also the slot bookkeeping the synchronous backends share ([`SlotQueue`]): they
+//! Also the slot bookkeeping the synchronous backends share (`SlotQueue`): they
 //! perform each operation at submit and queue its completion for the next `wait`.
 
 use std::io;

@@ -9,7 +9,7 @@
 //! `exitless-occlum`; in tests: [`MemDevice`]). `core` + `alloc` only.
 //!
 //! Map of the crate:
-//! - [`file`]: [`SealedFile`], one open file: appends fill a trusted tail that is
+//! - [`file`](mod@file): [`SealedFile`], one open file: appends fill a trusted tail that is
 //!   sealed a segment at a time; reads open one segment at a time (one cached).
 //! - [`device`]: the [`SegmentDevice`] trait (positional IO that may queue writes)
 //!   and [`DeviceError`] (an errno).

@@ -16,7 +16,7 @@
 //!
 //! Map of the crate (arrows run down the list: a module uses only those below it):
 //! - [`writer`]: the [`SpillWriter`]; [`reader`]: the [`SpillReader`].
-//! - [`bench`]: benchmark drivers (sealed and plaintext streams with one IO pattern).
+//! - [`bench`](mod@bench): benchmark drivers (sealed and plaintext streams with one IO pattern).
 //! - `pipe`: where sealed segments go: gathered into IO-sized writes, to the backend.
 //! - `file`: a stream's file, opened, checked, closed and deleted ([`unlink`])
 //!   through its backend: on io_uring, a spill file's whole life makes no exit.
@@ -27,9 +27,7 @@
 //! - [`memory`]: how much memory a stream takes ([`memory::IO_SIZE`] per IO,
 //!   [`memory::MAX_STREAM_BUFFERS`] per stream), trusted buffers that grow with the data.
 //! - [`runtime`]: the process-wide runtime, started lazily.
-//! - [`reader`]: the [`SpillReader`].
 //! - [`error`]: [`SpillError`], which keeps the format's error classes apart from IO errors.
-//! - [`bench`]: benchmark drivers (sealed and plaintext streams with one IO pattern).
 //! - [`stats`]: [`StreamStats`], what a stream did (backend counters plus its own calls).
 
 pub mod bench;

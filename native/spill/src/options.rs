@@ -57,6 +57,10 @@ pub struct UringTuning {
     /// else [`exitless_io::uring::sqpoll_default`] (only where enough cores are
     /// available that the thread does not take the application's).
     pub sqpoll: Option<bool>,
+    /// How long the SQPOLL thread spins idle before it sleeps, in milliseconds;
+    /// `None`: [`exitless_io::uring::sq_idle_ms`]. Rings share one thread, which
+    /// idles as long as the longest of theirs.
+    pub sq_idle_ms: Option<u32>,
 }
 
 /// Options of one stream.

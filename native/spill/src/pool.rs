@@ -157,6 +157,9 @@ pub(crate) fn checkout(
             if let Some(sqpoll) = uring.sqpoll {
                 config.sqpoll = sqpoll;
             }
+            if let Some(idle) = uring.sq_idle_ms {
+                config.sq_idle_ms = idle;
+            }
             UringBackend::new(config).map(|b| Box::new(b) as Box<dyn Backend>)
         }
         BackendKind::Ocall => OcallBackend::new(depth, buffer_len, *model).map(|b| Box::new(b) as _),

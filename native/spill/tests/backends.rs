@@ -134,6 +134,9 @@ fn uring_steady_state_makes_almost_no_exits() {
     // strictly exit-less streams (the default, 100 µs, suits 2-core machines).
     opts.uring.spin = Some(std::time::Duration::from_millis(100));
     opts.uring.sqpoll = Some(true);
+    // The SQPOLL thread idles a second (as with 4 or more CPUs), not the 2 ms of a
+    // 2-CPU default, so gaps in the test's own work do not put it to sleep.
+    opts.uring.sq_idle_ms = Some(1000);
     let pt = data(4012 + 19_999 * 4080);
     write(&path, &opts, &pt[..100_000], 65536); // warm-up: ring set up, SQPOLL thread awake
     let s = write(&path, &opts, &pt, 1 << 20);
