@@ -362,6 +362,22 @@ pub unsafe extern "C" fn exitless_reader_stats(
     })
 }
 
+/// The path, stream options and concrete backend of a call on a path.
+///
+/// # Safety
+/// `path` is a NUL-terminated string that outlives the returned `&str`; `options`
+/// is null or readable.
+unsafe fn path_call<'a>(
+    path: *const c_char,
+    options: *const ExitlessOptions,
+) -> FfiResult<(&'a str, exitless_spill::SpillOptions, exitless_io::BackendKind)> {
+    // SAFETY: forwarded contract.
+    let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
+    let spill = spill_options(&opts)?;
+    let kind = spill.backend.resolve()?;
+    Ok((path, spill, kind))
+}
+
 /// Deletes the file at `path` through a backend of `options`' kind, as a stream's
 /// own file would be: on io_uring, with `IORING_OP_UNLINKAT` on a pooled ring (no
 /// exit); on the OCALL path, one modeled exit. A symlink is removed, not followed; a
@@ -377,9 +393,7 @@ pub unsafe extern "C" fn exitless_unlink(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
-        let spill = spill_options(&opts)?;
-        let kind = spill.backend.resolve()?;
+        let (path, spill, kind) = unsafe { path_call(path, options) }?;
         let s = exitless_spill::unlink(path, &spill)?;
         if !out.is_null() {
             // SAFETY: not null, and writable by contract.
@@ -406,9 +420,7 @@ pub unsafe extern "C" fn exitless_bench_write(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
-        let spill = spill_options(&opts)?;
-        let kind = spill.backend.resolve()?;
+        let (path, spill, kind) = unsafe { path_call(path, options) }?;
         let s = if seal != 0 {
             exitless_spill::bench::sealed_write(path, &spill, total, chunk)?
         } else {
@@ -433,9 +445,7 @@ pub unsafe extern "C" fn exitless_bench_read(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
-        let spill = spill_options(&opts)?;
-        let kind = spill.backend.resolve()?;
+        let (path, spill, kind) = unsafe { path_call(path, options) }?;
         let s = exitless_spill::bench::sealed_read(path, &spill, chunk)?;
         // SAFETY: contract above.
         unsafe { put(out, stats(s, kind), "out") }

@@ -12,7 +12,7 @@ use crate::memory::DIRECT_ALIGN;
 use crate::options::SpillOptions;
 use crate::pool::checkout;
 use crate::reader::SpillReader;
-use crate::stats::{delta, StreamStats};
+use crate::stats::StreamStats;
 use crate::writer::SpillWriter;
 
 /// Incompressible-looking filler: an xorshift stream (content does not matter to
@@ -117,7 +117,7 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
     }
     crate::file::close(backend.get(), fd).map_err(|e| SpillError::io(&e, "cannot close", path))?;
     Ok(StreamStats {
-        io: delta(backend.peek().counters(), base),
+        io: backend.peek().counters().since(&base),
         stream_syscalls: 0,
         segments,
         plaintext_bytes: total,

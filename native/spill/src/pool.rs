@@ -125,6 +125,15 @@ impl Drop for PooledBackend {
     }
 }
 
+/// An idle backend of this process whose key `fits`, out of the pool.
+fn take_idle(fits: impl Fn(&PoolKey) -> bool) -> Option<PooledBackend> {
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let pool = own_pool(&mut pool);
+    let i = pool.iter().position(|(k, _)| fits(k))?;
+    let (key, b) = pool.swap_remove(i);
+    Some(PooledBackend { key, inner: Some(b) })
+}
+
 /// A backend of `kind` with `depth` slots of at least `buffer_len` bytes.
 pub(crate) fn checkout(
     kind: BackendKind,
@@ -138,13 +147,8 @@ pub(crate) fn checkout(
     }
     crate::memory::check_buffers(depth, buffer_len)?;
     let key = (kind, depth, buffer_len, model.cycles_per_exit, uring);
-    {
-        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = own_pool(&mut pool);
-        if let Some(i) = pool.iter().position(|(k, _)| *k == key) {
-            let (_, b) = pool.swap_remove(i);
-            return Ok(PooledBackend { key, inner: Some(b) });
-        }
+    if let Some(idle) = take_idle(|k| *k == key) {
+        return Ok(idle);
     }
     let made: std::io::Result<Box<dyn Backend>> = match kind {
         BackendKind::Uring => {
@@ -182,15 +186,10 @@ pub(crate) fn checkout(
 /// operation that moves no data (unlink); a new one of the default shape if none is
 /// idle.
 pub(crate) fn checkout_any(kind: BackendKind, options: &SpillOptions) -> SpillResult<PooledBackend> {
-    {
-        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = own_pool(&mut pool);
-        let fits =
-            |k: &PoolKey| k.0 == kind && k.3 == options.ocall_model.cycles_per_exit && k.4 == options.uring;
-        if let Some(i) = pool.iter().position(|(k, _)| fits(k)) {
-            let (key, b) = pool.swap_remove(i);
-            return Ok(PooledBackend { key, inner: Some(b) });
-        }
+    let fits =
+        |k: &PoolKey| k.0 == kind && k.3 == options.ocall_model.cycles_per_exit && k.4 == options.uring;
+    if let Some(idle) = take_idle(fits) {
+        return Ok(idle);
     }
     let slot = crate::memory::slot_len(options.params.segment_size as usize);
     checkout(kind, options.queue_depth, slot, &options.ocall_model, options.uring)

@@ -16,7 +16,7 @@ use crate::memory::DIRECT_ALIGN;
 use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
 use crate::options::SpillOptions;
 use crate::pool::{checkout, PooledBackend};
-use crate::stats::{delta, StreamStats};
+use crate::stats::StreamStats;
 
 /// A file opened through a backend: closed through it again (on an error while a
 /// reader is set up) unless [`disarm`](Self::disarm) hands both to the reader.
@@ -128,33 +128,23 @@ impl SpillReader {
     /// of the writers' usual shape reads the file's start (a small file whole, with
     /// that one IO), and the stream keeps it unless the header calls for another.
     pub fn open(path: &str, key: &DataKey, context: &[u8], options: &SpillOptions) -> SpillResult<Self> {
-        match Self::open_with(path, key, context, options, true) {
+        let mut short = false;
+        match Self::open_attempt(path, key, context, options, true, &mut short) {
             // The length came from a short read, which only the kernel vouches for:
             // read to the proven end of the file and try again before failing. (A
             // good file gets here only from a kernel that cut a read short; the
             // retry counts as one resubmitted transfer.)
-            Err((SpillError::Integrity(_) | SpillError::Format(_), true)) => {
-                let mut reader = Self::open_with(path, key, context, options, false).map_err(|(e, _)| e)?;
+            Err(SpillError::Integrity(_) | SpillError::Format(_)) if short => {
+                let mut reader = Self::open_attempt(path, key, context, options, false, &mut short)?;
                 reader.earlier.resubmits += 1;
                 Ok(reader)
             }
-            other => other.map_err(|(e, _)| e),
+            other => other,
         }
     }
 
     /// [`open`](Self::open); with `trust_short`, a short read of the head is taken
-    /// for the end of the file. The error says whether the length came from one.
-    fn open_with(
-        path: &str,
-        key: &DataKey,
-        context: &[u8],
-        options: &SpillOptions,
-        trust_short: bool,
-    ) -> Result<Self, (SpillError, bool)> {
-        let mut short = false;
-        Self::open_attempt(path, key, context, options, trust_short, &mut short).map_err(|e| (e, short))
-    }
-
+    /// for the end of the file, and `short` says whether the length came from one.
     fn open_attempt(
         path: &str,
         key: &DataKey,
@@ -609,7 +599,7 @@ impl SpillReader {
         StreamStats {
             io: {
                 let mut io = self.earlier;
-                io.add(&delta(self.backend.peek().counters(), self.base));
+                io.add(&self.backend.peek().counters().since(&self.base));
                 io
             },
             stream_syscalls: self.stream_syscalls,

@@ -2,8 +2,9 @@
 
 use exitless_io::Counters;
 
-/// Counters of one stream: its backend's work plus the stream's own system calls
-/// (open, stat, truncate, close), each of which is an exit inside an enclave.
+/// Counters of one stream: its backend's work (its file's lifecycle included:
+/// `io.file_ops`) plus the system calls the stream made outside it (a reader's
+/// `lseek` for holes), each of which is an exit inside an enclave.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamStats {
     /// The backend's counters for this stream.
@@ -23,9 +24,4 @@ impl StreamStats {
     pub fn total_exits(&self) -> u64 {
         self.io.exits + self.stream_syscalls
     }
-}
-
-/// `after - before`, field by field (a backend may be reused across streams).
-pub(crate) fn delta(after: Counters, before: Counters) -> Counters {
-    after.since(&before)
 }

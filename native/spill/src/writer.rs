@@ -14,7 +14,7 @@ use crate::pipe::{Pipe, PipeError};
 use crate::pool::checkout;
 use crate::randomness::fresh_randomness;
 use crate::sealing::{chunk_pool, Batch, Chunk, BATCH_BYTES, CHUNK_BYTES, SERIAL_WHILE_IO_BOUND};
-use crate::stats::{delta, StreamStats};
+use crate::stats::StreamStats;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -56,7 +56,6 @@ pub struct SpillWriter {
     filled: usize,
     index: u64,
     written: u64,
-    stream_syscalls: u64,
     /// Bytes reserved with fallocate (direct IO only; `u64::MAX` when unsupported).
     allocated: u64,
     sync: bool,
@@ -78,10 +77,6 @@ impl SpillWriter {
             .map_err(|e| SpillError::seal(&e, path))?;
         let layout = enc.layout();
         let kind = options.backend.resolve()?;
-        // Page cache unless O_DIRECT is asked for: measured side by side on ext4 and
-        // tmpfs, a buffered io_uring stream kept pace with sync at every segment size
-        // where one that turned to O_DIRECT fell to the disk's rate (docs/BENCHMARKS.md).
-        let want = options.direct;
         let mut backend = checkout(
             kind,
             options.queue_depth,
@@ -91,7 +86,10 @@ impl SpillWriter {
         )?;
         let base = backend.get().counters();
         backend.inject(options, path)?;
-        let direct = want == Some(true);
+        // Page cache unless O_DIRECT is asked for: measured side by side on ext4 and
+        // tmpfs, a buffered io_uring stream kept pace with sync at every segment size
+        // where one that turned to O_DIRECT fell to the disk's rate (docs/BENCHMARKS.md).
+        let direct = options.direct == Some(true);
         let fd = crate::file::open(backend.get(), path, true, direct, layout.segment_size())?;
         let mut slot = GrowBuf::with_initial(layout.segment_size() as usize);
         // The header (68 bytes, or 72 + envelope in version 2) takes the start of slot 0.
@@ -119,7 +117,6 @@ impl SpillWriter {
             filled: 0,
             index: 0,
             written: 0,
-            stream_syscalls: 0,
             allocated: 0,
             sync: options.sync,
             state: State::Open,
@@ -344,7 +341,7 @@ impl SpillWriter {
         self.pipe.drain().map_err(|e| self.io_failed(e))?;
         let before = self.pipe.counters();
         self.pipe.coalesce_into(backend).map_err(|e| self.io_failed(e))?;
-        self.earlier.add(&delta(before, self.base));
+        self.earlier.add(&before.since(&self.base));
         self.base = self.pipe.counters();
         Ok(())
     }
@@ -395,8 +392,7 @@ impl SpillWriter {
             }
         }
         self.state = State::Finished;
-        self.closed = true;
-        if let Err(e) = self.pipe.with_backend(|b| crate::file::close(b, fd)) {
+        if let Err(e) = self.close_file() {
             // The bytes are written; a close that fails (NFS reports late write
             // errors here) still means they may not be on the file.
             self.state = State::Failed;
@@ -405,17 +401,22 @@ impl SpillWriter {
         Ok(())
     }
 
+    /// Closes the file through the backend, once.
+    fn close_file(&mut self) -> std::io::Result<()> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
+        let fd = self.fd;
+        self.pipe.with_backend(|b| crate::file::close(b, fd))
+    }
+
     /// Closes the file (through the backend, counted in [`stats`](Self::stats))
     /// after waiting for writes in flight. An unfinished stream is left incomplete.
     /// Idempotent; dropping the writer does it too.
     pub fn close(&mut self) {
         self.pipe.close();
-        if !self.closed {
-            self.closed = true;
-            let fd = self.fd;
-            if self.pipe.with_backend(|b| crate::file::close(b, fd)).is_err() && self.state == State::Open {
-                self.state = State::Failed;
-            }
+        if self.close_file().is_err() && self.state == State::Open {
+            self.state = State::Failed;
         }
     }
 
@@ -444,10 +445,11 @@ impl SpillWriter {
         StreamStats {
             io: {
                 let mut io = self.earlier;
-                io.add(&delta(self.pipe.counters(), self.base));
+                io.add(&self.pipe.counters().since(&self.base));
                 io
             },
-            stream_syscalls: self.stream_syscalls,
+            // Its file's whole life goes through the backend (`io.file_ops`).
+            stream_syscalls: 0,
             segments: self.index,
             plaintext_bytes: self.written,
             direct: self.direct,
