@@ -15,4 +15,4 @@ def write_sizes(segments: list[int], segment_size: int) -> list[int]:
     n = len(segments)
     single = min(n, -(-after // segment_size)) if segment_size < io else n
     per_io = max(io // segment_size, 1)
-    return segments[:single] + [sum(segments[i:i + per_io]) for i in range(single, n, per_io)]
+    return segments[:single] + [sum(segments[i : i + per_io]) for i in range(single, n, per_io)]

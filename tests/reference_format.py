@@ -25,20 +25,20 @@ __all__ = [
     "ReferenceFormatError",
     "ReferenceIntegrityError",
     "ReferenceUnwrapError",
-    "seal",
-    "open_sealed",
-    "parse_header",
-    "stream_layout",
     "derive_stream_key",
-    "segment_nonce",
-    "sealed_length",
-    "load_vectors",
-    "v1_key_id",
-    "parse_wrapped_key",
-    "wrap_scheme1",
-    "unwrap_scheme1",
-    "open_sealed_with_primary_keys",
     "load_envelope_vectors",
+    "load_vectors",
+    "open_sealed",
+    "open_sealed_with_primary_keys",
+    "parse_header",
+    "parse_wrapped_key",
+    "seal",
+    "sealed_length",
+    "segment_nonce",
+    "stream_layout",
+    "unwrap_scheme1",
+    "v1_key_id",
+    "wrap_scheme1",
 ]
 
 # Section 1 / 2 constants.
@@ -135,7 +135,9 @@ def parse_header(data: bytes) -> dict[str, Any]:
 def _parse_header_v2(data: bytes) -> dict[str, Any]:
     """Section 9.1 rules 5-13 (rules 1-4 already applied by parse_header)."""
     if len(data) < H2_FIXED:  # rule 5
-        raise ReferenceIntegrityError(f"truncated version-2 header ({len(data)} of at least {H2_FIXED} bytes)")
+        raise ReferenceIntegrityError(
+            f"truncated version-2 header ({len(data)} of at least {H2_FIXED} bytes)"
+        )
     magic, version, aead_id, header_len, seg, key_id, salt, prefix, reserved = _HEADER.unpack_from(data)
     env_len, reserved2 = struct.unpack_from(">HH", data, 68)
     if not 1 <= env_len <= MAX_ENVELOPE:  # rule 6
@@ -201,8 +203,12 @@ def sealed_length(plaintext_len: int, segment_size: int, envelope_len: int = 0) 
 
 def derive_stream_key(key: bytes, header: bytes, context: bytes = b"") -> bytes:
     """Section 3: HKDF-SHA256(IKM=key, salt=header.salt, info=label || header || context, L=32)."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=bytes(header[28:60]),
-                info=KDF_LABEL + bytes(header) + bytes(context))
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=bytes(header[28:60]),
+        info=KDF_LABEL + bytes(header) + bytes(context),
+    )
     return hkdf.derive(bytes(key))
 
 
@@ -253,12 +259,14 @@ def seal(
     p0, p = segment_size - h - T, segment_size - T
     pt = memoryview(bytes(plaintext))
     # Segment 0 always exists (possibly empty); an exact fit never adds an empty segment.
-    chunks = [pt[:p0]] + [pt[o:o + p] for o in range(p0, len(pt), p)]
+    chunks = [pt[:p0]] + [pt[o : o + p] for o in range(p0, len(pt), p)]
     n = len(chunks)
     if n > MAX_SEGMENTS:
         raise ValueError("plaintext needs more than 2^32 segments")
     out = [header]
-    out += [aead.encrypt(segment_nonce(prefix, i, i == n - 1), bytes(ch), None) for i, ch in enumerate(chunks)]
+    out += [
+        aead.encrypt(segment_nonce(prefix, i, i == n - 1), bytes(ch), None) for i, ch in enumerate(chunks)
+    ]
     return b"".join(out)
 
 
@@ -304,9 +312,13 @@ def parse_wrapped_key(envelope: bytes) -> tuple[int, bytes, bytes]:
     if scheme not in WRAPPED_LEN:
         raise ReferenceFormatError(f"unknown wrapped key scheme {scheme}")
     if n != WRAPPED_LEN[scheme]:
-        raise ReferenceFormatError(f"scheme {scheme} wraps into {WRAPPED_LEN[scheme]} bytes, the length field says {n}")
+        raise ReferenceFormatError(
+            f"scheme {scheme} wraps into {WRAPPED_LEN[scheme]} bytes, the length field says {n}"
+        )
     if len(envelope) != 19 + n:
-        raise ReferenceFormatError(f"envelope is {len(envelope)} bytes, a scheme-{scheme} wrapped key {19 + n}")
+        raise ReferenceFormatError(
+            f"envelope is {len(envelope)} bytes, a scheme-{scheme} wrapped key {19 + n}"
+        )
     return scheme, kid, envelope[19:]
 
 
@@ -314,7 +326,9 @@ def _scheme1_aad(primary_key_id: bytes) -> bytes:
     return WRAP_AAD_LABEL + bytes([SCHEME_1]) + bytes(primary_key_id)  # section 10.2
 
 
-def wrap_scheme1(primary_key: bytes, primary_key_id: bytes, data_key: bytes, nonce: bytes | None = None) -> bytes:
+def wrap_scheme1(
+    primary_key: bytes, primary_key_id: bytes, data_key: bytes, nonce: bytes | None = None
+) -> bytes:
     """Section 10.2: the whole envelope (10.1 layout) wrapping ``data_key``."""
     _check_key(primary_key)
     _check_key(data_key)
@@ -344,7 +358,9 @@ def unwrap_scheme1(primary_keys: dict[bytes, bytes], envelope: bytes) -> bytes:
         raise ReferenceUnwrapError(f"wrapped key under {kid.hex()} failed authentication") from None
 
 
-def open_sealed_with_primary_keys(data: bytes, primary_keys: dict[bytes, bytes], context: bytes = b"") -> bytes:
+def open_sealed_with_primary_keys(
+    data: bytes, primary_keys: dict[bytes, bytes], context: bytes = b""
+) -> bytes:
     """Section 10.4: open a whole file whose data key is in its envelope, with scheme-1
     primary keys by id, checking in the section's order."""
     data = bytes(data)
@@ -353,7 +369,9 @@ def open_sealed_with_primary_keys(data: bytes, primary_keys: dict[bytes, bytes],
         raise ReferenceFormatError("version 1: the file carries no key envelope")
     _, kid, _ = parse_wrapped_key(hdr["envelope"])  # step 3
     if kid != hdr["key_id"]:  # step 4
-        raise ReferenceIntegrityError(f"header key id {hdr['key_id'].hex()} is not the envelope's {kid.hex()}")
+        raise ReferenceIntegrityError(
+            f"header key id {hdr['key_id'].hex()} is not the envelope's {kid.hex()}"
+        )
     data_key = unwrap_scheme1(primary_keys, hdr["envelope"])  # step 5
     return open_sealed(data_key, data, context)  # step 6
 

@@ -50,7 +50,7 @@ def entry_points_failing_with(tmp_path, key, exc_type, pattern, **options) -> di
     for name, call in writer_factories(tmp_path).items():
         try:
             call(key, **options)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if not (isinstance(e, exc_type) and re.search(pattern, str(e))):
                 wrong[name] = f"{type(e).__name__}: {e}"
         else:
@@ -112,7 +112,9 @@ def test_key_constructor_rejects_str():
 # ----------------------------------------------------------------------------- modes, options, contexts
 
 
-@pytest.mark.parametrize("mode", ["r", "w", "a", "ab", "xb", "rt", "wt", "", "rb+", "r+b", "wbb", "rwb", "b", "w+", "rb\0"])
+@pytest.mark.parametrize(
+    "mode", ["r", "w", "a", "ab", "xb", "rt", "wt", "", "rb+", "r+b", "wbb", "rwb", "b", "w+", "rb\0"]
+)
 def test_bad_mode_is_a_value_error_naming_the_mode(tmp_path, key, mode):
     path = tmp_path / "f"
     with pytest.raises(ValueError, match="mode") as info:
@@ -151,7 +153,9 @@ def test_segment_size_bounds_are_inclusive(key):
         assert exitless.open_bytes(sealed, key) == b""
 
 
-@pytest.mark.parametrize("algorithm", ["aes-128-gcm", "AES-256-GCM", "aes256gcm", "chacha20", "", "xchacha20-poly1305", None])
+@pytest.mark.parametrize(
+    "algorithm", ["aes-128-gcm", "AES-256-GCM", "aes256gcm", "chacha20", "", "xchacha20-poly1305", None]
+)
 def test_unknown_algorithm_is_a_value_error_listing_the_choices(tmp_path, key, algorithm):
     for name, call in writer_factories(tmp_path).items():
         with pytest.raises(ValueError, match="algorithm") as info:
@@ -170,7 +174,10 @@ def test_key_id_of_wrong_length_is_a_value_error(tmp_path, key, key_id):
 @pytest.mark.parametrize("context", [5, 1.5, None, ["ctx"], object()])
 def test_non_bytes_context_is_a_type_error(tmp_path, key, sealed_file, context):
     calls = {
-        **{name: (lambda c, call=call: call(key, context=c)) for name, call in writer_factories(tmp_path).items()},
+        **{
+            name: (lambda c, call=call: call(key, context=c))
+            for name, call in writer_factories(tmp_path).items()
+        },
         "open_spill rb": lambda c: exitless.open_spill(sealed_file, "rb", key, c),
         "open_bytes": lambda c: exitless.open_bytes(sealed_file.read_bytes(), key, c),
     }
@@ -317,7 +324,16 @@ def test_unsupported_version_is_a_format_error(tmp_path, key, sealed_file, versi
         exitless.open_bytes(bytes(blob), key, b"ctx")
 
 
-@pytest.mark.parametrize("offset,value,words", [(5, 0, "AEAD"), (5, 3, "AEAD"), (6, 1, "header length"), (7, 0x45, "header length"), (67, 1, "reserved")])
+@pytest.mark.parametrize(
+    "offset,value,words",
+    [
+        (5, 0, "AEAD"),
+        (5, 3, "AEAD"),
+        (6, 1, "header length"),
+        (7, 0x45, "header length"),
+        (67, 1, "reserved"),
+    ],
+)
 def test_other_header_rules_are_format_errors(tmp_path, key, sealed_file, offset, value, words):
     blob = bytearray(sealed_file.read_bytes())
     blob[offset] = value
@@ -359,9 +375,8 @@ def test_io_error_while_writing_is_an_os_error_and_poisons_the_writer(key, backe
     with pytest.raises(OSError) as info:
         w.close()
     assert info.value.errno == errno.ENOSPC and w.closed
-    with pytest.raises(OSError):
-        with exitless.open_spill("/dev/full", "wb", key, backend=backend) as w:
-            w.write(b"abc")
+    with pytest.raises(OSError), exitless.open_spill("/dev/full", "wb", key, backend=backend) as w:
+        w.write(b"abc")
 
 
 # ----------------------------------------------------------------------------- closed objects
@@ -378,16 +393,23 @@ def test_operations_on_a_closed_writer_raise_value_error(tmp_path, key):
     w.close()  # idempotent
     w.abort()  # a no-op once closed: does not undo the finished stream
     assert exitless.open_bytes((tmp_path / "w").read_bytes(), key) == b"x"
-    with pytest.raises(ValueError):
-        with w:
-            pass
+    with pytest.raises(ValueError), w:
+        pass
 
 
 def test_operations_on_a_closed_reader_raise_value_error(sealed_file, key):
     r = exitless.open_spill(sealed_file, "rb", key, b"ctx")
     r.close()
     assert r.closed
-    for op in (r.read, lambda: r.read(5), r.readall, lambda: r.readinto(bytearray(4)), lambda: r.seek(0), r.tell, r.readline):
+    for op in (
+        r.read,
+        lambda: r.read(5),
+        r.readall,
+        lambda: r.readinto(bytearray(4)),
+        lambda: r.seek(0),
+        r.tell,
+        r.readline,
+    ):
         with pytest.raises(ValueError, match="closed"):
             op()
     r.close()
@@ -400,7 +422,14 @@ def test_operations_on_a_closed_spill_file_raise_value_error(tmp_path, key):
         if read_first:
             f.seek(0)
         f.close()
-        for op in (lambda: f.write(b"x"), f.read, lambda: f.readinto(bytearray(2)), lambda: f.seek(0), f.tell, f.flush):
+        for op in (
+            lambda: f.write(b"x"),
+            f.read,
+            lambda: f.readinto(bytearray(2)),
+            lambda: f.seek(0),
+            f.tell,
+            f.flush,
+        ):
             with pytest.raises(ValueError, match="closed"):
                 op()
         assert exitless.open_bytes((tmp_path / f"s{read_first}").read_bytes(), key) == b"abc"
@@ -558,7 +587,7 @@ def test_no_error_message_or_repr_contains_key_bytes(tmp_path):
     def collect(name, call):
         try:
             result = call()
-        except BaseException as e:  # noqa: BLE001 - we want every kind of failure's text
+        except BaseException as e:
             texts[name] = f"{type(e).__name__}: {e} | {e!r} | {e.args!r}"
             if e.__cause__ is not None or e.__context__ is not None:
                 texts[name] += f" | {e.__cause__!r} | {e.__context__!r}"
@@ -583,7 +612,9 @@ def test_no_error_message_or_repr_contains_key_bytes(tmp_path):
     collect("tampered", lambda: exitless.open_spill(tmp_path / "tampered", "rb", key, b"ctx").read())
     collect("truncated", lambda: exitless.open_spill(tmp_path / "cut", "rb", key, b"ctx"))
     collect("plain", lambda: exitless.open_spill(tmp_path / "plain", "rb", key, b"ctx"))
-    collect("key bytes as a file", lambda: exitless.open_spill(tmp_path / "keyfile-in-wrong-place", "rb", key))
+    collect(
+        "key bytes as a file", lambda: exitless.open_spill(tmp_path / "keyfile-in-wrong-place", "rb", key)
+    )
     collect("missing", lambda: exitless.open_spill(tmp_path / "missing", "rb", key))
     collect("directory", lambda: exitless.open_spill(tmp_path, "wb", key))
     collect("key too short", lambda: exitless.open_spill(good, "rb", secret[:31]))

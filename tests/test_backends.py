@@ -37,8 +37,7 @@ from pathlib import Path
 import pytest
 
 import exitless
-from exitless import BackendUnavailableError, IntegrityError, open_spill
-from exitless import streams
+from exitless import BackendUnavailableError, IntegrityError, open_spill, streams
 from io_model import write_sizes
 
 H = 68
@@ -100,11 +99,19 @@ def data(n: int, seed: int = 0) -> bytes:
 
 def write(path, pt, backend, segment_size=4096, chunk=10_000, **kw) -> dict:
     """Writes ``pt`` as one sealed stream in ``chunk``-byte writes; returns final stats."""
-    with open_spill(path, "wb", KEY, CTX, backend=backend, segment_size=segment_size,
-                    _insecure_fixed_randomness=FIXED, **kw) as w:
+    with open_spill(
+        path,
+        "wb",
+        KEY,
+        CTX,
+        backend=backend,
+        segment_size=segment_size,
+        _insecure_fixed_randomness=FIXED,
+        **kw,
+    ) as w:
         view = memoryview(pt)
         for i in range(0, len(pt), chunk):
-            w.write(view[i:i + chunk])
+            w.write(view[i : i + chunk])
     return w.final_stats
 
 
@@ -229,7 +236,14 @@ def _sizes(s: int) -> list[int]:
 
 
 # (backend, direct) writer variants; uring three ways: backend's choice, required, forbidden.
-WRITERS = [("sync", None), ("ocall", None), ("switchless", None), ("uring", None), ("uring", True), ("uring", False)]
+WRITERS = [
+    ("sync", None),
+    ("ocall", None),
+    ("switchless", None),
+    ("uring", None),
+    ("uring", True),
+    ("uring", False),
+]
 READERS = [("sync", None), ("ocall", None), ("switchless", None), ("uring", None), ("uring", True)]
 
 
@@ -253,7 +267,9 @@ def test_every_backend_writes_identical_bytes_and_reads_every_other(disk_dir, se
             # cross: each file through each reader backend (uring also with O_DIRECT)
             for rbackend, rdirect in READERS:
                 got, rstats = read(path, rbackend, direct=rdirect)
-                assert got == pt, f"written by {backend} (direct={direct}), read by {rbackend} (direct={rdirect})"
+                assert got == pt, (
+                    f"written by {backend} (direct={direct}), read by {rbackend} (direct={rdirect})"
+                )
                 assert rstats["backend"] == rbackend
                 if rdirect:
                     assert rstats["direct"] is True
@@ -292,14 +308,27 @@ def test_random_access_is_the_same_on_every_backend(tmp_path):
         with open_spill(tmp_path / "f", "rb", KEY, CTX, backend=backend) as r:
             for pos in (100_000, 3, 150_000, 4096 * 39, 60_000, len(pt) - 1, len(pt)):
                 assert r.seek(pos) == pos
-                assert r.read(5000) == pt[pos:pos + 5000], (backend, pos)
+                assert r.read(5000) == pt[pos : pos + 5000], (backend, pos)
 
 
 # ----------------------------------------------------------------------------- 2. exit counts
 
 
-COUNTERS = ("exits", "syscalls", "uring_enters", "sqpoll_wakeups", "bytes", "ops", "fallbacks",
-            "resubmits", "completions_rejected", "file_ops", "stream_syscalls", "segments", "plaintext_bytes")
+COUNTERS = (
+    "exits",
+    "syscalls",
+    "uring_enters",
+    "sqpoll_wakeups",
+    "bytes",
+    "ops",
+    "fallbacks",
+    "resubmits",
+    "completions_rejected",
+    "file_ops",
+    "stream_syscalls",
+    "segments",
+    "plaintext_bytes",
+)
 
 
 def _counts(stats: dict) -> dict:
@@ -423,8 +452,15 @@ def test_uring_steady_state_makes_almost_no_exits(tmp_path, monkeypatch):
     exitless.release_backends()
     path = tmp_path / "f"
     buf = data(MiB, seed=5)
-    opts = dict(backend="uring", segment_size=4096, queue_depth=8, direct=False, uring_spin_us=100_000, uring_sqpoll=True,
-                _insecure_fixed_randomness=FIXED)
+    opts = dict(
+        backend="uring",
+        segment_size=4096,
+        queue_depth=8,
+        direct=False,
+        uring_spin_us=100_000,
+        uring_sqpoll=True,
+        _insecure_fixed_randomness=FIXED,
+    )
     total = full_segments(20_000, 4096)
     attempts = []
     for _ in range(3):
@@ -439,7 +475,9 @@ def test_uring_steady_state_makes_almost_no_exits(tmp_path, monkeypatch):
         attempts.append(s)
         if s["exits"] <= 20:
             break
-    assert min(a["exits"] for a in attempts) <= 20, f"steady state must be <= 1 exit per 1000 segments: {attempts}"
+    assert min(a["exits"] for a in attempts) <= 20, (
+        f"steady state must be <= 1 exit per 1000 segments: {attempts}"
+    )
     info = exitless.inspect(path)
     assert info.segments == 20_000 and info.plaintext_size == total
     with open_spill(path, "rb", KEY, CTX, backend="sync") as r:
@@ -537,8 +575,10 @@ def test_unavailable_uring_warning_points_at_the_caller(tmp_path, uring_unavaila
 
 
 @pytest.mark.parametrize("segment_size", [4096, 65536])
-@pytest.mark.parametrize("backend, direct", [("uring", None), ("uring", False), ("ocall", None),
-                                             ("switchless", None), ("sync", None)])
+@pytest.mark.parametrize(
+    "backend, direct",
+    [("uring", None), ("uring", False), ("ocall", None), ("switchless", None), ("sync", None)],
+)
 def test_enospc_on_a_full_tmpfs(tmp_path, backend, direct, segment_size):
     """A 4 MiB stream into a 1 MiB tmpfs: OSError(ENOSPC) naming the file, at a write
     or at close; what is left never reads back as a (shorter) valid stream.
@@ -546,10 +586,11 @@ def test_enospc_on_a_full_tmpfs(tmp_path, backend, direct, segment_size):
     with mounted(["-t", "tmpfs", "-o", "size=1m", "tmpfs"], tmp_path / "tiny") as mnt:
         path = mnt / "spill"
         buf = data(256 * 1024)
-        with pytest.raises(OSError) as e:
-            with open_spill(path, "wb", KEY, CTX, backend=backend, direct=direct, segment_size=segment_size) as w:
-                for _ in range(16):
-                    w.write(buf)
+        with pytest.raises(OSError) as e, open_spill(
+            path, "wb", KEY, CTX, backend=backend, direct=direct, segment_size=segment_size
+        ) as w:
+            for _ in range(16):
+                w.write(buf)
         assert e.value.errno == errno.ENOSPC, e.value
         assert_names_path(e.value, path)
         assert w.closed
@@ -572,8 +613,10 @@ def _ext4_on_loop(tmp_path: Path, size: int) -> Path:
     return image
 
 
-@pytest.mark.parametrize("backend, direct", [("uring", None), ("uring", False), ("ocall", None),
-                                             ("switchless", None), ("sync", None)])
+@pytest.mark.parametrize(
+    "backend, direct",
+    [("uring", None), ("uring", False), ("ocall", None), ("switchless", None), ("sync", None)],
+)
 def test_eio_from_a_shut_down_file_system(tmp_path, backend, direct):
     """EIO, reliably: an ext4 image on a loop device, shut down with EXT4_IOC_SHUTDOWN
     while a writer and a reader are open. Both fail with OSError(EIO) naming the file;
@@ -587,15 +630,14 @@ def test_eio_from_a_shut_down_file_system(tmp_path, backend, direct):
         reader = open_spill(done, "rb", KEY, CTX, backend=backend, direct=direct)
         try:
             assert reader.read(1000) == buf[:1000]
-            with pytest.raises(OSError) as we:
-                with open_spill(partial, "wb", KEY, CTX, **opts) as w:
+            with pytest.raises(OSError) as we, open_spill(partial, "wb", KEY, CTX, **opts) as w:
+                w.write(buf)
+                try:
+                    shut_down(mnt)
+                except OSError as e:
+                    pytest.skip(f"EXT4_IOC_SHUTDOWN not supported here: {e}")
+                for _ in range(3):
                     w.write(buf)
-                    try:
-                        shut_down(mnt)
-                    except OSError as e:
-                        pytest.skip(f"EXT4_IOC_SHUTDOWN not supported here: {e}")
-                    for _ in range(3):
-                        w.write(buf)
             assert we.value.errno == errno.EIO, we.value
             assert_names_path(we.value, partial)
             with pytest.raises(OSError) as re_:
@@ -605,13 +647,14 @@ def test_eio_from_a_shut_down_file_system(tmp_path, backend, direct):
             assert reader.tell() == 1000, "a failed read must not move the position"
         finally:
             reader.close()
-    with mounted(["-o", "loop", str(image)], tmp_path / "mnt") as mnt:
-        with pytest.raises(IntegrityError):
-            with open_spill(mnt / "partial", "rb", KEY, CTX, backend="sync") as r:
-                r.read()
+    with mounted(["-o", "loop", str(image)], tmp_path / "mnt") as mnt, pytest.raises(IntegrityError):
+        with open_spill(mnt / "partial", "rb", KEY, CTX, backend="sync") as r:
+            r.read()
 
 
-@pytest.mark.parametrize("backend, direct", [("uring", None), ("uring", True), ("sync", True), ("sync", False)])
+@pytest.mark.parametrize(
+    "backend, direct", [("uring", None), ("uring", True), ("sync", True), ("sync", False)]
+)
 def test_a_stream_that_fits_is_written_on_a_small_file_system(tmp_path, backend, direct):
     """A 10 MiB stream on an ext4 file system with ~20 MiB free must succeed, with or
     without O_DIRECT. (Direct writers reserve space ahead with fallocate; reserving
@@ -621,7 +664,9 @@ def test_a_stream_that_fits_is_written_on_a_small_file_system(tmp_path, backend,
     with mounted(["-o", "loop", str(image)], tmp_path / "mnt") as mnt:
         free = shutil.disk_usage(mnt).free
         assert free > 16 * MiB
-        s = write_stream(mnt / "f", 10 * MiB, chunk_buf=buf, backend=backend, direct=direct, segment_size=65536)
+        s = write_stream(
+            mnt / "f", 10 * MiB, chunk_buf=buf, backend=backend, direct=direct, segment_size=65536
+        )
         assert s["direct"] is (direct is True)
         assert (mnt / "f").stat().st_size == exitless.sealed_length(10 * MiB, 65536)
         with open_spill(mnt / "f", "rb", KEY, CTX, backend=backend) as r:
@@ -651,7 +696,9 @@ def test_queue_depth_bounds_and_identical_output(tmp_path, backend):
             open_spill(tmp_path / "q1", "rb", KEY, CTX, backend=backend, queue_depth=bad)
 
 
-@pytest.mark.parametrize("n", [0, 1, caps(4096)[0], caps(4096)[0] + 1, full_segments(9, 4096), full_segments(9, 4096) + 1])
+@pytest.mark.parametrize(
+    "n", [0, 1, caps(4096)[0], caps(4096)[0] + 1, full_segments(9, 4096), full_segments(9, 4096) + 1]
+)
 def test_writer_segments_match_the_file(tmp_path, n):
     for backend in BACKENDS:
         path = tmp_path / backend
@@ -695,8 +742,9 @@ def test_memory_is_bounded_for_a_256_mib_stream(disk_dir):
     chunks in a fresh process: the peak RSS grows by far less than the stream."""
     path = disk_dir / "big"
     try:
-        r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(path)], capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-c", MEMORY_SCRIPT, str(path)], capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
         grew_hwm = out["after"][0] - out["before"][0]

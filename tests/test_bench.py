@@ -25,7 +25,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def exitless_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exitless", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "exitless", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def load(out: Path) -> tuple[dict[str, Any], Path]:
@@ -48,26 +50,50 @@ def expected_ocall_exits(seg: int, plaintext: int) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, subprocess.CompletedProcess[str]]:
+def quick(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, Any], Path, subprocess.CompletedProcess[str]]:
     tmp = tmp_path_factory.mktemp("bench")
     out = tmp / "results"
-    proc = exitless_cli("bench", "--quick", "--total", f"{MIB}M", "--reps", "1", "--segments", "4K,64K",
-                        "--runtime-runs", "1", "--dir", str(tmp), "--out", str(out), "--json", "--no-progress")
+    proc = exitless_cli(
+        "bench",
+        "--quick",
+        "--total",
+        f"{MIB}M",
+        "--reps",
+        "1",
+        "--segments",
+        "4K,64K",
+        "--runtime-runs",
+        "1",
+        "--dir",
+        str(tmp),
+        "--out",
+        str(out),
+        "--json",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results, run_dir = load(out)
     return results, run_dir, proc
 
 
-def test_quick_bench_writes_schema_valid_json_report_and_plots(quick: tuple[dict[str, Any], Path, Any]) -> None:
+def test_quick_bench_writes_schema_valid_json_report_and_plots(
+    quick: tuple[dict[str, Any], Path, Any],
+) -> None:
     results, run_dir, proc = quick
     assert results["schema"] == SCHEMA and results["errors"] == []
     assert json.loads(proc.stdout) == results, "--json prints the same object results.json holds"
-    assert "segment" in proc.stderr and "exits/GiB" in proc.stderr, "the summary table goes to stderr with --json"
+    assert "segment" in proc.stderr and "exits/GiB" in proc.stderr, (
+        "the summary table goes to stderr with --json"
+    )
     cfg = results["config"]
     assert cfg["quick"] and cfg["bytes_per_point"] == MIB << 20 and cfg["segment_sizes"] == [4096, 65536]
     cells = {(r["point"], r["segment_size"]) for r in results["matrix"]}
     assert cells == {(p, s) for p in cfg["points"] for s in (4096, 65536)}
-    assert {"uring", "uring-direct", "switchless", "ocall-8200", "ocall-17000", "sync", "plaintext"} <= set(cfg["points"])
+    assert {"uring", "uring-direct", "switchless", "ocall-8200", "ocall-17000", "sync", "plaintext"} <= set(
+        cfg["points"]
+    )
     m = results["machine"]
     assert m["cores"] >= 1 and m["kernel"] and m["cpu"]
     assert set(m["cpu_has"]) >= {"aes", "vaes", "avx512f"}
@@ -85,17 +111,30 @@ def test_quick_bench_writes_schema_valid_json_report_and_plots(quick: tuple[dict
     assert rt["exitless"]["spawn_join_ns_per_task"] > 0
 
 
-def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(quick: tuple[dict[str, Any], Path, Any]) -> None:
+def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(
+    quick: tuple[dict[str, Any], Path, Any],
+) -> None:
     results, run_dir, proc = quick
     uring = results["machine"]["io_uring"]["available"]
     for r in results["matrix"]:
-        for key in ("wall_s_per_gib", "enclave_cpu_s_per_gib", "enclave_thread_cpu_s_per_gib", "modeled_exit_cpu_s_per_gib",
-                    "kernel_cpu_s_per_gib", "sqpoll_cpu_s_per_gib", "iowq_cpu_s_per_gib", "host_worker_cpu_s_per_gib"):
+        for key in (
+            "wall_s_per_gib",
+            "enclave_cpu_s_per_gib",
+            "enclave_thread_cpu_s_per_gib",
+            "modeled_exit_cpu_s_per_gib",
+            "kernel_cpu_s_per_gib",
+            "sqpoll_cpu_s_per_gib",
+            "iowq_cpu_s_per_gib",
+            "host_worker_cpu_s_per_gib",
+        ):
             assert isinstance(r[key], float | int) and r[key] >= 0, (key, r)
         assert isinstance(r["iou_wrk_threads"], int) and 0 <= r["iou_wrk_active"] <= r["iou_wrk_threads"]
         assert r["enclave_cpu_s_per_gib"] == pytest.approx(
-            r["enclave_thread_cpu_s_per_gib"] + r["modeled_exit_cpu_s_per_gib"], abs=0.002)
-        assert r["kernel_cpu_s_per_gib"] == pytest.approx(r["sqpoll_cpu_s_per_gib"] + r["iowq_cpu_s_per_gib"], abs=0.002)
+            r["enclave_thread_cpu_s_per_gib"] + r["modeled_exit_cpu_s_per_gib"], abs=0.002
+        )
+        assert r["kernel_cpu_s_per_gib"] == pytest.approx(
+            r["sqpoll_cpu_s_per_gib"] + r["iowq_cpu_s_per_gib"], abs=0.002
+        )
         if r["backend"] == "sync":
             assert r["modeled_exit_cpu_s_per_gib"] == 0, "sync has no exit model"
         if r["backend"] in ("uring", "ocall") and r["stats"]["stream_syscalls"] == 0:
@@ -109,13 +148,19 @@ def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(quick: tup
     small = results["small_files"]
     assert results["config"]["small_files"] == small["files"] == 200, "--quick: 200 files per backend"
     assert small["file_size"] == 5000 and small["leftover_files"] == 0
-    assert [r["backend"] for r in small["rows"]] == (["uring", "uring-sqpoll", "uring-nosqpoll"] if uring else []) + ["ocall", "sync", "plaintext"]
+    assert [r["backend"] for r in small["rows"]] == (
+        ["uring", "uring-sqpoll", "uring-nosqpoll"] if uring else []
+    ) + ["ocall", "sync", "plaintext"]
     for r in small["rows"]:
         assert r["files_written"] == r["files_read"] == r["files_verified"] == 200 * small["reps"]
         assert isinstance(r["us_per_file"], float) and isinstance(r["enclave_cpu_us_per_file"], float)
         assert (r["exits_per_file"] is None) == (r["backend"] == "plaintext")
     report = (run_dir / "report.md").read_text()
-    assert "## Small files" in report and "enclave CPU s/GiB" in report and "cpu.png" in results["plots"].values()
+    assert (
+        "## Small files" in report
+        and "enclave CPU s/GiB" in report
+        and "cpu.png" in results["plots"].values()
+    )
     assert "enclave CPU s/GiB" in proc.stderr and "Small files: 200 files" in proc.stderr
 
 
@@ -130,12 +175,19 @@ def test_exit_counts_follow_the_model_exactly(quick: tuple[dict[str, Any], Path,
             # O_DIRECT, space reserved and the file trimmed), one exit each.
             assert st["file_ops"] >= 2 and (point.endswith("direct") or st["file_ops"] == 2), (point, seg, st)
             assert st["segments"] == segments and st["exits"] == exits + st["file_ops"], (point, seg, st)
-        assert rows[("ocall-8200", seg)]["exits"] == rows[("ocall-17000", seg)]["exits"], "cycles change time, not counts"
-        assert rows[("ocall-8200", seg)]["ocall_cycles"] == 8200 and rows[("ocall-17000", seg)]["ocall_cycles"] == 17000
+        assert rows[("ocall-8200", seg)]["exits"] == rows[("ocall-17000", seg)]["exits"], (
+            "cycles change time, not counts"
+        )
+        assert (
+            rows[("ocall-8200", seg)]["ocall_cycles"] == 8200
+            and rows[("ocall-17000", seg)]["ocall_cycles"] == 17000
+        )
         for point in ("sync", "plaintext"):
             assert rows[(point, seg)]["stats"]["exits"] == 0, "sync has no exit model"
         plain = rows[("plaintext", seg)]
-        assert plain["sealed"] is False and plain["stats"]["segments"] == (MIB << 20) // seg, "the same IO pattern, unsealed"
+        assert plain["sealed"] is False and plain["stats"]["segments"] == (MIB << 20) // seg, (
+            "the same IO pattern, unsealed"
+        )
         sw = rows[("switchless", seg)]["stats"]
         assert sw["exits"] == sw["fallbacks"], "switchless exits only when it falls back"
         if results["machine"]["io_uring"]["available"]:
@@ -163,9 +215,28 @@ def test_the_main_job_runs_spark_with_and_without_exitless(tmp_path: Path) -> No
     """`exitless run` (make run), shrunk: the integrity check refuses a flipped byte
     and a cut tail, both Spark modes ran and the exitless one sealed its spills."""
     out = tmp_path / "results"
-    proc = exitless_cli("run", "--total", "4M", "--reps", "1", "--segments", "64K", "--backends", "ocall-8200,sync,plaintext",
-                        "--spark-records", "60000", "--spark-reps", "1", "--no-runtime", "--dir", str(tmp_path),
-                        "--out", str(out), "--no-progress", timeout=900)
+    proc = exitless_cli(
+        "run",
+        "--total",
+        "4M",
+        "--reps",
+        "1",
+        "--segments",
+        "64K",
+        "--backends",
+        "ocall-8200,sync,plaintext",
+        "--spark-records",
+        "60000",
+        "--spark-reps",
+        "1",
+        "--no-runtime",
+        "--dir",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--no-progress",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results, run_dir = load(out)
     check = results["integrity_check"]

@@ -15,35 +15,43 @@ from exitless.bench.cpu import ENCLAVE, HOST, IOWQ, SQPOLL, ThreadCpu, account, 
 MS = 1_000_000
 
 
-@pytest.mark.parametrize(("comm", "cls"), [
-    ("iou-sqp-4242", SQPOLL),
-    ("iou-sqp-1234567", SQPOLL),   # comm is cut at 15 characters
-    ("iou-wrk-4243", IOWQ),
-    ("iou-wrk-12345678", IOWQ),
-    ("iou-anything", IOWQ),         # a kernel io_uring thread is never enclave-side
-    ("exitless-switch", HOST),      # exitless-switchless-N as the kernel shows it
-    ("python", ENCLAVE),
-    ("python3.12", ENCLAVE),
-    ("exitless-vcpu-0", ENCLAVE),
-    ("bench-vcpu-1", ENCLAVE),
-    ("iou", ENCLAVE),               # no "iou-" prefix
-    ("io_uring-sq", ENCLAVE),
-    ("", ENCLAVE),
-])
+@pytest.mark.parametrize(
+    ("comm", "cls"),
+    [
+        ("iou-sqp-4242", SQPOLL),
+        ("iou-sqp-1234567", SQPOLL),  # comm is cut at 15 characters
+        ("iou-wrk-4243", IOWQ),
+        ("iou-wrk-12345678", IOWQ),
+        ("iou-anything", IOWQ),  # a kernel io_uring thread is never enclave-side
+        ("exitless-switch", HOST),  # exitless-switchless-N as the kernel shows it
+        ("python", ENCLAVE),
+        ("python3.12", ENCLAVE),
+        ("exitless-vcpu-0", ENCLAVE),
+        ("bench-vcpu-1", ENCLAVE),
+        ("iou", ENCLAVE),  # no "iou-" prefix
+        ("io_uring-sq", ENCLAVE),
+        ("", ENCLAVE),
+    ],
+)
 def test_thread_names_are_classified(comm: str, cls: str) -> None:
     assert classify(comm) == cls
 
 
 def test_account_splits_by_class_and_gives_the_remainder_to_io_wq() -> None:
-    before = {1: ("python", 100 * MS), 2: ("iou-sqp-1", 50 * MS), 3: ("iou-wrk-2", 7 * MS), 4: ("exitless-vcpu-0", 0)}
+    before = {
+        1: ("python", 100 * MS),
+        2: ("iou-sqp-1", 50 * MS),
+        3: ("iou-wrk-2", 7 * MS),
+        4: ("exitless-vcpu-0", 0),
+    }
     seen = {
-        1: ("python", 130 * MS),          # +30 enclave
-        2: ("iou-sqp-1", 90 * MS),        # +40 SQ
-        3: ("iou-wrk-2", 7 * MS),         # idle worker: seen, not active
-        4: ("exitless-vcpu-0", 5 * MS),   # +5 enclave
-        5: ("iou-wrk-2", 4 * MS),         # born during the point: +4 io-wq, active
-        6: ("exitless-switch", 2 * MS),   # +2 host
-        9: ("sampler", 3 * MS),           # the measurement itself
+        1: ("python", 130 * MS),  # +30 enclave
+        2: ("iou-sqp-1", 90 * MS),  # +40 SQ
+        3: ("iou-wrk-2", 7 * MS),  # idle worker: seen, not active
+        4: ("exitless-vcpu-0", 5 * MS),  # +5 enclave
+        5: ("iou-wrk-2", 4 * MS),  # born during the point: +4 io-wq, active
+        6: ("exitless-switch", 2 * MS),  # +2 host
+        9: ("sampler", 3 * MS),  # the measurement itself
     }
     # The process clock also holds 6 ms of a worker that ended between two samples.
     process = (30 + 40 + 5 + 4 + 2 + 3 + 6) * MS
@@ -100,8 +108,12 @@ def test_modeled_exits_are_charged_only_where_no_thread_spun_for_them() -> None:
     # ocall / switchless: the backend's exits already spun on the caller; the stream's own syscalls did not.
     assert modeled_exit_seconds(stats, "ocall", cycles, ticks_per_ns) == pytest.approx(3 * 4e-6)
     assert modeled_exit_seconds(stats, "switchless", cycles, ticks_per_ns) == pytest.approx(3 * 4e-6)
-    assert modeled_exit_seconds(stats, "ocall", cycles, ticks_per_ns, extra_exits=1) == pytest.approx(4 * 4e-6)
+    assert modeled_exit_seconds(stats, "ocall", cycles, ticks_per_ns, extra_exits=1) == pytest.approx(
+        4 * 4e-6
+    )
     # sync and plaintext: no exit model (the stream outside an enclave).
     assert modeled_exit_seconds(stats, "sync", cycles, ticks_per_ns, extra_exits=1) == 0
     assert modeled_exit_seconds(stats, "plaintext", cycles, ticks_per_ns) == 0
-    assert modeled_exit_seconds(stats, "uring", 0, ticks_per_ns) == 0, "cycles 0: a real enclave, nothing modeled"
+    assert modeled_exit_seconds(stats, "uring", 0, ticks_per_ns) == 0, (
+        "cycles 0: a real enclave, nothing modeled"
+    )

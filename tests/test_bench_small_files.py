@@ -27,7 +27,11 @@ def row(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_backend_writes_reads_back_and_unlinks_every_file(row: dict[str, Any]) -> None:
     assert row["files"] == FILES and row["file_size"] == FILE_SIZE == 5000 and row["reps"] == REPS
     backends = [r["backend"] for r in row["rows"]]
-    assert backends == (["uring", "uring-sqpoll", "uring-nosqpoll"] if URING else []) + ["ocall", "sync", "plaintext"]
+    assert backends == (["uring", "uring-sqpoll", "uring-nosqpoll"] if URING else []) + [
+        "ocall",
+        "sync",
+        "plaintext",
+    ]
     assert ("uring" in row["skipped"]) == (not URING)
     assert row["unlink"] == "exitless.unlink"
     for r in row["rows"]:
@@ -49,11 +53,17 @@ def test_exits_per_file_add_up_and_are_exact_where_they_do_not_depend_on_timing(
             parts = r["write_exits_per_file"] + r["read_exits_per_file"] + r["unlink_exits_per_file"]
             assert r["exits_per_file"] == pytest.approx(parts, abs=0.02)
     ocall = rows["ocall"]
-    assert (ocall["write_exits_per_file"], ocall["read_exits_per_file"], ocall["unlink_exits_per_file"]) == (3, 5, 1)
+    assert (ocall["write_exits_per_file"], ocall["read_exits_per_file"], ocall["unlink_exits_per_file"]) == (
+        3,
+        5,
+        1,
+    )
     assert (rows["sync"]["exits_per_file"], rows["sync"]["syscalls_per_file"]) == (0, 7)
     for name in ("uring", "uring-sqpoll", "uring-nosqpoll"):
         if name in rows:
-            assert rows[name]["syscalls_per_file"] == rows[name]["exits_per_file"], "every system call is an enter"
+            assert rows[name]["syscalls_per_file"] == rows[name]["exits_per_file"], (
+                "every system call is an enter"
+            )
 
 
 @pytest.mark.parametrize("backend", ["uring", "ocall", "sync"])
@@ -62,18 +72,36 @@ def test_a_sealed_file_reads_back_what_was_written(tmp_path: Path, backend: str)
         pytest.skip("needs io_uring")
     data = os.urandom(FILE_SIZE)
     path = str(tmp_path / "f")
-    counts = dict.fromkeys(("exits", "stream_syscalls", "total_exits", "syscalls", "uring_enters", "write_exits",
-                            "read_exits", "unlink_exits"), 0)
+    counts = dict.fromkeys(
+        (
+            "exits",
+            "stream_syscalls",
+            "total_exits",
+            "syscalls",
+            "uring_enters",
+            "write_exits",
+            "read_exits",
+            "unlink_exits",
+        ),
+        0,
+    )
     assert smallfiles._sealed_file(path, data, exitless.generate_key(), backend, counts) == data
     assert os.path.getsize(path) > FILE_SIZE, "sealed: header and tag on disk"
     assert counts["total_exits"] == counts["write_exits"] + counts["read_exits"]
     assert smallfiles._plain_file(str(tmp_path / "p"), data) == data
 
 
-def test_a_file_that_reads_back_wrong_is_not_counted_as_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_that_reads_back_wrong_is_not_counted_as_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(smallfiles, "_plain_file", lambda path, data: open(path, "wb").close() or data[:-1])
-    out = smallfiles.run_batch(str(tmp_path), [os.urandom(FILE_SIZE) for _ in range(3)], "plaintext",
-                               exitless.generate_key(), ExitModel(8200, 3.0))
+    out = smallfiles.run_batch(
+        str(tmp_path),
+        [os.urandom(FILE_SIZE) for _ in range(3)],
+        "plaintext",
+        exitless.generate_key(),
+        ExitModel(8200, 3.0),
+    )
     assert (out["files_written"], out["files_read"], out["files_verified"], out["files_left"]) == (3, 3, 0, 0)
 
 

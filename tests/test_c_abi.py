@@ -25,8 +25,21 @@ def test_c_program_round_trips_and_detects_tampering(tmp_path: Path) -> None:
     lib = _native_library()
     exe = tmp_path / "smoke"
     subprocess.run(
-        [cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(ROOT / "native/ffi/include"),
-         str(ROOT / "tests/c/smoke.c"), str(lib), f"-Wl,-rpath,{lib.parent}", "-o", str(exe)],
+        [
+            cc,
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-I",
+            str(ROOT / "native/ffi/include"),
+            str(ROOT / "tests/c/smoke.c"),
+            str(lib),
+            f"-Wl,-rpath,{lib.parent}",
+            "-o",
+            str(exe),
+        ],
         check=True,
     )
     out = subprocess.run([str(exe), str(tmp_path / "f.sealed")], capture_output=True, text=True)
@@ -36,7 +49,9 @@ def test_c_program_round_trips_and_detects_tampering(tmp_path: Path) -> None:
 
 def test_header_declares_every_exported_function() -> None:
     header = (ROOT / "native/ffi/include/exitless.h").read_text()
-    syms = subprocess.run(["nm", "-D", "--defined-only", str(_native_library())], capture_output=True, text=True, check=True).stdout
+    syms = subprocess.run(
+        ["nm", "-D", "--defined-only", str(_native_library())], capture_output=True, text=True, check=True
+    ).stdout
     exported = {line.split()[-1] for line in syms.splitlines() if " T exitless_" in line}
     assert exported, "no exitless_ symbols exported"
     missing = {name for name in exported if f"{name}(" not in header}

@@ -16,7 +16,9 @@ import exitless
 KEY_PREFIX = "exitless-key-v1:"
 
 
-def run(*args, stdin: bytes | None = None, env_extra: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+def run(
+    *args, stdin: bytes | None = None, env_extra: dict | None = None, cwd=None
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "EXITLESS_KEY_FILE"}
     env.update(env_extra or {})
     return subprocess.run(
@@ -43,7 +45,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, command: str, *need
     for needle in needles:
         assert needle in err, (needle, err)
     return err
-
 
 
 @pytest.fixture
@@ -333,7 +334,12 @@ def test_seal_into_a_missing_directory(tmp_path, keyfile, plain):
 def test_inspect_prints_header_fields_and_never_the_key(tmp_path, keyfile, plain):
     src, data = plain
     sealed = tmp_path / "s"
-    assert run("seal", src, sealed, "-k", keyfile, "--segment-size", "4096", "--algorithm", "chacha20-poly1305").returncode == 0
+    assert (
+        run(
+            "seal", src, sealed, "-k", keyfile, "--segment-size", "4096", "--algorithm", "chacha20-poly1305"
+        ).returncode
+        == 0
+    )
     proc = run("inspect", sealed)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.decode()
@@ -489,7 +495,9 @@ def test_kms_init_create_rotate_list_on_a_local_keyring(tmp_path: Path) -> None:
 def test_kms_errors_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(run("kms", "list"), "kms list", "no KMS")
     assert_one_line_error(run("kms", "list", "--kms", "vault:x"), "kms list", "unknown KMS URI scheme")
-    assert_one_line_error(run("kms", "list", "--kms", f"local:{tmp_path / 'missing.json'}"), "kms list", "missing.json")
+    assert_one_line_error(
+        run("kms", "list", "--kms", f"local:{tmp_path / 'missing.json'}"), "kms list", "missing.json"
+    )
     ring = tmp_path / "ring.json"
     assert run("kms", "init", "--kms", f"local:{ring}").returncode == 0
     ring.chmod(0o644)
@@ -505,10 +513,26 @@ def test_kms_commands_on_a_pkcs11_token(tmp_path: Path) -> None:
         pytest.fail("softhsm2 is required (apt-get install -y softhsm2; make test installs it)")
     (tmp_path / "tokens").mkdir()
     conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     env = {"SOFTHSM2_CONF": str(conf), "EXITLESS_TEST_PIN": "4321"}
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "cli", "--pin", "4321", "--so-pin", "87654321"],
-                   check=True, capture_output=True, env={**os.environ, **env})
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "cli",
+            "--pin",
+            "4321",
+            "--so-pin",
+            "87654321",
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **env},
+    )
     uri = "pkcs11:module=/usr/lib/softhsm/libsofthsm2.so;token=cli;pin-env=EXITLESS_TEST_PIN"
     init = run("kms", "init", "--kms", uri, env_extra=env)
     assert init.returncode == 0, init.stderr
@@ -518,7 +542,9 @@ def test_kms_commands_on_a_pkcs11_token(tmp_path: Path) -> None:
     rows = json.loads(run("kms", "list", "--kms", uri, "--json", env_extra=env).stdout)
     assert [(r["key_id"], r["current"]) for r in rows] == [(first, False), (second, True)]
     # A PIN in the URI itself is refused.
-    bad = run("kms", "list", "--kms", uri.replace("pin-env=EXITLESS_TEST_PIN", "pin-value=4321"), env_extra=env)
+    bad = run(
+        "kms", "list", "--kms", uri.replace("pin-env=EXITLESS_TEST_PIN", "pin-value=4321"), env_extra=env
+    )
     assert bad.returncode == 1 and "4321" not in bad.stderr.decode()
 
 
@@ -538,7 +564,9 @@ def test_seal_and_open_with_a_kms_carry_the_wrapped_key_in_the_header(tmp_path: 
     assert out.read_bytes() == src.read_bytes()
     # No side file: the keyring alone opens it; another keyring or context does not.
     assert_one_line_error(run("open", sealed, tmp_path / "x", "--kms", f"local:{other}", "-c", "ctx"), "open")
-    assert_one_line_error(run("open", sealed, tmp_path / "y", "--kms", f"local:{ring}", "-c", "other"), "open", "IntegrityError")
+    assert_one_line_error(
+        run("open", sealed, tmp_path / "y", "--kms", f"local:{ring}", "-c", "other"), "open", "IntegrityError"
+    )
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     # A flipped bit in the envelope never yields plaintext.
     raw = bytearray(sealed.read_bytes())
@@ -549,4 +577,8 @@ def test_seal_and_open_with_a_kms_carry_the_wrapped_key_in_the_header(tmp_path: 
     # --key and --kms together are a usage error.
     keyf = tmp_path / "k"
     assert run("keygen", "-o", keyf).returncode == 0
-    assert_one_line_error(run("seal", src, tmp_path / "w", "--kms", f"local:{ring}", "--key", keyf), "seal", "either --key or --kms")
+    assert_one_line_error(
+        run("seal", src, tmp_path / "w", "--kms", f"local:{ring}", "--key", keyf),
+        "seal",
+        "either --key or --kms",
+    )

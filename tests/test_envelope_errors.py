@@ -31,7 +31,12 @@ CTX = b"envelope-errors"
 DATA = b"envelope error classes " * 400
 ENV = 72  # the envelope's offset in a version-2 header
 # Offsets inside a scheme-1 envelope (FORMAT.md section 10.1): scheme, id, length, wrapped.
-SCHEME, KID, LENGTH, WRAPPED = ENV, range(ENV + 1, ENV + 17), range(ENV + 17, ENV + 19), range(ENV + 19, ENV + 79)
+SCHEME, KID, LENGTH, WRAPPED = (
+    ENV,
+    range(ENV + 1, ENV + 17),
+    range(ENV + 17, ENV + 19),
+    range(ENV + 19, ENV + 79),
+)
 
 
 @pytest.fixture
@@ -56,9 +61,8 @@ def fails(kms: LocalKms, path: Path, data: bytes, cls: type[Exception], match: s
     """Writes ``data`` to ``path``; opening and reading it raises exactly ``cls``,
     whose message names the file, matches ``match`` and holds no primary key."""
     path.write_bytes(data)
-    with pytest.raises(exitless.ExitlessError) as ei:
-        with open_sealed(path, "rb", kms, CTX) as f:
-            f.read()
+    with pytest.raises(exitless.ExitlessError) as ei, open_sealed(path, "rb", kms, CTX) as f:
+        f.read()
     assert type(ei.value) is cls, ei.value
     text = str(ei.value)
     assert str(path) in text and re.search(match, text), text
@@ -115,9 +119,17 @@ def test_integrity_envelope_unwraps_but_the_stream_does_not_open(kms: LocalKms, 
     primary = dict(zip([k.key_id for k in kms.list_keys()], secrets_of(kms)))[wk.primary_key_id]
     nonce = os.urandom(12)
     aad = b"exitless wrap v1\x01" + wk.primary_key_id
-    rewrapped = WrappedKey(1, wk.primary_key_id, nonce + AESGCM(primary).encrypt(nonce, key.secret_bytes(), aad))
+    rewrapped = WrappedKey(
+        1, wk.primary_key_id, nonce + AESGCM(primary).encrypt(nonce, key.secret_bytes(), aad)
+    )
     assert kms.unwrap(rewrapped) == key
-    fails(kms, bad, good[:ENV] + rewrapped.to_bytes() + good[h:], exitless.IntegrityError, "authentication failed")
+    fails(
+        kms,
+        bad,
+        good[:ENV] + rewrapped.to_bytes() + good[h:],
+        exitless.IntegrityError,
+        "authentication failed",
+    )
     # The right file with another context.
     bad.write_bytes(good)
     with pytest.raises(exitless.IntegrityError, match="authentication failed"):
@@ -138,12 +150,15 @@ def test_unwrap_the_kms_cannot_unwrap(kms: LocalKms, tmp_path: Path) -> None:
     # A keyring that does not hold the primary key.
     stranger = LocalKms.init(tmp_path / "stranger.json")
     bad.write_bytes(good)
-    with pytest.raises(UnwrapError, match=f"{bad}: cannot unwrap data key: primary key {good[12:28].hex()} is not in"):
+    with pytest.raises(
+        UnwrapError, match=f"{bad}: cannot unwrap data key: primary key {good[12:28].hex()} is not in"
+    ):
         open_sealed(bad, "rb", stranger, CTX)
     # A scheme-2 (PKCS#11) envelope given to a LocalKms.
     kid = kms.current_key_id
-    with exitless.open_spill(bad, "wb", exitless.generate_key(), CTX, key_id=kid,
-                             envelope=WrappedKey(2, kid, bytes(40)).to_bytes()) as f:
+    with exitless.open_spill(
+        bad, "wb", exitless.generate_key(), CTX, key_id=kid, envelope=WrappedKey(2, kid, bytes(40)).to_bytes()
+    ) as f:
         f.write(DATA)
     err = fails(kms, bad, bad.read_bytes(), UnwrapError, "scheme 2 .* cannot unwrap")
     assert isinstance(err, KmsError) and not isinstance(err, exitless.IntegrityError)

@@ -39,9 +39,11 @@ BACKENDS = _backends()
 
 
 def _write(path, backend: str, faults: str | None) -> dict:
-    with exitless.open_spill(path, "wb", KEY, b"faults", segment_size=SEG, backend=backend, queue_depth=4, faults=faults) as f:
+    with exitless.open_spill(
+        path, "wb", KEY, b"faults", segment_size=SEG, backend=backend, queue_depth=4, faults=faults
+    ) as f:
         for i in range(0, len(DATA), 1000):
-            f.write(DATA[i:i + 1000])
+            f.write(DATA[i : i + 1000])
     return f.final_stats
 
 
@@ -66,7 +68,10 @@ def test_write_errors_at_every_segment_raise_and_the_file_never_reads(tmp_path, 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_eintr_and_short_writes_are_retried_transparently(tmp_path, backend):
-    specs = [f"{f}@segment={k}" for k in range(SEGMENTS) for f in ("eintr", "short")] + ["short@write=*", "eintr@write=*"]
+    specs = [f"{f}@segment={k}" for k in range(SEGMENTS) for f in ("eintr", "short")] + [
+        "short@write=*",
+        "eintr@write=*",
+    ]
     for spec in specs:
         path = tmp_path / spec
         stats = _write(path, backend, spec)
@@ -115,7 +120,8 @@ def test_a_writer_killed_mid_stream_leaves_a_file_no_reader_accepts(tmp_path, ba
     path = tmp_path / "killed"
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(path), bytes(range(32)).hex(), backend],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60

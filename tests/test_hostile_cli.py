@@ -40,7 +40,9 @@ def default_signals() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def run(*args: object, stdin=None, timeout: float = 60, preexec: Callable[[], None] | None = None, **kw) -> subprocess.CompletedProcess:
+def run(
+    *args: object, stdin=None, timeout: float = 60, preexec: Callable[[], None] | None = None, **kw
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         command(*args), stdin=stdin, capture_output=True, env=env(), timeout=timeout, preexec_fn=preexec, **kw
     )
@@ -151,7 +153,13 @@ def test_open_refuses_one_file_named_twice(tmp_path: Path, keyfile: Path, sealed
 def test_open_refuses_stdout_appending_to_in(tmp_path: Path, keyfile: Path, sealed: Path) -> None:
     before = sealed.read_bytes()
     with open(sealed, "ab") as stdout:
-        proc = subprocess.run(command("open", sealed, "-", "-k", keyfile), stdout=stdout, stderr=subprocess.PIPE, env=env(), timeout=60)
+        proc = subprocess.run(
+            command("open", sealed, "-", "-k", keyfile),
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env=env(),
+            timeout=60,
+        )
     assert proc.returncode == 2, proc.stderr
     assert b"same file" in proc.stderr
     assert sealed.read_bytes() == before
@@ -179,7 +187,9 @@ def out_node(tmp_path: Path, kind: str) -> tuple[Path, Callable[[], object]]:
 
 
 @pytest.mark.parametrize("kind", ["null", "full", "fifo", "symlink"])
-def test_open_refuses_an_out_that_is_not_a_regular_file(tmp_path: Path, keyfile: Path, sealed: Path, kind: str) -> None:
+def test_open_refuses_an_out_that_is_not_a_regular_file(
+    tmp_path: Path, keyfile: Path, sealed: Path, kind: str
+) -> None:
     node, facts = out_node(tmp_path, kind)
     before = facts()
     err = error_line(run("open", sealed, node, "-k", keyfile, timeout=30), "open", 2)
@@ -190,7 +200,9 @@ def test_open_refuses_an_out_that_is_not_a_regular_file(tmp_path: Path, keyfile:
 
 
 @pytest.mark.parametrize("kind", ["null", "full", "fifo", "symlink"])
-def test_seal_refuses_an_out_that_is_not_a_regular_file(tmp_path: Path, keyfile: Path, plain, kind: str) -> None:
+def test_seal_refuses_an_out_that_is_not_a_regular_file(
+    tmp_path: Path, keyfile: Path, plain, kind: str
+) -> None:
     node, facts = out_node(tmp_path, kind)
     before = facts()
     err = error_line(run("seal", plain[0], node, "-k", keyfile, timeout=30), "seal", 2)
@@ -204,17 +216,27 @@ def test_seal_refuses_dash_as_out(tmp_path: Path, keyfile: Path, plain) -> None:
     assert not (tmp_path / "-").exists(), "a file named '-' was created"
 
 
-def test_open_to_stdout_redirected_to_a_device_still_works(tmp_path: Path, keyfile: Path, sealed: Path, plain) -> None:
+def test_open_to_stdout_redirected_to_a_device_still_works(
+    tmp_path: Path, keyfile: Path, sealed: Path, plain
+) -> None:
     node = mknod_char(tmp_path / "null", 1, 3)
     with open(node, "wb") as devnull:
-        proc = subprocess.run(command("open", sealed, "-", "-k", keyfile), stdout=devnull, stderr=subprocess.PIPE, env=env(), timeout=60)
+        proc = subprocess.run(
+            command("open", sealed, "-", "-k", keyfile),
+            stdout=devnull,
+            stderr=subprocess.PIPE,
+            env=env(),
+            timeout=60,
+        )
     assert proc.returncode == 0, proc.stderr
     assert stat.S_ISCHR(os.lstat(node).st_mode)
     out = run("open", sealed, "-", "-k", keyfile)
     assert out.returncode == 0 and out.stdout == plain[1]
 
 
-def test_open_and_seal_still_replace_a_regular_out(tmp_path: Path, keyfile: Path, sealed: Path, plain) -> None:
+def test_open_and_seal_still_replace_a_regular_out(
+    tmp_path: Path, keyfile: Path, sealed: Path, plain
+) -> None:
     out = tmp_path / "out"
     out.write_bytes(b"old")
     assert run("open", sealed, out, "-k", keyfile).returncode == 0
@@ -246,7 +268,12 @@ def test_signal_during_open_removes_the_temporary_file(tmp_path: Path, big_seale
     src, key = big_sealed
     out = tmp_path / "plain.out"
     for _attempt in range(3):
-        proc = subprocess.Popen(command("open", src, out, "-k", key), stderr=subprocess.PIPE, env=env(), preexec_fn=default_signals)
+        proc = subprocess.Popen(
+            command("open", src, out, "-k", key),
+            stderr=subprocess.PIPE,
+            env=env(),
+            preexec_fn=default_signals,
+        )
         deadline = time.monotonic() + 30
         while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.0005)
@@ -264,14 +291,20 @@ def test_signal_during_open_removes_the_temporary_file(tmp_path: Path, big_seale
     assert leftovers(tmp_path) == [], "a temporary file with a plaintext prefix was left"
     assert not out.exists()
     text = err.decode()
-    assert text.count("\n") == 1 and signal.Signals(signum).name in text and "removed the partial output" in text
+    assert (
+        text.count("\n") == 1 and signal.Signals(signum).name in text and "removed the partial output" in text
+    )
 
 
 @pytest.mark.parametrize("signum", CAUGHT, ids=lambda s: signal.Signals(s).name)
 def test_signal_during_seal_removes_the_partial_output(tmp_path: Path, keyfile: Path, signum: int) -> None:
     out = tmp_path / "out.sealed"
     proc = subprocess.Popen(
-        command("seal", "-", out, "-k", keyfile), stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env(), preexec_fn=default_signals
+        command("seal", "-", out, "-k", keyfile),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        preexec_fn=default_signals,
     )
     assert proc.stdin is not None
     proc.stdin.write(os.urandom(1 << 20))
@@ -301,7 +334,13 @@ def test_an_ignored_sighup_stays_ignored(tmp_path: Path, keyfile: Path) -> None:
 
     out = tmp_path / "out.sealed"
     data = os.urandom(300_000)
-    proc = subprocess.Popen(command("seal", "-", out, "-k", keyfile), stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env(), preexec_fn=nohup)
+    proc = subprocess.Popen(
+        command("seal", "-", out, "-k", keyfile),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env(),
+        preexec_fn=nohup,
+    )
     assert proc.stdin is not None
     proc.stdin.write(data[:1000])
     proc.stdin.flush()
@@ -360,7 +399,16 @@ def test_seal_of_a_fifo_with_a_writer_works(tmp_path: Path, keyfile: Path, write
     t = threading.Thread(target=write, daemon=True)
     t.start()
     try:
-        proc = run("seal", fifo, out, "-k", keyfile, "--fifo-wait", "5" if writer == "opens-late" else "0.3", timeout=60)
+        proc = run(
+            "seal",
+            fifo,
+            out,
+            "-k",
+            keyfile,
+            "--fifo-wait",
+            "5" if writer == "opens-late" else "0.3",
+            timeout=60,
+        )
     finally:
         t.join(timeout=10)
         if t.is_alive():  # the command never read: let the writer's open() return, and fail its write
@@ -401,7 +449,11 @@ def test_seal_from_a_closed_stdin_is_one_line(tmp_path: Path, keyfile: Path) -> 
 
 def test_open_to_a_closed_stdout_is_one_line(tmp_path: Path, keyfile: Path, sealed: Path) -> None:
     proc = subprocess.run(
-        command("open", sealed, "-", "-k", keyfile), stderr=subprocess.PIPE, env=env(), timeout=60, preexec_fn=lambda: os.close(1)
+        command("open", sealed, "-", "-k", keyfile),
+        stderr=subprocess.PIPE,
+        env=env(),
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
     )
     err = error_line(proc, "open", (1, 2))
     assert "stdout is closed" in err

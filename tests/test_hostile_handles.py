@@ -37,8 +37,14 @@ def run_child(code: str, *args: str, timeout: float = 120) -> subprocess.Complet
 
 
 def assert_clean_exit(proc: subprocess.CompletedProcess[str]) -> None:
-    died = f" (killed by signal {-proc.returncode}: {signal.Signals(-proc.returncode).name})" if proc.returncode < 0 else ""
-    assert proc.returncode == 0, f"child exited {proc.returncode}{died}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}"
+    died = (
+        f" (killed by signal {-proc.returncode}: {signal.Signals(-proc.returncode).name})"
+        if proc.returncode < 0
+        else ""
+    )
+    assert proc.returncode == 0, (
+        f"child exited {proc.returncode}{died}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-4000:]}"
+    )
 
 
 CLOSE_RACE = """
@@ -92,7 +98,9 @@ print("ok", outcomes)
 
 @pytest.mark.parametrize("kind", ["writer", "reader"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_close_racing_a_call_on_another_thread_is_an_error_never_a_crash(tmp_path: Path, backend: str, kind: str) -> None:
+def test_close_racing_a_call_on_another_thread_is_an_error_never_a_crash(
+    tmp_path: Path, backend: str, kind: str
+) -> None:
     # Before: sync SIGSEGV, uring "malloc(): unaligned tcache chunk" or a hang: the
     # close freed the native handle under the running call.
     proc = run_child(CLOSE_RACE, backend, kind, "200", str(tmp_path / "race"))
@@ -230,7 +238,9 @@ def test_the_cli_refuses_the_forged_sparse_file_at_once(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "exitless", "open", str(path), str(tmp_path / "out"), "-k", str(key_file)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1, proc.stderr
     assert "hole" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -325,7 +335,8 @@ def test_output_to_a_pipe_loses_nothing_when_rings_close(tmp_path: Path) -> None
     rounds = 200
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(RING_CLOSE), str(tmp_path / "r"), str(rounds)],
-        capture_output=True, timeout=300,
+        capture_output=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert len(proc.stdout) == rounds * 204_800

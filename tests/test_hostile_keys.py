@@ -145,9 +145,8 @@ def test_lock_file_symlink_is_refused_and_nothing_is_created(tmp_path: Path, key
     lock = Path(f"{keyring}.lock")
     lock.symlink_to(target)
     before = keyring.read_bytes()
-    with LocalKms(keyring) as kms:
-        with pytest.raises(InsecureKeyringError, match="symbolic link") as info:
-            kms.rotate()
+    with LocalKms(keyring) as kms, pytest.raises(InsecureKeyringError, match="symbolic link") as info:
+        kms.rotate()
     assert str(lock) in str(info.value)
     err = one_line_error(run_cli("kms", "rotate", "--kms", f"local:{keyring}"), "kms rotate")
     assert "symbolic link" in err
@@ -205,7 +204,10 @@ def test_pin_file_with_invalid_utf8_names_no_byte_of_it(tmp_path: Path) -> None:
 
 
 def test_keyring_that_is_not_utf8_or_json_chains_nothing(tmp_path: Path) -> None:
-    for name, data in (("binary.json", os.urandom(64) + b"\xff"), ("broken.json", b'{"keys": [{"key": "c2VjcmV0"')):
+    for name, data in (
+        ("binary.json", os.urandom(64) + b"\xff"),
+        ("broken.json", b'{"keys": [{"key": "c2VjcmV0"'),
+    ):
         ring = private_file(tmp_path / name, data)
         with pytest.raises(KeyringFormatError, match="not valid JSON") as info:
             LocalKms(ring)

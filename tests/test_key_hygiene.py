@@ -129,7 +129,10 @@ def test_no_key_bytes_remain_after_streams_close_and_keys_drop(tmp_path):
     r, w = os.pipe()
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(w), str(tmp_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=(w,),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        pass_fds=(w,),
     )
     os.close(w)
     try:

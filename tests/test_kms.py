@@ -47,7 +47,17 @@ SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "31415926"
 SO_PIN = "27182818"
 PIN_ENV = "EXITLESS_TEST_HSM_PIN"
-TOKENS = ["exl-a", "exl-b", "exl-rot", "exl-prot", "exl-empty", "exl-pin", "exl-rogue", "exl-env-a", "exl-env-b"]
+TOKENS = [
+    "exl-a",
+    "exl-b",
+    "exl-rot",
+    "exl-prot",
+    "exl-empty",
+    "exl-pin",
+    "exl-rogue",
+    "exl-env-a",
+    "exl-env-b",
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -217,7 +227,11 @@ def test_local_wrap_matches_documented_construction(keyring: Path) -> None:
     manual = WrappedKey(1, wk.primary_key_id, nonce + AESGCM(primary).encrypt(nonce, dk, aad))
     assert kms.unwrap(manual).secret_bytes() == dk
     # A different AAD (e.g. no scheme byte) is rejected.
-    bad = WrappedKey(1, wk.primary_key_id, nonce + AESGCM(primary).encrypt(nonce, dk, b"exitless wrap v1" + wk.primary_key_id))
+    bad = WrappedKey(
+        1,
+        wk.primary_key_id,
+        nonce + AESGCM(primary).encrypt(nonce, dk, b"exitless wrap v1" + wk.primary_key_id),
+    )
     with pytest.raises(UnwrapError):
         kms.unwrap(bad)
 
@@ -393,9 +407,21 @@ def test_local_no_key_bytes_in_reprs_or_errors(tmp_path: Path) -> None:
     b = LocalKms.init(tmp_path / "b.json")
     a.rotate()
     key, wk = a.generate_data_key()
-    secrets_ = list(keyring_secrets(tmp_path / "a.json").values()) + list(keyring_secrets(tmp_path / "b.json").values())
+    secrets_ = list(keyring_secrets(tmp_path / "a.json").values()) + list(
+        keyring_secrets(tmp_path / "b.json").values()
+    )
     secrets_.append(key.secret_bytes())
-    texts = [repr(key), str(key), repr(wk), str(wk), repr(a), str(a), repr(a.list_keys()), str(a.list_keys()[0]), a.uri]
+    texts = [
+        repr(key),
+        str(key),
+        repr(wk),
+        str(wk),
+        repr(a),
+        str(a),
+        repr(a.list_keys()),
+        str(a.list_keys()[0]),
+        a.uri,
+    ]
     errors: list[BaseException] = []
     for attempt in (
         lambda: b.unwrap(wk),  # unknown primary
@@ -479,12 +505,18 @@ def hsm(tmp_path_factory: pytest.TempPathFactory):
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: {INSTALL_HINT}", pytrace=False)
 
-    if SOFTHSM_MODULE in getattr(pkcs11, "_loaded", {}):  # pragma: no cover - only if something else loaded it first
-        pytest.fail("libsofthsm2 was already loaded in this process with another configuration", pytrace=False)
+    if SOFTHSM_MODULE in getattr(
+        pkcs11, "_loaded", {}
+    ):  # pragma: no cover - only if something else loaded it first
+        pytest.fail(
+            "libsofthsm2 was already loaded in this process with another configuration", pytrace=False
+        )
     base = tmp_path_factory.mktemp("softhsm")
     (base / "tokens").mkdir()
     conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     saved = {k: os.environ.get(k) for k in ("SOFTHSM2_CONF", PIN_ENV)}
     os.environ["SOFTHSM2_CONF"] = str(conf)
     os.environ[PIN_ENV] = PIN
@@ -566,7 +598,10 @@ def test_pkcs11_flipped_bits_are_rejected(hsm) -> None:
             for bit in range(8):
                 with pytest.raises((WrappedKeyFormatError, UnwrapError)) as ei:
                     kms.unwrap(WrappedKey.from_bytes(flip(raw, byte, bit)))
-                assert isinstance(ei.value, WrappedKeyFormatError if byte in (0, 17, 18) else UnwrapError), (byte, bit)
+                assert isinstance(ei.value, WrappedKeyFormatError if byte in (0, 17, 18) else UnwrapError), (
+                    byte,
+                    bit,
+                )
         assert kms.unwrap(raw) == key
 
 
@@ -602,21 +637,47 @@ def test_pkcs11_primary_key_cannot_leave_the_token(hsm) -> None:
         try:
             (prim,) = list(session.get_objects({A.CLASS: pkcs11.ObjectClass.SECRET_KEY, A.ID: kid}))
             attrs = prim.get_attributes(
-                [A.TOKEN, A.PRIVATE, A.SENSITIVE, A.ALWAYS_SENSITIVE, A.EXTRACTABLE, A.NEVER_EXTRACTABLE,
-                 A.WRAP, A.UNWRAP, A.ENCRYPT, A.DECRYPT, A.SIGN, A.DERIVE, A.MODIFIABLE, A.LOCAL,
-                 A.KEY_TYPE, A.VALUE_LEN, A.LABEL]
+                [
+                    A.TOKEN,
+                    A.PRIVATE,
+                    A.SENSITIVE,
+                    A.ALWAYS_SENSITIVE,
+                    A.EXTRACTABLE,
+                    A.NEVER_EXTRACTABLE,
+                    A.WRAP,
+                    A.UNWRAP,
+                    A.ENCRYPT,
+                    A.DECRYPT,
+                    A.SIGN,
+                    A.DERIVE,
+                    A.MODIFIABLE,
+                    A.LOCAL,
+                    A.KEY_TYPE,
+                    A.VALUE_LEN,
+                    A.LABEL,
+                ]
             )
             assert attrs[A.TOKEN] and attrs[A.PRIVATE] and attrs[A.SENSITIVE] and attrs[A.ALWAYS_SENSITIVE]
             assert not attrs[A.EXTRACTABLE] and attrs[A.NEVER_EXTRACTABLE] and attrs[A.LOCAL]
             assert attrs[A.WRAP] and attrs[A.UNWRAP]
-            assert not (attrs[A.ENCRYPT] or attrs[A.DECRYPT] or attrs[A.SIGN] or attrs[A.DERIVE] or attrs[A.MODIFIABLE])
+            assert not (
+                attrs[A.ENCRYPT]
+                or attrs[A.DECRYPT]
+                or attrs[A.SIGN]
+                or attrs[A.DERIVE]
+                or attrs[A.MODIFIABLE]
+            )
             assert attrs[A.KEY_TYPE] == pkcs11.KeyType.AES and attrs[A.VALUE_LEN] == 32
             assert kid.hex() in attrs[A.LABEL]
 
             with pytest.raises(pkcs11.exceptions.AttributeSensitive):
                 prim[A.VALUE]
-            kek = session.generate_key(pkcs11.KeyType.AES, 256, store=False,
-                                       capabilities=pkcs11.MechanismFlag.WRAP | pkcs11.MechanismFlag.UNWRAP)
+            kek = session.generate_key(
+                pkcs11.KeyType.AES,
+                256,
+                store=False,
+                capabilities=pkcs11.MechanismFlag.WRAP | pkcs11.MechanismFlag.UNWRAP,
+            )
             for mech in (pkcs11.Mechanism.AES_KEY_WRAP, pkcs11.Mechanism.AES_KEY_WRAP_PAD):
                 with pytest.raises(pkcs11.exceptions.PKCS11Error):
                     kek.wrap_key(prim, mechanism=mech)
@@ -633,7 +694,9 @@ def test_pkcs11_primary_key_cannot_leave_the_token(hsm) -> None:
             assert len(list(session.get_objects({A.CLASS: pkcs11.ObjectClass.SECRET_KEY, A.ID: kid}))) == 1
             # the session objects made for the data key (generate and unwrap) were destroyed
             assert kms.unwrap(wk) == key
-            leftovers = [o for o in session.get_objects({A.CLASS: pkcs11.ObjectClass.SECRET_KEY, A.SENSITIVE: False})]
+            leftovers = [
+                o for o in session.get_objects({A.CLASS: pkcs11.ObjectClass.SECRET_KEY, A.SENSITIVE: False})
+            ]
             assert leftovers == []
         finally:
             session.close()
@@ -649,12 +712,21 @@ def test_pkcs11_refuses_an_extractable_key_with_an_exitless_label(hsm) -> None:
         rogue_id = bytes(range(16))
         session = inspect_session("exl-rogue")
         try:
-            session.create_object({
-                A.CLASS: pkcs11.ObjectClass.SECRET_KEY, A.KEY_TYPE: pkcs11.KeyType.AES, A.TOKEN: True,
-                A.PRIVATE: True, A.VALUE: bytes(32), A.ID: rogue_id, A.WRAP: True, A.UNWRAP: True,
-                A.EXTRACTABLE: True, A.SENSITIVE: False,
-                A.LABEL: f"exitless-kms-v1:{rogue_id.hex()}:2999-01-01T00:00:00.000000Z",
-            })
+            session.create_object(
+                {
+                    A.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                    A.KEY_TYPE: pkcs11.KeyType.AES,
+                    A.TOKEN: True,
+                    A.PRIVATE: True,
+                    A.VALUE: bytes(32),
+                    A.ID: rogue_id,
+                    A.WRAP: True,
+                    A.UNWRAP: True,
+                    A.EXTRACTABLE: True,
+                    A.SENSITIVE: False,
+                    A.LABEL: f"exitless-kms-v1:{rogue_id.hex()}:2999-01-01T00:00:00.000000Z",
+                }
+            )
         finally:
             session.close()
         with pytest.raises(KmsError, match="CKA_EXTRACTABLE") as ei:
@@ -674,10 +746,25 @@ def test_scheme_2_is_rfc3394(hsm) -> None:
         session = inspect_session("exl-a")
         try:
             kek_bytes, dk_bytes = os.urandom(32), os.urandom(32)
-            kek = session.create_object({A.CLASS: pkcs11.ObjectClass.SECRET_KEY, A.KEY_TYPE: pkcs11.KeyType.AES,
-                                         A.TOKEN: False, A.VALUE: kek_bytes, A.WRAP: True, A.UNWRAP: True})
-            dk = session.create_object({A.CLASS: pkcs11.ObjectClass.SECRET_KEY, A.KEY_TYPE: pkcs11.KeyType.AES,
-                                        A.TOKEN: False, A.VALUE: dk_bytes, A.EXTRACTABLE: True})
+            kek = session.create_object(
+                {
+                    A.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                    A.KEY_TYPE: pkcs11.KeyType.AES,
+                    A.TOKEN: False,
+                    A.VALUE: kek_bytes,
+                    A.WRAP: True,
+                    A.UNWRAP: True,
+                }
+            )
+            dk = session.create_object(
+                {
+                    A.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                    A.KEY_TYPE: pkcs11.KeyType.AES,
+                    A.TOKEN: False,
+                    A.VALUE: dk_bytes,
+                    A.EXTRACTABLE: True,
+                }
+            )
             wrapped = kek.wrap_key(dk, mechanism=pkcs11.Mechanism.AES_KEY_WRAP)
             assert wrapped == keywrap.aes_key_wrap(kek_bytes, dk_bytes)
             assert keywrap.aes_key_unwrap(kek_bytes, wrapped) == dk_bytes
@@ -765,9 +852,8 @@ def sealed_round_trip(kms: Kms, path: Path, **options: object) -> None:
     assert wk.primary_key_id == kms.current_key_id
     with open_sealed(path, "rb", kms, b"ctx", **options) as f:
         assert f.read() == data
-    with pytest.raises(exitless.IntegrityError):
-        with open_sealed(path, "rb", kms, b"other context") as f:
-            f.read()
+    with pytest.raises(exitless.IntegrityError), open_sealed(path, "rb", kms, b"other context") as f:
+        f.read()
 
 
 def assert_envelope_tamper_rejected(kms: Kms, path: Path) -> None:
@@ -793,7 +879,9 @@ def test_open_sealed_local_round_trip_and_tamper(keyring: Path, tmp_path: Path) 
         kms.create_key()
         path = tmp_path / "f.exls"
         sealed_round_trip(kms, path)
-        sealed_round_trip(kms, tmp_path / "g.exls", segment_size=4096, algorithm="chacha20-poly1305", backend="sync")
+        sealed_round_trip(
+            kms, tmp_path / "g.exls", segment_size=4096, algorithm="chacha20-poly1305", backend="sync"
+        )
         assert_envelope_tamper_rejected(kms, path)
         # Rotation: files sealed under the old primary still open.
         kms.rotate()

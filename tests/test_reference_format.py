@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import reference_format as rf  # noqa: E402
-from reference_format import H, T, ReferenceFormatError, ReferenceIntegrityError  # noqa: E402
+import reference_format as rf
+from reference_format import H, ReferenceFormatError, ReferenceIntegrityError, T
 
 FORMAT_MD = Path(__file__).parent.parent / "docs" / "FORMAT.md"
 KEY = bytes(range(32))
@@ -105,19 +105,26 @@ def test_empty_stream_is_84_bytes(aead_id: int, s: int) -> None:
 @pytest.mark.parametrize("aead_id", AEAD_IDS)
 def test_header_bytes(aead_id: int) -> None:
     key_id, salt, prefix = os.urandom(16), os.urandom(32), os.urandom(7)
-    data = rf.seal(KEY, b"x", segment_size=4096, aead_id=aead_id, key_id=key_id, salt=salt, nonce_prefix=prefix)
+    data = rf.seal(
+        KEY, b"x", segment_size=4096, aead_id=aead_id, key_id=key_id, salt=salt, nonce_prefix=prefix
+    )
     assert data[:4] == bytes.fromhex("45584c53") and data[4] == 1 and data[5] == aead_id
     assert data[6:8] == b"\x00\x44" and data[8:12] == (4096).to_bytes(4, "big")
     assert data[12:28] == key_id and data[28:60] == salt and data[60:67] == prefix and data[67] == 0
     hdr = rf.parse_header(data)
     assert (hdr["aead_id"], hdr["segment_size"], hdr["key_id"], hdr["salt"], hdr["nonce_prefix"]) == (
-        aead_id, 4096, key_id, salt, prefix)
+        aead_id,
+        4096,
+        key_id,
+        salt,
+        prefix,
+    )
     assert rf.parse_header(data[:H]) == hdr  # a bare header parses too
 
 
 def test_key_derivation_by_hand() -> None:
     """HKDF per RFC 5869 written with hmac, and the label bytes as given in hex."""
-    assert rf.KDF_LABEL == bytes.fromhex("6578 6974 6c65 7373 2073 7472 6561 6d20 7631")
+    assert bytes.fromhex("6578 6974 6c65 7373 2073 7472 6561 6d20 7631") == rf.KDF_LABEL
     data = sealed(10)
     header = data[:H]
     prk = hmac.new(header[28:60], KEY, hashlib.sha256).digest()
@@ -180,8 +187,14 @@ def test_every_truncation(aead_id: int) -> None:
 def expected_for_header_change(header: bytes) -> type[Exception]:
     """Oracle for a one-byte change of a valid header: which field moved decides."""
     aead_id, seg = header[5], int.from_bytes(header[8:12], "big")
-    if (header[:4] != b"EXLS" or header[4] != 1 or header[6:8] != b"\x00\x44" or header[67] != 0
-            or aead_id not in (1, 2) or not 256 <= seg <= 1 << 30):
+    if (
+        header[:4] != b"EXLS"
+        or header[4] != 1
+        or header[6:8] != b"\x00\x44"
+        or header[67] != 0
+        or aead_id not in (1, 2)
+        or not 256 <= seg <= 1 << 30
+    ):
         return ReferenceFormatError
     return ReferenceIntegrityError  # key id / salt / prefix / another valid value: KDF changes
 
@@ -258,8 +271,10 @@ def craft(segments: list[tuple[bytes, bool]], s: int = 256, aead_id: int = 1) ->
     """A file whose segments are sealed authentically with caller-chosen last flags."""
     header = rf.seal(KEY, b"", CTX, segment_size=s, aead_id=aead_id)[:H]
     cipher = aead(aead_id, rf.derive_stream_key(KEY, header, CTX))
-    return header + b"".join(cipher.encrypt(rf.segment_nonce(header[60:67], i, last), pt, None)
-                             for i, (pt, last) in enumerate(segments))
+    return header + b"".join(
+        cipher.encrypt(rf.segment_nonce(header[60:67], i, last), pt, None)
+        for i, (pt, last) in enumerate(segments)
+    )
 
 
 @pytest.mark.parametrize("aead_id", AEAD_IDS)
@@ -282,15 +297,35 @@ def test_final_segment_rules(aead_id: int) -> None:
 
 
 def _with(data: bytes, offset: int, value: bytes) -> bytes:
-    return data[:offset] + value + data[offset + len(value):]
+    return data[:offset] + value + data[offset + len(value) :]
 
 
 def test_parsing_rules() -> None:
     good = sealed(10, 256)
-    integrity = [b"", b"E", b"EX", b"EXL", b"EXLS", b"EXLS\x01", b"EXLS\x09\x09", good[:H - 1],
-                 good[:H], good[:H + T - 1], good[:H + T]]
-    fmt = [b"X", b"\x00", b"EXLX", b"EXL\x00", b"exls", b"PK\x03\x04" + bytes(20), bytes(H - 1),
-           bytes(200), b"XXLS" + good[4:]]
+    integrity = [
+        b"",
+        b"E",
+        b"EX",
+        b"EXL",
+        b"EXLS",
+        b"EXLS\x01",
+        b"EXLS\x09\x09",
+        good[: H - 1],
+        good[:H],
+        good[: H + T - 1],
+        good[: H + T],
+    ]
+    fmt = [
+        b"X",
+        b"\x00",
+        b"EXLX",
+        b"EXL\x00",
+        b"exls",
+        b"PK\x03\x04" + bytes(20),
+        bytes(H - 1),
+        bytes(200),
+        b"XXLS" + good[4:],
+    ]
     fmt += [_with(good, 4, bytes([v])) for v in (0, 2, 255)]  # version
     fmt += [_with(good, 6, struct.pack(">H", v)) for v in (0, 67, 69, 0x4400)]  # header length
     fmt += [_with(good, 5, bytes([v])) for v in (0, 3, 255)]  # AEAD id
@@ -331,8 +366,15 @@ def test_layout_limits() -> None:
 
 
 def test_seal_rejects_bad_arguments() -> None:
-    bad = [dict(segment_size=255), dict(segment_size=(1 << 30) + 1), dict(aead_id=0), dict(aead_id=3),
-           dict(salt=bytes(31)), dict(nonce_prefix=bytes(8)), dict(key_id=bytes(15))]
+    bad = [
+        dict(segment_size=255),
+        dict(segment_size=(1 << 30) + 1),
+        dict(aead_id=0),
+        dict(aead_id=3),
+        dict(salt=bytes(31)),
+        dict(nonce_prefix=bytes(8)),
+        dict(key_id=bytes(15)),
+    ]
     for kwargs in bad:
         with pytest.raises(ValueError):
             rf.seal(KEY, b"x", **kwargs)
@@ -350,20 +392,36 @@ def test_spec_block_parser_synthetic(tmp_path: Path) -> None:
         "plaintext_len = 0\nplaintext     =\nciphertext    = aabb\n  ccdd\n```\n\n"
         "### Vector 2 - ChaCha\n\nprose\n\n```\naead = 02\nsegment_size = 0x100\nplaintext_len = 3\n"
         "plaintext = 00 01 02\n```\n\n### Vector 3: no block\n\n## 9. Other\n```text\naead = 01\n```\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     v = rf.load_vectors(md)
     assert len(v) == 2
     assert v[0]["number"] == 1 and v[0]["title"] == "AES-256-GCM, empty plaintext"
     assert (v[0]["aead"], v[0]["segment_size"], v[0]["plaintext_len"]) == (1, 256, 0)
     assert v[0]["key"] == b"\x00\xff" and v[0]["key_id"] == v[0]["context"] == v[0]["plaintext"] == b""
     assert v[0]["ciphertext"] == bytes.fromhex("aabbccdd")
-    assert (v[1]["number"], v[1]["aead"], v[1]["segment_size"], v[1]["plaintext"]) == (2, 2, 256, b"\x00\x01\x02")
+    assert (v[1]["number"], v[1]["aead"], v[1]["segment_size"], v[1]["plaintext"]) == (
+        2,
+        2,
+        256,
+        b"\x00\x01\x02",
+    )
 
 
 # --------------------------------------------------------------------------- vectors
 
-VECTOR_FIELDS = ("aead", "segment_size", "key", "key_id", "salt", "nonce_prefix", "context",
-                 "plaintext_len", "plaintext", "ciphertext")
+VECTOR_FIELDS = (
+    "aead",
+    "segment_size",
+    "key",
+    "key_id",
+    "salt",
+    "nonce_prefix",
+    "context",
+    "plaintext_len",
+    "plaintext",
+    "ciphertext",
+)
 
 
 def spec_vectors() -> list[dict]:
@@ -384,10 +442,17 @@ def test_vectors_present_and_well_formed() -> None:
         if 2 <= v["number"] <= 5:  # sections 8, 9.3: plaintext is i mod 251
             assert v["plaintext"] == pattern(v["plaintext_len"]), v["number"]
         env_len = len(v.get("envelope", b""))
-        assert len(v["ciphertext"]) == rf.sealed_length(len(v["plaintext"]), v["segment_size"], env_len), v["number"]
+        assert len(v["ciphertext"]) == rf.sealed_length(len(v["plaintext"]), v["segment_size"], env_len), v[
+            "number"
+        ]
         hdr = rf.parse_header(v["ciphertext"])
         assert (hdr["aead_id"], hdr["segment_size"], hdr["key_id"], hdr["salt"], hdr["nonce_prefix"]) == (
-            v["aead"], v["segment_size"], v["key_id"], v["salt"], v["nonce_prefix"]), v["number"]
+            v["aead"],
+            v["segment_size"],
+            v["key_id"],
+            v["salt"],
+            v["nonce_prefix"],
+        ), v["number"]
 
 
 def test_vectors_open() -> None:
@@ -399,8 +464,17 @@ def test_vectors_open() -> None:
 
 def test_vectors_seal_reproduces_ciphertext() -> None:
     for v in spec_vectors():
-        out = rf.seal(v["key"], v["plaintext"], v["context"], segment_size=v["segment_size"], aead_id=v["aead"],
-                      key_id=v["key_id"], salt=v["salt"], nonce_prefix=v["nonce_prefix"], envelope=v.get("envelope"))
+        out = rf.seal(
+            v["key"],
+            v["plaintext"],
+            v["context"],
+            segment_size=v["segment_size"],
+            aead_id=v["aead"],
+            key_id=v["key_id"],
+            salt=v["salt"],
+            nonce_prefix=v["nonce_prefix"],
+            envelope=v.get("envelope"),
+        )
         assert out.hex() == v["ciphertext"].hex(), f"vector {v['number']} differs"
 
 
@@ -417,9 +491,11 @@ def cross_sizes() -> list[int]:
 def native_write(path: Path, pt: bytes, aead_id: int, ctx: bytes = CTX, chunk: int = 1000) -> bytes:
     import exitless
 
-    with exitless.open_spill(str(path), "wb", KEY, ctx, segment_size=CROSS_S, algorithm=ALGORITHMS[aead_id]) as f:
+    with exitless.open_spill(
+        str(path), "wb", KEY, ctx, segment_size=CROSS_S, algorithm=ALGORITHMS[aead_id]
+    ) as f:
         for o in range(0, len(pt), chunk):
-            f.write(pt[o:o + chunk])
+            f.write(pt[o : o + chunk])
     return path.read_bytes()
 
 
@@ -470,16 +546,34 @@ def test_cross_tampering_fails_in_both(tmp_path: Path, aead_id: int, writer: str
     else:
         data = rf.seal(KEY, pt, CTX, segment_size=CROSS_S, aead_id=aead_id)
     L = len(data)
-    cases = [flip(data, off) for off in (0, 4, 67, 12, 30, 62, H, CROSS_S - 1, CROSS_S + 5, 2 * CROSS_S - 1,
-                                          3 * CROSS_S, L - T, L - 1)]
-    cases += [data[:CROSS_S], data[:L - 1], data + b"\x00"]
+    cases = [
+        flip(data, off)
+        for off in (
+            0,
+            4,
+            67,
+            12,
+            30,
+            62,
+            H,
+            CROSS_S - 1,
+            CROSS_S + 5,
+            2 * CROSS_S - 1,
+            3 * CROSS_S,
+            L - T,
+            L - 1,
+        )
+    ]
+    cases += [data[:CROSS_S], data[: L - 1], data + b"\x00"]
     for bad in cases:
         expected = ReferenceIntegrityError
         try:
             rf.parse_header(bad)
         except ReferenceFormatError:
             expected = ReferenceFormatError
-        native_expected = exitless.FormatError if expected is ReferenceFormatError else exitless.IntegrityError
+        native_expected = (
+            exitless.FormatError if expected is ReferenceFormatError else exitless.IntegrityError
+        )
         with pytest.raises(expected):
             rf.open_sealed(KEY, bad, CTX)
         path.write_bytes(bad)
@@ -501,10 +595,24 @@ def test_vector_5_version_2() -> None:
     v = v5[0]
     assert v["envelope"] == ENV
     hdr = rf.parse_header(v["ciphertext"])
-    assert (hdr["version"], hdr["header_length"], hdr["envelope"], hdr["key_id"]) == (2, 72 + len(ENV), ENV, v["key_id"])
+    assert (hdr["version"], hdr["header_length"], hdr["envelope"], hdr["key_id"]) == (
+        2,
+        72 + len(ENV),
+        ENV,
+        v["key_id"],
+    )
     assert rf.open_sealed(v["key"], v["ciphertext"], v["context"]) == v["plaintext"]
-    out = rf.seal(v["key"], v["plaintext"], v["context"], segment_size=v["segment_size"], aead_id=v["aead"],
-                  key_id=v["key_id"], salt=v["salt"], nonce_prefix=v["nonce_prefix"], envelope=v["envelope"])
+    out = rf.seal(
+        v["key"],
+        v["plaintext"],
+        v["context"],
+        segment_size=v["segment_size"],
+        aead_id=v["aead"],
+        key_id=v["key_id"],
+        salt=v["salt"],
+        nonce_prefix=v["nonce_prefix"],
+        envelope=v["envelope"],
+    )
     assert out == v["ciphertext"]
 
 
@@ -538,12 +646,17 @@ def test_v2_parsing_rules() -> None:
         with pytest.raises(ReferenceIntegrityError):
             rf.parse_header(data[:cut])
     format_cases = [
-        edit(o4=3), edit(o4=0),  # rule 4
-        edit(**be16(68, 0), **be16(6, 72)), edit(**be16(68, 1025), **be16(6, 1097)),  # rule 6
-        edit(**be16(6, 173)), edit(**be16(6, 68)),  # rule 7
+        edit(o4=3),
+        edit(o4=0),  # rule 4
+        edit(**be16(68, 0), **be16(6, 72)),
+        edit(**be16(68, 1025), **be16(6, 1097)),  # rule 6
+        edit(**be16(6, 173)),
+        edit(**be16(6, 68)),  # rule 7
         edit(o5=0),  # rule 8
         edit(o10=0, o11=0),  # rule 9
-        edit(o67=1), edit(o70=1), edit(o71=1),  # rules 10, 11
+        edit(o67=1),
+        edit(o70=1),
+        edit(o71=1),  # rules 10, 11
     ]
     for i, bad in enumerate(format_cases):
         with pytest.raises(ReferenceFormatError):
@@ -579,10 +692,18 @@ def test_v2_every_header_flip_fails() -> None:
 def native_write_v2(path: Path, pt: bytes, aead_id: int, env: bytes, s: int = CROSS_S) -> bytes:
     import exitless
 
-    with exitless.open_spill(str(path), "wb", KEY, CTX, segment_size=s, algorithm=ALGORITHMS[aead_id],
-                             key_id=b"\x33" * 16, envelope=env) as f:
+    with exitless.open_spill(
+        str(path),
+        "wb",
+        KEY,
+        CTX,
+        segment_size=s,
+        algorithm=ALGORITHMS[aead_id],
+        key_id=b"\x33" * 16,
+        envelope=env,
+    ) as f:
         for o in range(0, len(pt), 1000):
-            f.write(pt[o:o + 1000])
+            f.write(pt[o : o + 1000])
     return path.read_bytes()
 
 
@@ -677,7 +798,12 @@ def test_envelope_vector_1_from_the_spec_alone() -> None:
         rf.unwrap_scheme1({kid: pk}, flip(v["envelope"], 40))
     with pytest.raises(rf.ReferenceUnwrapError):
         rf.unwrap_scheme1({}, v["envelope"])
-    for bad in (v["envelope"][:18], flip(v["envelope"], 0, 0x03), flip(v["envelope"], 18), v["envelope"] + b"\x00"):
+    for bad in (
+        v["envelope"][:18],
+        flip(v["envelope"], 0, 0x03),
+        flip(v["envelope"], 18),
+        v["envelope"] + b"\x00",
+    ):
         with pytest.raises(ReferenceFormatError):
             rf.parse_wrapped_key(bad)
 
@@ -687,11 +813,19 @@ def write_keyring(path: Path, primaries: dict[bytes, bytes]) -> Path:
     import base64
     import json
 
-    keys = [{"id": kid.hex(), "created": f"2025-01-0{i + 1}T00:00:00.000000Z", "key": base64.b64encode(pk).decode()}
-            for i, (kid, pk) in enumerate(primaries.items())]
+    keys = [
+        {
+            "id": kid.hex(),
+            "created": f"2025-01-0{i + 1}T00:00:00.000000Z",
+            "key": base64.b64encode(pk).decode(),
+        }
+        for i, (kid, pk) in enumerate(primaries.items())
+    ]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"format": "exitless-kms-keyring", "version": 1, "current": keys[-1]["id"], "keys": keys}, f)
+        json.dump(
+            {"format": "exitless-kms-keyring", "version": 1, "current": keys[-1]["id"], "keys": keys}, f
+        )
     return path
 
 
@@ -702,7 +836,9 @@ def read_keyring(path: Path) -> dict[bytes, bytes]:
     return {bytes.fromhex(k["id"]): base64.b64decode(k["key"]) for k in json.loads(path.read_text())["keys"]}
 
 
-def test_cross_envelope_vector_1_is_what_local_kms_writes_and_unwraps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cross_envelope_vector_1_is_what_local_kms_writes_and_unwraps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import exitless
     import exitless.kms as kms_module
     from exitless.kms import LocalKms, WrappedKey
@@ -775,18 +911,24 @@ def test_cross_envelope_error_classes_agree(tmp_path: Path) -> None:
     cases = {f"flip {off}.{bit}": flip(data, off, 1 << bit) for off in range(h) for bit in (0, 1, 7)}
     relabelled = bytearray(data)
     relabelled[12:28] = relabelled[73:89] = first  # header and envelope agree, on another primary
-    cases.update({
-        "other file's envelope": data[:72] + other[72:h] + data[h:],
-        "same data key, rewrapped": data[:72] + rf.wrap_scheme1(primaries[second], second, dk) + data[h:],
-        "both ids relabelled": bytes(relabelled),
-        "envelope cut": data[:100],
-        "version 1": rf.seal(dk, pt, CTX),
-        "scheme 2 envelope": rf.seal(dk, pt, CTX, key_id=second,
-                                     envelope=b"\x02" + second + b"\x00\x28" + bytes(40)),
-        "not a wrapped key": rf.seal(dk, pt, CTX, key_id=second, envelope=b"not a wrapped key"),
-    })
-    to_exitless = {ReferenceFormatError: exitless.FormatError, ReferenceIntegrityError: exitless.IntegrityError,
-                   rf.ReferenceUnwrapError: UnwrapError}
+    cases.update(
+        {
+            "other file's envelope": data[:72] + other[72:h] + data[h:],
+            "same data key, rewrapped": data[:72] + rf.wrap_scheme1(primaries[second], second, dk) + data[h:],
+            "both ids relabelled": bytes(relabelled),
+            "envelope cut": data[:100],
+            "version 1": rf.seal(dk, pt, CTX),
+            "scheme 2 envelope": rf.seal(
+                dk, pt, CTX, key_id=second, envelope=b"\x02" + second + b"\x00\x28" + bytes(40)
+            ),
+            "not a wrapped key": rf.seal(dk, pt, CTX, key_id=second, envelope=b"not a wrapped key"),
+        }
+    )
+    to_exitless = {
+        ReferenceFormatError: exitless.FormatError,
+        ReferenceIntegrityError: exitless.IntegrityError,
+        rf.ReferenceUnwrapError: UnwrapError,
+    }
     seen = set()
     path = tmp_path / "t.exls"
     for name, bad in cases.items():
@@ -797,9 +939,8 @@ def test_cross_envelope_error_classes_agree(tmp_path: Path) -> None:
             expected = to_exitless[type(e)]
         seen.add(expected)
         path.write_bytes(bad)
-        with pytest.raises(exitless.ExitlessError) as ei:
-            with open_sealed(path, "rb", kms, CTX) as f:
-                f.read()
+        with pytest.raises(exitless.ExitlessError) as ei, open_sealed(path, "rb", kms, CTX) as f:
+            f.read()
         assert type(ei.value) is expected, (name, ei.value)
         assert str(path) in str(ei.value), (name, ei.value)
     assert seen == set(to_exitless.values())

@@ -79,7 +79,13 @@ def ctx_bytes(context: bytes | str) -> bytes:
 def write_patterns(draw, s: int):
     """Chunk sizes (0 allowed: empty writes) and the buffer type of each write."""
     sizes = draw(st.lists(st.integers(0, 2 * s + 3), max_size=25))
-    kinds = draw(st.lists(st.sampled_from(["bytes", "bytearray", "memoryview"]), min_size=len(sizes) + 1, max_size=len(sizes) + 1))
+    kinds = draw(
+        st.lists(
+            st.sampled_from(["bytes", "bytearray", "memoryview"]),
+            min_size=len(sizes) + 1,
+            max_size=len(sizes) + 1,
+        )
+    )
     return sizes, kinds
 
 
@@ -105,7 +111,9 @@ def fresh_path(workdir: Path) -> Path:
     return workdir / f"spill-{next(_counter)}.sealed"
 
 
-def write_with_pattern(path: Path, data: bytes, s: int, algorithm: str, context, pattern, key=KEY, **kw) -> None:
+def write_with_pattern(
+    path: Path, data: bytes, s: int, algorithm: str, context, pattern, key=KEY, **kw
+) -> None:
     sizes, kinds = pattern
     with exitless.open_spill(path, "wb", key, context, segment_size=s, algorithm=algorithm, **kw) as w:
         assert w.writable() and w.tell() == 0
@@ -342,7 +350,11 @@ def test_spill_file_mode_spellings(tmp_path):
 def test_seal_bytes_open_bytes_and_files_agree(workdir, stream):
     s, algorithm, context, plaintext = stream
     sealed = exitless.seal_bytes(plaintext, KEY, context, segment_size=s, algorithm=algorithm)
-    assert len(sealed) == exitless.sealed_length(len(plaintext), s) == H + len(plaintext) + segment_count(len(plaintext), s) * T
+    assert (
+        len(sealed)
+        == exitless.sealed_length(len(plaintext), s)
+        == H + len(plaintext) + segment_count(len(plaintext), s) * T
+    )
     assert exitless.open_bytes(sealed, KEY, context) == plaintext
     assert exitless.open_bytes(bytearray(sealed), KEY.secret_bytes(), ctx_bytes(context)) == plaintext
     assert exitless.open_bytes(memoryview(sealed), KEY, context) == plaintext

@@ -25,13 +25,23 @@ def _payload(n: int) -> bytes:
 
 @pytest.mark.parametrize("backend", ["uring", "ocall", "sync"])
 @pytest.mark.parametrize("segment_size,size", [(4096, 300_000), (65536, 3 << 20)])
-def test_parallel_and_sequential_write_identical_files(tmp_path: Path, backend: str, segment_size: int, size: int) -> None:
+def test_parallel_and_sequential_write_identical_files(
+    tmp_path: Path, backend: str, segment_size: int, size: int
+) -> None:
     data = _payload(size)
     paths = {}
     for parallel in (False, True):
         p = tmp_path / f"p{int(parallel)}"
-        with exitless.open_spill(p, "wb", KEY, b"ctx", segment_size=segment_size, backend=backend,
-                                 parallel=parallel, _insecure_fixed_randomness=FIXED) as f:
+        with exitless.open_spill(
+            p,
+            "wb",
+            KEY,
+            b"ctx",
+            segment_size=segment_size,
+            backend=backend,
+            parallel=parallel,
+            _insecure_fixed_randomness=FIXED,
+        ) as f:
             f.write(data[:1000])
             f.write(data[1000:])
         paths[parallel] = p
@@ -53,7 +63,7 @@ def test_many_streams_from_many_threads_share_the_runtime(tmp_path: Path) -> Non
                 with exitless.open_spill(p, "rb", KEY, p.name) as r:
                     assert r.read() == data
                 p.unlink()
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
@@ -71,7 +81,9 @@ def test_exitless_vcpus_1_means_sequential(tmp_path: Path) -> None:
         "with exitless.open_spill(p, 'rb', bytes(32)) as r: assert r.read() == bytes(1 << 20)\n"
     )
     env = dict(os.environ, EXITLESS_VCPUS="1")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f")], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "f")], env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -85,8 +97,9 @@ def test_parallel_is_the_default_and_a_forked_child_starts_its_own_runtime(tmp_p
     # The parallel default writes the same bytes as an explicit parallel=True stream.
     a, b = tmp_path / "a", tmp_path / "b"
     for path, options in ((a, {}), (b, {"parallel": True})):
-        with exitless.open_spill(path, "wb", KEY, segment_size=65536,
-                                 _insecure_fixed_randomness=FIXED, **options) as f:
+        with exitless.open_spill(
+            path, "wb", KEY, segment_size=65536, _insecure_fixed_randomness=FIXED, **options
+        ) as f:
             f.write(data)
     assert a.read_bytes() == b.read_bytes()
     child = tmp_path / "child"

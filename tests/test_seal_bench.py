@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from exitless.bench.seal import SIZES, seal_throughput, summary_line  # noqa: E402
+from exitless.bench.seal import SIZES, seal_throughput, summary_line
 
 
 def test_seal_throughput_returns_figures_for_every_size() -> None:

@@ -58,14 +58,20 @@ def fails_integrity(action, *names: str) -> None:  # type: ignore[no-untyped-def
     every one of ``names``."""
     with pytest.raises(Exception) as ei:
         action()
-    assert isinstance(ei.value, exitless.IntegrityError) or "exitless._errors.IntegrityError" in str(ei.value), ei.value
+    assert isinstance(ei.value, exitless.IntegrityError) or "exitless._errors.IntegrityError" in str(
+        ei.value
+    ), ei.value
     for name in names:
         assert name in str(ei.value), (name, str(ei.value)[-2000:])
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "exitless", *args], capture_output=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "exitless", *args],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +82,11 @@ def local_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSessi
     mp = pytest.MonkeyPatch()
     mp.setenv("PYSPARK_PYTHON", sys.executable)
     spark = (
-        SparkSession.builder.appName("exitless-sealed-io").master("local[2]")
+        SparkSession.builder.appName("exitless-sealed-io")
+        .master("local[2]")
         .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.local.dir", str(root))
         .config("spark.sql.shuffle.partitions", "3")
         .config("spark.pyspark.python", sys.executable)
@@ -120,7 +128,9 @@ def test_sealed_csv_in_aggregate_sealed_json_out(local_spark: SparkSession, tmp_
     assert sum(p["lines"] for p in sio.manifest(data / "text")["parts"]) == ROWS
 
 
-def test_missing_truncated_swapped_parts_and_a_foreign_kms_fail(local_spark: SparkSession, tmp_path: Path) -> None:
+def test_missing_truncated_swapped_parts_and_a_foreign_kms_fail(
+    local_spark: SparkSession, tmp_path: Path
+) -> None:
     kms = LocalKms.init(tmp_path / "ring.json")
     sio = SealedIO(local_spark, kms)
     df = local_spark.createDataFrame(rows(), "g string, v long, note string").repartition(3)
@@ -148,7 +158,9 @@ def test_missing_truncated_swapped_parts_and_a_foreign_kms_fail(local_spark: Spa
         other.read(tmp_path / "d").collect()
 
 
-def test_cli_sealed_files_are_read_by_a_job_and_job_parts_by_the_cli(local_spark: SparkSession, tmp_path: Path) -> None:
+def test_cli_sealed_files_are_read_by_a_job_and_job_parts_by_the_cli(
+    local_spark: SparkSession, tmp_path: Path
+) -> None:
     ring = tmp_path / "ring.json"
     uri = f"local:{ring}"
     assert cli("kms", "init", "--kms", uri).returncode == 0
@@ -180,6 +192,7 @@ def test_cli_sealed_files_are_read_by_a_job_and_job_parts_by_the_cli(local_spark
 
 
 # --------------------------------------------------------------------------- one dataset write
+
 
 def tagged_rows(tag: str) -> list[tuple[str, int]]:
     """Rows whose CSV lines have the same length for every 3-letter ``tag``."""
@@ -219,8 +232,13 @@ def test_an_older_part_at_the_same_path_fails(local_spark: SparkSession, tmp_pat
     from exitless.spark.sealed_io import _part_context, _read_lines
 
     write_id = sio.manifest(data)["write"]
-    source = {"path": str(data / "part-00001.csv.exls"), "context": _part_context("app-1", write_id, "part-00001.csv.exls")}
-    with pytest.raises(exitless.IntegrityError, match="part-00001.csv.exls: segment 0: authentication failed"):
+    source = {
+        "path": str(data / "part-00001.csv.exls"),
+        "context": _part_context("app-1", write_id, "part-00001.csv.exls"),
+    }
+    with pytest.raises(
+        exitless.IntegrityError, match="part-00001.csv.exls: segment 0: authentication failed"
+    ):
         list(_read_lines(sio._kms_uri, True, source))
     (data / "part-00001.csv.exls").write_bytes(new_part)
     assert len(list(_read_lines(sio._kms_uri, True, source))) == new[1]["lines"]
@@ -234,12 +252,16 @@ def test_a_part_from_another_dataset_fails(local_spark: SparkSession, tmp_path: 
     mine = write_tagged(local_spark, sio, tmp_path / "mine", "new")
     assert counts(other) == counts(mine)
     assert read_tags(sio, tmp_path / "mine") == {"new"} and read_tags(sio, tmp_path / "other") == {"oth"}
-    (tmp_path / "mine" / "part-00000.csv.exls").write_bytes((tmp_path / "other" / "part-00000.csv.exls").read_bytes())
+    (tmp_path / "mine" / "part-00000.csv.exls").write_bytes(
+        (tmp_path / "other" / "part-00000.csv.exls").read_bytes()
+    )
     fails_integrity(lambda: read_tags(sio, tmp_path / "mine"), "part-00000.csv.exls", "dataset write")
 
 
 @pytest.mark.parametrize("rolled_back", ["manifest", "parts"])
-def test_a_manifest_rolled_back_to_another_write_fails(local_spark: SparkSession, tmp_path: Path, rolled_back: str) -> None:
+def test_a_manifest_rolled_back_to_another_write_fails(
+    local_spark: SparkSession, tmp_path: Path, rolled_back: str
+) -> None:
     """The older write's manifest over the newer write's parts, or the newer
     manifest over the older write's parts: same names and counts, other write."""
     from exitless.spark.sealed_io import MANIFEST
@@ -278,14 +300,21 @@ def test_old_and_unknown_manifest_versions_are_refused(local_spark: SparkSession
     assert doc["version"] == 2 and len(bytes.fromhex(doc["write"])) == 16
     assert [len(bytes.fromhex(p["sealed_header_sha256"])) for p in doc["parts"]] == [32, 32, 32]
     assert doc["parts"] == parts
-    v1 = {"version": 1, "format": "csv", "header": True,
-          "parts": [{"name": p["name"], "lines": p["lines"], "bytes": p["bytes"]} for p in parts]}
+    v1 = {
+        "version": 1,
+        "format": "csv",
+        "header": True,
+        "parts": [{"name": p["name"], "lines": p["lines"], "bytes": p["bytes"]} for p in parts],
+    }
     cases = [
         (v1, "manifest version 1"),
         ({**doc, "version": 3}, "unknown manifest version 3"),
         ({**doc, "write": "00" * 15}, "'write'"),
         ({**doc, "parts": [{**parts[0], "name": "../x.csv.exls"}]}, r"parts\[0\]"),
-        ({**doc, "parts": [{k: v for k, v in parts[0].items() if k != "sealed_header_sha256"}]}, "sealed_header_sha256"),
+        (
+            {**doc, "parts": [{k: v for k, v in parts[0].items() if k != "sealed_header_sha256"}]},
+            "sealed_header_sha256",
+        ),
     ]
     for bad, message in cases:
         with open_sealed(data / MANIFEST, "wb", kms, f"app-1/{MANIFEST}") as f:
@@ -295,7 +324,9 @@ def test_old_and_unknown_manifest_versions_are_refused(local_spark: SparkSession
         assert str(data / MANIFEST) in str(ei.value)
 
 
-def test_on_a_standalone_cluster(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_a_standalone_cluster(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     java_or_fail()
     active = SparkSession.getActiveSession()
     if active is not None:  # the local[2] session of the tests above: one SparkContext per process
@@ -307,11 +338,15 @@ def test_on_a_standalone_cluster(tmp_path_factory: pytest.TempPathFactory, monke
         cluster.start()
         (root / "driver-local").mkdir()
         spark = (
-            SparkSession.builder.appName("exitless-sealed-io-standalone").master(cluster.url)
+            SparkSession.builder.appName("exitless-sealed-io-standalone")
+            .master(cluster.url)
             .config("spark.ui.enabled", "false")
-            .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.local.dir", str(root / "driver-local"))
-            .config("spark.executor.memory", "512m").config("spark.executor.cores", "1").config("spark.cores.max", "2")
+            .config("spark.executor.memory", "512m")
+            .config("spark.executor.cores", "1")
+            .config("spark.cores.max", "2")
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.pyspark.python", sys.executable)
             .getOrCreate()
@@ -319,7 +354,9 @@ def test_on_a_standalone_cluster(tmp_path_factory: pytest.TempPathFactory, monke
         try:
             sio = SealedIO(spark, LocalKms.init(root / "ring.json"), context="cluster")
             data = root / "data"
-            sio.write(spark.createDataFrame(rows(), "g string, v long, note string").repartition(4), data / "in")
+            sio.write(
+                spark.createDataFrame(rows(), "g string, v long, note string").repartition(4), data / "in"
+            )
             aggregate_job(spark, sio, data / "in", data / "out")
             got = {r["g"]: r["total"] for r in sio.read(data / "out").collect()}
             assert got == expected_sums()

@@ -37,14 +37,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import pyspark  # installed by `make setup`: missing pyspark is a failure, not a skip
+import pytest
 from pyspark.sql import SparkSession
 
 import exitless.spark
-from exitless.spark import hook
 import spark_support as jobs
+from exitless.spark import hook
 from spark_support import CANARY, CanaryPoller
 
 WORKER_MEMORY = "2m"  # far below a worker's RSS: every memory check spills
@@ -57,8 +56,12 @@ SPARK_HOME = os.path.dirname(pyspark.__file__)
 
 def java_or_fail() -> None:
     java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)):
-        pytest.fail("Java is required for the PySpark end-to-end tests (`make test` installs openjdk-17-jre-headless via scripts/system-deps.sh)")
+    if shutil.which("java") is None and not (
+        java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)
+    ):
+        pytest.fail(
+            "Java is required for the PySpark end-to-end tests (`make test` installs openjdk-17-jre-headless via scripts/system-deps.sh)"
+        )
 
 
 def base_builder(app: str, local_dir: Path) -> SparkSession.Builder:
@@ -87,14 +90,28 @@ def totals(stats_dir: Path) -> dict[str, int]:
     return out
 
 
-def run_jobs_and_check(spark: SparkSession, poll_root: Path, stats_dir: Path, report: dict[str, Any]) -> set[str]:
+def run_jobs_and_check(
+    spark: SparkSession, poll_root: Path, stats_dir: Path, report: dict[str, Any]
+) -> set[str]:
     """The four jobs, each under a poller, each checked against plain Python; returns
     the Python spill files the poller saw."""
     sc = spark.sparkContext
     cases = [
-        ("groupByKey", lambda: jobs.group_job(sc, N, KEYS_FEW, PARTS), lambda: jobs.group_expected(N, KEYS_FEW)),
-        ("combineByKey", lambda: jobs.combine_job(sc, N, KEYS_MANY, PARTS), lambda: jobs.combine_expected(N, KEYS_MANY)),
-        ("reduceByKey", lambda: jobs.reduce_job(sc, N, KEYS_MANY, PARTS), lambda: jobs.reduce_expected(N, KEYS_MANY)),
+        (
+            "groupByKey",
+            lambda: jobs.group_job(sc, N, KEYS_FEW, PARTS),
+            lambda: jobs.group_expected(N, KEYS_FEW),
+        ),
+        (
+            "combineByKey",
+            lambda: jobs.combine_job(sc, N, KEYS_MANY, PARTS),
+            lambda: jobs.combine_expected(N, KEYS_MANY),
+        ),
+        (
+            "reduceByKey",
+            lambda: jobs.reduce_job(sc, N, KEYS_MANY, PARTS),
+            lambda: jobs.reduce_expected(N, KEYS_MANY),
+        ),
         # two partitions: each sort task must outgrow its memory check to spill
         ("sortByKey", lambda: jobs.sort_job(sc, N, 2), lambda: jobs.sort_expected(N)),
     ]
@@ -170,8 +187,9 @@ class TestLocalWithoutExitless:
             spark.stop()
         assert got == jobs.combine_expected(N, KEYS_MANY)
         python_hits = [p for p in poller.hits if p in poller.python_spills]
-        assert len(python_hits) >= 10, f"the poller read {len(poller.python_spills)} stock spill files and found the canary in {len(python_hits)}"
-
+        assert len(python_hits) >= 10, (
+            f"the poller read {len(poller.python_spills)} stock spill files and found the canary in {len(python_hits)}"
+        )
 
 
 @pytest.fixture(scope="class")
@@ -180,7 +198,9 @@ def local_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sp
     root = tmp_path_factory.mktemp("spark-local")
     local_dir, stats_dir = root / "local", root / "stats"
     local_dir.mkdir()
-    builder = exitless.spark.configure(base_builder("exitless-e2e-local", local_dir).master("local[2]"), stats_dir=stats_dir)
+    builder = exitless.spark.configure(
+        base_builder("exitless-e2e-local", local_dir).master("local[2]"), stats_dir=stats_dir
+    )
     jobs.register_by_value()
     spark = builder.getOrCreate()
     try:
@@ -197,7 +217,9 @@ class TestLocal:
         assert conf.get("spark.python.worker.module") == "exitless.spark.worker"
         assert spark.sparkContext.environment["EXITLESS_SPARK_STATS_DIR"]
 
-    def test_jobs_spill_sealed(self, local_session: tuple[SparkSession, Path, Path], record_property: Any) -> None:
+    def test_jobs_spill_sealed(
+        self, local_session: tuple[SparkSession, Path, Path], record_property: Any
+    ) -> None:
         spark, local_dir, stats_dir = local_session
         report: dict[str, Any] = {}
         run_jobs_and_check(spark, local_dir, stats_dir, report)
@@ -213,7 +235,11 @@ class TestLocalWithoutDaemon:
         java_or_fail()
         local_dir, stats_dir = tmp_path / "local", tmp_path / "stats"
         local_dir.mkdir()
-        builder = base_builder("exitless-e2e-no-daemon", local_dir).master("local[2]").config("spark.python.use.daemon", "false")
+        builder = (
+            base_builder("exitless-e2e-no-daemon", local_dir)
+            .master("local[2]")
+            .config("spark.python.use.daemon", "false")
+        )
         exitless.spark.configure(builder, stats_dir=stats_dir)
         jobs.register_by_value()
         spark = builder.getOrCreate()
@@ -241,12 +267,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(what: str, check: Any, timeout: float, procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> Any:
+def wait_for(
+    what: str, check: Any, timeout: float, procs: list[subprocess.Popen[bytes]], logs: list[Path]
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for p, log in zip(procs, logs):
             if p.poll() is not None:
-                raise RuntimeError(f"{what}: {p.args[2] if isinstance(p.args, list) else p.args} exited with {p.returncode}:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"{what}: {p.args[2] if isinstance(p.args, list) else p.args} exited with {p.returncode}:\n{log.read_text()[-3000:]}"
+                )
         result = check()
         if result:
             return result
@@ -286,8 +316,12 @@ class StandaloneCluster:
             self.procs.append(
                 subprocess.Popen(
                     [os.path.join(SPARK_HOME, "bin", "spark-class"), *args],
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env(),
-                    cwd=self.root, start_new_session=True,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self._env(),
+                    cwd=self.root,
+                    start_new_session=True,
                 )
             )
 
@@ -299,13 +333,33 @@ class StandaloneCluster:
             return 0
 
     def start(self) -> None:
-        self._start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(self.port), "--webui-port", str(self.ui_port))
+        self._start(
+            "master",
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--webui-port",
+            str(self.ui_port),
+        )
         for i in range(2):
             work = self.root / f"work-{i}"
             work.mkdir()
             self._start(
-                f"worker-{i}", "org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
-                "--cores", "1", "--memory", "768m", "--webui-port", str(free_port()), "--work-dir", str(work),
+                f"worker-{i}",
+                "org.apache.spark.deploy.worker.Worker",
+                self.url,
+                "--host",
+                "127.0.0.1",
+                "--cores",
+                "1",
+                "--memory",
+                "768m",
+                "--webui-port",
+                str(free_port()),
+                "--work-dir",
+                str(work),
             )
         wait_for("two workers registered", lambda: self.alive_workers() >= 2, 120, self.procs, self.logs)
 
@@ -329,7 +383,9 @@ class StandaloneCluster:
 
 
 @pytest.fixture(scope="class")
-def cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SparkSession, StandaloneCluster, Path]]:
+def cluster_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[SparkSession, StandaloneCluster, Path]]:
     java_or_fail()
     root = tmp_path_factory.mktemp("spark-standalone")
     cluster = StandaloneCluster(root)
@@ -367,7 +423,9 @@ class TestStandalone:
             time.sleep(0.5)
         assert status().size() == 3
 
-    def test_jobs_spill_sealed(self, cluster_session: tuple[SparkSession, StandaloneCluster, Path], record_property: Any) -> None:
+    def test_jobs_spill_sealed(
+        self, cluster_session: tuple[SparkSession, StandaloneCluster, Path], record_property: Any
+    ) -> None:
         spark, cluster, stats_dir = cluster_session
         report: dict[str, Any] = {}
         spills = run_jobs_and_check(spark, cluster.local_dirs, stats_dir, report)

@@ -29,21 +29,19 @@ import subprocess
 import sys
 import textwrap
 import types
-from collections import defaultdict
 from pathlib import Path
-
-import pytest
 
 import pyspark  # installed by `make setup`; missing pyspark is a failure, not a skip
 import pyspark.shuffle as shuffle
-from pyspark.serializers import BatchedSerializer, CompressedSerializer, CPickleSerializer  # noqa: E402
-from pyspark.shuffle import Aggregator, ExternalGroupBy, ExternalMerger, ExternalSorter, SimpleAggregator  # noqa: E402
+import pytest
+from pyspark.serializers import BatchedSerializer, CompressedSerializer, CPickleSerializer
+from pyspark.shuffle import Aggregator, ExternalGroupBy, ExternalMerger, ExternalSorter, SimpleAggregator
 
-import exitless  # noqa: E402
-import exitless.spark  # noqa: E402
-from exitless import IntegrityError  # noqa: E402
-from exitless.spark import hook  # noqa: E402
-from spark_support import CANARY, files_under, index_of, plaintext_hits, value  # noqa: E402
+import exitless
+import exitless.spark
+from exitless import IntegrityError
+from exitless.spark import hook
+from spark_support import CANARY, files_under, index_of, plaintext_hits, value
 
 STOCK_LIST = shuffle.ExternalList
 STOCK_LIST_OF_LIST = shuffle.ExternalListOfList
@@ -156,7 +154,9 @@ def test_stock_spills_show_the_canary(local_dir: Path) -> None:
     merger._cleanup()
 
 
-def test_external_group_by_sorted_merge_and_list_spills(hooked: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_external_group_by_sorted_merge_and_list_spills(
+    hooked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """groupByKey's path: ExternalGroupBy spills; partitions too big for memory are
     merged by sort (ExternalSorter) and grouped by GroupByKey into
     ExternalListOfList, which spills too (LIMIT lowered to keep this quick)."""
@@ -312,10 +312,9 @@ def test_opener_modes(hooked: Path) -> None:
 
 def test_writer_aborted_on_error_never_reads_back(hooked: Path) -> None:
     p = str(hooked / "aborted")
-    with pytest.raises(RuntimeError):
-        with shuffle.open(p, "wb") as f:
-            f.write(CANARY * 100)
-            raise RuntimeError("task failed mid-spill")
+    with pytest.raises(RuntimeError), shuffle.open(p, "wb") as f:
+        f.write(CANARY * 100)
+        raise RuntimeError("task failed mid-spill")
     with pytest.raises(IntegrityError):
         shuffle.open(p, "rb").read()
 
@@ -330,9 +329,8 @@ def test_swapped_tampered_and_foreign_files_fail(hooked: Path) -> None:
     os.rename(b, a)
     os.rename(str(hooked / "tmp"), b)
     for path in (a, b):
-        with pytest.raises(IntegrityError):
-            with shuffle.open(path, "rb") as f:
-                list(ser.load_stream(f))
+        with pytest.raises(IntegrityError), shuffle.open(path, "rb") as f:
+            list(ser.load_stream(f))
 
     c = str(hooked / "2")
     with shuffle.open(c, "wb") as f:
@@ -340,9 +338,8 @@ def test_swapped_tampered_and_foreign_files_fail(hooked: Path) -> None:
     raw = bytearray(Path(c).read_bytes())
     raw[-20] ^= 1
     Path(c).write_bytes(bytes(raw))
-    with pytest.raises(IntegrityError):
-        with shuffle.open(c, "rb") as f:
-            f.read()
+    with pytest.raises(IntegrityError), shuffle.open(c, "rb") as f:
+        f.read()
 
     d = str(hooked / "3")
     with shuffle.open(d, "wb") as f:
@@ -350,9 +347,8 @@ def test_swapped_tampered_and_foreign_files_fail(hooked: Path) -> None:
     remembered = dict(hook._current().generations)
     hook._state = None  # as if another process: a new key (that knows the same write tags)
     hook._current().generations.update(remembered)
-    with pytest.raises(IntegrityError):
-        with shuffle.open(d, "rb") as f:
-            f.read()
+    with pytest.raises(IntegrityError), shuffle.open(d, "rb") as f:
+        f.read()
 
 
 def test_an_older_file_put_back_at_a_reused_path_fails(hooked: Path) -> None:
@@ -369,9 +365,8 @@ def test_an_older_file_put_back_at_a_reused_path_fails(hooked: Path) -> None:
     with shuffle.open(p, "rb") as f:  # the newer file reads back
         assert list(ser.load_stream(f)) == [(2, value(2))]
     Path(p).write_bytes(older)
-    with pytest.raises(IntegrityError):
-        with shuffle.open(p, "rb") as f:
-            list(ser.load_stream(f))
+    with pytest.raises(IntegrityError), shuffle.open(p, "rb") as f:
+        list(ser.load_stream(f))
     # A path this process never wrote is refused before any byte is read.
     planted = hooked / "planted"
     planted.write_bytes(older)
@@ -397,7 +392,12 @@ def test_forked_child_has_its_own_key(hooked: Path) -> None:
                 parent_readable = True
             except IntegrityError:
                 parent_readable = False
-            msg = {"key": hook._current().key.key_id.hex(), "pid": hook.stats()["pid"], "files": hook.stats()["files_written"], "parent_readable": parent_readable}
+            msg = {
+                "key": hook._current().key.key_id.hex(),
+                "pid": hook.stats()["pid"],
+                "files": hook.stats()["files_written"],
+                "parent_readable": parent_readable,
+            }
             os.write(w, json.dumps(msg).encode())
         finally:
             os._exit(0)
@@ -535,10 +535,16 @@ def test_entry_points_fail_loudly_on_unknown_version(entry: str, tmp_path: Path)
         """
     )
     env = {**os.environ, "SPARK_LOCAL_DIRS": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+    )
     assert proc.returncode != 0
     assert proc.stdout == b""  # no port was reported to the JVM
-    assert b"HookError" in proc.stderr and b"pyspark 3.4.4" in proc.stderr and b"refusing to start" in proc.stderr
+    assert (
+        b"HookError" in proc.stderr
+        and b"pyspark 3.4.4" in proc.stderr
+        and b"refusing to start" in proc.stderr
+    )
 
 
 def test_daemon_entry_point_starts_and_reports_port(tmp_path: Path) -> None:
@@ -546,7 +552,11 @@ def test_daemon_entry_point_starts_and_reports_port(tmp_path: Path) -> None:
     main and runs pyspark.daemon, which writes its port (4 bytes) to stdout."""
     env = {**os.environ, "SPARK_LOCAL_DIRS": str(tmp_path), "PYTHON_WORKER_FACTORY_SECRET": "s"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exitless.spark.daemon"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        [sys.executable, "-m", "exitless.spark.daemon"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     try:
         assert proc.stdout is not None

@@ -18,7 +18,8 @@ def test_quick_stress_run_passes_every_check(tmp_path):
     results = stress.run(args)
     failed = {
         p["backend"]: {k: v for k, v in p["checks"].items() if not v} | {"errors": p["errors"]}
-        for p in results["phases"] if not p["ok"]
+        for p in results["phases"]
+        if not p["ok"]
     }
     assert not failed, failed
     assert results["big"]["ok"], results["big"]

@@ -75,7 +75,9 @@ def plaintext_start(index: int, s: int = S) -> int:
     return 0 if index == 0 else (s - H - T) + (index - 1) * (s - T)
 
 
-def write_stream(path: Path, data: bytes, key, algorithm: str, context: bytes = CTX, *, s: int = S, chunk: int = 97) -> bytes:
+def write_stream(
+    path: Path, data: bytes, key, algorithm: str, context: bytes = CTX, *, s: int = S, chunk: int = 97
+) -> bytes:
     """Writes ``data`` through the file writer in several calls; returns the file's bytes."""
     with exitless.open_spill(path, "wb", key, context, segment_size=s, algorithm=algorithm) as w:
         for i in range(0, len(data), chunk):
@@ -249,12 +251,17 @@ def test_tampered_segment_size_does_not_make_the_reader_allocate_it(tmp_path, cl
     assert exitless.inspect(path).segment_size == claimed
     assert open_bytes_outcome(bytes(blob), raw_key, b"ctx") is IntegrityError
     out = subprocess.run(
-        [sys.executable, "-c", MAXRSS_PROBE, str(path), raw_key.hex()], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", MAXRSS_PROBE, str(path), raw_key.hex()],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     outcome, grew_mib, seconds = out.stdout.split()
     assert outcome == "IntegrityError"
-    assert int(grew_mib) < 64, f"opening a {len(blob)}-byte file grew the reader's RSS by {grew_mib} MiB ({seconds} s)"
+    assert int(grew_mib) < 64, (
+        f"opening a {len(blob)}-byte file grew the reader's RSS by {grew_mib} MiB ({seconds} s)"
+    )
 
 
 LIMITED_PROBE = r"""
@@ -472,23 +479,20 @@ def test_whole_file_read_of_tampered_middle_returns_nothing(key, tampered_middle
     assert result is None
     assert str(path) in str(info.value) and "segment 3" in str(info.value)
     r.close()
-    with pytest.raises(IntegrityError):
-        with exitless.open_spill(path, "rb", key, CTX) as r:
-            result = r.readall()
+    with pytest.raises(IntegrityError), exitless.open_spill(path, "rb", key, CTX) as r:
+        result = r.readall()
     assert result is None
 
 
 def test_readinto_of_tampered_middle_raises_and_holds_no_bad_segment_bytes(key, tampered_middle):
     path, data = tampered_middle
     buf = bytearray(len(data))
-    with exitless.open_spill(path, "rb", key, CTX) as r:
-        with pytest.raises(IntegrityError):
-            r.readinto(buf)
+    with exitless.open_spill(path, "rb", key, CTX) as r, pytest.raises(IntegrityError):
+        r.readinto(buf)
     # Whatever the reader copied before it failed, nothing of the failed segment (or later) is there.
     assert buf[plaintext_start(3) :] == bytes(len(data) - plaintext_start(3))
-    with exitless.open_spill(path, "rb", key, CTX) as r:
-        with pytest.raises(IntegrityError):
-            r.readinto(memoryview(bytearray(len(data))))
+    with exitless.open_spill(path, "rb", key, CTX) as r, pytest.raises(IntegrityError):
+        r.readinto(memoryview(bytearray(len(data))))
 
 
 @pytest.mark.skipif(not hasattr(exitless, "open_into"), reason="exitless.open_into not available")
@@ -507,10 +511,9 @@ def test_open_into_leaves_no_plaintext_in_the_buffer(tmp_path, key, algorithm):
 def test_chunked_reads_stop_before_the_tampered_segment(key, tampered_middle):
     path, data = tampered_middle
     got = bytearray()
-    with exitless.open_spill(path, "rb", key, CTX) as r:
-        with pytest.raises(IntegrityError):
-            while chunk := r.read(50):
-                got += chunk
+    with exitless.open_spill(path, "rb", key, CTX) as r, pytest.raises(IntegrityError):
+        while chunk := r.read(50):
+            got += chunk
     assert len(got) <= plaintext_start(3)
     assert bytes(got) == data[: len(got)]
 
@@ -577,7 +580,9 @@ def assert_incomplete(path: Path, key, written: bytes) -> None:
     blob = path.read_bytes()
     got = open_bytes_outcome(blob, key)
     assert got is IntegrityError, (
-        f"the unfinished stream opens as a complete stream of {len(got)} bytes" if isinstance(got, bytes) else got
+        f"the unfinished stream opens as a complete stream of {len(got)} bytes"
+        if isinstance(got, bytes)
+        else got
     )
     result = None
     with pytest.raises(IntegrityError):
@@ -663,8 +668,17 @@ def _v2_file(tmp_path: Path, algorithm: str, n: int) -> tuple[Path, bytes, bytes
     key = exitless.generate_key()
     pt = (V2_CANARY * (n // len(V2_CANARY) + 1))[:n]
     path = tmp_path / f"v2-{algorithm}-{n}.exls"
-    with exitless.open_spill(path, "wb", key, CTX, segment_size=S, algorithm=algorithm, envelope=ENVELOPE,
-                             key_id=b"\x33" * 16, backend="sync") as f:
+    with exitless.open_spill(
+        path,
+        "wb",
+        key,
+        CTX,
+        segment_size=S,
+        algorithm=algorithm,
+        envelope=ENVELOPE,
+        key_id=b"\x33" * 16,
+        backend="sync",
+    ) as f:
         f.write(pt)
     return path, path.read_bytes(), key.secret_bytes()
 

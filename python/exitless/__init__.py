@@ -35,7 +35,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
-    "backends",
     "ExitlessError",
     "FileInfo",
     "ForkedStreamError",
@@ -45,6 +44,7 @@ __all__ = [
     "SealedReader",
     "SealedSpillFile",
     "SealedWriter",
+    "backends",
     "generate_key",
     "inspect",
     "open_bytes",

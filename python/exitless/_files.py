@@ -64,7 +64,11 @@ def open_nofollow(
 
 
 def check_private_stat(
-    st: os.stat_result, path: str | os.PathLike[str], what: str, insecure: type[Exception], invalid: type[Exception]
+    st: os.stat_result,
+    path: str | os.PathLike[str],
+    what: str,
+    insecure: type[Exception],
+    invalid: type[Exception],
 ) -> None:
     """Raises ``invalid`` if ``st`` is not a regular file, ``insecure`` if it is owned
     by another user than the caller or root, or if group or others have any access."""

@@ -149,8 +149,8 @@ def _named_key_files(args: argparse.Namespace) -> list[tuple[str, str, os.stat_r
     or the ``local:`` keyring or the PKCS#11 PIN file of ``--kms``."""
     named: list[tuple[str, str]] = []
     if args.kms:
-        if args.kms.startswith("local:") and args.kms[len("local:"):]:
-            named.append(("the keyring", args.kms[len("local:"):]))
+        if args.kms.startswith("local:") and args.kms[len("local:") :]:
+            named.append(("the keyring", args.kms[len("local:") :]))
         elif args.kms.startswith("pkcs11:"):
             from .kms import _parse_pkcs11_uri
 
@@ -222,7 +222,9 @@ def _check_output(path: str, command: str) -> None:
 
     kind = describe_mode(st.st_mode)
     if stat.S_ISLNK(st.st_mode):
-        raise UsageError(f"OUT {path} is a symbolic link; refusing to follow or replace it (name the file itself)")
+        raise UsageError(
+            f"OUT {path} is a symbolic link; refusing to follow or replace it (name the file itself)"
+        )
     if command == "open" and not stat.S_ISDIR(st.st_mode):
         raise UsageError(
             f"OUT {path} is {kind}, not a regular file; to write the plaintext there, "
@@ -288,7 +290,9 @@ def _open_input(path: str, fifo_wait: float) -> tuple[IO[bytes], bytes]:
 def _key(args: argparse.Namespace) -> Key:
     path = args.key or os.environ.get("EXITLESS_KEY_FILE")
     if not path:
-        raise ValueError("no key: pass --key FILE (or set EXITLESS_KEY_FILE; create one with `exitless keygen -o FILE`), or --kms URI")
+        raise ValueError(
+            "no key: pass --key FILE (or set EXITLESS_KEY_FILE; create one with `exitless keygen -o FILE`), or --kms URI"
+        )
     return Key.load(path)
 
 
@@ -334,11 +338,13 @@ def _seal(args: argparse.Namespace) -> None:
     if args.output == "-":
         raise UsageError("OUT is '-', but seal writes a sealed regular file, not stdout; name the file")
     _check_output(args.output, "seal")
-    _check_distinct([
-        ("stdin" if args.input == "-" else "IN", args.input, _stat_or_std(args.input, sys.stdin)),
-        ("OUT", args.output, _stat(args.output)),
-        *_named_key_files(args),
-    ])
+    _check_distinct(
+        [
+            ("stdin" if args.input == "-" else "IN", args.input, _stat_or_std(args.input, sys.stdin)),
+            ("OUT", args.output, _stat(args.output)),
+            *_named_key_files(args),
+        ]
+    )
     with _SignalCleanup() as cleanup:
         if args.input == "-":
             src, prefix = sys.stdin.buffer, b""
@@ -375,7 +381,7 @@ def _copy_to_fd(src: IO[bytes], fd: int) -> None:
     while n := src.readinto(buf):
         chunk = view[:n]
         while chunk:
-            chunk = chunk[os.write(fd, chunk):]
+            chunk = chunk[os.write(fd, chunk) :]
 
 
 def _open(args: argparse.Namespace) -> None:
@@ -384,11 +390,13 @@ def _open(args: argparse.Namespace) -> None:
     _check_sealed_input(args.input, "open")
     if args.output != "-":
         _check_output(args.output, "open")
-    _check_distinct([
-        ("IN", args.input, _stat(args.input)),
-        ("stdout" if args.output == "-" else "OUT", args.output, _stat_or_std(args.output, sys.stdout)),
-        *_named_key_files(args),
-    ])
+    _check_distinct(
+        [
+            ("IN", args.input, _stat(args.input)),
+            ("stdout" if args.output == "-" else "OUT", args.output, _stat_or_std(args.output, sys.stdout)),
+            *_named_key_files(args),
+        ]
+    )
     with _SignalCleanup() as cleanup, _reader(args) as src:
         if args.output == "-":
             # The final segment was checked at open; a later bad segment stops the copy
@@ -439,7 +447,9 @@ def _inspect(args: argparse.Namespace) -> None:
 def _kms_uri(args: argparse.Namespace) -> str:
     uri = args.kms or os.environ.get("EXITLESS_KMS")
     if not uri:
-        raise ValueError("no KMS: pass --kms URI (local:PATH or pkcs11:module=...;token=...;pin-env=VAR), or set EXITLESS_KMS")
+        raise ValueError(
+            "no KMS: pass --kms URI (local:PATH or pkcs11:module=...;token=...;pin-env=VAR), or set EXITLESS_KMS"
+        )
     return str(uri)
 
 
@@ -448,7 +458,7 @@ def _kms_init(args: argparse.Namespace) -> None:
 
     uri = _kms_uri(args)
     if uri.startswith("local:"):
-        path = uri[len("local:"):]
+        path = uri[len("local:") :]
         if not path:
             raise ValueError("'local:' needs a keyring path, e.g. local:/etc/exitless/keyring.json")
         try:
@@ -470,7 +480,9 @@ def _kms_create(args: argparse.Namespace) -> None:
 
     with open_kms(_kms_uri(args)) as kms:
         key_id = kms.rotate() if args.kms_command == "rotate" else kms.create_key()
-        print(f"{'rotated to' if args.kms_command == 'rotate' else 'created'} primary key {key_id.hex()} (now current)")
+        print(
+            f"{'rotated to' if args.kms_command == 'rotate' else 'created'} primary key {key_id.hex()} (now current)"
+        )
 
 
 def _kms_list(args: argparse.Namespace) -> None:
@@ -479,7 +491,11 @@ def _kms_list(args: argparse.Namespace) -> None:
     with open_kms(_kms_uri(args)) as kms:
         keys = kms.list_keys()
     rows = [
-        {"key_id": k.key_id.hex(), "created": k.created.isoformat() if k.created else None, "current": k.current}
+        {
+            "key_id": k.key_id.hex(),
+            "created": k.created.isoformat() if k.created else None,
+            "current": k.current,
+        }
         for k in keys
     ]
     if args.json:
@@ -506,7 +522,7 @@ def _size(text: str) -> int:
     """A byte count: 65536, 64K, 64KiB, 1M, 1G (binary units)."""
     t = text.strip().lower().replace(" ", "")
     digits = t.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = t[len(digits):]
+    unit = t[len(digits) :]
     if not digits.isdigit() or unit not in _SUFFIXES:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 4096, 64K, 1M, 1G)")
     value = int(digits) * _SUFFIXES[unit]
@@ -533,7 +549,9 @@ def _points(text: str) -> list[str]:
     labels = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in labels if t not in POINTS]
     if unknown or not labels:
-        raise argparse.ArgumentTypeError(f"unknown backend point(s) {unknown}; choose from: all, {', '.join(POINTS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown backend point(s) {unknown}; choose from: all, {', '.join(POINTS)}"
+        )
     return labels
 
 
@@ -581,10 +599,22 @@ def _bench(args: argparse.Namespace) -> int:
             setattr(args, name, q if quick else full)
     spark = args.spark if args.spark is not None else main_job
     cfg = BenchConfig(
-        points=args.backends, segment_sizes=args.segments, bytes_per_point=args.total, reps=args.reps,
-        queue_depth=args.queue_depth, write_size=args.write_size, vcpus=args.vcpus, directory=args.dir, quick=quick,
-        runtime=args.runtime, runtime_runs=args.runtime_runs, spark=spark, spark_records=args.spark_records,
-        spark_memory=args.spark_memory, spark_reps=args.spark_reps, spark_backend=args.spark_backend,
+        points=args.backends,
+        segment_sizes=args.segments,
+        bytes_per_point=args.total,
+        reps=args.reps,
+        queue_depth=args.queue_depth,
+        write_size=args.write_size,
+        vcpus=args.vcpus,
+        directory=args.dir,
+        quick=quick,
+        runtime=args.runtime,
+        runtime_runs=args.runtime_runs,
+        spark=spark,
+        spark_records=args.spark_records,
+        spark_memory=args.spark_memory,
+        spark_reps=args.spark_reps,
+        spark_backend=args.spark_backend,
         integrity_check=main_job,
     )
     progress = Progress(sys.stderr.isatty() if args.progress is None else args.progress)
@@ -597,14 +627,19 @@ def _bench(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         print(text)
-    where = f"wrote {paths['json']}, {paths['report'].name}" + "".join(f", {f}" for f in results["plots"].values())
+    where = f"wrote {paths['json']}, {paths['report'].name}" + "".join(
+        f", {f}" for f in results["plots"].values()
+    )
     print(where, file=sys.stderr if args.json else sys.stdout)
     if results.get("plots_skipped"):
         print(f"plots skipped: {results['plots_skipped']}", file=sys.stderr)
     bad = list(results["errors"])
     check = results.get("integrity_check")
-    if check and not (check["round_trip_verified"] and check["flipped_byte"].startswith("refused")
-                      and check["truncated"].startswith("refused")):
+    if check and not (
+        check["round_trip_verified"]
+        and check["flipped_byte"].startswith("refused")
+        and check["truncated"].startswith("refused")
+    ):
         bad.append("the integrity check failed")
     return 1 if bad else 0
 
@@ -613,30 +648,112 @@ def _bench_arguments(b: argparse.ArgumentParser, main_job: bool) -> None:
     from .bench.matrix import DEFAULT_POINTS
 
     profile = "--full" if main_job else "--quick"
-    b.add_argument("--quick", action="store_true", help="small streams and fewer repetitions (CI): 64 MiB per stream" + (" (the default here)" if main_job else ""))
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="small streams and fewer repetitions (CI): 64 MiB per stream"
+        + (" (the default here)" if main_job else ""),
+    )
     if main_job:
-        b.add_argument("--full", action="store_true", help="1 GiB streams and the 1M-record Spark jobs (several times longer)")
-    b.add_argument("--segments", type=_sizes, default=[4096, 65536, 1 << 20], help="segment sizes, comma-separated (default 4K,64K,1M)")
-    b.add_argument("--backends", type=_points, default=list(DEFAULT_POINTS), metavar="POINTS",
-                   help=f"backend points, comma-separated, or 'all' (default {','.join(DEFAULT_POINTS)})")
-    b.add_argument("--total", type=_size, help=f"bytes per stream (default 64M with --quick, else 1G; {profile} changes it)")
+        b.add_argument(
+            "--full",
+            action="store_true",
+            help="1 GiB streams and the 1M-record Spark jobs (several times longer)",
+        )
+    b.add_argument(
+        "--segments",
+        type=_sizes,
+        default=[4096, 65536, 1 << 20],
+        help="segment sizes, comma-separated (default 4K,64K,1M)",
+    )
+    b.add_argument(
+        "--backends",
+        type=_points,
+        default=list(DEFAULT_POINTS),
+        metavar="POINTS",
+        help=f"backend points, comma-separated, or 'all' (default {','.join(DEFAULT_POINTS)})",
+    )
+    b.add_argument(
+        "--total",
+        type=_size,
+        help=f"bytes per stream (default 64M with --quick, else 1G; {profile} changes it)",
+    )
     b.add_argument("--reps", type=_positive, help="interleaved rounds; the median is reported (default 3)")
-    b.add_argument("--queue-depth", type=_positive, default=8, help="segments in flight per stream (default 8)")
+    b.add_argument(
+        "--queue-depth", type=_positive, default=8, help="segments in flight per stream (default 8)"
+    )
     b.add_argument("--write-size", type=_size, default=1 << 20, help="bytes per write call (default 1M)")
-    b.add_argument("--vcpus", type=_positive, default=1, help="vCPUs that seal each stream (default 1: the caller alone); the runtime comparison uses max(N, 2)")
-    b.add_argument("--dir", default="bench-results", help="where the streams are written: a disk file system, so O_DIRECT applies (default bench-results)")
-    b.add_argument("--out", default="bench-results", help="results go to OUT/<timestamp>/ (default bench-results)")
-    b.add_argument("--spark", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the spilling PySpark jobs with and without exitless (needs pyspark and Java; default: " + ("on" if main_job else "off") + ")")
-    b.add_argument("--spark-records", type=_positive, dest="spark_records", help="records per Spark job (default 300000 quick, 1000000 full)")
-    b.add_argument("--spark-memory", dest="spark_memory", help="spark.python.worker.memory (default 8m quick: every check spills; 32m full)")
-    b.add_argument("--spark-reps", type=_positive, dest="spark_reps", help="repetitions of each Spark mode (default 2 quick, 3 full)")
-    b.add_argument("--spark-backend", choices=["sync", "uring", "ocall", "switchless"], help="exitless backend of the Spark workers (default: the hook's)")
-    b.add_argument("--runtime", action=argparse.BooleanOptionalAction, default=True, help="exitless-rt vs tokio (builds a Rust example with cargo; default on)")
-    b.add_argument("--runtime-runs", type=_positive, dest="runtime_runs", help="timed runs per runtime figure (default 3 quick, 5 full)")
-    b.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True, help="PNG plots (matplotlib; default on)")
-    b.add_argument("--json", action="store_true", help="print the results JSON on stdout (the summary goes to stderr)")
-    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars on stderr (default: when stderr is a terminal)")
+    b.add_argument(
+        "--vcpus",
+        type=_positive,
+        default=1,
+        help="vCPUs that seal each stream (default 1: the caller alone); the runtime comparison uses max(N, 2)",
+    )
+    b.add_argument(
+        "--dir",
+        default="bench-results",
+        help="where the streams are written: a disk file system, so O_DIRECT applies (default bench-results)",
+    )
+    b.add_argument(
+        "--out", default="bench-results", help="results go to OUT/<timestamp>/ (default bench-results)"
+    )
+    b.add_argument(
+        "--spark",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the spilling PySpark jobs with and without exitless (needs pyspark and Java; default: "
+        + ("on" if main_job else "off")
+        + ")",
+    )
+    b.add_argument(
+        "--spark-records",
+        type=_positive,
+        dest="spark_records",
+        help="records per Spark job (default 300000 quick, 1000000 full)",
+    )
+    b.add_argument(
+        "--spark-memory",
+        dest="spark_memory",
+        help="spark.python.worker.memory (default 8m quick: every check spills; 32m full)",
+    )
+    b.add_argument(
+        "--spark-reps",
+        type=_positive,
+        dest="spark_reps",
+        help="repetitions of each Spark mode (default 2 quick, 3 full)",
+    )
+    b.add_argument(
+        "--spark-backend",
+        choices=["sync", "uring", "ocall", "switchless"],
+        help="exitless backend of the Spark workers (default: the hook's)",
+    )
+    b.add_argument(
+        "--runtime",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="exitless-rt vs tokio (builds a Rust example with cargo; default on)",
+    )
+    b.add_argument(
+        "--runtime-runs",
+        type=_positive,
+        dest="runtime_runs",
+        help="timed runs per runtime figure (default 3 quick, 5 full)",
+    )
+    b.add_argument(
+        "--plots",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="PNG plots (matplotlib; default on)",
+    )
+    b.add_argument(
+        "--json", action="store_true", help="print the results JSON on stdout (the summary goes to stderr)"
+    )
+    b.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
     b.set_defaults(func=_bench)
 
 
@@ -644,17 +761,31 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="exitless", description="Sealed (encrypted, authenticated) spill files.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    k = sub.add_parser("keygen", help="create a random 32-byte key file (mode 0600)", description="Create a random data key in a new file with mode 0600.")
+    k = sub.add_parser(
+        "keygen",
+        help="create a random 32-byte key file (mode 0600)",
+        description="Create a random data key in a new file with mode 0600.",
+    )
     k.add_argument("-o", "--out", required=True, help="key file to create (must not exist)")
     k.set_defaults(func=_keygen)
 
     def keyed(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-k", "--key", help="key file: a regular file of yours (or root's), mode 0600, not a symbolic link (default: $EXITLESS_KEY_FILE)")
-        sp.add_argument("--kms", help="KMS URI instead of a key file (local:PATH or pkcs11:...): the file's data key is wrapped by the KMS and carried in its header")
-        sp.add_argument("-c", "--context", default="", help="context string binding the file to its role (default: empty)")
+        sp.add_argument(
+            "-k",
+            "--key",
+            help="key file: a regular file of yours (or root's), mode 0600, not a symbolic link (default: $EXITLESS_KEY_FILE)",
+        )
+        sp.add_argument(
+            "--kms",
+            help="KMS URI instead of a key file (local:PATH or pkcs11:...): the file's data key is wrapped by the KMS and carried in its header",
+        )
+        sp.add_argument(
+            "-c", "--context", default="", help="context string binding the file to its role (default: empty)"
+        )
 
     s = sub.add_parser(
-        "seal", help="encrypt IN into the sealed file OUT",
+        "seal",
+        help="encrypt IN into the sealed file OUT",
         description="Seal IN into OUT. IN is a regular file, a FIFO (which gets --fifo-wait seconds to have a "
         "writer) or '-' for stdin; to seal a device, use '-' and redirect. OUT is a new path or a regular file "
         "(a symbolic link or a device is refused), and IN, OUT and the key file must be different files. "
@@ -664,14 +795,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("input", metavar="IN")
     s.add_argument("output", metavar="OUT")
     keyed(s)
-    s.add_argument("--segment-size", type=_segment_size, default=DEFAULT_SEGMENT_SIZE, help="ciphertext segment size in bytes (default 65536)")
+    s.add_argument(
+        "--segment-size",
+        type=_segment_size,
+        default=DEFAULT_SEGMENT_SIZE,
+        help="ciphertext segment size in bytes (default 65536)",
+    )
     s.add_argument("--algorithm", default="aes-256-gcm", choices=["aes-256-gcm", "chacha20-poly1305"])
-    s.add_argument("--fifo-wait", type=_seconds, default=FIFO_WAIT, metavar="SECONDS",
-                   help=f"if IN is a FIFO, how long to wait for a writer before giving up (default {FIFO_WAIT:g})")
+    s.add_argument(
+        "--fifo-wait",
+        type=_seconds,
+        default=FIFO_WAIT,
+        metavar="SECONDS",
+        help=f"if IN is a FIFO, how long to wait for a writer before giving up (default {FIFO_WAIT:g})",
+    )
     s.set_defaults(func=_seal)
 
     o = sub.add_parser(
-        "open", help="decrypt the sealed file IN into OUT",
+        "open",
+        help="decrypt the sealed file IN into OUT",
         description="Open sealed IN into OUT ('-' for stdout). OUT appears only if every segment authenticates: "
         "the plaintext goes to a temporary .exitless-open-* file next to OUT, renamed over OUT at the end. OUT is "
         "a new path or a regular file; a symbolic link is refused, and so is a device or FIFO (use '-' and "
@@ -684,15 +826,27 @@ def _parser() -> argparse.ArgumentParser:
     keyed(o)
     o.set_defaults(func=_open)
 
-    i = sub.add_parser("inspect", help="show a sealed file's header (never the key)", description="Show header facts of a sealed file. Needs no key; authenticates nothing.")
+    i = sub.add_parser(
+        "inspect",
+        help="show a sealed file's header (never the key)",
+        description="Show header facts of a sealed file. Needs no key; authenticates nothing.",
+    )
     i.add_argument("file", metavar="FILE")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(func=_inspect)
 
-    m = sub.add_parser("kms", help="primary keys in a KMS: init, create-key, rotate, list", description="Manage the primary keys that wrap data keys. The KMS is --kms URI or $EXITLESS_KMS: local:PATH (a 0600 keyring file) or pkcs11:module=...;token=...;pin-env=VAR.")
+    m = sub.add_parser(
+        "kms",
+        help="primary keys in a KMS: init, create-key, rotate, list",
+        description="Manage the primary keys that wrap data keys. The KMS is --kms URI or $EXITLESS_KMS: local:PATH (a 0600 keyring file) or pkcs11:module=...;token=...;pin-env=VAR.",
+    )
     msub = m.add_subparsers(dest="kms_command", required=True, metavar="KMS_COMMAND")
     for name, func, text in (
-        ("init", _kms_init, "create a local keyring with one primary key (or a first key in a PKCS#11 token)"),
+        (
+            "init",
+            _kms_init,
+            "create a local keyring with one primary key (or a first key in a PKCS#11 token)",
+        ),
         ("create-key", _kms_create, "create a new primary key and make it current"),
         ("rotate", _kms_create, "make a new current primary key; older keys still unwrap"),
         ("list", _kms_list, "list primary keys (ids and dates, never key bytes)"),
@@ -703,16 +857,22 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--json", action="store_true", help="print one JSON array")
         c.set_defaults(func=func)
 
-    b = sub.add_parser("bench", help="the benchmark matrix and report (JSON, report.md, plots)",
-                       description="Sealed streams through every backend (io_uring, switchless, modeled OCALLs, sync) and "
-                       "plaintext at several segment sizes, the runtime against tokio, optionally the Spark jobs; "
-                       "prints a summary and writes OUT/<timestamp>/results.json, report.md and PNG plots. "
-                       "Benchmarks measure, they never fail on a slow figure.")
+    b = sub.add_parser(
+        "bench",
+        help="the benchmark matrix and report (JSON, report.md, plots)",
+        description="Sealed streams through every backend (io_uring, switchless, modeled OCALLs, sync) and "
+        "plaintext at several segment sizes, the runtime against tokio, optionally the Spark jobs; "
+        "prints a summary and writes OUT/<timestamp>/results.json, report.md and PNG plots. "
+        "Benchmarks measure, they never fail on a slow figure.",
+    )
     _bench_arguments(b, main_job=False)
-    r = sub.add_parser("run", help="the main job (make run): Spark with and without exitless, then the quick benchmark",
-                       description="The main job: a sealed-stream integrity check, spilling PySpark jobs on local[2] with and "
-                       "without exitless, the quick IO matrix and the runtime comparison; a summary table and "
-                       "OUT/<timestamp>/ with results.json, report.md and plots.")
+    r = sub.add_parser(
+        "run",
+        help="the main job (make run): Spark with and without exitless, then the quick benchmark",
+        description="The main job: a sealed-stream integrity check, spilling PySpark jobs on local[2] with and "
+        "without exitless, the quick IO matrix and the runtime comparison; a summary table and "
+        "OUT/<timestamp>/ with results.json, report.md and plots.",
+    )
     _bench_arguments(r, main_job=True)
     return p
 

@@ -22,7 +22,7 @@ class Key:
     one-way fingerprint that is safe to log and is what sealed files record.
     """
 
-    __slots__ = ("_secret", "_key_id", "_wiped")
+    __slots__ = ("_key_id", "_secret", "_wiped")
 
     def __init__(self, secret: bytes | bytearray | memoryview) -> None:
         if not isinstance(secret, (bytes, bytearray, memoryview)):
@@ -68,7 +68,7 @@ class Key:
                 problem = f"{p} is not an exitless key file (it should start with {_KEY_FILE_PREFIX!r})"
             else:
                 try:
-                    secret = bytearray(binascii.a2b_hex(memoryview(text)[len(_KEY_FILE_PREFIX):]))
+                    secret = bytearray(binascii.a2b_hex(memoryview(text)[len(_KEY_FILE_PREFIX) :]))
                 except binascii.Error:
                     problem = f"{p}: the key is not valid hex"
             if problem is None and len(secret) != KEY_LEN:

@@ -120,11 +120,11 @@ class InsecureKeyringError(KmsError, PermissionError):
 
 
 def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def _fmt_time(t: _dt.datetime) -> str:
-    return t.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _next_created(existing: list[_dt.datetime | None]) -> _dt.datetime:
@@ -158,7 +158,9 @@ class WrappedKey:
         if not isinstance(scheme, int) or isinstance(scheme, bool):
             raise WrappedKeyFormatError(f"wrapped key scheme must be an int, not {type(scheme).__name__}")
         if scheme not in _WRAPPED_LEN:
-            raise WrappedKeyFormatError(f"unknown wrapped key scheme {scheme} (known: {sorted(_WRAPPED_LEN)})")
+            raise WrappedKeyFormatError(
+                f"unknown wrapped key scheme {scheme} (known: {sorted(_WRAPPED_LEN)})"
+            )
         if not isinstance(self.primary_key_id, (bytes, bytearray, memoryview)):
             raise WrappedKeyFormatError("primary_key_id must be bytes")
         if not isinstance(self.wrapped, (bytes, bytearray, memoryview)):
@@ -193,9 +195,13 @@ class WrappedKey:
             )
         scheme, kid, n = _HEADER.unpack_from(mv)
         if scheme not in _WRAPPED_LEN:
-            raise WrappedKeyFormatError(f"unknown wrapped key scheme {scheme} (known: {sorted(_WRAPPED_LEN)})")
+            raise WrappedKeyFormatError(
+                f"unknown wrapped key scheme {scheme} (known: {sorted(_WRAPPED_LEN)})"
+            )
         if n != _WRAPPED_LEN[scheme]:
-            raise WrappedKeyFormatError(f"scheme {scheme} needs a {_WRAPPED_LEN[scheme]}-byte wrapped key, the length field says {n}")
+            raise WrappedKeyFormatError(
+                f"scheme {scheme} needs a {_WRAPPED_LEN[scheme]}-byte wrapped key, the length field says {n}"
+            )
         end = _HEADER.size + n
         if len(mv) < end:
             raise WrappedKeyFormatError(f"wrapped key truncated: {end} bytes expected, {len(mv)} present")
@@ -323,7 +329,9 @@ KEYRING_MAX = 16 << 20
 PIN_FILE_MAX = 4096
 
 
-def _read_private_file(path: str, what: str, limit: int, too_large: type[Exception]) -> tuple[bytearray, os.stat_result]:
+def _read_private_file(
+    path: str, what: str, limit: int, too_large: type[Exception]
+) -> tuple[bytearray, os.stat_result]:
     """The bytes (to be wiped by the caller) and ``fstat`` of a keyring or PIN file:
     never through a symbolic link, only a regular file owned by the caller or root
     with no group or other access, at most ``limit`` bytes (see :mod:`exitless._files`)."""
@@ -544,7 +552,11 @@ class LocalKms(Kms):
             pass
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._keys)} keys, current={self._current.hex() if self._current else None}"
+        state = (
+            "closed"
+            if self._closed
+            else f"{len(self._keys)} keys, current={self._current.hex() if self._current else None}"
+        )
         return f"<LocalKms {self.uri} ({state})>"
 
     __str__ = __repr__
@@ -556,11 +568,15 @@ def _open_lock_file(path: str) -> int:
     target. So is anything but a regular file owned by the caller or root."""
     from ._files import describe_mode, open_nofollow
 
-    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, "keyring lock file", InsecureKeyringError)
+    fd = open_nofollow(
+        path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, "keyring lock file", InsecureKeyringError
+    )
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise KmsConfigError(f"keyring lock file {path} is {describe_mode(st.st_mode)}, not a regular file")
+            raise KmsConfigError(
+                f"keyring lock file {path} is {describe_mode(st.st_mode)}, not a regular file"
+            )
         if st.st_uid not in (os.geteuid(), 0):
             raise InsecureKeyringError(
                 f"keyring lock file {path} is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()}) or root; refusing it"
@@ -571,13 +587,22 @@ def _open_lock_file(path: str) -> int:
     return fd
 
 
-def _keyring_json(current: bytes, keys: dict[bytes, bytearray], created: dict[bytes, _dt.datetime]) -> bytearray:
+def _keyring_json(
+    current: bytes, keys: dict[bytes, bytearray], created: dict[bytes, _dt.datetime]
+) -> bytearray:
     ordered = sorted(keys, key=lambda k: (created[k], k))
     doc = {
         "format": KEYRING_FORMAT,
         "version": KEYRING_VERSION,
         "current": current.hex(),
-        "keys": [{"id": k.hex(), "created": _fmt_time(created[k]), "key": base64.b64encode(keys[k]).decode("ascii")} for k in ordered],
+        "keys": [
+            {
+                "id": k.hex(),
+                "created": _fmt_time(created[k]),
+                "key": base64.b64encode(keys[k]).decode("ascii"),
+            }
+            for k in ordered
+        ],
     }
     return bytearray(json.dumps(doc, indent=2).encode("ascii") + b"\n")
 
@@ -589,10 +614,14 @@ def _describe(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return repr(value) if len(value) <= 40 else repr(value[:40]) + f"... ({len(value)} characters)"
-    return "a JSON " + ("array" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__)
+    return "a JSON " + (
+        "array" if isinstance(value, list) else "object" if isinstance(value, dict) else type(value).__name__
+    )
 
 
-def _parse_keyring(raw: bytearray, path: str) -> tuple[bytes | None, dict[bytes, bytearray], dict[bytes, _dt.datetime]]:
+def _parse_keyring(
+    raw: bytearray, path: str
+) -> tuple[bytes | None, dict[bytes, bytearray], dict[bytes, _dt.datetime]]:
     def bad(why: str) -> KeyringFormatError:
         return KeyringFormatError(f"keyring {path}: {why}")
 
@@ -615,7 +644,9 @@ def _parse_keyring(raw: bytearray, path: str) -> tuple[bytes | None, dict[bytes,
     if doc.get("format", KEYRING_FORMAT) != KEYRING_FORMAT:
         raise bad(f"format is not {KEYRING_FORMAT!r}")
     if doc.get("version") != KEYRING_VERSION:
-        raise bad(f"unsupported version {_describe(doc.get('version'))} (this reader knows {KEYRING_VERSION})")
+        raise bad(
+            f"unsupported version {_describe(doc.get('version'))} (this reader knows {KEYRING_VERSION})"
+        )
     entries = doc.get("keys")
     if not isinstance(entries, list):
         raise bad("'keys' must be a list")
@@ -637,12 +668,14 @@ def _parse_keyring(raw: bytearray, path: str) -> tuple[bytes | None, dict[bytes,
             try:
                 t = _dt.datetime.fromisoformat(entry.get("created"))
                 if t.tzinfo is None:
-                    t = t.replace(tzinfo=_dt.timezone.utc)
+                    t = t.replace(tzinfo=_dt.UTC)
             except (TypeError, ValueError):
                 raise bad(f"key {kid.hex()}: 'created' is not an ISO 8601 time") from None
             b64 = entry.get("key")
             try:
-                secret = bytearray(base64.b64decode(b64, validate=True)) if isinstance(b64, str) else bytearray()
+                secret = (
+                    bytearray(base64.b64decode(b64, validate=True)) if isinstance(b64, str) else bytearray()
+                )
             except (binascii.Error, ValueError):
                 raise bad(f"key {kid.hex()}: 'key' is not valid base64") from None
             if len(secret) != KEY_LEN:
@@ -749,7 +782,9 @@ class _TokenLogin:
             login = cls.registry.get(key)
             if login is not None:
                 if not hmac.compare_digest(login.pin_mac, pin_mac):
-                    raise KmsError(f"token {token.label!r} is already logged in by this process with a different PIN")
+                    raise KmsError(
+                        f"token {token.label!r} is already logged in by this process with a different PIN"
+                    )
                 login.refs += 1
                 return login
             try:
@@ -859,9 +894,13 @@ class Pkcs11Kms(Kms):
                 kid = bytes.fromhex(hex_id)
                 created = _dt.datetime.fromisoformat(when)
             except ValueError:
-                raise KmsError(f"token {self._token_label!r} has a key with a malformed exitless label {label!r}") from None
+                raise KmsError(
+                    f"token {self._token_label!r} has a key with a malformed exitless label {label!r}"
+                ) from None
             if len(kid) != KEY_ID_LEN or bytes(a.get(A.ID) or b"") != kid:
-                raise KmsError(f"token {self._token_label!r}: key labelled {label!r} has a CKA_ID that does not match its label")
+                raise KmsError(
+                    f"token {self._token_label!r}: key labelled {label!r} has a CKA_ID that does not match its label"
+                )
             policy = {
                 A.SENSITIVE: True,
                 A.ALWAYS_SENSITIVE: True,
@@ -912,7 +951,9 @@ class Pkcs11Kms(Kms):
                     },
                 )
             except pkcs11.exceptions.PKCS11Error as e:
-                raise KmsError(f"token {self._token_label!r} refused to generate a primary key: {type(e).__name__}") from None
+                raise KmsError(
+                    f"token {self._token_label!r} refused to generate a primary key: {type(e).__name__}"
+                ) from None
         return kid
 
     def _primary(self, kid: bytes) -> Any | None:
@@ -943,12 +984,16 @@ class Pkcs11Kms(Kms):
                     template={A.TOKEN: False, A.PRIVATE: True, A.SENSITIVE: False, A.EXTRACTABLE: True},
                 )
             except pkcs11.exceptions.PKCS11Error as e:
-                raise KmsError(f"token {self._token_label!r} failed to generate a data key: {type(e).__name__}") from None
+                raise KmsError(
+                    f"token {self._token_label!r} failed to generate a data key: {type(e).__name__}"
+                ) from None
             try:
                 wrapped = primary.wrap_key(dk, mechanism=pkcs11.Mechanism.AES_KEY_WRAP)
                 value = bytearray(dk[A.VALUE])
             except pkcs11.exceptions.PKCS11Error as e:
-                raise KmsError(f"token {self._token_label!r} failed to wrap a data key under {kid.hex()}: {type(e).__name__}") from None
+                raise KmsError(
+                    f"token {self._token_label!r} failed to wrap a data key under {kid.hex()}: {type(e).__name__}"
+                ) from None
             finally:
                 dk.destroy()
         try:
@@ -967,7 +1012,9 @@ class Pkcs11Kms(Kms):
         with self._op_lock():
             primary = self._primary(kid)
             if primary is None:
-                raise UnwrapError(f"cannot unwrap data key: primary key {kid.hex()} is not on token {self._token_label!r}")
+                raise UnwrapError(
+                    f"cannot unwrap data key: primary key {kid.hex()} is not on token {self._token_label!r}"
+                )
             try:
                 obj = primary.unwrap_key(
                     pkcs11.ObjectClass.SECRET_KEY,
@@ -989,7 +1036,9 @@ class Pkcs11Kms(Kms):
                 obj.destroy()
         try:
             if len(value) != KEY_LEN:
-                raise UnwrapError(f"data key under primary key {kid.hex()} unwrapped to {len(value)} bytes, not {KEY_LEN}")
+                raise UnwrapError(
+                    f"data key under primary key {kid.hex()} unwrapped to {len(value)} bytes, not {KEY_LEN}"
+                )
             return Key(value)
         finally:
             _wipe(value)
@@ -1040,7 +1089,9 @@ def _parse_pkcs11_uri(uri: str) -> dict[str, str]:
         if not eq:
             raise KmsConfigError(f"PKCS#11 URI attribute {name!r} has no '=value'")
         value = urllib.parse.unquote(value)
-        if name in ("pin", "pin-value", "pin-source") and not (name == "pin-source" and value.startswith("file:")):
+        if name in ("pin", "pin-value", "pin-source") and not (
+            name == "pin-source" and value.startswith("file:")
+        ):
             raise KmsConfigError(
                 "a PIN must never be written in a KMS URI; use pin-env=VARIABLE or pin-file=PATH"
             )
@@ -1048,7 +1099,9 @@ def _parse_pkcs11_uri(uri: str) -> dict[str, str]:
             name, value = "pin-file", value[len("file:") :]
         name = _PKCS11_ALIASES.get(name, name)
         if name not in _PKCS11_KNOWN:
-            raise KmsConfigError(f"unknown PKCS#11 URI attribute {name!r} (known: {', '.join(_PKCS11_KNOWN)})")
+            raise KmsConfigError(
+                f"unknown PKCS#11 URI attribute {name!r} (known: {', '.join(_PKCS11_KNOWN)})"
+            )
         if name in attrs:
             raise KmsConfigError(f"PKCS#11 URI attribute {name!r} is given twice")
         if not value:
@@ -1075,7 +1128,9 @@ def _read_pin(attrs: dict[str, str]) -> str:
         var = attrs["pin-env"]
         pin = os.environ.get(var)
         if not pin:
-            raise KmsConfigError(f"environment variable {var} (pin-env of the PKCS#11 URI) is not set or empty")
+            raise KmsConfigError(
+                f"environment variable {var} (pin-env of the PKCS#11 URI) is not set or empty"
+            )
         return pin
     path = os.path.abspath(attrs["pin-file"])
     raw, _ = _read_private_file(path, "PIN file", PIN_FILE_MAX, KmsConfigError)
@@ -1116,7 +1171,9 @@ def open_kms(uri: str) -> Kms:
     raise KmsConfigError(f"unknown KMS URI scheme {scheme!r} (known: local:, pkcs11:)")
 
 
-def open_sealed(path: str | os.PathLike[str], mode: str, kms: Kms, context: bytes | str = b"", **options: Any) -> Any:
+def open_sealed(
+    path: str | os.PathLike[str], mode: str, kms: Kms, context: bytes | str = b"", **options: Any
+) -> Any:
     """Opens a sealed file whose data key travels in its header (format version 2).
 
     - ``"wb"``: asks ``kms`` for a fresh data key, and writes a file whose header
@@ -1160,7 +1217,13 @@ def open_sealed(path: str | os.PathLike[str], mode: str, kms: Kms, context: byte
         key, wrapped = kms.generate_data_key()
         try:
             return open_spill(
-                path, "wb", key, context, key_id=wrapped.primary_key_id, envelope=wrapped.to_bytes(), **options
+                path,
+                "wb",
+                key,
+                context,
+                key_id=wrapped.primary_key_id,
+                envelope=wrapped.to_bytes(),
+                **options,
             )
         finally:
             key.wipe()
@@ -1174,7 +1237,9 @@ def open_sealed(path: str | os.PathLike[str], mode: str, kms: Kms, context: byte
         try:
             wrapped = WrappedKey.from_bytes(info.envelope)
         except WrappedKeyFormatError as e:
-            raise _errors.FormatError(f"{info.path}: the key envelope is not a wrapped key this KMS reads: {e}") from None
+            raise _errors.FormatError(
+                f"{info.path}: the key envelope is not a wrapped key this KMS reads: {e}"
+            ) from None
         if not hmac.compare_digest(wrapped.primary_key_id, info.key_id):
             raise _errors.IntegrityError(
                 f"{info.path}: the header's key id {info.key_id.hex()} is not the primary key id "

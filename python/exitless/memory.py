@@ -9,12 +9,22 @@ from ._errors import raise_for
 from ._native import ffi, lib
 from .keys import as_key
 from .streams import (
-    ALGORITHM_NAMES, DEFAULT_SEGMENT_SIZE, Buffer, KeyLike, PathLike, _attach_envelope, _check_envelope, _context_bytes,
-    _path_bytes, make_options,
+    ALGORITHM_NAMES,
+    DEFAULT_SEGMENT_SIZE,
+    Buffer,
+    KeyLike,
+    PathLike,
+    _attach_envelope,
+    _check_envelope,
+    _context_bytes,
+    _path_bytes,
+    make_options,
 )
 
 
-def sealed_length(plaintext_len: int, segment_size: int = DEFAULT_SEGMENT_SIZE, *, envelope_len: int = 0) -> int:
+def sealed_length(
+    plaintext_len: int, segment_size: int = DEFAULT_SEGMENT_SIZE, *, envelope_len: int = 0
+) -> int:
     """Length of the sealed file for a plaintext of ``plaintext_len`` bytes (with a key
     envelope of ``envelope_len`` bytes in the header: format version 2; 0: version 1)."""
     if not isinstance(plaintext_len, int) or isinstance(plaintext_len, bool):
@@ -54,8 +64,16 @@ def seal_into(
     secret = key._buffer()
     raise_for(
         lib.exitless_seal_buffer(
-            ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts,
-            ffi.from_buffer(src), src.nbytes, ffi.from_buffer(dst, require_writable=True), dst.nbytes, n,
+            ffi.from_buffer(secret),
+            len(secret),
+            ctx,
+            len(ctx),
+            opts,
+            ffi.from_buffer(src),
+            src.nbytes,
+            ffi.from_buffer(dst, require_writable=True),
+            dst.nbytes,
+            n,
         )
     )
     del keep
@@ -73,8 +91,15 @@ def open_into(sealed: Buffer, out: Buffer, key: KeyLike, context: bytes | str = 
     secret = key._buffer()
     raise_for(
         lib.exitless_open_buffer(
-            ffi.from_buffer(secret), len(secret), ctx, len(ctx),
-            ffi.from_buffer(src), src.nbytes, ffi.from_buffer(dst, require_writable=True), dst.nbytes, n,
+            ffi.from_buffer(secret),
+            len(secret),
+            ctx,
+            len(ctx),
+            ffi.from_buffer(src),
+            src.nbytes,
+            ffi.from_buffer(dst, require_writable=True),
+            dst.nbytes,
+            n,
         )
     )
     return int(n[0])
@@ -95,7 +120,9 @@ def seal_bytes(
     make_options(segment_size, algorithm, key_id)  # argument errors before any allocation
     env = _check_envelope(envelope)
     out = bytearray(sealed_length(memoryview(data).nbytes, segment_size, envelope_len=len(env or b"")))
-    n = seal_into(data, out, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, envelope=env)
+    n = seal_into(
+        data, out, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, envelope=env
+    )
     del out[n:]
     return bytes(out)
 

@@ -82,7 +82,13 @@ def backends() -> dict[str, dict[str, object]]:
 
 
 _RESOURCE_FIELDS = (
-    "writers", "readers", "backends", "pooled_backends", "untrusted_regions", "untrusted_bytes", "trusted_pool_bytes",
+    "writers",
+    "readers",
+    "backends",
+    "pooled_backends",
+    "untrusted_regions",
+    "untrusted_bytes",
+    "trusted_pool_bytes",
 )
 
 
@@ -150,7 +156,11 @@ def _resolve_backend(backend: str) -> str:
         if reason is None:
             return "uring"
         if not _auto_warned:
-            warnings.warn(f"exitless: io_uring unavailable ({reason}); using the sync backend", RuntimeWarning, stacklevel=_caller_stacklevel())
+            warnings.warn(
+                f"exitless: io_uring unavailable ({reason}); using the sync backend",
+                RuntimeWarning,
+                stacklevel=_caller_stacklevel(),
+            )
             _auto_warned = True
         return "sync"
     return backend
@@ -183,7 +193,9 @@ def make_options(
     if direct not in (None, True, False):
         raise TypeError(f"direct must be None, True or False, not {direct!r}")
     if ocall_cycles is not None and (
-        not isinstance(ocall_cycles, int) or isinstance(ocall_cycles, bool) or not 0 <= ocall_cycles <= MAX_OCALL_CYCLES
+        not isinstance(ocall_cycles, int)
+        or isinstance(ocall_cycles, bool)
+        or not 0 <= ocall_cycles <= MAX_OCALL_CYCLES
     ):
         raise ValueError(f"ocall_cycles must be an int from 0 to {MAX_OCALL_CYCLES}, got {ocall_cycles!r}")
     opts = ffi.new("ExitlessOptions *")
@@ -201,7 +213,9 @@ def make_options(
     opts.direct = -1 if direct is None else int(direct)
     opts.ocall_cycles = -1 if ocall_cycles is None else ocall_cycles
     if uring_spin_us is not None and (
-        not isinstance(uring_spin_us, int) or isinstance(uring_spin_us, bool) or not 0 <= uring_spin_us <= MAX_URING_SPIN_US
+        not isinstance(uring_spin_us, int)
+        or isinstance(uring_spin_us, bool)
+        or not 0 <= uring_spin_us <= MAX_URING_SPIN_US
     ):
         raise ValueError(f"uring_spin_us must be an int from 0 to {MAX_URING_SPIN_US}, got {uring_spin_us!r}")
     opts.uring_spin_us = -1 if uring_spin_us is None else uring_spin_us
@@ -257,8 +271,19 @@ def _attach_faults(opts: ffi.CData, faults: str | None) -> object:
 
 
 _STAT_FIELDS = (
-    "exits", "syscalls", "uring_enters", "sqpoll_wakeups", "bytes", "ops", "completions_rejected",
-    "resubmits", "fallbacks", "file_ops", "stream_syscalls", "segments", "plaintext_bytes",
+    "exits",
+    "syscalls",
+    "uring_enters",
+    "sqpoll_wakeups",
+    "bytes",
+    "ops",
+    "completions_rejected",
+    "resubmits",
+    "fallbacks",
+    "file_ops",
+    "stream_syscalls",
+    "segments",
+    "plaintext_bytes",
 )
 
 
@@ -304,9 +329,17 @@ class SealedWriter(io.RawIOBase):
         self.name = os.fsdecode(path)
         self.mode = "wb"
         opts = make_options(
-            segment_size, algorithm, key.key_id if key_id is None else key_id, sync,
-            backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles,
-            uring_spin_us=uring_spin_us, uring_sqpoll=uring_sqpoll, parallel=parallel,
+            segment_size,
+            algorithm,
+            key.key_id if key_id is None else key_id,
+            sync,
+            backend=backend,
+            queue_depth=queue_depth,
+            direct=direct,
+            ocall_cycles=ocall_cycles,
+            uring_spin_us=uring_spin_us,
+            uring_sqpoll=uring_sqpoll,
+            parallel=parallel,
             _insecure_fixed_randomness=_insecure_fixed_randomness,
         )
         ctx = _context_bytes(context)
@@ -314,7 +347,9 @@ class SealedWriter(io.RawIOBase):
         secret = key._buffer()
         keep = _attach_envelope(opts, env), _attach_faults(opts, faults)
         raise_for(
-            lib.exitless_writer_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out),
+            lib.exitless_writer_open(
+                _path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out
+            ),
             path,
         )
         del keep
@@ -395,7 +430,11 @@ class SealedWriter(io.RawIOBase):
         if handle == ffi.NULL:
             return
         if getattr(self, "_pid", None) == os.getpid() and not self.closed:
-            warnings.warn(f"sealed writer {self.name} was never closed; aborted (file left incomplete)", ResourceWarning, stacklevel=2)
+            warnings.warn(
+                f"sealed writer {self.name} was never closed; aborted (file left incomplete)",
+                ResourceWarning,
+                stacklevel=2,
+            )
         # In a forked child this releases only the child's copy of the handle: the
         # stream is the parent's.
         self._handle = ffi.NULL
@@ -435,14 +474,20 @@ class SealedReader(io.RawIOBase):
         self.mode = "rb"
         ctx = _context_bytes(context)
         opts = make_options(
-            backend=backend, queue_depth=queue_depth, direct=direct, ocall_cycles=ocall_cycles,
-            uring_spin_us=uring_spin_us, uring_sqpoll=uring_sqpoll,
+            backend=backend,
+            queue_depth=queue_depth,
+            direct=direct,
+            ocall_cycles=ocall_cycles,
+            uring_spin_us=uring_spin_us,
+            uring_sqpoll=uring_sqpoll,
         )
         out = ffi.new("ExitlessReader **")
         secret = key._buffer()
         keep = _attach_faults(opts, faults)
         raise_for(
-            lib.exitless_reader_open(_path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out),
+            lib.exitless_reader_open(
+                _path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out
+            ),
             path,
         )
         del keep
@@ -478,7 +523,12 @@ class SealedReader(io.RawIOBase):
         self._check_open()
         view = memoryview(b).cast("B")
         out = ffi.new("size_t *")
-        raise_for(lib.exitless_reader_read(self._handle, ffi.from_buffer(view, require_writable=True), view.nbytes, out), self.name)
+        raise_for(
+            lib.exitless_reader_read(
+                self._handle, ffi.from_buffer(view, require_writable=True), view.nbytes, out
+            ),
+            self.name,
+        )
         return int(out[0])
 
     def readall(self) -> bytes:
@@ -553,7 +603,19 @@ class SealedSpillFile(io.RawIOBase):
         self._context = context
         self.name = os.fsdecode(path)
         self.mode = "w+b"
-        self._read_options = {k: options[k] for k in ("backend", "queue_depth", "direct", "ocall_cycles", "uring_spin_us", "uring_sqpoll", "faults") if k in options}
+        self._read_options = {
+            k: options[k]
+            for k in (
+                "backend",
+                "queue_depth",
+                "direct",
+                "ocall_cycles",
+                "uring_spin_us",
+                "uring_sqpoll",
+                "faults",
+            )
+            if k in options
+        }
         self._writer = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
 
     def readable(self) -> bool:
@@ -568,7 +630,9 @@ class SealedSpillFile(io.RawIOBase):
     def write(self, b: Buffer) -> int:
         if self._writer is None:
             self._check_open()
-            raise io.UnsupportedOperation(f"{self.name}: a sealed spill file is read-only once it has been read back")
+            raise io.UnsupportedOperation(
+                f"{self.name}: a sealed spill file is read-only once it has been read back"
+            )
         return self._writer.write(b)
 
     def _to_reading(self) -> SealedReader:
@@ -626,7 +690,11 @@ class SealedSpillFile(io.RawIOBase):
         writer = getattr(self, "_writer", None)
         # (In a forked child the writer is the parent's: its own __del__ lets go of it.)
         if writer is not None and not writer.closed and getattr(writer, "_pid", None) == os.getpid():
-            warnings.warn(f"sealed spill file {self.name} was never closed; aborted (file left incomplete)", ResourceWarning, stacklevel=2)
+            warnings.warn(
+                f"sealed spill file {self.name} was never closed; aborted (file left incomplete)",
+                ResourceWarning,
+                stacklevel=2,
+            )
             writer.abort()
         reader = getattr(self, "_reader", None)
         if reader is not None:
@@ -641,11 +709,17 @@ _Opts = dict[str, object]
 
 
 @overload
-def open_spill(path: PathLike, mode: Literal["wb"], key: KeyLike, context: bytes | str = ..., **options: object) -> SealedWriter: ...
+def open_spill(
+    path: PathLike, mode: Literal["wb"], key: KeyLike, context: bytes | str = ..., **options: object
+) -> SealedWriter: ...
 @overload
-def open_spill(path: PathLike, mode: Literal["rb"], key: KeyLike, context: bytes | str = ..., **options: object) -> SealedReader: ...
+def open_spill(
+    path: PathLike, mode: Literal["rb"], key: KeyLike, context: bytes | str = ..., **options: object
+) -> SealedReader: ...
 @overload
-def open_spill(path: PathLike, mode: Literal["w+b"], key: KeyLike, context: bytes | str = ..., **options: object) -> SealedSpillFile: ...
+def open_spill(
+    path: PathLike, mode: Literal["w+b"], key: KeyLike, context: bytes | str = ..., **options: object
+) -> SealedSpillFile: ...
 
 
 def open_spill(
@@ -718,14 +792,23 @@ def open_spill(
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
     io_options: _Opts = {
-        "backend": backend, "queue_depth": queue_depth, "direct": direct,
-        "ocall_cycles": ocall_cycles, "uring_spin_us": uring_spin_us, "uring_sqpoll": uring_sqpoll,
+        "backend": backend,
+        "queue_depth": queue_depth,
+        "direct": direct,
+        "ocall_cycles": ocall_cycles,
+        "uring_spin_us": uring_spin_us,
+        "uring_sqpoll": uring_sqpoll,
     }
     if faults is not None:
         io_options["faults"] = faults
     writer_options: _Opts = {
-        "segment_size": segment_size, "algorithm": algorithm, "key_id": key_id, "sync": sync,
-        "parallel": parallel, "_insecure_fixed_randomness": _insecure_fixed_randomness, **io_options,
+        "segment_size": segment_size,
+        "algorithm": algorithm,
+        "key_id": key_id,
+        "sync": sync,
+        "parallel": parallel,
+        "_insecure_fixed_randomness": _insecure_fixed_randomness,
+        **io_options,
     }
     if envelope is not None:
         writer_options["envelope"] = envelope

@@ -117,7 +117,11 @@ class Watchdog:
                 continue
             self.max_stall = max(self.max_stall, now - since)
             if now - since > self.stall:
-                print(f"stress: no progress in {self.what} for {self.stall:.0f} s: a deadlock? stacks:", file=sys.stderr, flush=True)
+                print(
+                    f"stress: no progress in {self.what} for {self.stall:.0f} s: a deadlock? stacks:",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 faulthandler.dump_traceback(all_threads=True)
                 os._exit(3)
 
@@ -150,8 +154,18 @@ class PhaseTotals:
 
 
 def _worker(
-    tid: int, slots: int, backend: str, key: Key, source: memoryview, directory: str, deadline: float,
-    options: dict, totals: PhaseTotals, dog: Watchdog, max_size: int, start_barrier: threading.Barrier,
+    tid: int,
+    slots: int,
+    backend: str,
+    key: Key,
+    source: memoryview,
+    directory: str,
+    deadline: float,
+    options: dict,
+    totals: PhaseTotals,
+    dog: Watchdog,
+    max_size: int,
+    start_barrier: threading.Barrier,
 ) -> None:
     rng = random.Random(tid * 7919 + 1)
     buf = bytearray(64 << 10)
@@ -162,7 +176,7 @@ def _worker(
         counter += 1
         size = rng.randint(1, max_size)
         offset = rng.randrange(0, len(source) - size)
-        digest = hashlib.sha256(source[offset:offset + size]).digest()
+        digest = hashlib.sha256(source[offset : offset + size]).digest()
         s = Stream(os.path.join(directory, f"t{tid}-{counter}"), offset, size, digest)
         s.writer = open_spill(s.path, "wb", key, s.path, backend=backend, **options)
         dog.progress += 1
@@ -178,13 +192,15 @@ def _worker(
                 n = rng.randint(1, 48 << 10)
                 if s.writer is not None:
                     n = min(n, s.size - s.done)
-                    s.writer.write(source[s.offset + s.done:s.offset + s.done + n])
+                    s.writer.write(source[s.offset + s.done : s.offset + s.done + n])
                     s.done += n
                     written += n
                     if s.done == s.size:
                         s.writer.close()
                         s.writer = None
-                        s.reader = open_spill(s.path, "rb", key, s.path, backend=backend, queue_depth=options["queue_depth"])
+                        s.reader = open_spill(
+                            s.path, "rb", key, s.path, backend=backend, queue_depth=options["queue_depth"]
+                        )
                         s.done, s.hasher = 0, hashlib.sha256()
                 else:
                     got = s.reader.readinto(memoryview(buf)[:n])
@@ -195,7 +211,9 @@ def _worker(
                         continue
                     s.reader.close()
                     if s.done != s.size or s.hasher.digest() != s.digest:
-                        raise AssertionError(f"{s.path}: read back {s.done} of {s.size} bytes, or different bytes")
+                        raise AssertionError(
+                            f"{s.path}: read back {s.done} of {s.size} bytes, or different bytes"
+                        )
                     os.unlink(s.path)
                     completed += 1
                     streams[i] = fresh()
@@ -246,14 +264,31 @@ def run_phase(backend: str, args: argparse.Namespace, key: Key, source: memoryvi
     sampler = RssSampler()
     dog = Watchdog(args.stall, f"the {backend} phase")
     totals = PhaseTotals()
-    per_thread = [args.streams // args.threads + (1 if t < args.streams % args.threads else 0) for t in range(args.threads)]
+    per_thread = [
+        args.streams // args.threads + (1 if t < args.streams % args.threads else 0)
+        for t in range(args.threads)
+    ]
     barrier = threading.Barrier(args.threads)
     started = time.monotonic()
     deadline = started + args.seconds
     threads = [
         threading.Thread(
-            target=_worker, name=f"stress-{t}",
-            args=(t, per_thread[t], backend, key, source, directory, deadline, options, totals, dog, args.max_stream_kib << 10, barrier),
+            target=_worker,
+            name=f"stress-{t}",
+            args=(
+                t,
+                per_thread[t],
+                backend,
+                key,
+                source,
+                directory,
+                deadline,
+                options,
+                totals,
+                dog,
+                args.max_stream_kib << 10,
+                barrier,
+            ),
         )
         for t in range(args.threads)
     ]
@@ -311,7 +346,11 @@ def run_big(args: argparse.Namespace, key: Key, root: str) -> dict:
     chunk = bytearray(os.urandom(4 * MiB))
     total = args.big_bytes
     backend = args.big_backend
-    path = os.devnull if backend == "null" else os.path.join(tempfile.mkdtemp(prefix="stress-big-", dir=root), "big")
+    path = (
+        os.devnull
+        if backend == "null"
+        else os.path.join(tempfile.mkdtemp(prefix="stress-big-", dir=root), "big")
+    )
     gc.collect()
     trim_heap()
     sampler = RssSampler(interval=0.25)
@@ -390,15 +429,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--streams", type=int, default=1000, help="concurrent streams per backend (default 1000)")
     p.add_argument("--threads", type=int, default=16, help="Python threads driving them (default 16)")
     p.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: %(default)s)")
-    p.add_argument("--segment-size", type=int, default=16384, help="of the concurrent streams (default 16384)")
+    p.add_argument(
+        "--segment-size", type=int, default=16384, help="of the concurrent streams (default 16384)"
+    )
     p.add_argument("--queue-depth", type=int, default=4, help="of the concurrent streams (default 4)")
-    p.add_argument("--max-stream-kib", type=int, default=512, help="largest concurrent stream (default 512 KiB)")
-    p.add_argument("--big-gib", type=float, default=16.0, help="the long stream's size in GiB; 0 skips it (default 16)")
-    p.add_argument("--big-backend", default="uring", help="uring, sync, ... (a file on disk) or null (default uring)")
-    p.add_argument("--big-rss-mib", type=int, default=128, help="allowed RSS growth during the long stream (default 128)")
-    p.add_argument("--rss-slack-mib", type=int, default=96, help="allowed RSS growth after a phase (default 96)")
-    p.add_argument("--stall", type=float, default=60.0, help="seconds without progress that count as a hang (default 60)")
-    p.add_argument("--dir", default=None, help="where stream files go (default: a temporary directory under bench-results)")
+    p.add_argument(
+        "--max-stream-kib", type=int, default=512, help="largest concurrent stream (default 512 KiB)"
+    )
+    p.add_argument(
+        "--big-gib", type=float, default=16.0, help="the long stream's size in GiB; 0 skips it (default 16)"
+    )
+    p.add_argument(
+        "--big-backend", default="uring", help="uring, sync, ... (a file on disk) or null (default uring)"
+    )
+    p.add_argument(
+        "--big-rss-mib", type=int, default=128, help="allowed RSS growth during the long stream (default 128)"
+    )
+    p.add_argument(
+        "--rss-slack-mib", type=int, default=96, help="allowed RSS growth after a phase (default 96)"
+    )
+    p.add_argument(
+        "--stall", type=float, default=60.0, help="seconds without progress that count as a hang (default 60)"
+    )
+    p.add_argument(
+        "--dir",
+        default=None,
+        help="where stream files go (default: a temporary directory under bench-results)",
+    )
     p.add_argument("--out", default="bench-results", help="directory for stress-<timestamp>.json")
     p.add_argument("--quick", action="store_true", help="5 s per backend, 100 streams, a 256 MiB long stream")
     args = p.parse_args(argv)
@@ -435,7 +492,10 @@ def run(args: argparse.Namespace) -> dict:
     rss_process_start = rss_bytes()
     try:
         for backend in backends:
-            print(f"stress: {backend}: {args.streams} streams from {args.threads} threads for {args.seconds:g} s ...", flush=True)
+            print(
+                f"stress: {backend}: {args.streams} streams from {args.threads} threads for {args.seconds:g} s ...",
+                flush=True,
+            )
             phase = run_phase(backend, args, key, source, root)
             results["phases"].append(phase)
             print(
@@ -446,7 +506,10 @@ def run(args: argparse.Namespace) -> dict:
                 flush=True,
             )
         if args.big_bytes:
-            print(f"stress: one {args.big_bytes / (1 << 30):g} GiB stream through {args.big_backend} ...", flush=True)
+            print(
+                f"stress: one {args.big_bytes / (1 << 30):g} GiB stream through {args.big_backend} ...",
+                flush=True,
+            )
             big = run_big(args, key, root)
             results["big"] = big
             print(
@@ -460,7 +523,9 @@ def run(args: argparse.Namespace) -> dict:
             shutil.rmtree(root, ignore_errors=True)
     results["rss_process_start_mib"] = round(rss_process_start / MiB, 1)
     results["rss_process_end_mib"] = round(rss_bytes() / MiB, 1)
-    results["ok"] = all(p["ok"] for p in results["phases"]) and (results["big"] is None or results["big"]["ok"])
+    results["ok"] = all(p["ok"] for p in results["phases"]) and (
+        results["big"] is None or results["big"]["ok"]
+    )
     out = Path(args.out) / f"stress-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     results["path"] = str(out)

@@ -124,8 +124,12 @@ class CpuUsage:
         return self.sqpoll_s + self.iowq_s
 
 
-def account(before: Mapping[int, tuple[str, int]], seen: Mapping[int, tuple[str, int]], process_ns: int,
-            exclude: frozenset[int] = frozenset()) -> CpuUsage:
+def account(
+    before: Mapping[int, tuple[str, int]],
+    seen: Mapping[int, tuple[str, int]],
+    process_ns: int,
+    exclude: frozenset[int] = frozenset(),
+) -> CpuUsage:
     """Splits a measurement's CPU by thread class.
 
     ``before``: the threads at the start; ``seen``: every thread seen since then with
@@ -161,10 +165,15 @@ def account(before: Mapping[int, tuple[str, int]], seen: Mapping[int, tuple[str,
     by_class[IOWQ] += rest
     s = 1e-9
     return CpuUsage(
-        process_s=(process_ns - excluded_ns) * s, enclave_s=by_class[ENCLAVE] * s, sqpoll_s=by_class[SQPOLL] * s,
-        iowq_s=by_class[IOWQ] * s, host_s=by_class[HOST] * s,
-        iou_wrk_seen=sum(1 for tid in tids[IOWQ] if seen[tid][0].startswith("iou-wrk")), iou_wrk_active=wrk_active,
-        unaccounted_s=rest * s, tids=tids,
+        process_s=(process_ns - excluded_ns) * s,
+        enclave_s=by_class[ENCLAVE] * s,
+        sqpoll_s=by_class[SQPOLL] * s,
+        iowq_s=by_class[IOWQ] * s,
+        host_s=by_class[HOST] * s,
+        iou_wrk_seen=sum(1 for tid in tids[IOWQ] if seen[tid][0].startswith("iou-wrk")),
+        iou_wrk_active=wrk_active,
+        unaccounted_s=rest * s,
+        tids=tids,
     )
 
 
@@ -179,9 +188,12 @@ class ThreadCpu:
     the most seen per thread (see :func:`account` for why). The sampler's own CPU is
     counted nowhere. It holds the GIL only while it reads /proc (tens of µs)."""
 
-    def __init__(self, interval: float = SAMPLE_SECONDS,
-                 read: Callable[[], dict[int, tuple[str, int]]] = read_threads,
-                 clock: Callable[[], int] = process_cpu_ns) -> None:
+    def __init__(
+        self,
+        interval: float = SAMPLE_SECONDS,
+        read: Callable[[], dict[int, tuple[str, int]]] = read_threads,
+        clock: Callable[[], int] = process_cpu_ns,
+    ) -> None:
         self.interval = interval
         self._read, self._clock = read, clock
         self._seen: dict[int, tuple[str, int]] = {}
@@ -226,8 +238,9 @@ class ThreadCpu:
         self.usage = account(self._before, self._seen, process_ns, exclude)
 
 
-def modeled_exit_seconds(stats: Mapping[str, object], backend: str, cycles: int, ticks_per_ns: float,
-                         extra_exits: int = 0) -> float:
+def modeled_exit_seconds(
+    stats: Mapping[str, object], backend: str, cycles: int, ticks_per_ns: float, extra_exits: int = 0
+) -> float:
     """CPU seconds of the modeled enclave exits no thread spun for.
 
     ``stats``: a stream's counters (``_stats_dict``); ``extra_exits``: exits counted
@@ -271,6 +284,7 @@ def settle_sqpoll(timeout: float = 3.0, quiet: float = 0.03) -> float:
     wait it takes a core from the cells that follow a uring cell and shows up as
     their SQ thread CPU. Asleep means not runnable (a spinning thread stays "R" even
     while another thread has its core) and no CPU used over ``quiet`` seconds."""
+
     def sq() -> dict[int, int]:
         return {tid: cpu for tid, (comm, cpu) in read_threads().items() if classify(comm) == SQPOLL}
 

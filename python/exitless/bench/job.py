@@ -90,7 +90,9 @@ class Progress:
             return
         from tqdm import tqdm
 
-        with tqdm(total=total, desc=title, unit="step", file=sys.stderr, leave=True, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=total, desc=title, unit="step", file=sys.stderr, leave=True, dynamic_ncols=True
+        ) as bar:
             self._bar = bar
 
             def step(msg: str) -> None:
@@ -119,8 +121,12 @@ def check_integrity(directory: str, size: int = 16 * MiB) -> dict[str, object]:
         with open_spill(path, "rb", key, context) as f:
             verified = f.read() == data
         info = inspect(path)
-        results: dict[str, object] = {"bytes": size, "file_size": info.file_size, "segments": info.segments,
-                                      "round_trip_verified": verified}
+        results: dict[str, object] = {
+            "bytes": size,
+            "file_size": info.file_size,
+            "segments": info.segments,
+            "round_trip_verified": verified,
+        }
         with open(path, "r+b") as raw:
             raw.seek(info.file_size // 2)
             b = raw.read(1)
@@ -155,11 +161,19 @@ def run_spark(cfg: BenchConfig, progress: Progress) -> dict[str, object]:
     os.environ.setdefault(TASK_LOG_ENV, "0")  # the summary has the counts; keep the terminal readable
 
     args = argparse.Namespace(
-        n=cfg.spark_records, keys=2000, parts=4, memory=cfg.spark_memory, reps=cfg.spark_reps,
-        backend=cfg.spark_backend, jobs=list(spark_bench.JOBS), per_file=0, dir=None,
+        n=cfg.spark_records,
+        keys=2000,
+        parts=4,
+        memory=cfg.spark_memory,
+        reps=cfg.spark_reps,
+        backend=cfg.spark_backend,
+        jobs=list(spark_bench.JOBS),
+        per_file=0,
+        dir=None,
     )
     steps = cfg.spark_reps * 2 * len(args.jobs)
     with progress.phase("Spark jobs (local[2], plain and exitless)", steps) as step:
+
         def log(line: str) -> None:
             step(" ".join(line.split()[1:4]))
 
@@ -169,7 +183,9 @@ def run_spark(cfg: BenchConfig, progress: Progress) -> dict[str, object]:
     return result
 
 
-def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str] | None = None) -> dict[str, Any]:
+def run_bench(
+    cfg: BenchConfig, progress: Progress | None = None, argv: list[str] | None = None
+) -> dict[str, Any]:
     """Runs everything ``cfg`` asks for and returns the results object."""
     progress = progress or Progress(False)
     unknown = [p for p in cfg.points if p not in POINTS]
@@ -205,7 +221,7 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str
     if cfg.spark:
         try:
             results["spark"] = run_spark(cfg, progress)
-        except Exception as e:  # noqa: BLE001 - reported in the results and the exit status
+        except Exception as e:
             results["spark"] = {"error": f"{type(e).__name__}: {e}"}
             errors.append(f"spark: {type(e).__name__}: {e}")
     else:
@@ -216,8 +232,16 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str
     title = f"IO matrix ({cfg.bytes_per_point // MiB} MiB per stream)"
     with progress.phase(title, cells) as step:
         results["matrix"] = run_matrix(
-            cfg.directory, [POINTS[p] for p in cfg.points], cfg.segment_sizes, cfg.bytes_per_point, cfg.reps,
-            queue_depth=cfg.queue_depth, write_size=cfg.write_size, parallel=cfg.vcpus > 1, step=step)
+            cfg.directory,
+            [POINTS[p] for p in cfg.points],
+            cfg.segment_sizes,
+            cfg.bytes_per_point,
+            cfg.reps,
+            queue_depth=cfg.queue_depth,
+            write_size=cfg.write_size,
+            parallel=cfg.vcpus > 1,
+            step=step,
+        )
     sqpoll = machine_facts.sqpoll_threads()
     lap("matrix")
 
@@ -228,9 +252,16 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str
             small = run_small_files(cfg.directory, files, cfg.reps, step=step)
         results["small_files"] = small
         for row in small["rows"]:
-            if not row["files_written"] == row["files_read"] == row["files_verified"] == files * small["reps"]:
-                errors.append(f"small files: {row['backend']} wrote {row['files_written']}, read {row['files_read']}, "
-                              f"verified {row['files_verified']} of {files * small['reps']}")
+            if (
+                not row["files_written"]
+                == row["files_read"]
+                == row["files_verified"]
+                == files * small["reps"]
+            ):
+                errors.append(
+                    f"small files: {row['backend']} wrote {row['files_written']}, read {row['files_read']}, "
+                    f"verified {row['files_verified']} of {files * small['reps']}"
+                )
         if small["leftover_files"]:
             errors.append(f"small files: {small['leftover_files']} files left after unlinking")
     else:
@@ -257,7 +288,7 @@ def run_bench(cfg: BenchConfig, progress: Progress | None = None, argv: list[str
 
     try:  # sealing in memory, exitless vs cryptography
         results["seal"] = seal_throughput(reps=3 if cfg.quick else 5)
-    except Exception as e:  # noqa: BLE001 - reported in the results and the exit status
+    except Exception as e:
         results["seal"] = {"error": f"{type(e).__name__}: {e}"}
         errors.append(f"seal: {type(e).__name__}: {e}")
     lap("seal")
@@ -297,7 +328,9 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 h[f"{ocall}_exits_per_uring_exit"] = round(rows[ocall]["exits"] / max(uring["exits"], 1), 1)
         direct, ocall_direct = rows.get("uring-direct"), rows.get("ocall-8200-direct")
         if direct and ocall_direct:
-            h["uring-direct_over_ocall-8200-direct_throughput"] = round(direct["gb_per_s"] / ocall_direct["gb_per_s"], 3)
+            h["uring-direct_over_ocall-8200-direct_throughput"] = round(
+                direct["gb_per_s"] / ocall_direct["gb_per_s"], 3
+            )
         headline[seg] = h
     spark = results.get("spark", {})
     rt = results.get("runtime", {})

@@ -18,8 +18,19 @@ CPU_FLAGS = ("aes", "vaes", "pclmulqdq", "vpclmulqdq", "avx", "avx2", "avx512f",
 
 #: Names of the ``IORING_FEAT_*`` bits, in bit order (``<linux/io_uring.h>``).
 URING_FEATURES = (
-    "single_mmap", "nodrop", "submit_stable", "rw_cur_pos", "cur_personality", "fast_poll",
-    "poll_32bits", "sqpoll_nonfixed", "ext_arg", "native_workers", "rsrc_tags", "cqe_skip", "linked_file",
+    "single_mmap",
+    "nodrop",
+    "submit_stable",
+    "rw_cur_pos",
+    "cur_personality",
+    "fast_poll",
+    "poll_32bits",
+    "sqpoll_nonfixed",
+    "ext_arg",
+    "native_workers",
+    "rsrc_tags",
+    "cqe_skip",
+    "linked_file",
 )
 
 #: Where the modeled exit costs come from.
@@ -56,7 +67,9 @@ def io_uring() -> dict[str, object]:
         return {"available": False, "reason": reason, "features": [], "features_mask": 0}
     bits = int(mask[0])
     return {
-        "available": True, "reason": None, "features_mask": bits,
+        "available": True,
+        "reason": None,
+        "features_mask": bits,
         "features": [name for i, name in enumerate(URING_FEATURES) if bits >> i & 1],
     }
 
@@ -96,7 +109,9 @@ def sqpoll_threads() -> int:
 def commit() -> str:
     """The source tree's short commit, ``-dirty`` when tracked files changed, or "unknown"."""
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=SOURCE_ROOT, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+        run = lambda *a: subprocess.run(
+            ["git", *a], cwd=SOURCE_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
         head = run("rev-parse", "--short", "HEAD")
         dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.CalledProcessError):

@@ -39,32 +39,80 @@ class Point:
 
 
 #: The points ``exitless bench`` knows, in report order; DEFAULT_POINTS are the default.
-POINTS: dict[str, Point] = {p.label: p for p in (
-    Point("uring", "uring",
-          about="io_uring SQPOLL, registered untrusted buffers, the stream defaults (what users get): page cache, "
-                "1 MiB IOs past the first MiB"),
-    Point("uring-direct", "uring", direct=True,
-          about="io_uring with O_DIRECT from the first byte: the equal-terms twin of ocall-8200-direct"),
-    Point("uring-sqpoll", "uring", sqpoll=True,
-          about="io_uring with an SQPOLL thread (the default with 4 or more CPUs): submitting makes no exit"),
-    Point("uring-nosqpoll", "uring", sqpoll=False,
-          about="io_uring without an SQPOLL thread (the default below 4 CPUs): reads and writes batched into the "
-                "enters that wait, each enter an exit (charged as the OCALL path's)"),
-    Point("switchless", "switchless", ocall_cycles=8200, about="host worker thread, exit only on fallback"),
-    Point("ocall-8200", "ocall", ocall_cycles=8200, about="one modeled OCALL per pwrite, 8,200 cycles (Occlum hostfs today)"),
-    Point("ocall-17000", "ocall", ocall_cycles=17000, about="the same at 17,000 cycles per exit"),
-    Point("sync", "sync", about="plain pwrite, no exit model (the stream outside an enclave)"),
-    Point("plaintext", "sync", sealed=False, about="the same writes without sealing (the floor)"),
-    Point("uring-spin", "uring", direct=True, spin_us=10_000, about="io_uring, O_DIRECT, 10 ms spin (strictly exit-less)"),
-    Point("uring-buffered", "uring", direct=False, about="io_uring through the page cache"),
-    Point("switchless-direct", "switchless", direct=True, ocall_cycles=8200, about="switchless, O_DIRECT"),
-    Point("ocall-8200-direct", "ocall", direct=True, ocall_cycles=8200,
-          about="modeled OCALLs at 8,200 cycles, O_DIRECT: the OCALL path on uring's terms (same disk path)"),
-    Point("sync-direct", "sync", direct=True, about="plain pwrite, O_DIRECT"),
-    Point("uring-plaintext", "uring", sealed=False, about="io_uring writes without sealing"),
-)}
-DEFAULT_POINTS = ("uring", "uring-direct", "uring-sqpoll", "uring-nosqpoll", "switchless", "ocall-8200", "ocall-17000",
-                  "ocall-8200-direct", "sync", "plaintext")
+POINTS: dict[str, Point] = {
+    p.label: p
+    for p in (
+        Point(
+            "uring",
+            "uring",
+            about="io_uring SQPOLL, registered untrusted buffers, the stream defaults (what users get): page cache, "
+            "1 MiB IOs past the first MiB",
+        ),
+        Point(
+            "uring-direct",
+            "uring",
+            direct=True,
+            about="io_uring with O_DIRECT from the first byte: the equal-terms twin of ocall-8200-direct",
+        ),
+        Point(
+            "uring-sqpoll",
+            "uring",
+            sqpoll=True,
+            about="io_uring with an SQPOLL thread (the default with 4 or more CPUs): submitting makes no exit",
+        ),
+        Point(
+            "uring-nosqpoll",
+            "uring",
+            sqpoll=False,
+            about="io_uring without an SQPOLL thread (the default below 4 CPUs): reads and writes batched into the "
+            "enters that wait, each enter an exit (charged as the OCALL path's)",
+        ),
+        Point(
+            "switchless", "switchless", ocall_cycles=8200, about="host worker thread, exit only on fallback"
+        ),
+        Point(
+            "ocall-8200",
+            "ocall",
+            ocall_cycles=8200,
+            about="one modeled OCALL per pwrite, 8,200 cycles (Occlum hostfs today)",
+        ),
+        Point("ocall-17000", "ocall", ocall_cycles=17000, about="the same at 17,000 cycles per exit"),
+        Point("sync", "sync", about="plain pwrite, no exit model (the stream outside an enclave)"),
+        Point("plaintext", "sync", sealed=False, about="the same writes without sealing (the floor)"),
+        Point(
+            "uring-spin",
+            "uring",
+            direct=True,
+            spin_us=10_000,
+            about="io_uring, O_DIRECT, 10 ms spin (strictly exit-less)",
+        ),
+        Point("uring-buffered", "uring", direct=False, about="io_uring through the page cache"),
+        Point(
+            "switchless-direct", "switchless", direct=True, ocall_cycles=8200, about="switchless, O_DIRECT"
+        ),
+        Point(
+            "ocall-8200-direct",
+            "ocall",
+            direct=True,
+            ocall_cycles=8200,
+            about="modeled OCALLs at 8,200 cycles, O_DIRECT: the OCALL path on uring's terms (same disk path)",
+        ),
+        Point("sync-direct", "sync", direct=True, about="plain pwrite, O_DIRECT"),
+        Point("uring-plaintext", "uring", sealed=False, about="io_uring writes without sealing"),
+    )
+}
+DEFAULT_POINTS = (
+    "uring",
+    "uring-direct",
+    "uring-sqpoll",
+    "uring-nosqpoll",
+    "switchless",
+    "ocall-8200",
+    "ocall-17000",
+    "ocall-8200-direct",
+    "sync",
+    "plaintext",
+)
 
 
 @dataclass(frozen=True)
@@ -85,28 +133,60 @@ class ExitModel:
         return self.cycles_per_exit if point_cycles is None else point_cycles
 
 
-def run_point(path: str, point: Point, segment_size: int, total: int, *, queue_depth: int = 8,
-              write_size: int = 1 << 20, parallel: bool = False, model: ExitModel | None = None) -> dict[str, object]:
+def run_point(
+    path: str,
+    point: Point,
+    segment_size: int,
+    total: int,
+    *,
+    queue_depth: int = 8,
+    write_size: int = 1 << 20,
+    parallel: bool = False,
+    model: ExitModel | None = None,
+) -> dict[str, object]:
     """Writes one stream of ``total`` bytes and measures it (one repetition): wall
     time, the stream's counters, and CPU by thread class (:mod:`.cpu`)."""
     model = model or ExitModel.current()
-    opts = make_options(segment_size, backend=point.backend, direct=point.direct, ocall_cycles=point.ocall_cycles,
-                        queue_depth=queue_depth, uring_spin_us=point.spin_us, uring_sqpoll=point.sqpoll,
-                        parallel=parallel)
+    opts = make_options(
+        segment_size,
+        backend=point.backend,
+        direct=point.direct,
+        ocall_cycles=point.ocall_cycles,
+        queue_depth=queue_depth,
+        uring_spin_us=point.spin_us,
+        uring_sqpoll=point.sqpoll,
+        parallel=parallel,
+    )
     raw = ffi.new("ExitlessStats *")
     with ThreadCpu() as cpu:
         t0 = time.perf_counter()
-        raise_for(lib.exitless_bench_write(path.encode(), opts, total, write_size, 1 if point.sealed else 0, raw), path)
+        raise_for(
+            lib.exitless_bench_write(path.encode(), opts, total, write_size, 1 if point.sealed else 0, raw),
+            path,
+        )
         wall = time.perf_counter() - t0
     st = _stats_dict(raw)
     u = cpu.usage
-    modeled = modeled_exit_seconds(st, point.backend, model.cycles_for(point.ocall_cycles), model.tsc_ticks_per_ns)
-    return {"seconds": wall, "cpu_s": u.process_s, "enclave_thread_cpu_s": u.enclave_s, "modeled_exit_cpu_s": modeled,
-            "sqpoll_cpu_s": u.sqpoll_s, "iowq_cpu_s": u.iowq_s, "host_worker_cpu_s": u.host_s,
-            "iou_wrk_threads": u.iou_wrk_seen, "iou_wrk_active": u.iou_wrk_active, "stats": st}
+    modeled = modeled_exit_seconds(
+        st, point.backend, model.cycles_for(point.ocall_cycles), model.tsc_ticks_per_ns
+    )
+    return {
+        "seconds": wall,
+        "cpu_s": u.process_s,
+        "enclave_thread_cpu_s": u.enclave_s,
+        "modeled_exit_cpu_s": modeled,
+        "sqpoll_cpu_s": u.sqpoll_s,
+        "iowq_cpu_s": u.iowq_s,
+        "host_worker_cpu_s": u.host_s,
+        "iou_wrk_threads": u.iou_wrk_seen,
+        "iou_wrk_active": u.iou_wrk_active,
+        "stats": st,
+    }
 
 
-def _median_row(point: Point, segment_size: int, total: int, runs: list[dict[str, object]]) -> dict[str, object]:
+def _median_row(
+    point: Point, segment_size: int, total: int, runs: list[dict[str, object]]
+) -> dict[str, object]:
     by_rate = sorted(runs, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
     mid = by_rate[len(by_rate) // 2]
     st: dict[str, object] = mid["stats"]  # type: ignore[assignment]
@@ -120,9 +200,13 @@ def _median_row(point: Point, segment_size: int, total: int, runs: list[dict[str
     enclave = float(mid["enclave_thread_cpu_s"]) + float(mid["modeled_exit_cpu_s"])  # type: ignore[arg-type]
     kernel = float(mid["sqpoll_cpu_s"]) + float(mid["iowq_cpu_s"])  # type: ignore[arg-type]
     return {
-        "point": point.label, "backend": point.backend, "sealed": point.sealed, "direct": bool(st["direct"]),
+        "point": point.label,
+        "backend": point.backend,
+        "sealed": point.sealed,
+        "direct": bool(st["direct"]),
         "ocall_cycles": point.ocall_cycles if point.backend in ("ocall", "switchless") else None,
-        "segment_size": segment_size, "bytes": total,
+        "segment_size": segment_size,
+        "bytes": total,
         "seconds": round(wall, 4),
         "wall_s_per_gib": round(wall / gib, 3),
         "gb_per_s": round(total / wall / 1e9, 4),
@@ -140,28 +224,49 @@ def _median_row(point: Point, segment_size: int, total: int, runs: list[dict[str
         "host_worker_cpu_s_per_gib": per_gib("host_worker_cpu_s"),
         "iou_wrk_threads": int(mid["iou_wrk_threads"]),  # type: ignore[call-overload]
         "iou_wrk_active": int(mid["iou_wrk_active"]),  # type: ignore[call-overload]
-        "sqpoll_tail_cpu_s": None if mid.get("sqpoll_tail_cpu_s") is None else round(float(mid["sqpoll_tail_cpu_s"]), 3),  # type: ignore[arg-type]
+        "sqpoll_tail_cpu_s": None
+        if mid.get("sqpoll_tail_cpu_s") is None
+        else round(float(mid["sqpoll_tail_cpu_s"]), 3),  # type: ignore[arg-type]
         "reps_gb_per_s": [round(total / float(r["seconds"]) / 1e9, 4) for r in runs],  # type: ignore[arg-type]
         "stats": st,
     }
 
 
-def run_matrix(directory: str, points: Iterable[Point], segment_sizes: Iterable[int], total: int, reps: int, *,
-               queue_depth: int = 8, write_size: int = 1 << 20, parallel: bool = False,
-               step: Callable[[str], None] | None = None) -> list[dict[str, object]]:
+def run_matrix(
+    directory: str,
+    points: Iterable[Point],
+    segment_sizes: Iterable[int],
+    total: int,
+    reps: int,
+    *,
+    queue_depth: int = 8,
+    write_size: int = 1 << 20,
+    parallel: bool = False,
+    step: Callable[[str], None] | None = None,
+) -> list[dict[str, object]]:
     """Every point at every segment size, ``reps`` rounds; a round runs every cell once
     (so drift on a shared machine hits all cells alike). One row per cell, the median
     repetition by time. ``step`` is called after each stream (progress)."""
     points, segment_sizes = list(points), list(segment_sizes)
     path = os.path.join(directory, f"exitless-bench-{os.getpid()}")
-    runs: dict[tuple[int, str], list[dict[str, object]]] = {(s, p.label): [] for s in segment_sizes for p in points}
+    runs: dict[tuple[int, str], list[dict[str, object]]] = {
+        (s, p.label): [] for s in segment_sizes for p in points
+    }
     cells = [(seg, p) for _ in range(reps) for seg in segment_sizes for p in points]
     model = ExitModel.current()
     settle_sqpoll()  # an earlier uring stream's SQPOLL thread may still spin
     try:
         for i, (seg, p) in enumerate(cells):
-            run = run_point(path, p, seg, total, queue_depth=queue_depth, write_size=write_size, parallel=parallel,
-                            model=model)
+            run = run_point(
+                path,
+                p,
+                seg,
+                total,
+                queue_depth=queue_depth,
+                write_size=write_size,
+                parallel=parallel,
+                model=model,
+            )
             runs[(seg, p.label)].append(run)
             os.unlink(path)
             # Pooled backends outlive a stream: switchless workers poll. Released
@@ -180,4 +285,3 @@ def run_matrix(directory: str, points: Iterable[Point], segment_sizes: Iterable[
         if os.path.exists(path):
             os.unlink(path)
     return [_median_row(p, seg, total, runs[(seg, p.label)]) for seg in segment_sizes for p in points]
-

@@ -15,12 +15,24 @@ def _fmt_int(x: float) -> str:
     return f"{x:,.0f}"
 
 
-COLUMNS = ("segment", "backend", "GB/s", "wall s/GiB", "enclave CPU s/GiB", "kernel s/GiB SQ+wq", "iou-wrk",
-           "host s/GiB", "segments/s", "exits/GiB", "CPU s/GiB", "vs plaintext")
+COLUMNS = (
+    "segment",
+    "backend",
+    "GB/s",
+    "wall s/GiB",
+    "enclave CPU s/GiB",
+    "kernel s/GiB SQ+wq",
+    "iou-wrk",
+    "host s/GiB",
+    "segments/s",
+    "exits/GiB",
+    "CPU s/GiB",
+    "vs plaintext",
+)
 
 
 def _kernel_cell(sq: float, wq: float, fmt: str = ".2f") -> str:
-    """"SQ+wq", or nothing when both show as zero."""
+    """ "SQ+wq", or nothing when both show as zero."""
     zero = f"{0:{fmt}}"
     a, b = f"{sq:{fmt}}", f"{wq:{fmt}}"
     return "" if a == zero and b == zero else f"{a}+{b}"
@@ -38,20 +50,24 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
     by_seg = results["summary"]["by_segment"]
     for r in results["matrix"]:
         vs = by_seg.get(str(r["segment_size"]), {}).get(f"{r['point']}_vs_plaintext")
-        rows.append([
-            size_label(r["segment_size"]),
-            r["point"] + ("" if r["sealed"] else " (not sealed)") + (" [O_DIRECT]" if r["direct"] else ""),
-            f"{r['gb_per_s']:.2f}",
-            f"{r['wall_s_per_gib']:.2f}",
-            f"{r['enclave_cpu_s_per_gib']:.2f}",
-            _kernel_cell(r["sqpoll_cpu_s_per_gib"], r["iowq_cpu_s_per_gib"]),
-            _wrk_cell(r),
-            "" if not r["host_worker_cpu_s_per_gib"] else f"{r['host_worker_cpu_s_per_gib']:.2f}",
-            _fmt_int(r["segments_per_s"]),
-            _fmt_int(r["exits_per_gib"]),
-            f"{r['cpu_s_per_gib']:.2f}",
-            "" if vs is None else f"{vs:.2f}",
-        ])
+        rows.append(
+            [
+                size_label(r["segment_size"]),
+                r["point"]
+                + ("" if r["sealed"] else " (not sealed)")
+                + (" [O_DIRECT]" if r["direct"] else ""),
+                f"{r['gb_per_s']:.2f}",
+                f"{r['wall_s_per_gib']:.2f}",
+                f"{r['enclave_cpu_s_per_gib']:.2f}",
+                _kernel_cell(r["sqpoll_cpu_s_per_gib"], r["iowq_cpu_s_per_gib"]),
+                _wrk_cell(r),
+                "" if not r["host_worker_cpu_s_per_gib"] else f"{r['host_worker_cpu_s_per_gib']:.2f}",
+                _fmt_int(r["segments_per_s"]),
+                _fmt_int(r["exits_per_gib"]),
+                f"{r['cpu_s_per_gib']:.2f}",
+                "" if vs is None else f"{vs:.2f}",
+            ]
+        )
     return rows
 
 
@@ -68,8 +84,17 @@ COLUMN_NOTES = (
 )
 
 
-SMALL_COLUMNS = ("backend", "µs/file", "exits/file", "write+read+unlink", "syscalls/file", "enclave CPU µs/file",
-                 "kernel µs/file SQ+wq", "iou-wrk", "verified")
+SMALL_COLUMNS = (
+    "backend",
+    "µs/file",
+    "exits/file",
+    "write+read+unlink",
+    "syscalls/file",
+    "enclave CPU µs/file",
+    "kernel µs/file SQ+wq",
+    "iou-wrk",
+    "verified",
+)
 
 
 def small_file_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -78,17 +103,21 @@ def small_file_rows(results: dict[str, Any]) -> list[list[str]]:
     out = []
     for r in small.get("rows", []):
         sealed = r["exits_per_file"] is not None
-        out.append([
-            r["backend"],
-            f"{r['us_per_file']:.0f}",
-            f"{r['exits_per_file']:.2f}" if sealed else "",
-            f"{r['write_exits_per_file']:g}+{r['read_exits_per_file']:g}+{r['unlink_exits_per_file']:g}" if sealed else "",
-            f"{r.get('syscalls_per_file') or 0:g}" if sealed else "",
-            f"{r['enclave_cpu_us_per_file']:.0f}",
-            _kernel_cell(r["sqpoll_cpu_us_per_file"], r["iowq_cpu_us_per_file"], ".0f"),
-            _wrk_cell(r),
-            f"{r['files_verified']}/{r['files_written']}",
-        ])
+        out.append(
+            [
+                r["backend"],
+                f"{r['us_per_file']:.0f}",
+                f"{r['exits_per_file']:.2f}" if sealed else "",
+                f"{r['write_exits_per_file']:g}+{r['read_exits_per_file']:g}+{r['unlink_exits_per_file']:g}"
+                if sealed
+                else "",
+                f"{r.get('syscalls_per_file') or 0:g}" if sealed else "",
+                f"{r['enclave_cpu_us_per_file']:.0f}",
+                _kernel_cell(r["sqpoll_cpu_us_per_file"], r["iowq_cpu_us_per_file"], ".0f"),
+                _wrk_cell(r),
+                f"{r['files_verified']}/{r['files_written']}",
+            ]
+        )
     return out
 
 
@@ -97,13 +126,17 @@ def _small_title(results: dict[str, Any]) -> str | None:
     if "rows" not in small:
         return f"Small files: skipped ({small['skipped']})" if "skipped" in small else None
     skipped = "".join(f"; {b} skipped: {why}" for b, why in small["skipped"].items())
-    return (f"Small files: {small['files']:,} files of {small['file_size']:,} bytes per backend, each written in one call, "
-            f"read back whole, compared and unlinked ({small['unlink']}); median of {small['reps']} rounds{skipped}")
+    return (
+        f"Small files: {small['files']:,} files of {small['file_size']:,} bytes per backend, each written in one call, "
+        f"read back whole, compared and unlinked ({small['unlink']}); median of {small['reps']} rounds{skipped}"
+    )
 
 
 def _align(columns: tuple[str, ...], rows: list[list[str]], left: int) -> list[str]:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    line = lambda cells: "  ".join(
+        c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    )
     return [line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
@@ -123,15 +156,23 @@ def _spark_lines(results: dict[str, Any]) -> list[str]:
     cfg, total = spark["config"], spark["total"]
     files = sum(int(run["files_written"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
     read = sum(int(run["files_read"]) for j in spark["jobs"].values() for run in j["sealed_per_run"])
-    uring = sum(int(run.get("files_written_uring", 0)) for j in spark["jobs"].values() for run in j["sealed_per_run"])
-    lines = [f"Spark (local[2], {cfg['n']:,} records, spark.python.worker.memory={cfg['python_worker_memory']}, "
-             f"backend {cfg['backend']}, median of {cfg['reps']}):"]
+    uring = sum(
+        int(run.get("files_written_uring", 0)) for j in spark["jobs"].values() for run in j["sealed_per_run"]
+    )
+    lines = [
+        f"Spark (local[2], {cfg['n']:,} records, spark.python.worker.memory={cfg['python_worker_memory']}, "
+        f"backend {cfg['backend']}, median of {cfg['reps']}):"
+    ]
     for job, j in spark["jobs"].items():
-        lines.append(f"  {job:12} plain {j['plain_median']:6.2f} s   exitless {j['exitless_median']:6.2f} s   "
-                     f"overhead {j['overhead']:+.1%}")
-    lines.append(f"  {'all jobs':12} plain {total['plain_median_sum']:6.2f} s   exitless {total['exitless_median_sum']:6.2f} s   "
-                 f"overhead {total['overhead']:+.1%}   ({files:,} spill files sealed, {uring:,} of them through "
-                 f"io_uring, {read:,} read back)")
+        lines.append(
+            f"  {job:12} plain {j['plain_median']:6.2f} s   exitless {j['exitless_median']:6.2f} s   "
+            f"overhead {j['overhead']:+.1%}"
+        )
+    lines.append(
+        f"  {'all jobs':12} plain {total['plain_median_sum']:6.2f} s   exitless {total['exitless_median_sum']:6.2f} s   "
+        f"overhead {total['overhead']:+.1%}   ({files:,} spill files sealed, {uring:,} of them through "
+        f"io_uring, {read:,} read back)"
+    )
     return lines
 
 
@@ -154,8 +195,10 @@ def headline_lines(results: dict[str, Any]) -> list[str]:
     for seg, h in results["summary"]["by_segment"].items():
         if "ocall-8200_exits_per_uring_exit" not in h:
             continue
-        line = (f"At {size_label(int(seg))}: the default io_uring path writes {h['uring_over_ocall-8200_throughput']:.2f}× "
-                f"the OCALL path's rate (page cache, 8,200 cycles per exit")
+        line = (
+            f"At {size_label(int(seg))}: the default io_uring path writes {h['uring_over_ocall-8200_throughput']:.2f}× "
+            f"the OCALL path's rate (page cache, 8,200 cycles per exit"
+        )
         if "uring_over_ocall-17000_throughput" in h:
             line += f"; {h['uring_over_ocall-17000_throughput']:.2f}× at 17,000"
         line += ")"
@@ -164,8 +207,10 @@ def headline_lines(results: dict[str, Any]) -> list[str]:
         line += f", with {h['ocall-8200_exits_per_uring_exit']:,.0f}× fewer exits."
         out.append(line)
         if "uring-direct_over_ocall-8200-direct_throughput" in h:
-            out.append(f"At {size_label(int(seg))}, on equal terms (both O_DIRECT): io_uring writes "
-                       f"{h['uring-direct_over_ocall-8200-direct_throughput']:.2f}× the OCALL path's rate.")
+            out.append(
+                f"At {size_label(int(seg))}, on equal terms (both O_DIRECT): io_uring writes "
+                f"{h['uring-direct_over_ocall-8200-direct_throughput']:.2f}× the OCALL path's rate."
+            )
     return out
 
 
@@ -188,8 +233,12 @@ def summary_table(results: dict[str, Any]) -> str:
             out.append("")
         prev = r[0]
         out.append(text)
-    out += ["", "enclave CPU: the caller's and vCPUs' CPU + modeled exits no thread spun for; kernel: io_uring SQPOLL "
-            "thread + io-wq workers; iou-wrk: workers seen (that ran); host: switchless host workers", ""]
+    out += [
+        "",
+        "enclave CPU: the caller's and vCPUs' CPU + modeled exits no thread spun for; kernel: io_uring SQPOLL "
+        "thread + io-wq workers; iou-wrk: workers seen (that ran); host: switchless host workers",
+        "",
+    ]
     out.extend(headline_lines(results))
     small = _small_title(results)
     if small:
@@ -199,8 +248,10 @@ def summary_table(results: dict[str, Any]) -> str:
         out.append("")
     if "integrity_check" in results:
         c = results["integrity_check"]
-        out.append(f"Integrity: {size_label(c['bytes'])} round trip {'verified' if c['round_trip_verified'] else 'MISMATCH'}; "
-                   f"flipped byte {c['flipped_byte'].split(':')[0]}; truncated file {c['truncated'].split(':')[0]}")
+        out.append(
+            f"Integrity: {size_label(c['bytes'])} round trip {'verified' if c['round_trip_verified'] else 'MISMATCH'}; "
+            f"flipped byte {c['flipped_byte'].split(':')[0]}; truncated file {c['truncated'].split(':')[0]}"
+        )
     out.extend(_spark_lines(results))
     out.extend(_runtime_lines(results))
     out.append(seal_summary_line(results.get("seal")))
@@ -257,16 +308,36 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         if small_file_rows(results):
             md += ["", "| " + " | ".join(SMALL_COLUMNS) + " |", "|" + "---|" * len(SMALL_COLUMNS)]
             md += ["| " + " | ".join(r) + " |" for r in small_file_rows(results)]
-            md += ["", "- exits/file: the writer's and the reader's counters (their own syscalls and close included) "
-                   "and the unlink (write+read+unlink); plaintext has no exit model",
-                   "- enclave CPU µs/file: as in the matrix (caller and vCPUs + modeled exits no thread spun for)"]
+            md += [
+                "",
+                "- exits/file: the writer's and the reader's counters (their own syscalls and close included) "
+                "and the unlink (write+read+unlink); plaintext has no exit model",
+                "- enclave CPU µs/file: as in the matrix (caller and vCPUs + modeled exits no thread spun for)",
+            ]
     if "integrity_check" in results:
         c = results["integrity_check"]
-        md += ["", "## Integrity check", "",
-               f"- {size_label(c['bytes'])} sealed in {c['segments']} segments ({c['file_size']:,} bytes on disk), read back: "
-               f"{'verified byte for byte' if c['round_trip_verified'] else 'MISMATCH'}",
-               f"- one flipped byte: {c['flipped_byte']}", f"- last segment cut off: {c['truncated']}"]
-    md += ["", "## Spark", "", "```", *_spark_lines(results), "```", "", "## Runtime", "", *_runtime_lines(results), ""]
+        md += [
+            "",
+            "## Integrity check",
+            "",
+            f"- {size_label(c['bytes'])} sealed in {c['segments']} segments ({c['file_size']:,} bytes on disk), read back: "
+            f"{'verified byte for byte' if c['round_trip_verified'] else 'MISMATCH'}",
+            f"- one flipped byte: {c['flipped_byte']}",
+            f"- last segment cut off: {c['truncated']}",
+        ]
+    md += [
+        "",
+        "## Spark",
+        "",
+        "```",
+        *_spark_lines(results),
+        "```",
+        "",
+        "## Runtime",
+        "",
+        *_runtime_lines(results),
+        "",
+    ]
     if plots:
         md += ["## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()] + [""]
     md += [

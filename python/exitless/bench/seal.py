@@ -113,7 +113,9 @@ def seal_throughput(total: int = 16 * MiB, reps: int = 5, sizes: tuple[int, ...]
                 times[size][name].append(_seconds(fn))
         n = 200
         overhead["exitless"].append(_seconds(lambda: [seal_into(b"", empty_out, key) for _ in range(n)]) / n)
-        overhead["cryptography"].append(_seconds(lambda: [aes.encrypt_into(nonce0, b"", None, empty_ct) for _ in range(n)]) / n)
+        overhead["cryptography"].append(
+            _seconds(lambda: [aes.encrypt_into(nonce0, b"", None, empty_ct) for _ in range(n)]) / n
+        )
 
     # Correctness of what was timed (not a timing check): the last stream opens, one
     # cryptography segment decrypts.
@@ -137,8 +139,10 @@ def seal_throughput(total: int = 16 * MiB, reps: int = 5, sizes: tuple[int, ...]
         t = times[size]
         row = {}
         per_call_bytes = plans[size][4] * min(size, total)
-        for view, x, c, nbytes in (("stream", "x_stream", "c_stream", total),
-                                   ("per_call", "x_call", "c_call", per_call_bytes)):
+        for view, x, c, nbytes in (
+            ("stream", "x_stream", "c_stream", total),
+            ("per_call", "x_call", "c_call", per_call_bytes),
+        ):
             xs, cs = gbps(t[x], nbytes), gbps(t[c], nbytes)
             row[view] = {"exitless_gbps": xs, "cryptography_gbps": cs, "ratio": round(xs / cs, 3)}
         result["sizes"][str(size)] = row
@@ -147,7 +151,10 @@ def seal_throughput(total: int = 16 * MiB, reps: int = 5, sizes: tuple[int, ...]
     smallest = min(sizes)
     per_call_us = statistics.median(times[smallest]["x_call"]) / plans[smallest][4] * 1e6
     # Share of one smallest-size exitless call spent before sealing any byte.
-    result["overhead_share"] = {"size": smallest, "exitless": round(min(oh["exitless"] / per_call_us, 1.0), 3)}
+    result["overhead_share"] = {
+        "size": smallest,
+        "exitless": round(min(oh["exitless"] / per_call_us, 1.0), 3),
+    }
     return result
 
 
@@ -163,9 +170,11 @@ def summary_line(seal: dict[str, Any] | None) -> str:
         label = f"{n >> 20} MiB" if n >= MiB else f"{n >> 10} KiB"
         parts.append(f"{label} {row['stream']['ratio']:.2f} | {row['per_call']['ratio']:.2f}")
     share, oh = seal["overhead_share"], seal["call_overhead_us"]
-    return (f"Seal vs cryptography AES-256-GCM in memory (exitless/cryptography, stream | one call per buffer): "
-            f"{', '.join(parts)}; a call costs {oh['exitless']:.1f} µs before sealing a byte "
-            f"(cryptography {oh['cryptography']:.1f}), {share['exitless']:.0%} of a {share['size'] >> 10} KiB call")
+    return (
+        f"Seal vs cryptography AES-256-GCM in memory (exitless/cryptography, stream | one call per buffer): "
+        f"{', '.join(parts)}; a call costs {oh['exitless']:.1f} µs before sealing a byte "
+        f"(cryptography {oh['cryptography']:.1f}), {share['exitless']:.0%} of a {share['size'] >> 10} KiB call"
+    )
 
 
 if __name__ == "__main__":  # python -m exitless.bench.seal: the dict as JSON, then the report line

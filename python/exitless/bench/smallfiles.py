@@ -76,8 +76,9 @@ def _sealed_file(path: str, data: bytes, key: Key, backend: str, counts: dict[st
     return back
 
 
-def run_batch(directory: str, payloads: list[bytes], backend: str, key: Key,
-              model: ExitModel) -> dict[str, Any]:
+def run_batch(
+    directory: str, payloads: list[bytes], backend: str, key: Key, model: ExitModel
+) -> dict[str, Any]:
     """One batch: every payload through its own file on ``backend``; the counts, the
     wall time and the CPU by thread class."""
     counts = dict.fromkeys((*_SUMMED, "write_exits", "read_exits", "unlink_exits"), 0)
@@ -106,11 +107,19 @@ def run_batch(directory: str, payloads: list[bytes], backend: str, key: Key,
     kind = VARIANTS[backend]["backend"] if backend in VARIANTS else backend
     modeled = modeled_exit_seconds(counts, kind, model.cycles_per_exit, model.tsc_ticks_per_ns)
     return {
-        "seconds": wall, "files_written": written, "files_read": read, "files_verified": verified,
+        "seconds": wall,
+        "files_written": written,
+        "files_read": read,
+        "files_verified": verified,
         "files_left": sum(os.path.exists(p) for p in paths),
-        "exits": None if backend == "plaintext" else exits_all, "counts": counts,
-        "cpu_s": u.process_s, "enclave_thread_cpu_s": u.enclave_s, "modeled_exit_cpu_s": modeled,
-        "sqpoll_cpu_s": u.sqpoll_s, "iowq_cpu_s": u.iowq_s, "iou_wrk_threads": u.iou_wrk_seen,
+        "exits": None if backend == "plaintext" else exits_all,
+        "counts": counts,
+        "cpu_s": u.process_s,
+        "enclave_thread_cpu_s": u.enclave_s,
+        "modeled_exit_cpu_s": modeled,
+        "sqpoll_cpu_s": u.sqpoll_s,
+        "iowq_cpu_s": u.iowq_s,
+        "iou_wrk_threads": u.iou_wrk_seen,
         "iou_wrk_active": u.iou_wrk_active,
     }
 
@@ -121,7 +130,9 @@ def _row(backend: str, files: int, runs: list[dict[str, Any]]) -> dict[str, Any]
     c = mid["counts"]
     sealed = backend != "plaintext"
     return {
-        "backend": backend, "files": files, "file_size": FILE_SIZE,
+        "backend": backend,
+        "files": files,
+        "file_size": FILE_SIZE,
         "us_per_file": round(mid["seconds"] * per, 1),
         "reps_us_per_file": [round(r["seconds"] * per, 1) for r in runs],
         "exits_per_file": round(mid["exits"] / files, 2) if sealed else None,
@@ -148,8 +159,13 @@ def _row(backend: str, files: int, runs: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
-def run_small_files(directory: str, files: int = 1000, reps: int = 3, backends: Iterable[str] = BACKENDS,
-                    step: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_small_files(
+    directory: str,
+    files: int = 1000,
+    reps: int = 3,
+    backends: Iterable[str] = BACKENDS,
+    step: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """The small-file row: ``files`` files per backend and round, ``reps`` rounds;
     ``{"files", "file_size", "reps", "unlink", "rows": [...], "skipped": {...}}``."""
     wanted = list(backends)
@@ -177,7 +193,9 @@ def run_small_files(directory: str, files: int = 1000, reps: int = 3, backends: 
                     step(b)
         leftovers = os.listdir(tmp)
     return {
-        "files": files, "file_size": FILE_SIZE, "reps": reps,
+        "files": files,
+        "file_size": FILE_SIZE,
+        "reps": reps,
         "unlink": "exitless.unlink",
         "leftover_files": len(leftovers),
         "rows": [_row(b, files, runs[b]) for b in wanted],

@@ -72,7 +72,12 @@ def bench_memory(data: memoryview, segment_size: int, reps: int) -> dict[str, fl
     def x_open() -> None:
         open_into(sealed, back, key)
 
-    results: dict[str, list[float]] = {"exitless_seal": [], "cryptography_seal": [], "exitless_open": [], "cryptography_open": []}
+    results: dict[str, list[float]] = {
+        "exitless_seal": [],
+        "cryptography_seal": [],
+        "exitless_open": [],
+        "cryptography_open": [],
+    }
     for _ in range(reps):  # interleave, so drift on a shared machine hits both sides alike
         results["exitless_seal"].append(median_rate(x_seal, size, 1))
         results["cryptography_seal"].append(median_rate(c_seal, size, 1))
@@ -85,7 +90,9 @@ def bench_memory(data: memoryview, segment_size: int, reps: int) -> dict[str, fl
     return out
 
 
-def bench_files(data: memoryview, segment_size: int, directory: str, reps: int, chunk: int = MiB) -> dict[str, float]:
+def bench_files(
+    data: memoryview, segment_size: int, directory: str, reps: int, chunk: int = MiB
+) -> dict[str, float]:
     """Sealed file write/read vs plain file write/read of the same bytes, same chunking."""
     key = generate_key()
     size = data.nbytes
@@ -127,9 +134,19 @@ def bench_files(data: memoryview, segment_size: int, directory: str, reps: int, 
 def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
     """Seal/open against cryptography's AES-256-GCM, and sealed vs plain files."""
     data = memoryview(os.urandom(a.size_mib * MiB))
-    report: dict[str, object] = {"benchmark": "seal", "bytes": data.nbytes, "reps": a.reps, "machine": machine(), "memory": {}, "files": {}, "file_dir": a.dir}
+    report: dict[str, object] = {
+        "benchmark": "seal",
+        "bytes": data.nbytes,
+        "reps": a.reps,
+        "machine": machine(),
+        "memory": {},
+        "files": {},
+        "file_dir": a.dir,
+    }
     print(f"exitless bench: {a.size_mib} MiB per point, median of {a.reps} interleaved runs, one core")
-    print(f"{'segment':>9} | {'seal GB/s':>9} {'crypto':>7} {'ratio':>6} | {'open GB/s':>9} {'crypto':>7} {'ratio':>6} | {'file write':>10} {'plain':>6} {'ratio':>6} | {'file read':>9} {'plain':>6} {'ratio':>6}")
+    print(
+        f"{'segment':>9} | {'seal GB/s':>9} {'crypto':>7} {'ratio':>6} | {'open GB/s':>9} {'crypto':>7} {'ratio':>6} | {'file write':>10} {'plain':>6} {'ratio':>6} | {'file read':>9} {'plain':>6} {'ratio':>6}"
+    )
     with tempfile.TemporaryDirectory(prefix="exitless-bench-", dir=a.dir) as tmp:
         for s in segs:
             m = bench_memory(data, s, a.reps)
@@ -148,14 +165,36 @@ def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m exitless.bench.suites", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", default="seal,scaling", help="comma-separated: seal (crypto vs cryptography), scaling (one stream over 1 vs all vCPUs). The IO matrix and the runtime against tokio are `exitless bench`.")
+    p = argparse.ArgumentParser(
+        prog="python -m exitless.bench.suites",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--suite",
+        default="seal,scaling",
+        help="comma-separated: seal (crypto vs cryptography), scaling (one stream over 1 vs all vCPUs). The IO matrix and the runtime against tokio are `exitless bench`.",
+    )
     p.add_argument("--size-mib", type=int, help="MiB per seal measurement (default 256; 32 with --quick)")
-    p.add_argument("--io-size-mib", type=int, help="MiB of the stream the scaling suite writes (default 1024; 32 with --quick)")
+    p.add_argument(
+        "--io-size-mib",
+        type=int,
+        help="MiB of the stream the scaling suite writes (default 1024; 32 with --quick)",
+    )
     p.add_argument("--segments", default="4096,65536,1048576", help="comma-separated segment sizes")
-    p.add_argument("--reps", type=int, help="interleaved repetitions, median reported (default 5; 2 with --quick)")
-    p.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None, help="directory for the seal suite's file benchmark (default /dev/shm: measures CPU, not the disk)")
-    p.add_argument("--io-dir", default="bench-results", help="directory for the scaling suite's file (a disk file system, so O_DIRECT applies)")
+    p.add_argument(
+        "--reps", type=int, help="interleaved repetitions, median reported (default 5; 2 with --quick)"
+    )
+    p.add_argument(
+        "--dir",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="directory for the seal suite's file benchmark (default /dev/shm: measures CPU, not the disk)",
+    )
+    p.add_argument(
+        "--io-dir",
+        default="bench-results",
+        help="directory for the scaling suite's file (a disk file system, so O_DIRECT applies)",
+    )
     p.add_argument("--out", default="bench-results", help="results directory")
     p.add_argument("--quick", action="store_true", help="small sizes and fewer repetitions (CI)")
     a = p.parse_args(argv)
@@ -176,11 +215,15 @@ def main(argv: list[str] | None = None) -> int:
 def scaling_suite(a: argparse.Namespace, outdir: Path) -> None:
     """One sealed stream on 1 vCPU against all (the runtime against tokio is `exitless bench`'s)."""
     mib = a.io_size_mib
-    print(f"\nscaling: one {mib} MiB sealed stream, 64 KiB segments, 1 vCPU vs all (null backend, then a file in {a.io_dir})")
+    print(
+        f"\nscaling: one {mib} MiB sealed stream, 64 KiB segments, 1 vCPU vs all (null backend, then a file in {a.io_dir})"
+    )
     Path(a.io_dir).mkdir(parents=True, exist_ok=True)
     scaling = cargo_example("exitless-spill", "scaling", [str(mib), a.io_dir])
     print(json.dumps(scaling, indent=1))
-    (outdir / "scaling.json").write_text(json.dumps({"benchmark": "scaling", "machine": machine(), "scaling": scaling}, indent=2) + "\n")
+    (outdir / "scaling.json").write_text(
+        json.dumps({"benchmark": "scaling", "machine": machine(), "scaling": scaling}, indent=2) + "\n"
+    )
     print(f"wrote {outdir / 'scaling.json'}")
 
 

@@ -30,16 +30,25 @@ import sys
 from typing import Any, TypeVar
 
 from ..streams import BACKENDS
-from .hook import BACKEND_ENV, DEFAULT_BACKEND, STATS_DIR_ENV, HookError, SpillStats, install, installed, stats
+from .hook import (
+    BACKEND_ENV,
+    DEFAULT_BACKEND,
+    STATS_DIR_ENV,
+    HookError,
+    SpillStats,
+    install,
+    installed,
+    stats,
+)
 from .sealed_io import SealedIO
 
 __all__ = [
     "DAEMON_MODULE",
     "DEFAULT_BACKEND",
+    "WORKER_MODULE",
     "HookError",
     "SealedIO",
     "SpillStats",
-    "WORKER_MODULE",
     "configure",
     "install",
     "installed",
@@ -111,7 +120,9 @@ def configure(
     """
     get, set_ = _accessors(builder_or_conf)
     if backend is not None and backend not in ("auto", *BACKENDS):
-        raise ValueError(f"unknown exitless backend {backend!r}; choose one of {', '.join(('auto', *BACKENDS))}")
+        raise ValueError(
+            f"unknown exitless backend {backend!r}; choose one of {', '.join(('auto', *BACKENDS))}"
+        )
     for key, value in ((_DAEMON_KEY, DAEMON_MODULE), (_WORKER_KEY, WORKER_MODULE)):
         current = get(key)
         if current not in (None, value):

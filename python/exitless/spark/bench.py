@@ -55,7 +55,11 @@ def reduce_by_key(sc: Any, n: int, keys: int, parts: int) -> int:
 
 def sort_by_key(sc: Any, n: int, keys: int, parts: int) -> int:
     rdd = sc.range(n, numSlices=parts).map(lambda i: (_value((i * 7919) % n), None))
-    firsts = rdd.sortByKey(numPartitions=max(1, parts // 2)).mapPartitions(lambda it: [_index(next(iter(it))[0])]).collect()
+    firsts = (
+        rdd.sortByKey(numPartitions=max(1, parts // 2))
+        .mapPartitions(lambda it: [_index(next(iter(it))[0])])
+        .collect()
+    )
     return int(min(firsts))
 
 
@@ -98,7 +102,9 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
                 if mode == "plain":
                     f: Any = open(p, "wb")
                 else:
-                    raw = open_spill(p, "wb", key, spill_context(p), backend=mode, queue_depth=QUEUE_DEPTH, parallel=False)
+                    raw = open_spill(
+                        p, "wb", key, spill_context(p), backend=mode, queue_depth=QUEUE_DEPTH, parallel=False
+                    )
                     f = io.BufferedWriter(raw, BUFFER_SIZE)
                 with f:
                     for j in range(0, len(payload), 250):
@@ -108,7 +114,9 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
                 if mode == "plain":
                     f = open(p, "rb")
                 else:
-                    f = io.BufferedReader(open_spill(p, "rb", key, spill_context(p), backend=mode), BUFFER_SIZE)
+                    f = io.BufferedReader(
+                        open_spill(p, "rb", key, spill_context(p), backend=mode), BUFFER_SIZE
+                    )
                 with f:
                     while f.read(250):
                         pass
@@ -142,8 +150,14 @@ def _builder(app: str, local_dir: Path, memory: str, parts: int) -> Any:
 
 
 def _stats_totals(stats_dir: Path) -> dict[str, int]:
-    out = {"files_written": 0, "bytes_written": 0, "sealed_bytes_written": 0, "files_read": 0,
-           "files_written_uring": 0, "files_read_uring": 0}
+    out = {
+        "files_written": 0,
+        "bytes_written": 0,
+        "sealed_bytes_written": 0,
+        "files_read": 0,
+        "files_written_uring": 0,
+        "files_read_uring": 0,
+    }
     if stats_dir.is_dir():
         for entry in iter_stats_files(stats_dir):
             for k in out:
@@ -163,7 +177,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
     if per_file:
         for mode, r in per_file.items():
             log(f"per file  {mode:6} write {r['write_us']:7.1f} µs  read {r['read_us']:7.1f} µs")
-    times: dict[str, dict[str, list[float]]] = {mode: {job: [] for job in args.jobs} for mode in ("plain", "exitless")}
+    times: dict[str, dict[str, list[float]]] = {
+        mode: {job: [] for job in args.jobs} for mode in ("plain", "exitless")
+    }
     sealed: dict[str, list[dict[str, int]]] = {job: [] for job in args.jobs}
     try:
         for rep in range(args.reps):
@@ -176,7 +192,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
                 if mode == "exitless":
                     configure(builder, backend=args.backend, stats_dir=stats_dir)
                 else:  # the JVM keeps the first application's settings as defaults: undo ours
-                    builder.config("spark.python.daemon.module", "pyspark.daemon").config("spark.python.worker.module", "pyspark.worker")
+                    builder.config("spark.python.daemon.module", "pyspark.daemon").config(
+                        "spark.python.worker.module", "pyspark.worker"
+                    )
                 spark = builder.getOrCreate()
                 try:
                     sc = spark.sparkContext
@@ -192,7 +210,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
                         result = _RUNNERS[job](sc, args.n, args.keys, args.parts)
                         elapsed = time.perf_counter() - t0
                         if result != expected(job, args.n, args.keys):
-                            raise AssertionError(f"{job} ({mode}) returned {result}, expected {expected(job, args.n, args.keys)}")
+                            raise AssertionError(
+                                f"{job} ({mode}) returned {result}, expected {expected(job, args.n, args.keys)}"
+                            )
                         times[mode][job].append(elapsed)
                         if mode == "exitless":
                             after = _stats_totals(stats_dir)
@@ -217,36 +237,69 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
         }
     total_plain = sum(statistics.median(times["plain"][j]) for j in args.jobs)
     total_sealed = sum(statistics.median(times["exitless"][j]) for j in args.jobs)
-    from ..bench.machine import machine
-
     import pyspark
+
+    from ..bench.machine import machine
 
     return {
         "benchmark": "exitless.spark.bench",
         "machine": machine(),
         "pyspark": pyspark.__version__,
         "config": {
-            "master": "local[2]", "n": args.n, "keys": args.keys, "partitions": args.parts,
-            "python_worker_memory": args.memory, "reps": args.reps, "backend": args.backend or DEFAULT_BACKEND,
+            "master": "local[2]",
+            "n": args.n,
+            "keys": args.keys,
+            "partitions": args.parts,
+            "python_worker_memory": args.memory,
+            "reps": args.reps,
+            "backend": args.backend or DEFAULT_BACKEND,
         },
-        "per_file_5kb": {"files": args.per_file, "directory": args.dir or tempfile.gettempdir(), "median_of": 5, **per_file},
+        "per_file_5kb": {
+            "files": args.per_file,
+            "directory": args.dir or tempfile.gettempdir(),
+            "median_of": 5,
+            **per_file,
+        },
         "jobs": jobs_out,
-        "total": {"plain_median_sum": round(total_plain, 3), "exitless_median_sum": round(total_sealed, 3), "overhead": round(total_sealed / total_plain - 1, 4)},
+        "total": {
+            "plain_median_sum": round(total_plain, 3),
+            "exitless_median_sum": round(total_sealed, 3),
+            "overhead": round(total_sealed / total_plain - 1, 4),
+        },
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m exitless.spark.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m exitless.spark.bench", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--n", type=int, default=1_000_000, help="records per job (default 1000000)")
-    parser.add_argument("--keys", type=int, default=2_000, help="distinct keys for groupByKey/reduceByKey (default 2000)")
+    parser.add_argument(
+        "--keys", type=int, default=2_000, help="distinct keys for groupByKey/reduceByKey (default 2000)"
+    )
     parser.add_argument("--parts", type=int, default=4, help="partitions (default 4)")
-    parser.add_argument("--memory", default="32m", help="spark.python.worker.memory (default 32m: the workers spill)")
+    parser.add_argument(
+        "--memory", default="32m", help="spark.python.worker.memory (default 32m: the workers spill)"
+    )
     parser.add_argument("--reps", type=int, default=5, help="repetitions of each mode (default 5)")
-    parser.add_argument("--backend", default=None, help=f"exitless backend (default: the hook's, {DEFAULT_BACKEND})")
+    parser.add_argument(
+        "--backend", default=None, help=f"exitless backend (default: the hook's, {DEFAULT_BACKEND})"
+    )
     parser.add_argument("--jobs", default=",".join(JOBS), help=f"comma-separated subset of {','.join(JOBS)}")
-    parser.add_argument("--per-file", type=int, default=1000, help="files for the per-file cost measurement (0: skip; default 1000)")
-    parser.add_argument("--dir", default=None, help="scratch directory (spark.local.dir and per-file files; default: the temp dir)")
-    parser.add_argument("--out", default="bench-results", help="directory for spark-<timestamp>.json (default bench-results)")
+    parser.add_argument(
+        "--per-file",
+        type=int,
+        default=1000,
+        help="files for the per-file cost measurement (0: skip; default 1000)",
+    )
+    parser.add_argument(
+        "--dir",
+        default=None,
+        help="scratch directory (spark.local.dir and per-file files; default: the temp dir)",
+    )
+    parser.add_argument(
+        "--out", default="bench-results", help="directory for spark-<timestamp>.json (default bench-results)"
+    )
     args = parser.parse_args(argv)
     args.jobs = [j for j in args.jobs.split(",") if j]
     unknown = set(args.jobs) - set(JOBS)
@@ -258,8 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     path = out / f"spark-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     for job, r in result["jobs"].items():
-        print(f"{job:12} plain {r['plain_median']:7.2f} s  exitless {r['exitless_median']:7.2f} s  overhead {r['overhead']:+.1%}")
-    print(f"{'total':12} plain {result['total']['plain_median_sum']:7.2f} s  exitless {result['total']['exitless_median_sum']:7.2f} s  overhead {result['total']['overhead']:+.1%}")
+        print(
+            f"{job:12} plain {r['plain_median']:7.2f} s  exitless {r['exitless_median']:7.2f} s  overhead {r['overhead']:+.1%}"
+        )
+    print(
+        f"{'total':12} plain {result['total']['plain_median_sum']:7.2f} s  exitless {result['total']['exitless_median_sum']:7.2f} s  overhead {result['total']['overhead']:+.1%}"
+    )
     print(f"wrote {path}")
     return 0
 

@@ -23,7 +23,9 @@ from .. import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m exitless.spark.dataset_bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m exitless.spark.dataset_bench", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--rows", type=int, default=2_000_000, help="rows (default 2,000,000)")
     p.add_argument("--parts", type=int, default=4, help="partitions (default 4)")
     p.add_argument("--reps", type=int, default=3, help="repetitions of each mode (default 3)")
@@ -39,17 +41,26 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="exitless-dataset-bench-"))
     spark = (
-        SparkSession.builder.appName("exitless-dataset-bench").master("local[2]")
-        .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1").config("spark.local.dir", str(scratch / "local"))
+        SparkSession.builder.appName("exitless-dataset-bench")
+        .master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.local.dir", str(scratch / "local"))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    times: dict[str, list[float]] = {k: [] for k in ("plain_write", "sealed_write", "plain_read", "sealed_read")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("plain_write", "sealed_write", "plain_read", "sealed_read")
+    }
     try:
         df = (
             spark.range(a.rows, numPartitions=a.parts)
-            .select(F.col("id"), (F.col("id") % 1000).alias("g"), F.sha2(F.col("id").cast("string"), 256).alias("note"))
+            .select(
+                F.col("id"),
+                (F.col("id") % 1000).alias("g"),
+                F.sha2(F.col("id").cast("string"), 256).alias("note"),
+            )
             .cache()
         )
         df.count()
@@ -80,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "benchmark": "exitless.spark.dataset_bench",
             "exitless": __version__,
-            "config": {"master": "local[2]", "rows": a.rows, "partitions": a.parts, "reps": a.reps, "format": "csv"},
+            "config": {
+                "master": "local[2]",
+                "rows": a.rows,
+                "partitions": a.parts,
+                "reps": a.reps,
+                "format": "csv",
+            },
             "seconds": times,
             "median_seconds": med,
             "sealed_over_plain": {

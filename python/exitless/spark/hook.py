@@ -62,13 +62,13 @@ __all__ = [
     "BACKEND_ENV",
     "DEFAULT_BACKEND",
     "MAX_GENERATIONS",
-    "forget_generation",
-    "HookError",
     "STATS_DIR_ENV",
     "SUPPORTED_PYSPARK",
+    "HookError",
     "SealedExternalList",
     "SealedExternalListOfList",
     "SpillStats",
+    "forget_generation",
     "install",
     "installed",
     "iter_stats_files",
@@ -153,7 +153,7 @@ class _Config:
 class _ProcessState:
     """The key and counters of one process; replaced when ``os.getpid()`` changes."""
 
-    __slots__ = ("pid", "key", "stats", "stats_fd", "generations")
+    __slots__ = ("generations", "key", "pid", "stats", "stats_fd")
 
     def __init__(self, backend: str) -> None:
         self.pid = os.getpid()
@@ -199,7 +199,9 @@ def _current() -> _ProcessState:
     if state is not None and state.pid == pid:
         return state
     if _config is None:
-        raise HookError(f"{_LOG_PREFIX}: the spill hook is not installed in process {pid}; call exitless.spark.hook.install() first")
+        raise HookError(
+            f"{_LOG_PREFIX}: the spill hook is not installed in process {pid}; call exitless.spark.hook.install() first"
+        )
     with _lock:
         if _state is None or _state.pid != pid:
             old = _state
@@ -211,7 +213,9 @@ def _current() -> _ProcessState:
                         os.close(old.stats_fd)  # the parent's counters file, not ours
                     except OSError:
                         pass
-            _log(f"pid {pid}: sealing PySpark spill files with a new ephemeral key (never stored), backend {_config.backend}")
+            _log(
+                f"pid {pid}: sealing PySpark spill files with a new ephemeral key (never stored), backend {_config.backend}"
+            )
         return _state
 
 
@@ -305,10 +309,14 @@ def _create_stats_file(config: _Config, pid: int, record: bytes) -> int:
     try:
         st = os.fstat(dir_fd)
         if (st.st_dev, st.st_ino) != config.stats_dir_id:
-            raise HookError(f"{STATS_DIR_ENV}={config.stats_dir!r} was replaced after it was checked; not writing there")
+            raise HookError(
+                f"{STATS_DIR_ENV}={config.stats_dir!r} was replaced after it was checked; not writing there"
+            )
         name = f"exitless-spark-{pid}.json"
         tmp = f".{name}.{os.urandom(6).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
+        )
         try:
             os.pwrite(fd, record.ljust(_STATS_RECORD), 0)
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -338,7 +346,9 @@ def _publish(state: _ProcessState) -> None:
     if _config is None or not _config.stats_dir:
         return
     path = os.path.join(_config.stats_dir, f"exitless-spark-{state.pid}.json")
-    record = json.dumps({**state.stats.as_dict(), "pyspark": _config.pyspark_version, "updated": time.time()}).encode()
+    record = json.dumps(
+        {**state.stats.as_dict(), "pyspark": _config.pyspark_version, "updated": time.time()}
+    ).encode()
     try:
         if state.stats_fd is None:
             state.stats_fd = _create_stats_file(_config, state.pid, record)
@@ -536,7 +546,9 @@ def sealing_open(
             "only 'wb', 'rb' and 'w+b' spill files can be sealed"
         )
     if isinstance(file, int) or not isinstance(file, (str, bytes, os.PathLike)):
-        raise HookError(f"{_LOG_PREFIX}: cannot seal a spill opened by file descriptor or object ({file!r}); a sealed spill needs a path")
+        raise HookError(
+            f"{_LOG_PREFIX}: cannot seal a spill opened by file descriptor or object ({file!r}); a sealed spill needs a path"
+        )
     if encoding is not None or errors is not None or newline is not None:
         raise ValueError("binary mode doesn't take an encoding, errors or newline argument")
     if not closefd or opener is not None:
@@ -556,7 +568,7 @@ class _Chunk:
     exists the file is unlinked at once (like the stock ExternalList) and read again
     through a kept descriptor; elsewhere it is removed when the list goes away."""
 
-    __slots__ = ("path", "fd")
+    __slots__ = ("fd", "path")
 
     def __init__(self, path: str, fd: int | None) -> None:
         self.path = path
@@ -585,7 +597,9 @@ class _Chunk:
                 pass
 
 
-def _make_list_classes(stock_list: type, stock_list_of_list: type, shuffle: types.ModuleType) -> tuple[type, type]:
+def _make_list_classes(
+    stock_list: type, stock_list_of_list: type, shuffle: types.ModuleType
+) -> tuple[type, type]:
     """Subclasses of the stock classes (so ``isinstance`` still holds), named like them
     so that pickles name ``pyspark.shuffle.ExternalList[OfList]``: a receiver
     resolves whatever that is in its process, sealed or stock."""
@@ -631,7 +645,9 @@ def _make_list_classes(stock_list: type, stock_list_of_list: type, shuffle: type
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 os.unlink(path)
             chunks.append(_Chunk(path, fd))
-            self._ser = serializers.BatchedSerializer(serializers.CompressedSerializer(serializers.CPickleSerializer()), 1024)
+            self._ser = serializers.BatchedSerializer(
+                serializers.CompressedSerializer(serializers.CPickleSerializer()), 1024
+            )
 
         def _finish_chunk(self) -> None:
             """Seal and close the chunk being written, if any."""
@@ -718,16 +734,52 @@ _ALLOWED_OPEN_SITES = _EXPECTED_OPEN_SITES | {"get_used_memory"}
 # Attribute names that open or copy files around ``open`` (os.open, io.open,
 # os.fdopen, tempfile.*, shutil.copy*, Path.write_bytes, mmap...).
 _RISKY_ATTRS = {
-    "open", "fdopen", "dup", "dup2", "FileIO", "open_code", "mkstemp", "NamedTemporaryFile",
-    "TemporaryFile", "SpooledTemporaryFile", "write_bytes", "write_text", "copyfile",
-    "copyfileobj", "copy", "copy2", "copytree", "move", "mmap", "pwrite", "pwritev", "sendfile",
+    "open",
+    "fdopen",
+    "dup",
+    "dup2",
+    "FileIO",
+    "open_code",
+    "mkstemp",
+    "NamedTemporaryFile",
+    "TemporaryFile",
+    "SpooledTemporaryFile",
+    "write_bytes",
+    "write_text",
+    "copyfile",
+    "copyfileobj",
+    "copy",
+    "copy2",
+    "copytree",
+    "move",
+    "mmap",
+    "pwrite",
+    "pwritev",
+    "sendfile",
 }
 _RISKY_GLOBALS = {"io", "tempfile", "mmap", "pathlib", "Path", "gzip", "bz2", "lzma", "fdopen"}
 # The stock methods that use them, all replaced by SealedExternalList.
 _RISKY_ALLOWED = {"ExternalList.__getstate__", "ExternalList.__iter__"}
-_LIST_METHODS = ("__init__", "__getstate__", "__setstate__", "__iter__", "__len__", "append", "_open_file", "__del__", "_spill")
+_LIST_METHODS = (
+    "__init__",
+    "__getstate__",
+    "__setstate__",
+    "__iter__",
+    "__len__",
+    "append",
+    "_open_file",
+    "__del__",
+    "_spill",
+)
 _LIST_OF_LIST_METHODS = ("__init__", "append", "__iter__")
-_CLASSES = ("ExternalMerger", "ExternalSorter", "ExternalGroupBy", "ExternalList", "ExternalListOfList", "GroupByKey")
+_CLASSES = (
+    "ExternalMerger",
+    "ExternalSorter",
+    "ExternalGroupBy",
+    "ExternalList",
+    "ExternalListOfList",
+    "GroupByKey",
+)
 
 
 def _functions(module: types.ModuleType) -> Iterator[tuple[str, types.CodeType]]:
@@ -792,7 +844,9 @@ def check_pyspark(pyspark: types.ModuleType, shuffle: types.ModuleType) -> str:
             problems.append("ExternalList.LIMIT is missing")
         if not issubclass(stock_lol, stock_list):
             problems.append("ExternalListOfList is no longer an ExternalList")
-        extra = {k for k, v in vars(stock_lol).items() if isinstance(v, types.FunctionType)} - set(_LIST_OF_LIST_METHODS)
+        extra = {k for k, v in vars(stock_lol).items() if isinstance(v, types.FunctionType)} - set(
+            _LIST_OF_LIST_METHODS
+        )
         if extra:
             problems.append(f"ExternalListOfList has methods the hook does not know: {sorted(extra)}")
         if "_spill" in vars(stock_list):
@@ -834,7 +888,9 @@ def _resolve_backend() -> str:
     backend = os.environ.get(BACKEND_ENV, "").strip() or DEFAULT_BACKEND
     allowed = ("auto", *BACKENDS)
     if backend not in allowed:
-        raise HookError(f"{_LOG_PREFIX}: {BACKEND_ENV}={backend!r} is not an exitless backend; choose one of {', '.join(allowed)}")
+        raise HookError(
+            f"{_LOG_PREFIX}: {BACKEND_ENV}={backend!r} is not an exitless backend; choose one of {', '.join(allowed)}"
+        )
     if backend in ("uring", "auto"):  # only io_uring can be missing; probing it sets up a ring, so only then
         info = _exitless_backends()["uring"]
         if not info["available"]:
@@ -869,10 +925,12 @@ def install() -> None:
             return
         try:
             import pyspark
-            import pyspark.serializers  # noqa: F401  (the list classes build their serializer from it)
+            import pyspark.serializers
             import pyspark.shuffle as shuffle
         except ImportError as e:
-            raise HookError(f"{_LOG_PREFIX}: cannot import pyspark ({e}); the spill hook needs pyspark {' or '.join(SUPPORTED_PYSPARK)}") from e
+            raise HookError(
+                f"{_LOG_PREFIX}: cannot import pyspark ({e}); the spill hook needs pyspark {' or '.join(SUPPORTED_PYSPARK)}"
+            ) from e
         version = check_pyspark(pyspark, shuffle)
         backend = _resolve_backend()
         stats_dir = os.environ.get(STATS_DIR_ENV, "").strip() or None
@@ -884,7 +942,9 @@ def install() -> None:
             except OSError as e:
                 raise HookError(f"{_LOG_PREFIX}: {STATS_DIR_ENV}={stats_dir!r} cannot be created: {e}") from e
             stats_dir_id = _check_stats_dir(stats_dir)
-        sealed_list, sealed_lol = _make_list_classes(shuffle.ExternalList, shuffle.ExternalListOfList, shuffle)
+        sealed_list, sealed_lol = _make_list_classes(
+            shuffle.ExternalList, shuffle.ExternalListOfList, shuffle
+        )
         _originals.update(
             module=shuffle,
             ExternalList=shuffle.ExternalList,
@@ -895,8 +955,12 @@ def install() -> None:
         setattr(shuffle, "ExternalList", sealed_list)  # noqa: B010
         setattr(shuffle, "ExternalListOfList", sealed_lol)  # noqa: B010
         SealedExternalList, SealedExternalListOfList = sealed_list, sealed_lol
-        _config = _Config(backend=backend, stats_dir=stats_dir, pyspark_version=version, stats_dir_id=stats_dir_id)
-    _log(f"pid {os.getpid()}: PySpark {version} spill files are sealed (backend {backend}{', counters in ' + stats_dir if stats_dir else ''})")
+        _config = _Config(
+            backend=backend, stats_dir=stats_dir, pyspark_version=version, stats_dir_id=stats_dir_id
+        )
+    _log(
+        f"pid {os.getpid()}: PySpark {version} spill files are sealed (backend {backend}{', counters in ' + stats_dir if stats_dir else ''})"
+    )
 
 
 def uninstall() -> None:
@@ -967,8 +1031,11 @@ def iter_stats_files(stats_dir: str | os.PathLike[str]) -> Iterable[dict[str, An
     """The JSON counters found in ``stats_dir`` (one per worker process). Symlinks
     and other non-regular entries are skipped, never followed."""
     for entry in sorted(os.scandir(stats_dir), key=lambda e: e.name):
-        if (entry.name.startswith("exitless-spark-") and entry.name.endswith(".json")
-                and entry.is_file(follow_symlinks=False)):
+        if (
+            entry.name.startswith("exitless-spark-")
+            and entry.name.endswith(".json")
+            and entry.is_file(follow_symlinks=False)
+        ):
             for attempt in range(50):  # a record being rewritten right now: read again
                 fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
                 with _builtin_open(fd, "rb") as f:
@@ -978,6 +1045,8 @@ def iter_stats_files(stats_dir: str | os.PathLike[str]) -> Iterable[dict[str, An
                     break
                 except ValueError:
                     if attempt == 49:
-                        raise ValueError(f"{entry.path}: not a counters record ({len(data)} bytes of other data)") from None
+                        raise ValueError(
+                            f"{entry.path}: not a counters record ({len(data)} bytes of other data)"
+                        ) from None
                     time.sleep(0.01)
             yield record

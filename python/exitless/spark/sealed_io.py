@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-__all__ = ["FORMATS", "MANIFEST", "MANIFEST_VERSION", "SealedIO", "WRITE_ID_LEN"]
+__all__ = ["FORMATS", "MANIFEST", "MANIFEST_VERSION", "WRITE_ID_LEN", "SealedIO"]
 
 #: Dataset formats and their file name extensions.
 FORMATS = {"text": "txt", "csv": "csv", "json": "json"}
@@ -115,12 +115,22 @@ def _sealed_header_digest(path: str) -> str:
 
 def _check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise ValueError(f"unknown dataset format {fmt!r}; choose one of {sorted(FORMATS)} (Parquet is not supported: see exitless.spark.sealed_io)")
+        raise ValueError(
+            f"unknown dataset format {fmt!r}; choose one of {sorted(FORMATS)} (Parquet is not supported: see exitless.spark.sealed_io)"
+        )
     return fmt
 
 
-def _write_part(kms_uri: str, directory: str, fmt: str, context: str, write_id: str, header: str | None,
-                index: int, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+def _write_part(
+    kms_uri: str,
+    directory: str,
+    fmt: str,
+    context: str,
+    write_id: str,
+    header: str | None,
+    index: int,
+    lines: Iterable[str],
+) -> Iterator[dict[str, Any]]:
     """Runs on an executor: seals one partition's lines into one part file of the
     dataset write ``write_id``."""
     from ..kms import open_kms, open_sealed
@@ -231,8 +241,15 @@ class SealedIO:
 
     # ------------------------------------------------------------------ write
 
-    def write(self, df: DataFrame, path: str | os.PathLike[str], format: str = "csv", *,
-              header: bool = True, mode: str = "error") -> list[dict[str, Any]]:
+    def write(
+        self,
+        df: DataFrame,
+        path: str | os.PathLike[str],
+        format: str = "csv",
+        *,
+        header: bool = True,
+        mode: str = "error",
+    ) -> list[dict[str, Any]]:
         """Writes ``df`` as one sealed part per partition under the directory ``path``
         plus a sealed manifest; returns the manifest's part list. ``mode`` is
         ``"error"`` (the directory must not hold a dataset) or ``"overwrite"``."""
@@ -245,14 +262,18 @@ class SealedIO:
         os.makedirs(directory, exist_ok=True)
         existing = [n for n in os.listdir(directory) if n == MANIFEST or n.startswith("part-")]
         if existing and mode == "error":
-            raise FileExistsError(f"{directory} already holds a dataset ({len(existing)} files); pass mode='overwrite'")
+            raise FileExistsError(
+                f"{directory} already holds a dataset ({len(existing)} files); pass mode='overwrite'"
+            )
         for n in existing:
             os.unlink(os.path.join(directory, n))
         head: str | None = None
         if fmt == "text":
             if len(df.columns) != 1:
                 raise ValueError(f"format 'text' needs exactly one string column, got {df.columns}")
-            lines = df.select(F.col(df.columns[0]).cast("string")).rdd.map(lambda r: "" if r[0] is None else r[0])
+            lines = df.select(F.col(df.columns[0]).cast("string")).rdd.map(
+                lambda r: "" if r[0] is None else r[0]
+            )
         elif fmt == "json":
             lines = df.toJSON()
         else:
@@ -270,14 +291,22 @@ class SealedIO:
         self._write_manifest(directory, fmt, header and fmt == "csv", write_id, parts)
         return parts
 
-    def _write_manifest(self, directory: str, fmt: str, header: bool, write_id: str,
-                        parts: list[dict[str, Any]]) -> None:
+    def _write_manifest(
+        self, directory: str, fmt: str, header: bool, write_id: str, parts: list[dict[str, Any]]
+    ) -> None:
         from ..kms import open_kms, open_sealed
 
-        doc = {"version": MANIFEST_VERSION, "write": write_id, "format": fmt, "header": header, "parts": parts}
-        with open_kms(self._kms_uri) as kms:
-            with open_sealed(os.path.join(directory, MANIFEST), "wb", kms, _context(self._context, MANIFEST)) as f:
-                f.write(json.dumps(doc, sort_keys=True).encode())
+        doc = {
+            "version": MANIFEST_VERSION,
+            "write": write_id,
+            "format": fmt,
+            "header": header,
+            "parts": parts,
+        }
+        with open_kms(self._kms_uri) as kms, open_sealed(
+            os.path.join(directory, MANIFEST), "wb", kms, _context(self._context, MANIFEST)
+        ) as f:
+            f.write(json.dumps(doc, sort_keys=True).encode())
 
     # ------------------------------------------------------------------ read
 
@@ -304,15 +333,23 @@ class SealedIO:
                 "dataset with SealedIO.write"
             )
         if version != MANIFEST_VERSION:
-            raise FormatError(f"{where}: unknown manifest version {version!r} (this reader knows {MANIFEST_VERSION})")
+            raise FormatError(
+                f"{where}: unknown manifest version {version!r} (this reader knows {MANIFEST_VERSION})"
+            )
         _check_manifest(doc, where)
         for part in doc["parts"]:
             if not os.path.exists(os.path.join(directory, part["name"])):
                 raise IntegrityError(f"{directory}: part {part['name']} listed in the manifest is missing")
         return doc  # type: ignore[no-any-return]
 
-    def read(self, path: str | os.PathLike[str], format: str | None = None, *,
-             schema: StructType | str | None = None, header: bool | None = None) -> DataFrame:
+    def read(
+        self,
+        path: str | os.PathLike[str],
+        format: str | None = None,
+        *,
+        schema: StructType | str | None = None,
+        header: bool | None = None,
+    ) -> DataFrame:
         """Reads a sealed dataset directory written by :meth:`write` (format and
         header from its manifest), or one sealed file (e.g. from ``exitless seal
         --kms``; its context is this object's ``context`` exactly), as a DataFrame.
@@ -328,8 +365,14 @@ class SealedIO:
             has_header = bool(doc["header"])
             write_id = doc["write"]
             sources = [
-                {"path": os.path.join(target, p["name"]), "context": _part_context(self._context, write_id, p["name"]),
-                 "write": write_id, "digest": p["sealed_header_sha256"], "bytes": p["bytes"], "lines": p["lines"]}
+                {
+                    "path": os.path.join(target, p["name"]),
+                    "context": _part_context(self._context, write_id, p["name"]),
+                    "write": write_id,
+                    "digest": p["sealed_header_sha256"],
+                    "bytes": p["bytes"],
+                    "lines": p["lines"],
+                }
                 for p in doc["parts"]
             ]
         else:
@@ -357,5 +400,3 @@ class SealedIO:
             return None
         first = next(_read_lines(self._kms_uri, False, {**sources[0], "lines": None}), "")
         return next(csv.reader([first]))
-
-
