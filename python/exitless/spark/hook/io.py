@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Any, cast
 
+from ..._closing import AbortOnError
 from ...streams import SealedReader, SealedSpillFile, SealedWriter
 from . import state as hook_state
 from .counters import _record_read, _record_written
@@ -39,7 +40,7 @@ def _writer_options() -> dict[str, Any]:
     return {**_io_options(), "parallel": False}
 
 
-class _SealedBufferedWriter(io.BufferedWriter):
+class _SealedBufferedWriter(AbortOnError, io.BufferedWriter):
     """A buffered sealed writer. ``close()`` seals the final segment only if every
     buffered byte reached the stream; otherwise (and on an exception in a ``with``
     block, or garbage collection while open) the stream is aborted and can never
@@ -61,12 +62,6 @@ class _SealedBufferedWriter(io.BufferedWriter):
         raw = cast(SealedWriter, self.raw)
         if not raw.closed:
             raw.abort()
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
 
     def __del__(self) -> None:
         try:
