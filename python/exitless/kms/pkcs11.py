@@ -7,6 +7,7 @@ package, imported when a token is opened.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import hmac
@@ -15,7 +16,7 @@ import secrets
 import threading
 import types
 import urllib.parse
-from typing import Any
+from typing import Any, ClassVar
 
 from ..keys import KEY_LEN, Key
 from .base import (
@@ -56,7 +57,7 @@ class _TokenLogin:
     a second C_Login fails and any C_Logout logs every session out, so it is
     reference-counted here."""
 
-    registry: dict[tuple[str, bytes, str], _TokenLogin] = {}
+    registry: ClassVar[dict[tuple[str, bytes, str], _TokenLogin]] = {}
     registry_lock = threading.Lock()
     _mac_key = secrets.token_bytes(32)  # per-process; only to compare PINs
 
@@ -99,11 +100,8 @@ class _TokenLogin:
             if self.refs > 0:
                 return
             self.registry.pop(self.key, None)
-            with self.lock:
-                try:
-                    self.session.close()
-                except Exception:  # pragma: no cover - token gone
-                    pass
+            with self.lock, contextlib.suppress(Exception):  # a token gone
+                self.session.close()
 
 
 class Pkcs11Kms(Kms):
@@ -348,7 +346,7 @@ class Pkcs11Kms(Kms):
             login.release()
 
     def __del__(self) -> None:
-        try:
+        try:  # noqa: SIM105 - a finalizer: no module global (contextlib) needed at interpreter exit
             self.close()
         except Exception:
             pass

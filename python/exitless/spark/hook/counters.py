@@ -10,6 +10,7 @@ a stats file's name is replaced, never followed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -100,10 +101,8 @@ def _create_stats_file(config: _Config, pid: int, record: bytes) -> int:
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             os.close(fd)
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dir_fd)
-            except OSError:
-                pass
             raise
         return fd
     finally:

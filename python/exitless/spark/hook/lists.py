@@ -6,6 +6,7 @@ receiver reads it whether it is hooked or not.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import os
@@ -44,15 +45,11 @@ class _Chunk:
         forget_generation(self.path)
         if self.fd is not None:
             fd, self.fd = self.fd, None
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         else:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self.path)
-            except OSError:
-                pass
 
 
 def _make_list_classes(

@@ -12,6 +12,7 @@ exists once, here: other modules read and set them as attributes of this module
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import sys
 import threading
@@ -143,10 +144,8 @@ def _current() -> _ProcessState:
             if old is not None:
                 old.key.wipe()  # the parent's key: this process has no business with it
                 if old.stats_fd is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.close(old.stats_fd)  # the parent's counters file, not ours
-                    except OSError:
-                        pass
             _log(
                 f"pid {pid}: sealing PySpark spill files with a new ephemeral key (never stored), backend {_config.backend}"
             )
