@@ -275,20 +275,20 @@ def test_well_formed_files_still_load(tmp_path: Path, keyfile: Path, keyring: Pa
 def hook():
     from exitless.spark import hook
 
-    saved = hook._config, hook._state
+    saved = hook.state._config, hook.state._state
     yield hook
-    hook._config, hook._state = saved
+    hook.state._config, hook.state._state = saved
 
 
 def publish(hook, stats_dir: Path):
     """Writes this process's counters record through the hook's own function."""
-    hook._config = hook._Config(backend="sync", stats_dir=str(stats_dir), pyspark_version="test")
-    state = hook._ProcessState("sync")
+    hook.state._config = hook.state._Config(backend="sync", stats_dir=str(stats_dir), pyspark_version="test")
+    state = hook.state._ProcessState("sync")
     state.stats.files_written = 7
     try:
-        hook._publish(state)
+        hook.counters._publish(state)
         state.stats.files_written = 8
-        hook._publish(state)  # the in-place update of an existing record
+        hook.counters._publish(state)  # the in-place update of an existing record
     finally:
         if state.stats_fd is not None:
             os.close(state.stats_fd)
@@ -336,7 +336,7 @@ def test_stats_dir_is_checked(tmp_path: Path, hook, problem: str, capsys: pytest
     assert list(real.iterdir()) == [], "counters written into a refused stats directory"
     assert f"cannot write counters to {stats_dir}" in capsys.readouterr().err
     with pytest.raises(hook.HookError, match="EXITLESS_SPARK_STATS_DIR"):
-        hook._check_stats_dir(str(stats_dir))
+        hook.counters._check_stats_dir(str(stats_dir))
 
 
 def test_sticky_world_writable_stats_dir_is_accepted(tmp_path: Path, hook) -> None:

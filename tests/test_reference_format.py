@@ -840,7 +840,7 @@ def test_cross_envelope_vector_1_is_what_local_kms_writes_and_unwraps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import exitless
-    import exitless.kms as kms_module
+    import exitless.kms.local as local_kms
     from exitless.kms import LocalKms, WrappedKey
 
     (v,) = envelope_vectors()
@@ -849,8 +849,8 @@ def test_cross_envelope_vector_1_is_what_local_kms_writes_and_unwraps(
     assert kms.unwrap(v["envelope"]).secret_bytes() == v["data_key"]
     # Wrap: with the vector's data key and nonce drawn, LocalKms writes the vector's envelope.
     real_urandom = os.urandom
-    monkeypatch.setattr(kms_module.Key, "generate", classmethod(lambda cls: cls(v["data_key"])))
-    monkeypatch.setattr(kms_module.os, "urandom", lambda n: v["wrap_nonce"] if n == 12 else real_urandom(n))
+    monkeypatch.setattr(local_kms.Key, "generate", classmethod(lambda cls: cls(v["data_key"])))
+    monkeypatch.setattr(local_kms.os, "urandom", lambda n: v["wrap_nonce"] if n == 12 else real_urandom(n))
     key, wrapped = kms.generate_data_key()
     monkeypatch.undo()
     assert key.secret_bytes() == v["data_key"]

@@ -41,6 +41,7 @@ import exitless
 import exitless.spark
 from exitless import IntegrityError
 from exitless.spark import hook
+from exitless.spark.hook import state as hook_state
 from spark_support import CANARY, files_under, index_of, plaintext_hits, value
 
 STOCK_LIST = shuffle.ExternalList
@@ -88,7 +89,7 @@ def hooked(local_dir: Path, stats_dir: Path, monkeypatch: pytest.MonkeyPatch):
 def assert_sealed(paths: list[str]) -> None:
     """Every file: no readable canary, and an exitless stream under this process's key."""
     assert paths, "no spill files to check"
-    key_id = hook._current().key.key_id
+    key_id = hook_state._current().key.key_id
     for p in paths:
         data = Path(p).read_bytes()
         assert not plaintext_hits(data), f"plaintext canary in {p}"
@@ -232,7 +233,7 @@ def test_external_list_sealed_chunks_and_pickle(hooked: Path, monkeypatch: pytes
     for chunk in lst._chunks:
         where = f"/proc/self/fd/{chunk.fd}"
         assert not plaintext_hits(Path(where).read_bytes())
-        assert exitless.inspect(where).key_id == hook._current().key.key_id
+        assert exitless.inspect(where).key_id == hook_state._current().key.key_id
 
     values, count, serialized = lst.__getstate__()
     assert count == 1000 and values == items[len(items) - len(values) :]
@@ -344,9 +345,9 @@ def test_swapped_tampered_and_foreign_files_fail(hooked: Path) -> None:
     d = str(hooked / "3")
     with shuffle.open(d, "wb") as f:
         ser.dump_stream([(3, value(3))], f)
-    remembered = dict(hook._current().generations)
-    hook._state = None  # as if another process: a new key (that knows the same write tags)
-    hook._current().generations.update(remembered)
+    remembered = dict(hook_state._current().generations)
+    hook_state._state = None  # as if another process: a new key (that knows the same write tags)
+    hook_state._current().generations.update(remembered)
     with pytest.raises(IntegrityError), shuffle.open(d, "rb") as f:
         f.read()
 
@@ -378,7 +379,7 @@ def test_forked_child_has_its_own_key(hooked: Path) -> None:
     p = str(hooked / "parent")
     with shuffle.open(p, "wb") as f:
         f.write(b"parent data")
-    parent_key = hook._current().key.key_id
+    parent_key = hook_state._current().key.key_id
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: must not reuse the parent's key
@@ -393,7 +394,7 @@ def test_forked_child_has_its_own_key(hooked: Path) -> None:
             except IntegrityError:
                 parent_readable = False
             msg = {
-                "key": hook._current().key.key_id.hex(),
+                "key": hook_state._current().key.key_id.hex(),
                 "pid": hook.stats()["pid"],
                 "files": hook.stats()["files_written"],
                 "parent_readable": parent_readable,

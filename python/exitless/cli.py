@@ -152,7 +152,7 @@ def _named_key_files(args: argparse.Namespace) -> list[tuple[str, str, os.stat_r
         if args.kms.startswith("local:") and args.kms[len("local:") :]:
             named.append(("the keyring", args.kms[len("local:") :]))
         elif args.kms.startswith("pkcs11:"):
-            from .kms import _parse_pkcs11_uri
+            from .kms.pkcs11 import _parse_pkcs11_uri
 
             attrs = _parse_pkcs11_uri(args.kms)
             if "pin-file" in attrs:

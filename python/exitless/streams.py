@@ -14,6 +14,7 @@ import sys
 import warnings
 from typing import Literal, overload
 
+from ._closing import AbortOnError
 from ._errors import BackendUnavailableError, raise_for
 from ._native import ffi, lib
 from .keys import Key, as_key
@@ -295,7 +296,7 @@ def _stats_dict(raw: ffi.CData) -> dict[str, object]:
     return out
 
 
-class SealedWriter(io.RawIOBase):
+class SealedWriter(AbortOnError, io.RawIOBase):
     """A write-only sealed stream. ``close()`` (or leaving a ``with`` block normally)
     seals the final segment: only then is the file complete. If the ``with`` block
     raises, or the writer is garbage-collected unclosed, the stream is aborted and
@@ -418,12 +419,6 @@ class SealedWriter(io.RawIOBase):
                 self.final_stats = _stats_dict(raw)  # what it did in all, the close included
             super().close()
         raise_for(status, self.name)
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
 
     def __del__(self) -> None:
         handle = getattr(self, "_handle", ffi.NULL)
