@@ -158,8 +158,10 @@ fuzz-seeds: ## rewrite the committed seed corpus fuzz/seeds/ (test vectors of do
 header: ## regenerate native/ffi/include/exitless.h with the pinned cbindgen
 	EXITLESS_BLESS=1 cargo test -p exitless-ffi --test header -q
 
+# The module maturin generated goes, its typed stub (tracked) stays.
 clean:
-	rm -rf $(STAMPS) target python/exitless/_native
+	rm -rf $(STAMPS) target python/exitless/_native/__pycache__
+	rm -f python/exitless/_native/__init__.py python/exitless/_native/ffi.py python/exitless/_native/*.so
 
 help: ## this list: every target with a description
 	@echo "exitless: \`make run\` runs the main job (Spark with and without sealed spills, the benchmark report); \`make test\` runs every check"
