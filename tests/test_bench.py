@@ -238,7 +238,7 @@ def test_the_main_job_runs_spark_with_and_without_exitless(tmp_path: Path) -> No
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results, run_dir = load(out)
+    results, _ = load(out)
     check = results["integrity_check"]
     assert check["round_trip_verified"] and check["flipped_byte"].startswith("refused")
     assert check["truncated"].startswith("refused")

@@ -237,7 +237,7 @@ def test_an_older_part_at_the_same_path_fails(local_spark: SparkSession, tmp_pat
         "context": _part_context("app-1", write_id, "part-00001.csv.exls"),
     }
     with pytest.raises(
-        exitless.IntegrityError, match="part-00001.csv.exls: segment 0: authentication failed"
+        exitless.IntegrityError, match=r"part-00001\.csv\.exls: segment 0: authentication failed"
     ):
         list(_read_lines(sio._kms_uri, True, source))
     (data / "part-00001.csv.exls").write_bytes(new_part)

@@ -24,6 +24,7 @@ Java is required: without it these tests fail, they do not skip (`make test` ins
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -272,7 +273,7 @@ def wait_for(
 ) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for p, log in zip(procs, logs):
+        for p, log in zip(procs, logs, strict=True):
             if p.poll() is not None:
                 raise RuntimeError(
                     f"{what}: {p.args[2] if isinstance(p.args, list) else p.args} exited with {p.returncode}:\n{log.read_text()[-3000:]}"
@@ -366,19 +367,15 @@ class StandaloneCluster:
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 20
         for p in self.procs:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 p.wait(timeout=10)
 
 

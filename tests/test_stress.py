@@ -6,6 +6,7 @@ bounded and back near its start, no leaked descriptors, native counters at zero.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -25,5 +26,5 @@ def test_quick_stress_run_passes_every_check(tmp_path):
     assert results["big"]["ok"], results["big"]
     assert results["big"]["bytes"] == 256 << 20
     assert len(results["phases"]) >= 3  # ocall, switchless, sync (+ uring where it works)
-    saved = json.loads(open(results["path"]).read())
+    saved = json.loads(Path(results["path"]).read_text())
     assert saved["ok"] is True

@@ -500,7 +500,7 @@ def test_open_into_leaves_no_plaintext_in_the_buffer(tmp_path, key, algorithm):
     """The in-memory open into a caller's buffer wipes what it wrote when a later segment fails."""
     data = plaintext(SIX_SEGMENTS)
     blob = bytearray(write_stream(tmp_path / "s", data, key, algorithm))
-    a, b = segment_bounds(len(blob))[4]
+    a, _ = segment_bounds(len(blob))[4]
     blob[a + 1] ^= 0x10
     out = bytearray(len(blob))
     with pytest.raises(IntegrityError):
@@ -596,12 +596,14 @@ def assert_incomplete(path: Path, key, written: bytes) -> None:
 def test_writer_with_block_that_raises_leaves_an_incomplete_file(tmp_path, key, algorithm, size, exc):
     path = tmp_path / "w"
     data = plaintext(size)
-    with pytest.raises(exc):
-        with exitless.open_spill(path, "wb", key, CTX, segment_size=S, algorithm=algorithm) as w:
-            for i in range(0, size, 100):
-                w.write(data[i : i + 100])
-            assert w.tell() == size
-            raise exc("failed mid-spill")
+    with (
+        pytest.raises(exc),
+        exitless.open_spill(path, "wb", key, CTX, segment_size=S, algorithm=algorithm) as w,
+    ):
+        for i in range(0, size, 100):
+            w.write(data[i : i + 100])
+        assert w.tell() == size
+        raise exc("failed mid-spill")
     assert w.closed
     assert_incomplete(path, key, data)
 
@@ -634,10 +636,12 @@ def test_writer_dropped_without_close_warns_and_leaves_an_incomplete_file(tmp_pa
 def test_spill_file_with_block_that_raises_leaves_an_incomplete_file(tmp_path, key, algorithm, size):
     path = tmp_path / "w"
     data = plaintext(size)
-    with pytest.raises(Boom):
-        with exitless.open_spill(path, "w+b", key, CTX, segment_size=S, algorithm=algorithm) as f:
-            f.write(data)
-            raise Boom()
+    with (
+        pytest.raises(Boom),
+        exitless.open_spill(path, "w+b", key, CTX, segment_size=S, algorithm=algorithm) as f,
+    ):
+        f.write(data)
+        raise Boom()
     assert_incomplete(path, key, data)
 
 
