@@ -97,8 +97,10 @@ nostd-check: ## exitless-seal and exitless-sealedfs (pure-rust), exitless-io and
 occlum-toolchain-check: ## the no_std cores Occlum's LibOS uses (exitless-seal/-sealedfs pure-rust, exitless-io/-rt without std) `cargo check` with Occlum's pinned nightly-2022-10-22 (Rust 1.66; installed with rustup if missing) and occlum_patches/occlum-toolchain.lock
 	scripts/occlum-toolchain-check.sh
 
+# Every test, the slow ones too; a test that needs Java fails here without it
+# (elsewhere it is skipped: tests/conftest.py).
 python-tests: setup system-deps
-	$(PY) -m pytest -q
+	EXITLESS_REQUIRE_JAVA=1 $(PY) -m pytest -q
 
 # Hardening (docs/HARDENING.md): fuzzing, Miri, AddressSanitizer. All need the nightly toolchain.
 FUZZ_TARGETS := header segment stream completions ffi_reader

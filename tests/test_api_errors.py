@@ -22,11 +22,6 @@ H = 68
 
 
 @pytest.fixture
-def key() -> exitless.Key:
-    return exitless.generate_key()
-
-
-@pytest.fixture
 def sealed_file(tmp_path, key) -> Path:
     path = tmp_path / "good.sealed"
     with exitless.open_spill(path, "wb", key, b"ctx", segment_size=256) as w:

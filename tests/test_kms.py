@@ -100,13 +100,6 @@ def flip(data: bytes, byte: int, bit: int) -> bytes:
     return bytes(b)
 
 
-@pytest.fixture
-def keyring(tmp_path: Path) -> Path:
-    path = tmp_path / "keyring.json"
-    LocalKms.init(path).close()
-    return path
-
-
 # --------------------------------------------------------------------------- WrappedKey format
 
 

@@ -154,6 +154,7 @@ def test_stock_spills_show_the_canary(local_dir: Path) -> None:
     merger._cleanup()
 
 
+@pytest.mark.slow
 def test_external_group_by_sorted_merge_and_list_spills(
     hooked: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

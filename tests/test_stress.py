@@ -13,6 +13,7 @@ import pytest
 from exitless import stress
 
 
+@pytest.mark.slow
 @pytest.mark.stress
 def test_quick_stress_run_passes_every_check(tmp_path):
     args = stress.parse_args(["--quick", "--out", str(tmp_path / "out"), "--dir", str(tmp_path)])

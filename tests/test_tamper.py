@@ -130,11 +130,6 @@ def file_outcome(path: Path, blob: bytes, key, context: bytes = CTX):
     return result
 
 
-@pytest.fixture(scope="module")
-def key() -> exitless.Key:
-    return exitless.generate_key()
-
-
 @pytest.fixture(params=ALGORITHMS)
 def algorithm(request) -> str:
     return request.param
@@ -182,6 +177,7 @@ def sampled_offsets(length: int) -> list[int]:
     return sorted(o for o in offsets if H <= o < length or o < H)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 def test_sampled_byte_flips_are_rejected_by_the_file_reader(tmp_path, key, algorithm, size):
     blob = write_stream(tmp_path / "s", plaintext(size), key, algorithm)
@@ -692,6 +688,7 @@ def _read_v2(path: Path, key: bytes) -> bytes:
         return f.read()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("n", [0, 1, S - H2 - T, 1000])
 def test_v2_every_header_and_envelope_bit_flip_fails(tmp_path: Path, algorithm: str, n: int) -> None:
