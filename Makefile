@@ -10,7 +10,10 @@ STAMPS := .stamps
 export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 
-PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryptography>=42" "python-pkcs11>=0.10,<0.11" "matplotlib>=3.7" "tqdm>=4.66" "jsonschema>=4.18"
+# The Python gate's tools (`make python-lint`), pinned: a new release's rules or inference
+# must not fail `make test` by themselves; the stubs are for libraries without inline types.
+PY_LINT := "ruff==0.17.6" "mypy==2.4.1" "types-cffi==2.1.0.20261122" "types-tqdm==4.70.0.20261122"
+PY_TOOLS := "maturin>=1.16,<2" "cffi>=2.0" "pytest>=8" "hypothesis>=6.100" "cryptography>=42" "python-pkcs11>=0.10,<0.11" "matplotlib>=3.7" "tqdm>=4.66" "jsonschema>=4.18" $(PY_LINT)
 # PySpark for exitless.spark and its tests (the e2e tests also need Java 17: .ci/run installs it)
 SPARK_PY := "pyspark>=3.5,<3.6"
 RUST_SOURCES := Cargo.toml Cargo.lock $(shell find native -name '*.rs' -o -name Cargo.toml -o -name cbindgen.toml -o -name '*.h')
@@ -27,13 +30,13 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: help run test ci bench bench-spark stress header setup system-deps rust-checks python-tests nostd-check occlum-toolchain-check clean \
+.PHONY: help run test ci bench bench-spark stress header setup system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check clean \
 	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
 	$(VENV)/bin/exitless run
 
-test: setup rust-checks nostd-check occlum-toolchain-check python-tests ## every check of the code (CI also runs the hardening checks: `make ci`)
+test: setup python-lint rust-checks nostd-check occlum-toolchain-check python-tests ## every check of the code (CI also runs the hardening checks: `make ci`)
 	@echo "make test: all checks passed"
 
 ci: test fuzz-quick miri asan ## what .ci/run runs: `make test`, then each fuzz target for 30 s, Miri and AddressSanitizer (docs/HARDENING.md)
@@ -97,8 +100,17 @@ nostd-check: ## exitless-seal and exitless-sealedfs (pure-rust), exitless-io and
 occlum-toolchain-check: ## the no_std cores Occlum's LibOS uses (exitless-seal/-sealedfs pure-rust, exitless-io/-rt without std) `cargo check` with Occlum's pinned nightly-2022-10-22 (Rust 1.66; installed with rustup if missing) and occlum_patches/occlum-toolchain.lock
 	scripts/occlum-toolchain-check.sh
 
+# The Python gate: the lint rules, the formatting and strict typing of pyproject.toml
+# ([tool.ruff], [tool.mypy]); mypy runs in .venv, so it sees PySpark's own types.
+python-lint: $(STAMPS)/venv $(STAMPS)/spark ## ruff check, ruff format --check (python/, tests/) and mypy --strict (python/)
+	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/ruff format --check python tests
+	$(VENV)/bin/mypy
+
+# Every test, the slow ones too; a test that needs Java fails here without it
+# (outside `make test` it is skipped: tests/conftest.py).
 python-tests: setup system-deps
-	$(PY) -m pytest -q
+	EXITLESS_REQUIRE_JAVA=1 $(PY) -m pytest -q
 
 # Hardening (docs/HARDENING.md): fuzzing, Miri, AddressSanitizer. All need the nightly toolchain.
 FUZZ_TARGETS := header segment stream completions ffi_reader
@@ -158,8 +170,10 @@ fuzz-seeds: ## rewrite the committed seed corpus fuzz/seeds/ (test vectors of do
 header: ## regenerate native/ffi/include/exitless.h with the pinned cbindgen
 	EXITLESS_BLESS=1 cargo test -p exitless-ffi --test header -q
 
+# The module maturin generated goes, its typed stub (tracked) stays.
 clean:
-	rm -rf $(STAMPS) target python/exitless/_native
+	rm -rf $(STAMPS) target python/exitless/_native/__pycache__
+	rm -f python/exitless/_native/__init__.py python/exitless/_native/ffi.py python/exitless/_native/*.so
 
 help: ## this list: every target with a description
 	@echo "exitless: \`make run\` runs the main job (Spark with and without sealed spills, the benchmark report); \`make test\` runs every check"

@@ -12,10 +12,46 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Literal
+
+#: Set to 1 (``make test`` does) and a test marked ``java`` fails without Java instead
+#: of skipping.
+REQUIRE_JAVA_ENV = "EXITLESS_REQUIRE_JAVA"
 
 CANARY = b"EXITLESS-CANARY-5f1d2c9e"
+
+
+def java_missing(
+    env: Mapping[str, str] = os.environ, which: Callable[[str], str | None] = shutil.which
+) -> str | None:
+    """None when there is a ``java`` to run (on the PATH or in ``$JAVA_HOME/bin``), else why not."""
+    java_home = env.get("JAVA_HOME")
+    if which("java") is not None or (
+        java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)
+    ):
+        return None
+    return "no java on the PATH or in $JAVA_HOME/bin"
+
+
+def java_required(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether a missing Java fails the tests that need it (``EXITLESS_REQUIRE_JAVA=1``)."""
+    return env.get(REQUIRE_JAVA_ENV, "") not in ("", "0")
+
+
+def java_verdict(missing: str | None, required: bool) -> tuple[Literal["skip", "fail"], str] | None:
+    """What a test that needs Java does: run (None), or skip or fail with the reason."""
+    if missing is None:
+        return None
+    reason = f"needs Java for PySpark ({missing})"
+    if required:
+        return "fail", (
+            f"{reason}; {REQUIRE_JAVA_ENV}=1 makes that a failure (`make test` installs "
+            "openjdk-17-jre-headless through scripts/system-deps.sh)"
+        )
+    return "skip", f"{reason}: install a JDK 17 (`make system-deps`), or run `make test`"
 
 
 def value(i: int) -> bytes:

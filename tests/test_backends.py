@@ -586,18 +586,18 @@ def test_enospc_on_a_full_tmpfs(tmp_path, backend, direct, segment_size):
     with mounted(["-t", "tmpfs", "-o", "size=1m", "tmpfs"], tmp_path / "tiny") as mnt:
         path = mnt / "spill"
         buf = data(256 * 1024)
-        with pytest.raises(OSError) as e, open_spill(
-            path, "wb", KEY, CTX, backend=backend, direct=direct, segment_size=segment_size
-        ) as w:
+        with (
+            pytest.raises(OSError) as e,
+            open_spill(path, "wb", KEY, CTX, backend=backend, direct=direct, segment_size=segment_size) as w,
+        ):
             for _ in range(16):
                 w.write(buf)
         assert e.value.errno == errno.ENOSPC, e.value
         assert_names_path(e.value, path)
         assert w.closed
         for reader in (backend, "sync"):
-            with pytest.raises(IntegrityError):
-                with open_spill(path, "rb", KEY, CTX, backend=reader) as r:
-                    r.read()
+            with pytest.raises(IntegrityError), open_spill(path, "rb", KEY, CTX, backend=reader) as r:
+                r.read()
 
 
 def _ext4_on_loop(tmp_path: Path, size: int) -> Path:
@@ -647,9 +647,12 @@ def test_eio_from_a_shut_down_file_system(tmp_path, backend, direct):
             assert reader.tell() == 1000, "a failed read must not move the position"
         finally:
             reader.close()
-    with mounted(["-o", "loop", str(image)], tmp_path / "mnt") as mnt, pytest.raises(IntegrityError):
-        with open_spill(mnt / "partial", "rb", KEY, CTX, backend="sync") as r:
-            r.read()
+    with (
+        mounted(["-o", "loop", str(image)], tmp_path / "mnt") as mnt,
+        pytest.raises(IntegrityError),
+        open_spill(mnt / "partial", "rb", KEY, CTX, backend="sync") as r,
+    ):
+        r.read()
 
 
 @pytest.mark.parametrize(

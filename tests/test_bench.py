@@ -78,6 +78,7 @@ def quick(
     return results, run_dir, proc
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_schema_valid_json_report_and_plots(
     quick: tuple[dict[str, Any], Path, Any],
 ) -> None:
@@ -111,6 +112,7 @@ def test_quick_bench_writes_schema_valid_json_report_and_plots(
     assert rt["exitless"]["spawn_join_ns_per_task"] > 0
 
 
+@pytest.mark.slow  # the quick bench run it reads
 def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(
     quick: tuple[dict[str, Any], Path, Any],
 ) -> None:
@@ -164,6 +166,7 @@ def test_cpu_is_split_by_thread_class_and_the_small_file_row_is_there(
     assert "enclave CPU s/GiB" in proc.stderr and "Small files: 200 files" in proc.stderr
 
 
+@pytest.mark.slow  # the quick bench run it reads
 def test_exit_counts_follow_the_model_exactly(quick: tuple[dict[str, Any], Path, Any]) -> None:
     results = quick[0]
     rows = {(r["point"], r["segment_size"]): r for r in results["matrix"]}
@@ -211,6 +214,8 @@ def test_bad_options_are_usage_errors_that_name_the_problem() -> None:
     assert p.returncode == 2 and "not a size: 'lots'" in p.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.java
 def test_the_main_job_runs_spark_with_and_without_exitless(tmp_path: Path) -> None:
     """`exitless run` (make run), shrunk: the integrity check refuses a flipped byte
     and a cut tail, both Spark modes ran and the exitless one sealed its spills."""
@@ -238,7 +243,7 @@ def test_the_main_job_runs_spark_with_and_without_exitless(tmp_path: Path) -> No
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results, run_dir = load(out)
+    results, _ = load(out)
     check = results["integrity_check"]
     assert check["round_trip_verified"] and check["flipped_byte"].startswith("refused")
     assert check["truncated"].startswith("refused")

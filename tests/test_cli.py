@@ -221,8 +221,7 @@ def test_open_of_a_tampered_file_fails_and_creates_no_output(tmp_path, keyfile, 
     assert key_hex(keyfile) not in err
 
 
-def test_open_of_a_tampered_file_to_stdout_exits_1(tmp_path, keyfile, sealed, plain):
-    _, data = plain
+def test_open_of_a_tampered_file_to_stdout_exits_1(tmp_path, keyfile, sealed):
     blob = bytearray(sealed.read_bytes())
     blob[-3] ^= 1
     bad = tmp_path / "bad.sealed"
@@ -312,8 +311,7 @@ def test_seal_with_an_invalid_segment_size_leaves_no_output(tmp_path, keyfile, p
     assert not out.exists()
 
 
-def test_failed_seal_keeps_an_existing_output_it_never_opened(tmp_path, keyfile, plain):
-    src, _ = plain
+def test_failed_seal_keeps_an_existing_output_it_never_opened(tmp_path, keyfile):
     out = tmp_path / "precious"
     out.write_bytes(b"keep me")
     proc = run("seal", tmp_path / "missing-input", out, "-k", keyfile)

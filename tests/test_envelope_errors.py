@@ -116,7 +116,7 @@ def test_integrity_envelope_unwraps_but_the_stream_does_not_open(kms: LocalKms, 
     # This file's own data key, wrapped again (another nonce): the header changed.
     wk = WrappedKey.from_bytes(good[ENV:h])
     key = kms.unwrap(wk)
-    primary = dict(zip([k.key_id for k in kms.list_keys()], secrets_of(kms)))[wk.primary_key_id]
+    primary = dict(zip([k.key_id for k in kms.list_keys()], secrets_of(kms), strict=True))[wk.primary_key_id]
     nonce = os.urandom(12)
     aad = b"exitless wrap v1\x01" + wk.primary_key_id
     rewrapped = WrappedKey(
@@ -177,9 +177,8 @@ def test_every_envelope_byte_has_its_class(kms: LocalKms, tmp_path: Path) -> Non
     for off, cls in expected.items():
         for mask in (0x01, 0x80):
             bad.write_bytes(flip(good, off, mask))
-            with pytest.raises(exitless.ExitlessError) as ei:
-                with open_sealed(bad, "rb", kms, CTX) as f:
-                    f.read()
+            with pytest.raises(exitless.ExitlessError) as ei, open_sealed(bad, "rb", kms, CTX) as f:
+                f.read()
             assert type(ei.value) is cls, (off, mask, ei.value)
     with open_sealed(tmp_path / "good.exls", "rb", kms, CTX) as f:
         assert f.read() == DATA

@@ -141,6 +141,8 @@ def test_a_writer_killed_mid_stream_leaves_a_file_no_reader_accepts(tmp_path, ba
     # thread wrote anything); a reader must refuse it whatever its length.
     assert path.exists()
     key = exitless.Key(bytes(range(32)))
-    with pytest.raises((IntegrityError, FormatError, OSError)):
-        with exitless.open_spill(path, "rb", key, b"killed") as f:
-            f.read()
+    with (
+        pytest.raises((IntegrityError, FormatError, OSError)),
+        exitless.open_spill(path, "rb", key, b"killed") as f,
+    ):
+        f.read()

@@ -367,6 +367,7 @@ def test_help_says_what_sigkill_leaves(cmd: str, needle: str) -> None:
 # ----------------------------------------------------------------------------- row 7: FIFOs, closed streams
 
 
+@pytest.mark.slow
 def test_seal_of_a_fifo_without_a_writer_fails_instead_of_hanging(tmp_path: Path, keyfile: Path) -> None:
     fifo = tmp_path / "in.fifo"
     os.mkfifo(fifo)
@@ -379,6 +380,7 @@ def test_seal_of_a_fifo_without_a_writer_fails_instead_of_hanging(tmp_path: Path
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", ["opens-late", "silent-at-first"])
 def test_seal_of_a_fifo_with_a_writer_works(tmp_path: Path, keyfile: Path, writer: str) -> None:
     fifo = tmp_path / "in.fifo"

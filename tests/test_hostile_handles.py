@@ -96,6 +96,7 @@ print("ok", outcomes)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["writer", "reader"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_close_racing_a_call_on_another_thread_is_an_error_never_a_crash(

@@ -61,13 +61,6 @@ def assert_nothing_chained(e: BaseException) -> None:
     assert e.__context__ is None, f"chained {type(e.__context__).__name__} keeps the file's bytes alive"
 
 
-@pytest.fixture
-def keyring(tmp_path: Path) -> Path:
-    path = tmp_path / "ring.json"
-    LocalKms.init(path).close()
-    return path
-
-
 # ----------------------------------------------------------------------------- row 4: symlinks, owners, FIFOs
 
 

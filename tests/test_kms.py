@@ -100,13 +100,6 @@ def flip(data: bytes, byte: int, bit: int) -> bytes:
     return bytes(b)
 
 
-@pytest.fixture
-def keyring(tmp_path: Path) -> Path:
-    path = tmp_path / "keyring.json"
-    LocalKms.init(path).close()
-    return path
-
-
 # --------------------------------------------------------------------------- WrappedKey format
 
 
@@ -361,7 +354,7 @@ def test_malformed_keyrings(tmp_path: Path) -> None:
     LocalKms.init(good).close()
     doc = json.loads(good.read_text())
     secret = keyring_secrets(good)
-    short = base64.b64encode(list(secret.values())[0][:31]).decode()
+    short = base64.b64encode(next(iter(secret.values()))[:31]).decode()
 
     def write(name: str, text: str) -> Path:
         p = tmp_path / name
@@ -393,7 +386,7 @@ def test_malformed_keyrings(tmp_path: Path) -> None:
 
 def test_local_closed_kms_refuses_and_wipes(keyring: Path) -> None:
     kms = LocalKms(keyring)
-    key, wk = kms.generate_data_key()
+    _, wk = kms.generate_data_key()
     kms.close()
     with pytest.raises(KmsError, match="closed"):
         kms.unwrap(wk)
@@ -792,7 +785,7 @@ def test_pkcs11_empty_token_and_closed_kms(hsm) -> None:
     kms = open_kms(hsm_uri("exl-empty"))
     assert kms.list_keys() == []
     with pytest.raises(KmsError, match="no primary key"):
-        kms.current_key_id
+        _ = kms.current_key_id
     with pytest.raises(KmsError, match="no primary key"):
         kms.generate_data_key()
     with pytest.raises(KmsError, match="no primary key"):
@@ -867,9 +860,11 @@ def assert_envelope_tamper_rejected(kms: Kms, path: Path) -> None:
     for byte in range(info.header_size):
         for bit in (0, 3, 7):
             bad_path.write_bytes(flip(good, byte, bit))
-            with pytest.raises((exitless.FormatError, exitless.IntegrityError, KmsError)):
-                with open_sealed(bad_path, "rb", kms, b"ctx") as f:
-                    f.read()
+            with (
+                pytest.raises((exitless.FormatError, exitless.IntegrityError, KmsError)),
+                open_sealed(bad_path, "rb", kms, b"ctx") as f,
+            ):
+                f.read()
 
 
 def test_open_sealed_local_round_trip_and_tamper(keyring: Path, tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def test_length_formula_and_layout(aead_id: int, s: int, m: int) -> None:
 
 
 @pytest.mark.parametrize("aead_id", AEAD_IDS)
-@pytest.mark.parametrize("s", SEGMENT_SIZES + [65536, 1 << 30])
+@pytest.mark.parametrize("s", [*SEGMENT_SIZES, 65536, 1 << 30])
 def test_empty_stream_is_84_bytes(aead_id: int, s: int) -> None:
     data = rf.seal(KEY, b"", b"", segment_size=s, aead_id=aead_id)
     assert len(data) == 84 == H + T
@@ -658,7 +658,7 @@ def test_v2_parsing_rules() -> None:
         edit(o70=1),
         edit(o71=1),  # rules 10, 11
     ]
-    for i, bad in enumerate(format_cases):
+    for bad in format_cases:
         with pytest.raises(ReferenceFormatError):
             rf.parse_header(bad)
         with pytest.raises(ReferenceFormatError):

@@ -118,7 +118,7 @@ def write_with_pattern(
     with exitless.open_spill(path, "wb", key, context, segment_size=s, algorithm=algorithm, **kw) as w:
         assert w.writable() and w.tell() == 0
         pos = 0
-        for n, kind in zip(sizes, kinds):
+        for n, kind in zip(sizes, kinds, strict=False):  # a kind more than sizes
             chunk = data[pos : pos + n]
             assert w.write(as_kind(chunk, kind)) == len(chunk)
             pos += len(chunk)
@@ -162,7 +162,7 @@ def test_random_read_sizes(workdir, stream, read_sizes):
     try:
         got = bytearray()
         with exitless.open_spill(path, "rb", KEY, context) as r:
-            for n in itertools.cycle(read_sizes + [4096]):  # progress in every cycle
+            for n in itertools.cycle([*read_sizes, 4096]):  # progress in every cycle
                 if len(got) >= len(plaintext) and n > 0:
                     assert r.read(n) == b""
                     break
@@ -184,7 +184,7 @@ def test_readinto(workdir, stream, buf_sizes):
     try:
         got = bytearray()
         with exitless.open_spill(path, "rb", KEY, context) as r:
-            for n in itertools.cycle(buf_sizes + [4096]):
+            for n in itertools.cycle([*buf_sizes, 4096]):
                 buf = bytearray(b"\xee" * n)
                 k = r.readinto(buf if n % 2 else memoryview(buf))
                 assert 0 <= k <= n
@@ -288,7 +288,7 @@ def test_spill_file_write_then_read_back(workdir, stream, data):
         with exitless.open_spill(path, "w+b", KEY, context, segment_size=s, algorithm=algorithm) as f:
             assert f.readable() and f.writable() and f.seekable()
             pos = 0
-            for n, kind in zip(sizes, kinds):
+            for n, kind in zip(sizes, kinds, strict=False):  # a kind more than sizes
                 chunk = plaintext[pos : pos + n]
                 assert f.write(as_kind(chunk, kind)) == len(chunk)
                 pos += len(chunk)
@@ -388,7 +388,7 @@ def test_seal_bytes_accepts_buffers(tmp_path):
     assert exitless.open_bytes((tmp_path / "f").read_bytes(), KEY) == bytes(range(0, 200, 2))
 
 
-@pytest.mark.parametrize("s", SEGMENT_SIZES + [65536, 1 << 20, 1 << 30])
+@pytest.mark.parametrize("s", [*SEGMENT_SIZES, 65536, 1 << 20, 1 << 30])
 def test_sealed_length_formula(s):
     p0, p = capacities(s)
     for m in sorted({0, 1, p0 - 1, p0, p0 + 1, p0 + p, p0 + p + 1, p0 + 7 * p, 10**9}):

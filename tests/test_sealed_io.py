@@ -5,7 +5,8 @@ plaintext canary is in any written file; files sealed by the CLI are read by a j
 and the other way round; missing, truncated, swapped parts and a foreign KMS fail,
 and so do parts from another write of the dataset or from another dataset and a
 manifest rolled back to another write (each part is bound to one dataset write).
-Java is required (``make test`` installs it)."""
+Java is required: without it these tests are skipped, under ``make test`` (which
+installs it) they fail (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from pyspark.sql import functions as F
 import exitless
 from exitless.kms import LocalKms
 from exitless.spark import SealedIO
-from test_spark_e2e import StandaloneCluster, java_or_fail
+from test_spark_e2e import StandaloneCluster
+
+pytestmark = [pytest.mark.java, pytest.mark.slow]
 
 CANARY = "SEALED-IO-CANARY-7f3a"
 ROWS = 3000
@@ -76,7 +79,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module")
 def local_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    java_or_fail()
     root = tmp_path_factory.mktemp("sealed-io-local")
     # PySpark starts workers with $PYSPARK_PYTHON: this interpreter has exitless.
     mp = pytest.MonkeyPatch()
@@ -237,7 +239,7 @@ def test_an_older_part_at_the_same_path_fails(local_spark: SparkSession, tmp_pat
         "context": _part_context("app-1", write_id, "part-00001.csv.exls"),
     }
     with pytest.raises(
-        exitless.IntegrityError, match="part-00001.csv.exls: segment 0: authentication failed"
+        exitless.IntegrityError, match=r"part-00001\.csv\.exls: segment 0: authentication failed"
     ):
         list(_read_lines(sio._kms_uri, True, source))
     (data / "part-00001.csv.exls").write_bytes(new_part)
@@ -327,7 +329,6 @@ def test_old_and_unknown_manifest_versions_are_refused(local_spark: SparkSession
 def test_on_a_standalone_cluster(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    java_or_fail()
     active = SparkSession.getActiveSession()
     if active is not None:  # the local[2] session of the tests above: one SparkContext per process
         active.stop()

@@ -19,14 +19,16 @@ with ``spark.python.worker.memory=2m`` so the Python workers spill. Checked:
 - with ``spark.python.use.daemon=false`` the worker module seals the spills;
 - on the standalone cluster, both executors spilled sealed files.
 
-Java is required: without it these tests fail, they do not skip (`make test` installs it through scripts/system-deps.sh).
+Java is required: without it the tests that run Spark are skipped, with the reason, and
+under `make test` (which installs it through scripts/system-deps.sh) they fail
+(EXITLESS_REQUIRE_JAVA=1, tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -52,16 +54,6 @@ KEYS_FEW = 64
 KEYS_MANY = 30_000
 PARTS = 4
 SPARK_HOME = os.path.dirname(pyspark.__file__)
-
-
-def java_or_fail() -> None:
-    java_home = os.environ.get("JAVA_HOME")
-    if shutil.which("java") is None and not (
-        java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)
-    ):
-        pytest.fail(
-            "Java is required for the PySpark end-to-end tests (`make test` installs openjdk-17-jre-headless via scripts/system-deps.sh)"
-        )
 
 
 def base_builder(app: str, local_dir: Path) -> SparkSession.Builder:
@@ -162,12 +154,13 @@ def test_poller_finds_plaintext_canary(tmp_path: Path) -> None:
 # --- local[2] ---------------------------------------------------------------------
 
 
+@pytest.mark.java
+@pytest.mark.slow
 class TestLocalWithoutExitless:
     """Positive control in real Spark: the same settings without exitless, and the
     poller does find the canary in the Python workers' (stock) spill files."""
 
     def test_stock_spills_are_readable(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        java_or_fail()
         local_dir = tmp_path / "local"
         local_dir.mkdir()
         monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
@@ -194,7 +187,6 @@ class TestLocalWithoutExitless:
 
 @pytest.fixture(scope="class")
 def local_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SparkSession, Path, Path]]:
-    java_or_fail()
     root = tmp_path_factory.mktemp("spark-local")
     local_dir, stats_dir = root / "local", root / "stats"
     local_dir.mkdir()
@@ -209,6 +201,8 @@ def local_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sp
         spark.stop()
 
 
+@pytest.mark.java
+@pytest.mark.slow
 class TestLocal:
     def test_configured(self, local_session: tuple[SparkSession, Path, Path]) -> None:
         spark, _, _ = local_session
@@ -227,12 +221,13 @@ class TestLocal:
         print("local[2]:", json.dumps(report))
 
 
+@pytest.mark.java
+@pytest.mark.slow
 class TestLocalWithoutDaemon:
     """``spark.python.use.daemon=false``: Spark starts ``exitless.spark.worker`` itself
     (``python -m``) for each worker instead of forking from the daemon."""
 
     def test_worker_module_seals(self, tmp_path: Path) -> None:
-        java_or_fail()
         local_dir, stats_dir = tmp_path / "local", tmp_path / "stats"
         local_dir.mkdir()
         builder = (
@@ -272,7 +267,7 @@ def wait_for(
 ) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for p, log in zip(procs, logs):
+        for p, log in zip(procs, logs, strict=True):
             if p.poll() is not None:
                 raise RuntimeError(
                     f"{what}: {p.args[2] if isinstance(p.args, list) else p.args} exited with {p.returncode}:\n{log.read_text()[-3000:]}"
@@ -366,19 +361,15 @@ class StandaloneCluster:
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 20
         for p in self.procs:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 p.wait(timeout=10)
 
 
@@ -386,7 +377,6 @@ class StandaloneCluster:
 def cluster_session(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[SparkSession, StandaloneCluster, Path]]:
-    java_or_fail()
     root = tmp_path_factory.mktemp("spark-standalone")
     cluster = StandaloneCluster(root)
     try:
@@ -412,6 +402,8 @@ def cluster_session(
         cluster.stop()
 
 
+@pytest.mark.java
+@pytest.mark.slow
 class TestStandalone:
     def test_two_executors(self, cluster_session: tuple[SparkSession, StandaloneCluster, Path]) -> None:
         spark, cluster, _ = cluster_session

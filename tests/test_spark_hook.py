@@ -155,6 +155,7 @@ def test_stock_spills_show_the_canary(local_dir: Path) -> None:
     merger._cleanup()
 
 
+@pytest.mark.slow
 def test_external_group_by_sorted_merge_and_list_spills(
     hooked: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -600,7 +601,7 @@ def test_configure_builder_and_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValueError, match="unknown exitless backend 'fast'"):
         exitless.spark.configure(SparkConf(loadDefaults=False), backend="fast")
     taken = SparkConf(loadDefaults=False).set("spark.python.daemon.module", "mycorp.daemon")
-    with pytest.raises(ValueError, match="spark.python.daemon.module is already set to 'mycorp.daemon'"):
+    with pytest.raises(ValueError, match=r"spark\.python\.daemon\.module is already set to 'mycorp\.daemon'"):
         exitless.spark.configure(taken)
-    with pytest.raises(TypeError, match="SparkSession.Builder or a SparkConf"):
+    with pytest.raises(TypeError, match=r"SparkSession\.Builder or a SparkConf"):
         exitless.spark.configure({"spark.master": "local"})  # type: ignore[type-var]

@@ -6,12 +6,14 @@ bounded and back near its start, no leaked descriptors, native counters at zero.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from exitless import stress
 
 
+@pytest.mark.slow
 @pytest.mark.stress
 def test_quick_stress_run_passes_every_check(tmp_path):
     args = stress.parse_args(["--quick", "--out", str(tmp_path / "out"), "--dir", str(tmp_path)])
@@ -25,5 +27,5 @@ def test_quick_stress_run_passes_every_check(tmp_path):
     assert results["big"]["ok"], results["big"]
     assert results["big"]["bytes"] == 256 << 20
     assert len(results["phases"]) >= 3  # ocall, switchless, sync (+ uring where it works)
-    saved = json.loads(open(results["path"]).read())
+    saved = json.loads(Path(results["path"]).read_text())
     assert saved["ok"] is True

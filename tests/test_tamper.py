@@ -130,11 +130,6 @@ def file_outcome(path: Path, blob: bytes, key, context: bytes = CTX):
     return result
 
 
-@pytest.fixture(scope="module")
-def key() -> exitless.Key:
-    return exitless.generate_key()
-
-
 @pytest.fixture(params=ALGORITHMS)
 def algorithm(request) -> str:
     return request.param
@@ -182,6 +177,7 @@ def sampled_offsets(length: int) -> list[int]:
     return sorted(o for o in offsets if H <= o < length or o < H)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES)
 def test_sampled_byte_flips_are_rejected_by_the_file_reader(tmp_path, key, algorithm, size):
     blob = write_stream(tmp_path / "s", plaintext(size), key, algorithm)
@@ -500,7 +496,7 @@ def test_open_into_leaves_no_plaintext_in_the_buffer(tmp_path, key, algorithm):
     """The in-memory open into a caller's buffer wipes what it wrote when a later segment fails."""
     data = plaintext(SIX_SEGMENTS)
     blob = bytearray(write_stream(tmp_path / "s", data, key, algorithm))
-    a, b = segment_bounds(len(blob))[4]
+    a, _ = segment_bounds(len(blob))[4]
     blob[a + 1] ^= 0x10
     out = bytearray(len(blob))
     with pytest.raises(IntegrityError):
@@ -596,12 +592,14 @@ def assert_incomplete(path: Path, key, written: bytes) -> None:
 def test_writer_with_block_that_raises_leaves_an_incomplete_file(tmp_path, key, algorithm, size, exc):
     path = tmp_path / "w"
     data = plaintext(size)
-    with pytest.raises(exc):
-        with exitless.open_spill(path, "wb", key, CTX, segment_size=S, algorithm=algorithm) as w:
-            for i in range(0, size, 100):
-                w.write(data[i : i + 100])
-            assert w.tell() == size
-            raise exc("failed mid-spill")
+    with (
+        pytest.raises(exc),
+        exitless.open_spill(path, "wb", key, CTX, segment_size=S, algorithm=algorithm) as w,
+    ):
+        for i in range(0, size, 100):
+            w.write(data[i : i + 100])
+        assert w.tell() == size
+        raise exc("failed mid-spill")
     assert w.closed
     assert_incomplete(path, key, data)
 
@@ -634,10 +632,12 @@ def test_writer_dropped_without_close_warns_and_leaves_an_incomplete_file(tmp_pa
 def test_spill_file_with_block_that_raises_leaves_an_incomplete_file(tmp_path, key, algorithm, size):
     path = tmp_path / "w"
     data = plaintext(size)
-    with pytest.raises(Boom):
-        with exitless.open_spill(path, "w+b", key, CTX, segment_size=S, algorithm=algorithm) as f:
-            f.write(data)
-            raise Boom()
+    with (
+        pytest.raises(Boom),
+        exitless.open_spill(path, "w+b", key, CTX, segment_size=S, algorithm=algorithm) as f,
+    ):
+        f.write(data)
+        raise Boom()
     assert_incomplete(path, key, data)
 
 
@@ -688,6 +688,7 @@ def _read_v2(path: Path, key: bytes) -> bytes:
         return f.read()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("n", [0, 1, S - H2 - T, 1000])
 def test_v2_every_header_and_envelope_bit_flip_fails(tmp_path: Path, algorithm: str, n: int) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from typing import NoReturn
 
 KEY_LEN = 32
 #: Largest key file :meth:`Key.load` reads (one is 81 bytes: prefix, 64 hex digits, newline).
@@ -110,7 +111,8 @@ class Key:
         self._wiped = True
 
     def __del__(self) -> None:
-        try:
+        # No contextlib.suppress: at interpreter shutdown its module may be gone already.
+        try:  # noqa: SIM105
             self.wipe()
         except Exception:  # interpreter shutdown: nothing to do
             pass
@@ -126,7 +128,7 @@ class Key:
     def __hash__(self) -> int:
         return hash(self._key_id)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("exitless.Key cannot be pickled: it would put the secret in the pickle")
 
 

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Unpack
 
 from ._errors import raise_for
 from ._native import ffi, lib
 from .keys import as_key
 from .streams import (
+    _DEFAULTS,
+    _SEAL_KEYS,
     ALGORITHM_NAMES,
     DEFAULT_SEGMENT_SIZE,
-    Buffer,
     KeyLike,
     PathLike,
+    SealOptions,
     _attach_envelope,
     _check_envelope,
     _context_bytes,
+    _keyword_options,
+    _native_options,
     _path_bytes,
-    make_options,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 
 def sealed_length(
@@ -31,7 +38,7 @@ def sealed_length(
         raise TypeError(f"plaintext_len must be an int, not {type(plaintext_len).__name__}")
     if not 0 <= plaintext_len < 1 << 64:
         raise ValueError(f"plaintext_len must be between 0 and 2**64 - 1, got {plaintext_len}")
-    make_options(segment_size, "aes-256-gcm", None)  # validates segment_size with Python errors
+    _native_options({"segment_size": segment_size})  # validates segment_size with Python errors
     if not isinstance(envelope_len, int) or isinstance(envelope_len, bool) or envelope_len < 0:
         raise ValueError(f"envelope_len must be a non-negative int, got {envelope_len!r}")
     out = ffi.new("uint64_t *")
@@ -39,23 +46,21 @@ def sealed_length(
     return int(out[0])
 
 
+@_keyword_options(_SEAL_KEYS)
 def seal_into(
-    data: Buffer,
-    out: Buffer,
+    data: ReadableBuffer,
+    out: WriteableBuffer,
     key: KeyLike,
     context: bytes | str = b"",
-    *,
-    segment_size: int = DEFAULT_SEGMENT_SIZE,
-    algorithm: str = "aes-256-gcm",
-    key_id: bytes | None = None,
-    envelope: Buffer | None = None,
+    **options: Unpack[SealOptions],
 ) -> int:
     """Seal ``data`` into the writable buffer ``out`` (at least
     ``sealed_length(len(data), segment_size, envelope_len=len(envelope or b""))``
     bytes); returns the sealed length. ``envelope``: see :func:`exitless.open_spill`."""
     key = as_key(key)
-    env = _check_envelope(envelope)
-    opts = make_options(segment_size, algorithm, key.key_id if key_id is None else key_id)
+    env = _check_envelope(options.get("envelope"))
+    key_id = options.get("key_id")
+    opts = _native_options({**_DEFAULTS, **options, "key_id": key.key_id if key_id is None else key_id})
     keep = _attach_envelope(opts, env)
     src = memoryview(data).cast("B")
     dst = memoryview(out).cast("B")
@@ -80,7 +85,7 @@ def seal_into(
     return int(n[0])
 
 
-def open_into(sealed: Buffer, out: Buffer, key: KeyLike, context: bytes | str = b"") -> int:
+def open_into(sealed: ReadableBuffer, out: WriteableBuffer, key: KeyLike, context: bytes | str = b"") -> int:
     """Open a sealed stream held in memory into the writable buffer ``out``; returns
     the plaintext length. Raises, leaving no plaintext in ``out``, if any segment fails."""
     key = as_key(key)
@@ -105,29 +110,23 @@ def open_into(sealed: Buffer, out: Buffer, key: KeyLike, context: bytes | str = 
     return int(n[0])
 
 
+@_keyword_options(_SEAL_KEYS)
 def seal_bytes(
-    data: Buffer,
-    key: KeyLike,
-    context: bytes | str = b"",
-    *,
-    segment_size: int = DEFAULT_SEGMENT_SIZE,
-    algorithm: str = "aes-256-gcm",
-    key_id: bytes | None = None,
-    envelope: Buffer | None = None,
+    data: ReadableBuffer, key: KeyLike, context: bytes | str = b"", **options: Unpack[SealOptions]
 ) -> bytes:
     """Seal ``data`` into a complete sealed stream, in memory (format version 2 when
     ``envelope`` is given: see :func:`exitless.open_spill`)."""
-    make_options(segment_size, algorithm, key_id)  # argument errors before any allocation
-    env = _check_envelope(envelope)
+    _native_options({**_DEFAULTS, **options})  # argument errors before any allocation
+    env = _check_envelope(options.get("envelope"))
+    segment_size = options.get("segment_size", DEFAULT_SEGMENT_SIZE)
     out = bytearray(sealed_length(memoryview(data).nbytes, segment_size, envelope_len=len(env or b"")))
-    n = seal_into(
-        data, out, key, context, segment_size=segment_size, algorithm=algorithm, key_id=key_id, envelope=env
-    )
+    sealing: SealOptions = {**options, "envelope": env}
+    n = seal_into(data, out, key, context, **sealing)
     del out[n:]
     return bytes(out)
 
 
-def open_bytes(sealed: Buffer, key: KeyLike, context: bytes | str = b"") -> bytes:
+def open_bytes(sealed: ReadableBuffer, key: KeyLike, context: bytes | str = b"") -> bytes:
     """Open a sealed stream held in memory. Raises (returning nothing) if any segment fails."""
     out = bytearray(memoryview(sealed).nbytes)  # plaintext is always shorter than the sealed stream
     n = open_into(sealed, out, key, context)
@@ -158,7 +157,7 @@ def inspect(path: PathLike) -> FileInfo:
     """Header facts of a sealed file, without a key. Raises FormatError or
     IntegrityError (truncation) when the file cannot be a sealed stream."""
     info = ffi.new("ExitlessFileInfo *")
-    raise_for(lib.exitless_inspect(_path_bytes(path), info), path)
+    raise_for(lib.exitless_inspect(_path_bytes(path), info), os.fsdecode(path))
     return FileInfo(
         path=os.fsdecode(path),
         version=info.version,

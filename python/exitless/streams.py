@@ -8,16 +8,37 @@ the GIL is released during native calls, and buffers pass without copies.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import os
 import sys
 import warnings
-from typing import Literal, overload
+from collections.abc import Callable, Mapping
+from typing import (
+    TYPE_CHECKING,
+    Final,
+    ForwardRef,
+    Literal,
+    ParamSpec,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    cast,
+    overload,
+)
 
 from ._closing import AbortOnError
 from ._errors import BackendUnavailableError, raise_for
 from ._native import ffi, lib
 from .keys import Key, as_key
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from ._native import CData, ExitlessOptionsPtr, ExitlessReaderPtr, ExitlessStatsPtr, ExitlessWriterPtr
 
 _ALGORITHMS = {"aes-256-gcm": lib.EXITLESS_AES_256_GCM, "chacha20-poly1305": lib.EXITLESS_CHACHA20_POLY1305}
 ALGORITHM_NAMES = {v: k for k, v in _ALGORITHMS.items()}
@@ -133,14 +154,15 @@ def unlink(
         backend=backend, ocall_cycles=ocall_cycles, uring_spin_us=uring_spin_us, uring_sqpoll=uring_sqpoll
     )
     raw = ffi.new("ExitlessStats *")
-    raise_for(lib.exitless_unlink(_path_bytes(path), opts, raw), path)
+    raise_for(lib.exitless_unlink(_path_bytes(path), opts, raw), os.fsdecode(path))
     return _stats_dict(raw)
 
 
 def _caller_stacklevel() -> int:
     """The stacklevel that makes a warning point at the first frame outside exitless."""
     package_dir = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package_dir:
         frame, level = frame.f_back, level + 1
     return level
@@ -167,22 +189,132 @@ def _resolve_backend(backend: str) -> str:
     return backend
 
 
+class ReaderOptions(TypedDict, total=False):
+    """The keyword options of a reader (:class:`SealedReader`), which every stream
+    takes: how its IO reaches the disk. :func:`open_spill` says what each does."""
+
+    backend: str
+    queue_depth: int
+    direct: bool | None
+    ocall_cycles: int | None
+    uring_spin_us: int | None
+    uring_sqpoll: bool | None
+    faults: str | None
+
+
+class SealOptions(TypedDict, total=False):
+    """How data is sealed: keyword options of :func:`exitless.seal_bytes` and
+    :func:`exitless.seal_into`, and of writers. :func:`open_spill` says what each does."""
+
+    segment_size: int
+    algorithm: str
+    key_id: bytes | None
+    envelope: Buffer | None
+
+
+class WriterOptions(SealOptions, ReaderOptions, total=False):
+    """The keyword options of a writer (:class:`SealedWriter`, :class:`SealedSpillFile`)
+    and of :func:`open_spill`: a reader's, how it seals, and these."""
+
+    sync: bool
+    parallel: bool
+    _insecure_fixed_randomness: tuple[bytes, bytes] | None
+
+
+#: Each option's default, in the order signatures list them.
+_DEFAULTS: Final[WriterOptions] = {
+    "segment_size": DEFAULT_SEGMENT_SIZE,
+    "algorithm": "aes-256-gcm",
+    "key_id": None,
+    "sync": False,
+    "backend": "auto",
+    "queue_depth": 8,
+    "direct": None,
+    "ocall_cycles": None,
+    "uring_spin_us": None,
+    "uring_sqpoll": None,
+    "parallel": True,
+    "envelope": None,
+    "faults": None,
+    "_insecure_fixed_randomness": None,
+}
+_READER_KEYS: Final = ReaderOptions.__optional_keys__
+_SEAL_KEYS: Final = SealOptions.__optional_keys__
+_WRITER_KEYS: Final = WriterOptions.__optional_keys__
+#: What :func:`make_options` takes: the pointers (``envelope``, ``faults``) are attached
+#: by the caller, which keeps them alive during the native call.
+_SCALAR_KEYS: Final = _WRITER_KEYS - {"envelope", "faults"}
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _check_keywords(where: str, options: Mapping[str, object], known: frozenset[str]) -> None:
+    """The TypeError Python raises for a keyword a function does not take."""
+    for name in options:
+        if name not in known:
+            raise TypeError(f"{where}() got an unexpected keyword argument {name!r}")
+
+
+def _keyword_options(known: frozenset[str]) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """For a function whose options arrive as ``**options`` (typed by one of the
+    dicts above): refuses other keywords as Python does, and shows each option as the
+    keyword-only parameter it stands for, with its default, to :func:`help` and
+    :func:`inspect.signature`, as if it were written out."""
+
+    def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
+        signature = inspect.signature(func)
+        spelled = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        # Also by keyword: the parameters before ``**options`` (such as ``context``).
+        takes = known | {p.name for p in spelled if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+
+        @functools.wraps(func)
+        def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            _check_keywords(func.__qualname__, kwargs, takes)
+            return func(*args, **kwargs)
+
+        for name, default in _DEFAULTS.items():
+            if name in known:
+                annotation = WriterOptions.__annotations__[name]
+                if isinstance(annotation, ForwardRef):  # `from __future__ import annotations`
+                    annotation = annotation.__forward_arg__
+                spelled.append(
+                    inspect.Parameter(
+                        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+                    )
+                )
+        vars(checked)["__signature__"] = signature.replace(parameters=spelled)
+        return checked
+
+    return decorate
+
+
+def _reader_part(options: WriterOptions) -> ReaderOptions:
+    """The options of ``options`` that apply to reading (a writer's others do not)."""
+    part = {name: value for name, value in options.items() if name in _READER_KEYS}
+    # mypy cannot follow a TypedDict built by filtering keys: these are ReaderOptions'
+    # keys, with the values WriterOptions (a ReaderOptions) gives them.
+    return cast(ReaderOptions, part)
+
+
 def make_options(
-    segment_size: int = DEFAULT_SEGMENT_SIZE,
-    algorithm: str = "aes-256-gcm",
-    key_id: bytes | None = None,
-    sync: bool = False,
-    *,
-    backend: str = "auto",
-    queue_depth: int = 8,
-    direct: bool | None = None,
-    ocall_cycles: int | None = None,
-    uring_spin_us: int | None = None,
-    uring_sqpoll: bool | None = None,
-    parallel: bool = True,
-    _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
-) -> ffi.CData:
-    """Native stream options, validated with Python errors."""
+    segment_size: int = DEFAULT_SEGMENT_SIZE, /, **options: Unpack[WriterOptions]
+) -> ExitlessOptionsPtr:
+    """Native stream options, validated with Python errors: :func:`open_spill`'s
+    keywords but ``envelope`` and ``faults`` (pointers: see :func:`_native_options`)."""
+    _check_keywords("make_options", options, _SCALAR_KEYS)
+    return _native_options({"segment_size": segment_size, **options})
+
+
+def _native_options(options: WriterOptions) -> ExitlessOptionsPtr:
+    """The native options for ``options`` (the defaults for those missing), validated
+    with Python errors. The pointers ``envelope`` and ``faults`` are left null: the
+    caller attaches them (:func:`_attach_envelope`, :func:`_attach_faults`) and keeps
+    them alive until the native call that reads them has returned."""
+    o: WriterOptions = {**_DEFAULTS, **options}
+    segment_size, algorithm, queue_depth = o["segment_size"], o["algorithm"], o["queue_depth"]
+    direct, ocall_cycles, parallel = o["direct"], o["ocall_cycles"], o["parallel"]
+    uring_spin_us, uring_sqpoll = o["uring_spin_us"], o["uring_sqpoll"]
     if not isinstance(segment_size, int) or isinstance(segment_size, bool):
         raise TypeError(f"segment_size must be an int, not {type(segment_size).__name__}")
     if not 256 <= segment_size <= 1 << 30:
@@ -203,13 +335,14 @@ def make_options(
     raise_for(lib.exitless_options_default(opts))
     opts.segment_size = segment_size
     opts.algorithm = _ALGORITHMS[algorithm]
+    key_id = o["key_id"]
     if key_id is not None:
         if len(key_id) != 16:
             raise ValueError(f"key_id must be 16 bytes, got {len(key_id)}")
         opts.has_key_id = 1
         ffi.memmove(opts.key_id, key_id, 16)
-    opts.sync_on_finish = 1 if sync else 0
-    opts.backend = _BACKEND_IDS[_resolve_backend(backend)]
+    opts.sync_on_finish = 1 if o["sync"] else 0
+    opts.backend = _BACKEND_IDS[_resolve_backend(o["backend"])]
     opts.queue_depth = queue_depth
     opts.direct = -1 if direct is None else int(direct)
     opts.ocall_cycles = -1 if ocall_cycles is None else ocall_cycles
@@ -226,8 +359,9 @@ def make_options(
     if parallel not in (True, False):
         raise TypeError(f"parallel must be True or False, not {parallel!r}")
     opts.parallel = int(parallel)
-    if _insecure_fixed_randomness is not None:
-        salt, prefix = _insecure_fixed_randomness
+    fixed = o["_insecure_fixed_randomness"]
+    if fixed is not None:
+        salt, prefix = fixed
         if len(salt) != 32 or len(prefix) != 7:
             raise ValueError("fixed randomness is a 32-byte salt and a 7-byte nonce prefix")
         opts.insecure_fixed_randomness = 1
@@ -248,7 +382,7 @@ def _check_envelope(envelope: Buffer | None) -> bytes | None:
     return env
 
 
-def _attach_envelope(opts: ffi.CData, envelope: bytes | None) -> object:
+def _attach_envelope(opts: ExitlessOptionsPtr, envelope: bytes | None) -> CData | None:
     """Points ``opts`` at ``envelope``; the caller keeps the returned object alive
     until the native call that takes ``opts`` has returned (it copies the bytes)."""
     if envelope is None:
@@ -259,7 +393,7 @@ def _attach_envelope(opts: ffi.CData, envelope: bytes | None) -> object:
     return buf
 
 
-def _attach_faults(opts: ffi.CData, faults: str | None) -> object:
+def _attach_faults(opts: ExitlessOptionsPtr, faults: str | None) -> CData | None:
     """Points ``opts`` at a fault-injection spec (tests: docs/HARDENING.md); the
     caller keeps the returned object alive until the native call has returned."""
     if faults is None:
@@ -288,9 +422,9 @@ _STAT_FIELDS = (
 )
 
 
-def _stats_dict(raw: ffi.CData) -> dict[str, object]:
-    out: dict[str, object] = {name: int(getattr(raw, name)) for name in _STAT_FIELDS}
-    out["total_exits"] = out["exits"] + out["stream_syscalls"]  # type: ignore[operator]
+def _stats_dict(raw: ExitlessStatsPtr) -> dict[str, object]:
+    counts = {name: int(getattr(raw, name)) for name in _STAT_FIELDS}
+    out: dict[str, object] = {**counts, "total_exits": counts["exits"] + counts["stream_syscalls"]}
     out["backend"] = _BACKEND_NAMES[raw.backend]
     out["direct"] = bool(raw.direct)
     return out
@@ -302,56 +436,28 @@ class SealedWriter(AbortOnError, io.RawIOBase):
     raises, or the writer is garbage-collected unclosed, the stream is aborted and
     the file stays incomplete, so it can never read back as a whole stream."""
 
+    _handle: ExitlessWriterPtr  # set once the stream is open; ``__del__`` frees it
+
+    @_keyword_options(_WRITER_KEYS)
     def __init__(
-        self,
-        path: PathLike,
-        key: KeyLike,
-        context: bytes | str = b"",
-        *,
-        segment_size: int = DEFAULT_SEGMENT_SIZE,
-        algorithm: str = "aes-256-gcm",
-        key_id: bytes | None = None,
-        sync: bool = False,
-        backend: str = "auto",
-        queue_depth: int = 8,
-        direct: bool | None = None,
-        ocall_cycles: int | None = None,
-        uring_spin_us: int | None = None,
-        uring_sqpoll: bool | None = None,
-        parallel: bool = True,
-        envelope: Buffer | None = None,
-        faults: str | None = None,
-        _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
+        self, path: PathLike, key: KeyLike, context: bytes | str = b"", **options: Unpack[WriterOptions]
     ) -> None:
         super().__init__()
-        self._handle = ffi.NULL
         key = as_key(key)
-        env = _check_envelope(envelope)
+        env = _check_envelope(options.get("envelope"))
         self.name = os.fsdecode(path)
         self.mode = "wb"
-        opts = make_options(
-            segment_size,
-            algorithm,
-            key.key_id if key_id is None else key_id,
-            sync,
-            backend=backend,
-            queue_depth=queue_depth,
-            direct=direct,
-            ocall_cycles=ocall_cycles,
-            uring_spin_us=uring_spin_us,
-            uring_sqpoll=uring_sqpoll,
-            parallel=parallel,
-            _insecure_fixed_randomness=_insecure_fixed_randomness,
-        )
+        key_id = options.get("key_id")
+        opts = _native_options({**options, "key_id": key.key_id if key_id is None else key_id})
         ctx = _context_bytes(context)
         out = ffi.new("ExitlessWriter **")
         secret = key._buffer()
-        keep = _attach_envelope(opts, env), _attach_faults(opts, faults)
+        keep = _attach_envelope(opts, env), _attach_faults(opts, options.get("faults"))
         raise_for(
             lib.exitless_writer_open(
                 _path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out
             ),
-            path,
+            self.name,
         )
         del keep
         self._handle = out[0]
@@ -360,10 +466,10 @@ class SealedWriter(AbortOnError, io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def readinto(self, b: Buffer) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
         raise io.UnsupportedOperation(f"{self.name}: sealed writer is write-only")
 
-    def write(self, b: Buffer) -> int:
+    def write(self, b: ReadableBuffer) -> int:
         """Seals and writes all of ``b``; returns ``len(b)`` in bytes."""
         self._check_open()
         view = memoryview(b)
@@ -421,8 +527,7 @@ class SealedWriter(AbortOnError, io.RawIOBase):
         raise_for(status, self.name)
 
     def __del__(self) -> None:
-        handle = getattr(self, "_handle", ffi.NULL)
-        if handle == ffi.NULL:
+        if not hasattr(self, "_handle"):  # never opened, or freed already
             return
         if getattr(self, "_pid", None) == os.getpid() and not self.closed:
             warnings.warn(
@@ -432,7 +537,8 @@ class SealedWriter(AbortOnError, io.RawIOBase):
             )
         # In a forked child this releases only the child's copy of the handle: the
         # stream is the parent's.
-        self._handle = ffi.NULL
+        handle = self._handle
+        del self._handle
         lib.exitless_writer_free(handle)
 
     def _check_open(self) -> None:
@@ -448,42 +554,26 @@ class SealedReader(io.RawIOBase):
     segment, so truncation is reported before any plaintext; each segment is
     authenticated before a byte of it is returned."""
 
+    _handle: ExitlessReaderPtr  # set once the stream is open; ``__del__`` frees it
+
+    @_keyword_options(_READER_KEYS)
     def __init__(
-        self,
-        path: PathLike,
-        key: KeyLike,
-        context: bytes | str = b"",
-        *,
-        backend: str = "auto",
-        queue_depth: int = 8,
-        direct: bool | None = None,
-        ocall_cycles: int | None = None,
-        uring_spin_us: int | None = None,
-        uring_sqpoll: bool | None = None,
-        faults: str | None = None,
+        self, path: PathLike, key: KeyLike, context: bytes | str = b"", **options: Unpack[ReaderOptions]
     ) -> None:
         super().__init__()
-        self._handle = ffi.NULL
         key = as_key(key)
         self.name = os.fsdecode(path)
         self.mode = "rb"
         ctx = _context_bytes(context)
-        opts = make_options(
-            backend=backend,
-            queue_depth=queue_depth,
-            direct=direct,
-            ocall_cycles=ocall_cycles,
-            uring_spin_us=uring_spin_us,
-            uring_sqpoll=uring_sqpoll,
-        )
+        opts = _native_options({**_DEFAULTS, **options})
         out = ffi.new("ExitlessReader **")
         secret = key._buffer()
-        keep = _attach_faults(opts, faults)
+        keep = _attach_faults(opts, options.get("faults"))
         raise_for(
             lib.exitless_reader_open(
                 _path_bytes(path), ffi.from_buffer(secret), len(secret), ctx, len(ctx), opts, out
             ),
-            path,
+            self.name,
         )
         del keep
         self._handle = out[0]
@@ -498,7 +588,7 @@ class SealedReader(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def write(self, b: Buffer) -> int:
+    def write(self, b: ReadableBuffer) -> int:
         raise io.UnsupportedOperation(f"{self.name}: sealed reader is read-only")
 
     @property
@@ -513,7 +603,7 @@ class SealedReader(io.RawIOBase):
         raise_for(lib.exitless_reader_stats(self._handle, raw), self.name)
         return _stats_dict(raw)
 
-    def readinto(self, b: Buffer) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
         """Reads into a writable buffer; returns the bytes read (0 at end of stream)."""
         self._check_open()
         view = memoryview(b).cast("B")
@@ -568,12 +658,12 @@ class SealedReader(io.RawIOBase):
         raise_for(status, self.name)
 
     def __del__(self) -> None:
-        handle = getattr(self, "_handle", ffi.NULL)
-        if handle == ffi.NULL:
+        if not hasattr(self, "_handle"):  # never opened, or freed already
             return
         # Frees the handle (closing the stream if still open); in a forked child,
         # only the child's copy of the handle.
-        self._handle = ffi.NULL
+        handle = self._handle
+        del self._handle
         lib.exitless_reader_free(handle)
 
     def _check_open(self) -> None:
@@ -590,7 +680,9 @@ class SealedSpillFile(io.RawIOBase):
     stream; from then on the file is read-only (writing raises
     :class:`io.UnsupportedOperation`)."""
 
-    def __init__(self, path: PathLike, key: KeyLike, context: bytes | str = b"", **options: object) -> None:
+    def __init__(
+        self, path: PathLike, key: KeyLike, context: bytes | str = b"", **options: Unpack[WriterOptions]
+    ) -> None:
         super().__init__()
         self._writer: SealedWriter | None = None
         self._reader: SealedReader | None = None
@@ -598,20 +690,8 @@ class SealedSpillFile(io.RawIOBase):
         self._context = context
         self.name = os.fsdecode(path)
         self.mode = "w+b"
-        self._read_options = {
-            k: options[k]
-            for k in (
-                "backend",
-                "queue_depth",
-                "direct",
-                "ocall_cycles",
-                "uring_spin_us",
-                "uring_sqpoll",
-                "faults",
-            )
-            if k in options
-        }
-        self._writer = SealedWriter(path, self._key, context, **options)  # type: ignore[arg-type]
+        self._read_options = _reader_part(options)
+        self._writer = SealedWriter(path, self._key, context, **options)
 
     def readable(self) -> bool:
         return True
@@ -622,7 +702,7 @@ class SealedSpillFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def write(self, b: Buffer) -> int:
+    def write(self, b: ReadableBuffer) -> int:
         if self._writer is None:
             self._check_open()
             raise io.UnsupportedOperation(
@@ -636,10 +716,10 @@ class SealedSpillFile(io.RawIOBase):
             writer, self._writer = self._writer, None
             assert writer is not None
             writer.close()
-            self._reader = SealedReader(self.name, self._key, self._context, **self._read_options)  # type: ignore[arg-type]
+            self._reader = SealedReader(self.name, self._key, self._context, **self._read_options)
         return self._reader
 
-    def readinto(self, b: Buffer) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
         return self._to_reading().readinto(b)
 
     def readall(self) -> bytes:
@@ -653,7 +733,7 @@ class SealedSpillFile(io.RawIOBase):
 
     def tell(self) -> int:
         self._check_open()
-        return self._writer.tell() if self._writer is not None else self._reader.tell()  # type: ignore[union-attr]
+        return self._phase().tell()
 
     def flush(self) -> None:
         self._check_open()
@@ -661,7 +741,15 @@ class SealedSpillFile(io.RawIOBase):
     def stats(self) -> dict[str, object]:
         """Counters of the current phase (writing, then reading); after ``close()``,
         of the last phase in all."""
-        return self._reader.stats() if self._reader is not None else self._writer.stats()  # type: ignore[union-attr]
+        return self._phase().stats()
+
+    def _phase(self) -> SealedWriter | SealedReader:
+        """The stream of the current phase: the writer, then (from the first read or
+        seek on) the reader."""
+        if self._reader is not None:
+            return self._reader
+        assert self._writer is not None, "the writer is let go of only when the reader opens"
+        return self._writer
 
     def close(self) -> None:
         if self.closed:
@@ -700,43 +788,39 @@ class SealedSpillFile(io.RawIOBase):
             raise ValueError(f"I/O operation on closed sealed spill file {self.name}")
 
 
-_Opts = dict[str, object]
-
-
 @overload
 def open_spill(
-    path: PathLike, mode: Literal["wb"], key: KeyLike, context: bytes | str = ..., **options: object
+    path: PathLike,
+    mode: Literal["wb"],
+    key: KeyLike,
+    context: bytes | str = ...,
+    **options: Unpack[WriterOptions],
 ) -> SealedWriter: ...
 @overload
 def open_spill(
-    path: PathLike, mode: Literal["rb"], key: KeyLike, context: bytes | str = ..., **options: object
+    path: PathLike,
+    mode: Literal["rb"],
+    key: KeyLike,
+    context: bytes | str = ...,
+    **options: Unpack[WriterOptions],
 ) -> SealedReader: ...
 @overload
 def open_spill(
-    path: PathLike, mode: Literal["w+b"], key: KeyLike, context: bytes | str = ..., **options: object
-) -> SealedSpillFile: ...
-
-
-def open_spill(
     path: PathLike,
-    mode: str,
+    mode: Literal["w+b"],
     key: KeyLike,
-    context: bytes | str = b"",
-    *,
-    segment_size: int = DEFAULT_SEGMENT_SIZE,
-    algorithm: str = "aes-256-gcm",
-    key_id: bytes | None = None,
-    sync: bool = False,
-    backend: str = "auto",
-    queue_depth: int = 8,
-    direct: bool | None = None,
-    ocall_cycles: int | None = None,
-    uring_spin_us: int | None = None,
-    uring_sqpoll: bool | None = None,
-    parallel: bool = True,
-    envelope: Buffer | None = None,
-    faults: str | None = None,
-    _insecure_fixed_randomness: tuple[bytes, bytes] | None = None,
+    context: bytes | str = ...,
+    **options: Unpack[WriterOptions],
+) -> SealedSpillFile: ...
+@overload
+def open_spill(
+    path: PathLike, mode: str, key: KeyLike, context: bytes | str = ..., **options: Unpack[WriterOptions]
+) -> SealedWriter | SealedReader | SealedSpillFile: ...
+
+
+@_keyword_options(_WRITER_KEYS)
+def open_spill(
+    path: PathLike, mode: str, key: KeyLike, context: bytes | str = b"", **options: Unpack[WriterOptions]
 ) -> SealedWriter | SealedReader | SealedSpillFile:
     """Open a sealed spill file.
 
@@ -786,32 +870,11 @@ def open_spill(
     """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
-    io_options: _Opts = {
-        "backend": backend,
-        "queue_depth": queue_depth,
-        "direct": direct,
-        "ocall_cycles": ocall_cycles,
-        "uring_spin_us": uring_spin_us,
-        "uring_sqpoll": uring_sqpoll,
-    }
-    if faults is not None:
-        io_options["faults"] = faults
-    writer_options: _Opts = {
-        "segment_size": segment_size,
-        "algorithm": algorithm,
-        "key_id": key_id,
-        "sync": sync,
-        "parallel": parallel,
-        "_insecure_fixed_randomness": _insecure_fixed_randomness,
-        **io_options,
-    }
-    if envelope is not None:
-        writer_options["envelope"] = envelope
     normalized = "".join(sorted(mode))
     if normalized == "bw":
-        return SealedWriter(path, key, context, **writer_options)  # type: ignore[arg-type]
+        return SealedWriter(path, key, context, **options)
     if normalized == "br":
-        return SealedReader(path, key, context, **io_options)  # type: ignore[arg-type]
+        return SealedReader(path, key, context, **_reader_part(options))
     if normalized == "+bw":
-        return SealedSpillFile(path, key, context, **writer_options)
+        return SealedSpillFile(path, key, context, **options)
     raise ValueError(f"unsupported mode {mode!r}: use 'wb', 'rb' or 'w+b' (sealed files are binary)")

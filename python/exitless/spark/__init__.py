@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..streams import BACKENDS
 from .hook import (
@@ -67,13 +68,17 @@ _EXECUTOR_ENV = "spark.executorEnv."
 ConfLike = TypeVar("ConfLike")
 
 
-def _accessors(target: Any) -> tuple[Any, Any]:
+_Get = Callable[[str], str | None]
+_Set = Callable[[str, str], object]
+
+
+def _accessors(target: object) -> tuple[_Get, _Set]:
     """(get(key) -> str | None, set(key, value)) for a SparkSession.Builder or SparkConf."""
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     if isinstance(target, SparkSession.Builder):
-        options: dict[str, Any] = target._options  # the Builder keeps its settings here (3.5 and 4.x)
+        options: dict[str, object] = target._options  # the Builder keeps its settings here (3.5 and 4.x)
 
         def get_builder(key: str) -> str | None:
             value = options.get(key)

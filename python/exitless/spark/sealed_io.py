@@ -64,7 +64,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Required, TypedDict, cast
 
 from .._errors import FormatError, IntegrityError
 
@@ -72,7 +72,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-__all__ = ["FORMATS", "MANIFEST", "MANIFEST_VERSION", "WRITE_ID_LEN", "SealedIO"]
+    from ..kms import Kms
+
+__all__ = ["FORMATS", "MANIFEST", "MANIFEST_VERSION", "WRITE_ID_LEN", "Manifest", "PartRecord", "SealedIO"]
 
 #: Dataset formats and their file name extensions.
 FORMATS = {"text": "txt", "csv": "csv", "json": "json"}
@@ -86,6 +88,36 @@ WRITE_ID_LEN = 16
 
 _PART_NAME = re.compile(r"part-\d{5,}\.(txt|csv|json)\.exls")
 _HEX = re.compile(r"[0-9a-f]+")
+
+
+class PartRecord(TypedDict):
+    """A part file as the manifest lists it (see the module docstring)."""
+
+    name: str
+    lines: int
+    bytes: int
+    sealed_header_sha256: str
+
+
+class Manifest(TypedDict):
+    """A dataset's manifest (version 2), as :meth:`SealedIO.manifest` returns it."""
+
+    version: int
+    write: str
+    format: str
+    header: bool
+    parts: list[PartRecord]
+
+
+class _Source(TypedDict, total=False):
+    """A sealed file for :func:`_read_lines`; a manifest's part has every key."""
+
+    path: Required[str]
+    context: Required[str]
+    write: str
+    digest: str
+    bytes: int | None
+    lines: int | None
 
 
 def _part_name(index: int, fmt: str) -> str:
@@ -130,7 +162,7 @@ def _write_part(
     header: str | None,
     index: int,
     lines: Iterable[str],
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[PartRecord]:
     """Runs on an executor: seals one partition's lines into one part file of the
     dataset write ``write_id``."""
     from ..kms import open_kms, open_sealed
@@ -138,20 +170,22 @@ def _write_part(
     name = _part_name(index, fmt)
     path = os.path.join(directory, name)
     count = 0
-    with open_kms(kms_uri) as kms:
-        with open_sealed(path, "wb", kms, _part_context(context, write_id, name)) as raw:
-            out = io.BufferedWriter(raw, 1 << 20)
-            if header is not None:
-                out.write(header.encode() + b"\n")
-            for line in lines:
-                out.write(line.encode() + b"\n")
-                count += 1
-            out.flush()
-            size = raw.tell()
+    with (
+        open_kms(kms_uri) as kms,
+        open_sealed(path, "wb", kms, _part_context(context, write_id, name)) as raw,
+    ):
+        out = io.BufferedWriter(raw, 1 << 20)
+        if header is not None:
+            out.write(header.encode() + b"\n")
+        for line in lines:
+            out.write(line.encode() + b"\n")
+            count += 1
+        out.flush()
+        size = raw.tell()
     yield {"name": name, "lines": count, "bytes": size, "sealed_header_sha256": _sealed_header_digest(path)}
 
 
-def _read_lines(kms_uri: str, skip_header: bool, source: dict[str, Any]) -> Iterator[str]:
+def _read_lines(kms_uri: str, skip_header: bool, source: _Source) -> Iterator[str]:
     """Runs on an executor: opens one sealed file and yields its lines. A manifest
     part (``digest``, ``bytes`` and ``lines`` set) must be the file the manifest's
     write produced (its sealed header's digest) and match the manifest's counts; its
@@ -183,9 +217,9 @@ def _read_lines(kms_uri: str, skip_header: bool, source: dict[str, Any]) -> Iter
         raise IntegrityError(f"{path}: {count} lines, the manifest says {want_lines}")
 
 
-def _check_manifest(doc: dict[str, Any], where: str) -> None:
-    """The shape of a version-2 manifest (it is authenticated: a bad shape is a
-    writer's bug or another program's file, hence FormatError)."""
+def _check_manifest(doc: dict[str, object], where: str) -> Manifest:
+    """``doc`` as a version-2 manifest, once its shape is checked (it is authenticated:
+    a bad shape is a writer's bug or another program's file, hence FormatError)."""
 
     def bad(why: str) -> FormatError:
         return FormatError(f"{where}: malformed manifest: {why}")
@@ -211,6 +245,8 @@ def _check_manifest(doc: dict[str, Any], where: str) -> None:
         digest = part.get("sealed_header_sha256")
         if not (isinstance(digest, str) and len(digest) == 64 and _HEX.fullmatch(digest)):
             raise bad(f"part {name}: 'sealed_header_sha256' must be 64 lowercase hex digits")
+    # Every key of Manifest and PartRecord was checked above (the version by the caller).
+    return cast(Manifest, doc)
 
 
 class SealedIO:
@@ -221,7 +257,7 @@ class SealedIO:
     >>> sio.read("/data/out", format="csv", schema=df.schema)        # doctest: +SKIP
     """
 
-    def __init__(self, spark: SparkSession, kms: str | Any, *, context: str = "") -> None:
+    def __init__(self, spark: SparkSession, kms: str | Kms, *, context: str = "") -> None:
         """``kms`` is a KMS URI or an opened :class:`exitless.kms.Kms` (its ``uri`` is
         what the executors open). ``context`` binds every part to this dataset role."""
         from ..kms import Kms, open_kms
@@ -249,7 +285,7 @@ class SealedIO:
         *,
         header: bool = True,
         mode: str = "error",
-    ) -> list[dict[str, Any]]:
+    ) -> list[PartRecord]:
         """Writes ``df`` as one sealed part per partition under the directory ``path``
         plus a sealed manifest; returns the manifest's part list. ``mode`` is
         ``"error"`` (the directory must not hold a dataset) or ``"overwrite"``."""
@@ -292,7 +328,7 @@ class SealedIO:
         return parts
 
     def _write_manifest(
-        self, directory: str, fmt: str, header: bool, write_id: str, parts: list[dict[str, Any]]
+        self, directory: str, fmt: str, header: bool, write_id: str, parts: list[PartRecord]
     ) -> None:
         from ..kms import open_kms, open_sealed
 
@@ -303,14 +339,15 @@ class SealedIO:
             "header": header,
             "parts": parts,
         }
-        with open_kms(self._kms_uri) as kms, open_sealed(
-            os.path.join(directory, MANIFEST), "wb", kms, _context(self._context, MANIFEST)
-        ) as f:
+        with (
+            open_kms(self._kms_uri) as kms,
+            open_sealed(os.path.join(directory, MANIFEST), "wb", kms, _context(self._context, MANIFEST)) as f,
+        ):
             f.write(json.dumps(doc, sort_keys=True).encode())
 
     # ------------------------------------------------------------------ read
 
-    def manifest(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+    def manifest(self, path: str | os.PathLike[str]) -> Manifest:
         """The dataset's manifest, authenticated (opened through the KMS) and checked:
         version 2 (:class:`exitless.FormatError` for version 1 or an unknown one), well
         formed, and every listed part present (:class:`exitless.IntegrityError`)."""
@@ -318,9 +355,11 @@ class SealedIO:
 
         directory = os.path.abspath(os.fspath(path))
         where = os.path.join(directory, MANIFEST)
-        with open_kms(self._kms_uri) as kms:
-            with open_sealed(where, "rb", kms, _context(self._context, MANIFEST)) as f:
-                raw = f.read()
+        with (
+            open_kms(self._kms_uri) as kms,
+            open_sealed(where, "rb", kms, _context(self._context, MANIFEST)) as f,
+        ):
+            raw = f.read()
         try:
             doc = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -336,11 +375,11 @@ class SealedIO:
             raise FormatError(
                 f"{where}: unknown manifest version {version!r} (this reader knows {MANIFEST_VERSION})"
             )
-        _check_manifest(doc, where)
-        for part in doc["parts"]:
+        manifest = _check_manifest(doc, where)
+        for part in manifest["parts"]:
             if not os.path.exists(os.path.join(directory, part["name"])):
                 raise IntegrityError(f"{directory}: part {part['name']} listed in the manifest is missing")
-        return doc  # type: ignore[no-any-return]
+        return manifest
 
     def read(
         self,
@@ -364,7 +403,7 @@ class SealedIO:
                 raise ValueError(f"{target} holds {doc['format']!r} parts, not {fmt!r}")
             has_header = bool(doc["header"])
             write_id = doc["write"]
-            sources = [
+            sources: list[_Source] = [
                 {
                     "path": os.path.join(target, p["name"]),
                     "context": _part_context(self._context, write_id, p["name"]),
@@ -392,9 +431,10 @@ class SealedIO:
             if names is None:
                 raise ValueError("a CSV dataset without a header needs a schema")
             schema = StructType([StructField(n, StringType()) for n in names])
-        return self._spark.read.csv(lines, schema=schema, header=False)
+        # PySpark's hints say str | list[str]; csv() also takes an RDD of CSV lines (documented).
+        return self._spark.read.csv(lines, schema=schema, header=False)  # type: ignore[arg-type]
 
-    def _header_names(self, sources: list[dict[str, Any]]) -> list[str] | None:
+    def _header_names(self, sources: list[_Source]) -> list[str] | None:
         """The column names in the first source's header line (read on the driver)."""
         if not sources:
             return None

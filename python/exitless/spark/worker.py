@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import atexit
 import runpy
-from typing import Any
+from typing import BinaryIO
 
 
-def main(infile: Any, outfile: Any) -> Any:
+def main(infile: BinaryIO, outfile: BinaryIO) -> None:
     """``pyspark.worker.main`` with the hook installed first."""
     from . import hook
 
@@ -26,7 +26,8 @@ def main(infile: Any, outfile: Any) -> Any:
     import pyspark.worker
 
     hook.wrap_worker_main(pyspark.worker)
-    return pyspark.worker.main(infile, outfile)  # type: ignore[no-untyped-call]
+    # pyspark.worker.main has no annotations (the rest of PySpark has).
+    pyspark.worker.main(infile, outfile)  # type: ignore[no-untyped-call]
 
 
 def _run() -> None:
