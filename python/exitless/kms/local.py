@@ -335,6 +335,7 @@ def _parse_keyring(
     # the whole document (every primary key) in ``doc``, a UnicodeDecodeError in
     # ``object``, and a chained exception would keep them alive.
     problem = None
+    doc: object = None
     try:
         doc = json.loads(bytes(raw).decode("utf-8"))
     except UnicodeDecodeError as e:

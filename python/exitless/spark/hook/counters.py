@@ -216,17 +216,25 @@ def iter_stats_files(stats_dir: str | os.PathLike[str]) -> Iterable[dict[str, An
             and entry.name.endswith(".json")
             and entry.is_file(follow_symlinks=False)
         ):
-            for attempt in range(50):  # a record being rewritten right now: read again
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                with _builtin_open(fd, "rb") as f:
-                    data = f.read(1 << 20)
-                try:
-                    record = json.loads(data)
-                    break
-                except ValueError:
-                    if attempt == 49:
-                        raise ValueError(
-                            f"{entry.path}: not a counters record ({len(data)} bytes of other data)"
-                        ) from None
-                    time.sleep(0.01)
-            yield record
+            yield _read_record(entry.path)
+
+
+def _read_record(path: str) -> Any:
+    """One counters record; a record being rewritten right now is read again."""
+    for _attempt in range(49):
+        data = _read_small(path)
+        try:
+            return json.loads(data)
+        except ValueError:
+            time.sleep(0.01)
+    data = _read_small(path)
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ValueError(f"{path}: not a counters record ({len(data)} bytes of other data)") from None
+
+
+def _read_small(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with _builtin_open(fd, "rb") as f:
+        return f.read(1 << 20)
