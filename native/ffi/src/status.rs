@@ -57,13 +57,16 @@ impl FfiError {
 impl From<exitless_spill::SpillError> for FfiError {
     fn from(e: exitless_spill::SpillError) -> Self {
         use exitless_spill::SpillError as E;
-        match e {
-            E::Format(m) => Self::new(EXITLESS_ERR_FORMAT, m),
-            E::Integrity(m) => Self::new(EXITLESS_ERR_INTEGRITY, m),
-            E::Io { errno, message } => Self { status: EXITLESS_ERR_IO, errno, message },
-            E::InvalidArgument(m) => Self::new(EXITLESS_ERR_INVALID_ARGUMENT, m),
-            E::Closed(m) => Self::new(EXITLESS_ERR_CLOSED, m),
-        }
+        let status = match &e {
+            E::Format { .. } => EXITLESS_ERR_FORMAT,
+            E::Integrity { .. } => EXITLESS_ERR_INTEGRITY,
+            E::Io { .. } | E::RejectedCompletion { .. } => EXITLESS_ERR_IO,
+            E::InvalidArgument { .. } => EXITLESS_ERR_INVALID_ARGUMENT,
+            E::Closed { .. } => EXITLESS_ERR_CLOSED,
+            // A class this ABI does not know yet: an IO failure of some kind.
+            _ => EXITLESS_ERR_IO,
+        };
+        Self { status, errno: e.errno().unwrap_or(0), message: e.to_string() }
     }
 }
 

@@ -69,6 +69,20 @@ pub enum Rejected {
     RingOverrun { available: usize, capacity: usize },
 }
 
+impl Rejected {
+    /// The slot whose operation in flight the completion answers, when it carried
+    /// that operation's exact `user_data` (so the slot is the one the trusted side
+    /// submitted on, and only the result was bad): [`TooLong`](Self::TooLong) and
+    /// [`UnknownErrno`](Self::UnknownErrno). `None` for the others, whose slot is
+    /// whatever the completion claimed.
+    pub const fn in_flight_slot(&self) -> Option<u32> {
+        match *self {
+            Self::TooLong { slot, .. } | Self::UnknownErrno { slot, .. } => Some(slot),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
