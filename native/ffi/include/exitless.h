@@ -232,10 +232,12 @@ typedef struct {
   /**
    * Tests only: a NUL-terminated fault-injection spec such as
    * `"enospc@segment=7"` or `"short@write=*,eintr@read=*"` (rules `FAULT@TARGET`;
-   * FAULT: enospc, eio, eintr, short; TARGET: segment=N, write=N, read=N, write=*,
-   * read=*, fsync): the stream's backend makes that operation fail, be
-   * interrupted or transfer only part of its bytes (docs/HARDENING.md). Null (the
-   * default): none. Read during the call that takes these options.
+   * FAULT: enospc, eio, eintr, short, forge; TARGET: segment=N, write=N, read=N,
+   * write=*, read=*, fsync): the stream's backend makes that operation fail, be
+   * interrupted or transfer only part of its bytes, or (forge, io_uring only, not
+   * fsync) forges its completion so that the validator rejects it
+   * (`EXITLESS_ERR_REJECTED_COMPLETION`; docs/HARDENING.md). Null (the default):
+   * none. Read during the call that takes these options.
    */
   const char *faults;
 } ExitlessOptions;
@@ -424,6 +426,16 @@ typedef struct {
  * stream); nothing was done, and the stream stays the opener's.
  */
 #define EXITLESS_ERR_WRONG_PROCESS 7
+
+/**
+ * The kernel returned a completion that fails validation (a forged or corrupt
+ * io_uring completion, or switchless worker result: a stale or unknown slot, more
+ * bytes than were requested, an errno no file operation returns): treat the host
+ * as hostile. Nothing of it was used, and the stream is done (a writer's file is
+ * incomplete and never reads back whole); the message says which completion and
+ * where. No errno (`exitless_last_error_errno` is 0): this is no disk failure.
+ */
+#define EXITLESS_ERR_REJECTED_COMPLETION 8
 
 /**
  * Header facts of `path` without a key: never authenticated, for display only.

@@ -104,10 +104,12 @@ pub struct ExitlessOptions {
     pub envelope_len: usize,
     /// Tests only: a NUL-terminated fault-injection spec such as
     /// `"enospc@segment=7"` or `"short@write=*,eintr@read=*"` (rules `FAULT@TARGET`;
-    /// FAULT: enospc, eio, eintr, short; TARGET: segment=N, write=N, read=N, write=*,
-    /// read=*, fsync): the stream's backend makes that operation fail, be
-    /// interrupted or transfer only part of its bytes (docs/HARDENING.md). Null (the
-    /// default): none. Read during the call that takes these options.
+    /// FAULT: enospc, eio, eintr, short, forge; TARGET: segment=N, write=N, read=N,
+    /// write=*, read=*, fsync): the stream's backend makes that operation fail, be
+    /// interrupted or transfer only part of its bytes, or (forge, io_uring only, not
+    /// fsync) forges its completion so that the validator rejects it
+    /// (`EXITLESS_ERR_REJECTED_COMPLETION`; docs/HARDENING.md). Null (the default):
+    /// none. Read during the call that takes these options.
     pub faults: *const c_char,
 }
 

@@ -208,6 +208,7 @@ class _Lib:
     EXITLESS_ERR_CLOSED: Final = 5
     EXITLESS_ERR_PANIC: Final = 6
     EXITLESS_ERR_WRONG_PROCESS: Final = 7
+    EXITLESS_ERR_REJECTED_COMPLETION: Final = 8
 
     def exitless_inspect(self, path: bytes, out: ExitlessFileInfoPtr, /) -> int: ...
     def exitless_sealed_len(self, plaintext_len: int, segment_size: int, out: Uint64Ptr, /) -> int: ...
