@@ -3,6 +3,7 @@ against native/ffi/include/exitless.h and the built native library, and run it."
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,3 +57,40 @@ def test_header_declares_every_exported_function() -> None:
     assert exported, "no exitless_ symbols exported"
     missing = {name for name in exported if f"{name}(" not in header}
     assert not missing, f"exported but not declared in exitless.h: {sorted(missing)}"
+
+
+def _header_struct_fields(header: str, name: str) -> list[tuple[str, str]]:
+    """``(type, field)`` of each field of the ``typedef struct { ... } name;`` in ``header``."""
+    match = re.search(r"typedef struct \{(?P<body>[^{}]*)\} " + name + ";", header)
+    assert match, f"exitless.h declares no struct {name}"
+    body = re.sub(r"/\*.*?\*/", "", match["body"], flags=re.S)
+    return [tuple(m.groups()) for m in re.finditer(r"(\w+)\s+(\w+)(?:\[\w+\])?;", body)]
+
+
+def test_stats_dicts_have_exactly_the_headers_fields(tmp_path: Path) -> None:
+    # The counters are defined once (exitless-io's Counters, ExitlessCounters in
+    # exitless.h, held by ExitlessStats::io); Python's keys come from the header.
+    import exitless
+
+    header = (ROOT / "native/ffi/include/exitless.h").read_text()
+    declared: list[str] = []
+    for ctype, field in _header_struct_fields(header, "ExitlessStats"):
+        if ctype == "ExitlessCounters":
+            declared += [name for _, name in _header_struct_fields(header, "ExitlessCounters")]
+        else:
+            declared.append(field)
+    assert "exits" in declared and "file_ops" in declared and "stream_syscalls" in declared, declared
+    assert len(declared) == len(set(declared)), declared
+    key = exitless.generate_key()
+    path = tmp_path / "s"
+    with exitless.open_spill(path, "wb", key, backend="sync") as f:
+        f.write(b"x" * 10_000)
+        while_open = f.stats()
+    with exitless.open_spill(path, "rb", key, backend="sync") as r:
+        r.read()
+        reading = r.stats()
+    expected = [*(n for n in declared if n not in ("backend", "direct")), "total_exits", "backend", "direct"]
+    for stats in (while_open, f.final_stats, reading, r.stats(), exitless.unlink(path, backend="sync")):
+        assert list(stats) == expected, stats
+    done = f.final_stats
+    assert done["segments"] == 1 and done["bytes"] > 10_000 and done["backend"] == "sync", done

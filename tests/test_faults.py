@@ -22,7 +22,7 @@ import time
 import pytest
 
 import exitless
-from exitless import FormatError, IntegrityError
+from exitless import FormatError, IntegrityError, RejectedCompletionError
 
 SEG = 4096
 # Segment 0 holds 4012 plaintext bytes (the header takes 68), the others 4080: 6 segments.
@@ -98,6 +98,30 @@ def test_bad_fault_specs_are_refused(tmp_path):
             _write(tmp_path / "x", "sync", spec)
     with pytest.raises(ValueError, match="fault injection"):
         exitless.open_spill("/dev/null", "wb", KEY, backend="null", faults="eio@segment=0")
+
+
+@pytest.mark.skipif("uring" not in BACKENDS, reason="io_uring is not available here")
+def test_a_forged_completion_raises_rejected_completion_error(tmp_path):
+    # ``forge``: the completion of that write or read claims one byte more than was
+    # asked for, as a hostile kernel would; io_uring's validator rejects it.
+    path = tmp_path / "forged"
+    with pytest.raises(RejectedCompletionError) as info:
+        _write(path, "uring", "forge@segment=2")
+    message = str(info.value)
+    assert str(path) in message and "segment 2" in message, message
+    assert "rejected a completion from the kernel" in message, message
+    assert isinstance(info.value, exitless.ExitlessError)
+    assert not isinstance(info.value, (OSError, IntegrityError)), type(info.value).__mro__
+    with pytest.raises((IntegrityError, FormatError, OSError)):
+        _read(path)  # the writer's file is incomplete
+    _write(path, "uring", None)
+    for k in range(3):
+        with pytest.raises(RejectedCompletionError, match="rejected a completion"):
+            _read(path, "uring", f"forge@read={k}")
+    assert _read(path, "uring") == DATA  # the next stream gets a ring that works
+    for backend in set(BACKENDS) - {"uring"}:
+        with pytest.raises(ValueError, match="forge"):
+            _write(tmp_path / backend, backend, "forge@write=0")
 
 
 _CHILD = r"""

@@ -95,7 +95,11 @@ fn expected(slots: &[SlotModel], user_data: u64, result: i32) -> Result<Outcome,
     }
     if result >= 0 {
         if result as u32 > requested {
-            return Err(Rejected::TooLong { slot, requested, reported: result });
+            return Err(Rejected::TooLong {
+                slot,
+                requested: u64::from(requested),
+                reported: i64::from(result),
+            });
         }
         Ok(Outcome::Done { slot, bytes: result as u32 })
     } else {

@@ -12,12 +12,19 @@ The Python face of the native core:
 - :func:`resources`, :func:`release_backends` — live handles, backends and buffers
   (leak checks), and releasing the pooled ones.
 - :class:`IntegrityError`, :class:`FormatError`, :class:`BackendUnavailableError`,
-  :class:`ForkedStreamError` (all :class:`ExitlessError`).
+  :class:`ForkedStreamError`, :class:`RejectedCompletionError` (all :class:`ExitlessError`).
 
 The byte format is specified in docs/FORMAT.md.
 """
 
-from ._errors import BackendUnavailableError, ExitlessError, ForkedStreamError, FormatError, IntegrityError
+from ._errors import (
+    BackendUnavailableError,
+    ExitlessError,
+    ForkedStreamError,
+    FormatError,
+    IntegrityError,
+    RejectedCompletionError,
+)
 from .keys import Key, generate_key
 from .memory import FileInfo, inspect, open_bytes, open_into, seal_bytes, seal_into, sealed_length
 from .streams import (
@@ -41,6 +48,7 @@ __all__ = [
     "FormatError",
     "IntegrityError",
     "Key",
+    "RejectedCompletionError",
     "SealedReader",
     "SealedSpillFile",
     "SealedWriter",

@@ -30,6 +30,24 @@ class FormatError(ExitlessError):
     """Not an exitless sealed stream, or a version or parameter this reader does not support."""
 
 
+class RejectedCompletionError(ExitlessError):
+    """The kernel returned a completion that fails validation: treat the host as hostile.
+
+    An io_uring completion (or a switchless worker's result) claimed something no
+    honest kernel reports: a stale, duplicated or invented operation, more bytes
+    than were asked for, an errno no file operation has. Nothing of it was used and
+    the stream is done: a writer's file is incomplete and never reads back whole.
+    The message names the file, the segment (where known) and what was wrong.
+
+    Deliberately neither an :class:`OSError` nor an :class:`IntegrityError`. Not an
+    OSError: that says the kernel honestly reported a failure (a full disk, EIO)
+    which callers may retry, clean up after or route elsewhere, and a generic
+    ``except OSError`` must not swallow a sign of a hostile host; there is no errno.
+    Not an IntegrityError: that is a verdict on sealed data (tampered, truncated,
+    wrong key), and the file may be fine; the channel to it is what failed.
+    """
+
+
 def raise_for(status: int, path: str | os.PathLike[str] | None = None) -> None:
     """Raise the Python exception for a non-zero native status (uses the thread's last error)."""
     from ._native import ffi, lib
@@ -50,4 +68,6 @@ def raise_for(status: int, path: str | os.PathLike[str] | None = None) -> None:
         raise ValueError(message)
     if status == lib.EXITLESS_ERR_WRONG_PROCESS:
         raise ForkedStreamError(message)
+    if status == lib.EXITLESS_ERR_REJECTED_COMPLETION:
+        raise RejectedCompletionError(message)
     raise ExitlessError(f"native error {status}: {message}")

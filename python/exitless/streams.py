@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from ._native import CData, ExitlessOptionsPtr, ExitlessReaderPtr, ExitlessStatsPtr, ExitlessWriterPtr
+    from ._native import (
+        CData,
+        CType,
+        ExitlessOptionsPtr,
+        ExitlessReaderPtr,
+        ExitlessStatsPtr,
+        ExitlessWriterPtr,
+    )
 
 _ALGORITHMS = {"aes-256-gcm": lib.EXITLESS_AES_256_GCM, "chacha20-poly1305": lib.EXITLESS_CHACHA20_POLY1305}
 ALGORITHM_NAMES = {v: k for k, v in _ALGORITHMS.items()}
@@ -405,25 +412,33 @@ def _attach_faults(opts: ExitlessOptionsPtr, faults: str | None) -> CData | None
     return buf
 
 
-_STAT_FIELDS = (
-    "exits",
-    "syscalls",
-    "uring_enters",
-    "sqpoll_wakeups",
-    "bytes",
-    "ops",
-    "completions_rejected",
-    "resubmits",
-    "fallbacks",
-    "file_ops",
-    "stream_syscalls",
-    "segments",
-    "plaintext_bytes",
-)
+def _leaf_fields(ctype: CType, prefix: tuple[str, ...] = ()) -> tuple[tuple[str, ...], ...]:
+    """The paths of a struct type's scalar fields, in order, nested structs flattened."""
+    paths: list[tuple[str, ...]] = []
+    for name, field in ctype.fields:
+        if field.type.kind == "struct":
+            paths.extend(_leaf_fields(field.type, (*prefix, name)))
+        else:
+            paths.append((*prefix, name))
+    return tuple(paths)
+
+
+# The stats dicts' counters are ``ExitlessStats``' fields as exitless.h declares them
+# (the backend's, ``io``, are exitless-io's ``Counters``, their one definition): their
+# paths in the struct, and the names of all but ``backend`` and ``direct``.
+_STAT_PATHS = {path[-1]: path for path in _leaf_fields(ffi.typeof("ExitlessStats"))}
+_STAT_FIELDS = tuple(name for name in _STAT_PATHS if name not in ("backend", "direct"))
+
+
+def _stat(raw: ExitlessStatsPtr, path: tuple[str, ...]) -> int:
+    value: object = raw
+    for part in path:
+        value = getattr(value, part)
+    return int(cast(int, value))
 
 
 def _stats_dict(raw: ExitlessStatsPtr) -> dict[str, object]:
-    counts = {name: int(getattr(raw, name)) for name in _STAT_FIELDS}
+    counts = {name: _stat(raw, _STAT_PATHS[name]) for name in _STAT_FIELDS}
     out: dict[str, object] = {**counts, "total_exits": counts["exits"] + counts["stream_syscalls"]}
     out["backend"] = _BACKEND_NAMES[raw.backend]
     out["direct"] = bool(raw.direct)

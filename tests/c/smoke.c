@@ -32,7 +32,17 @@ int main(int argc, char **argv) {
     CHECK(exitless_writer_write(w, data, 12345), EXITLESS_OK);
     CHECK(exitless_writer_write(w, data + 12345, sizeof data - 12345), EXITLESS_OK);
     CHECK(exitless_writer_finish(w), EXITLESS_OK);
+    ExitlessStats stats;
+    CHECK(exitless_writer_stats(w, &stats), EXITLESS_OK);
     exitless_writer_free(w);
+    /* The backend's counters are `stats.io` (ExitlessCounters), the stream's own beside them. */
+    if (stats.io.bytes < sizeof data || stats.io.ops == 0 || stats.io.completions_rejected != 0 ||
+        stats.segments < sizeof data / 4096) {
+        fprintf(stderr, "unexpected stats: %llu bytes, %llu ops, %llu segments\n",
+                (unsigned long long)stats.io.bytes, (unsigned long long)stats.io.ops,
+                (unsigned long long)stats.segments);
+        return 1;
+    }
 
     ExitlessReader *r = NULL;
     size_t n = 0;

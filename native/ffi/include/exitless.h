@@ -232,10 +232,12 @@ typedef struct {
   /**
    * Tests only: a NUL-terminated fault-injection spec such as
    * `"enospc@segment=7"` or `"short@write=*,eintr@read=*"` (rules `FAULT@TARGET`;
-   * FAULT: enospc, eio, eintr, short; TARGET: segment=N, write=N, read=N, write=*,
-   * read=*, fsync): the stream's backend makes that operation fail, be
-   * interrupted or transfer only part of its bytes (docs/HARDENING.md). Null (the
-   * default): none. Read during the call that takes these options.
+   * FAULT: enospc, eio, eintr, short, forge; TARGET: segment=N, write=N, read=N,
+   * write=*, read=*, fsync): the stream's backend makes that operation fail, be
+   * interrupted or transfer only part of its bytes, or (forge, io_uring only, not
+   * fsync) forges its completion so that the validator rejects it
+   * (`EXITLESS_ERR_REJECTED_COMPLETION`; docs/HARDENING.md). Null (the default):
+   * none. Read during the call that takes these options.
    */
   const char *faults;
 } ExitlessOptions;
@@ -316,51 +318,69 @@ typedef Handle_SpillWriter ExitlessWriter;
 typedef Handle_SpillReader ExitlessReader;
 
 /**
- * What a stream did: its backend's counters plus its own system calls.
+ * What a backend did, for the benchmarks and the exit-count tests.
+ *
+ * The one definition of these counters (exitless-io's `Counters`): `#[repr(C)]`
+ * and all `u64`, it is the C ABI's `ExitlessCounters` too (cbindgen emits it into
+ * exitless.h; `ExitlessStats::io` holds it), and Python's `stats()` keys are its
+ * field names, read from that declaration. A new counter is added to the Rust
+ * struct only (and to `zip_with`, which the compiler enforces).
  */
 typedef struct {
   /**
-   * Enclave exits by the backend (modeled OCALLs, or `io_uring_enter` and register calls).
+   * Enclave exits (modeled OCALLs, or real syscalls that would be exits: `io_uring_enter`).
    */
   uint64_t exits;
   /**
-   * System calls by the backend on the data path.
+   * System calls made on the data path.
    */
   uint64_t syscalls;
   /**
-   * `io_uring_enter` calls.
+   * `io_uring_enter` calls (a subset of `syscalls`).
    */
   uint64_t uring_enters;
   /**
-   * SQPOLL thread wake-ups.
+   * SQPOLL thread wake-ups requested (each is one `io_uring_enter`).
    */
   uint64_t sqpoll_wakeups;
   /**
-   * Bytes the backend moved.
+   * Payload bytes read and written.
    */
   uint64_t bytes;
   /**
-   * Operations the backend completed.
+   * Operations completed (segments, plus fsyncs).
    */
   uint64_t ops;
   /**
-   * Completions rejected by the validator.
+   * Completions rejected by the validator (forged or corrupt).
    */
   uint64_t completions_rejected;
   /**
-   * Short transfers resubmitted.
+   * Short transfers that were resubmitted for the remainder.
    */
   uint64_t resubmits;
   /**
-   * Switchless requests that fell back to an exit.
+   * Switchless requests that fell back to a modeled exit.
    */
   uint64_t fallbacks;
   /**
-   * The file's lifecycle through the backend: open, stat, allocate, truncate,
-   * close (on io_uring, ring operations; elsewhere system calls, each an exit in
-   * an enclave and counted in `exits` by the OCALL model).
+   * File-lifecycle operations ([`FileOp`]: open, close, unlink, stat, truncate,
+   * allocate), wherever they ran: on the ring (no exit) or as system calls (one
+   * exit each in an enclave, charged by the OCALL model).
    */
   uint64_t file_ops;
+} ExitlessCounters;
+
+/**
+ * What a stream did: its backend's counters (`io`; `ExitlessCounters`) plus its
+ * own system calls and what it sealed or opened. The counters start the struct,
+ * so every field lies where it lay when they were spelled out here.
+ */
+typedef struct {
+  /**
+   * The backend's counters (`ExitlessCounters`: exits, system calls, bytes, …).
+   */
+  ExitlessCounters io;
   /**
    * System calls of the stream itself, outside its backend (fcntl to turn to
    * O_DIRECT, lseek for holes), each an exit in an enclave.
@@ -424,6 +444,16 @@ typedef struct {
  * stream); nothing was done, and the stream stays the opener's.
  */
 #define EXITLESS_ERR_WRONG_PROCESS 7
+
+/**
+ * The kernel returned a completion that fails validation (a forged or corrupt
+ * io_uring completion, or switchless worker result: a stale or unknown slot, more
+ * bytes than were requested, an errno no file operation returns): treat the host
+ * as hostile. Nothing of it was used, and the stream is done (a writer's file is
+ * incomplete and never reads back whole); the message says which completion and
+ * where. No errno (`exitless_last_error_errno` is 0): this is no disk failure.
+ */
+#define EXITLESS_ERR_REJECTED_COMPLETION 8
 
 /**
  * Header facts of `path` without a key: never authenticated, for display only.

@@ -301,7 +301,11 @@ mod tests {
         let h = Handle::boxed(
             Stream(dropped.clone()),
             "stream",
-            |_, closing| ExitlessStats { segments: 7, file_ops: u64::from(closing), ..Default::default() },
+            |_, closing| ExitlessStats {
+                segments: 7,
+                io: exitless_io::Counters { file_ops: u64::from(closing), ..Default::default() },
+                ..Default::default()
+            },
             &LIVE,
         );
         // SAFETY: `h` is live until the free at the end.
@@ -311,7 +315,7 @@ mod tests {
             assert!(close(h.cast_const(), "stream").unwrap());
             assert!(dropped.load(SeqCst));
             let after = stats(h.cast_const(), "stream").unwrap();
-            assert_eq!((after.segments, after.file_ops), (7, 1), "kept at close, taken after closing");
+            assert_eq!((after.segments, after.io.file_ops), (7, 1), "kept at close, taken after closing");
             assert!(!close(h.cast_const(), "stream").unwrap());
             assert_eq!(enter(h.cast_const(), "stream").err().unwrap().status, EXITLESS_ERR_CLOSED);
             assert!(!free(h));

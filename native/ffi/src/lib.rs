@@ -3,7 +3,9 @@
 //! Every function returns an [`ExitlessStatus`] (0 = success); on failure
 //! [`exitless_last_error_message`] says what went wrong and where (path, segment),
 //! never with key bytes, and [`exitless_last_error_errno`] carries the errno of an
-//! IO error. Handles are opaque; each is internally locked, so a caller that shares
+//! IO error. A completion the io_uring (or switchless) validator rejects — the host
+//! forged or corrupted it — is `EXITLESS_ERR_REJECTED_COMPLETION`, never an IO
+//! error. Handles are opaque; each is internally locked, so a caller that shares
 //! one across threads gets serialized calls, not a data race; `close` or `free`
 //! racing a call is safe (the call finishes first, or fails with
 //! `EXITLESS_ERR_CLOSED`); and a handle used from a process other than its opener
@@ -36,6 +38,6 @@ pub use options::*;
 pub use status::{
     exitless_last_error_errno, exitless_last_error_message, ExitlessStatus, EXITLESS_ERR_CLOSED,
     EXITLESS_ERR_FORMAT, EXITLESS_ERR_INTEGRITY, EXITLESS_ERR_INVALID_ARGUMENT, EXITLESS_ERR_IO,
-    EXITLESS_ERR_PANIC, EXITLESS_ERR_WRONG_PROCESS, EXITLESS_OK,
+    EXITLESS_ERR_PANIC, EXITLESS_ERR_REJECTED_COMPLETION, EXITLESS_ERR_WRONG_PROCESS, EXITLESS_OK,
 };
 pub use streams::*;

@@ -104,10 +104,12 @@ pub struct ExitlessOptions {
     pub envelope_len: usize,
     /// Tests only: a NUL-terminated fault-injection spec such as
     /// `"enospc@segment=7"` or `"short@write=*,eintr@read=*"` (rules `FAULT@TARGET`;
-    /// FAULT: enospc, eio, eintr, short; TARGET: segment=N, write=N, read=N, write=*,
-    /// read=*, fsync): the stream's backend makes that operation fail, be
-    /// interrupted or transfer only part of its bytes (docs/HARDENING.md). Null (the
-    /// default): none. Read during the call that takes these options.
+    /// FAULT: enospc, eio, eintr, short, forge; TARGET: segment=N, write=N, read=N,
+    /// write=*, read=*, fsync): the stream's backend makes that operation fail, be
+    /// interrupted or transfer only part of its bytes, or (forge, io_uring only, not
+    /// fsync) forges its completion so that the validator rejects it
+    /// (`EXITLESS_ERR_REJECTED_COMPLETION`; docs/HARDENING.md). Null (the default):
+    /// none. Read during the call that takes these options.
     pub faults: *const c_char,
 }
 
@@ -155,32 +157,18 @@ impl Default for ExitlessFileInfo {
     }
 }
 
-/// What a stream did: its backend's counters plus its own system calls.
+/// What a backend did: exitless-io's `Counters`, the one definition of these
+/// counters, named `ExitlessCounters` in C (cbindgen.toml renames it).
+pub use exitless_io::Counters;
+
+/// What a stream did: its backend's counters (`io`; `ExitlessCounters`) plus its
+/// own system calls and what it sealed or opened. The counters start the struct,
+/// so every field lies where it lay when they were spelled out here.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExitlessStats {
-    /// Enclave exits by the backend (modeled OCALLs, or `io_uring_enter` and register calls).
-    pub exits: u64,
-    /// System calls by the backend on the data path.
-    pub syscalls: u64,
-    /// `io_uring_enter` calls.
-    pub uring_enters: u64,
-    /// SQPOLL thread wake-ups.
-    pub sqpoll_wakeups: u64,
-    /// Bytes the backend moved.
-    pub bytes: u64,
-    /// Operations the backend completed.
-    pub ops: u64,
-    /// Completions rejected by the validator.
-    pub completions_rejected: u64,
-    /// Short transfers resubmitted.
-    pub resubmits: u64,
-    /// Switchless requests that fell back to an exit.
-    pub fallbacks: u64,
-    /// The file's lifecycle through the backend: open, stat, allocate, truncate,
-    /// close (on io_uring, ring operations; elsewhere system calls, each an exit in
-    /// an enclave and counted in `exits` by the OCALL model).
-    pub file_ops: u64,
+    /// The backend's counters (`ExitlessCounters`: exits, system calls, bytes, …).
+    pub io: Counters,
     /// System calls of the stream itself, outside its backend (fcntl to turn to
     /// O_DIRECT, lseek for holes), each an exit in an enclave.
     pub stream_syscalls: u64,
@@ -338,18 +326,19 @@ pub(crate) fn spill_options(opts: &Options) -> FfiResult<SpillOptions> {
     })
 }
 
+// The counters begin the stats, as plain u64s: a C or cffi caller that reads
+// `io.exits` reads the bytes Rust wrote there (the header is cbindgen's, checked by
+// tests/header.rs; `stats_carry_the_counters_in_order` below checks the values).
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(offset_of!(ExitlessStats, io) == 0);
+    assert!(offset_of!(ExitlessStats, stream_syscalls) == size_of::<Counters>());
+    assert!(size_of::<Counters>() % size_of::<u64>() == 0 && align_of::<Counters>() == align_of::<u64>());
+};
+
 pub(crate) fn stats(s: StreamStats, backend: BackendKind) -> ExitlessStats {
     ExitlessStats {
-        exits: s.io.exits,
-        syscalls: s.io.syscalls,
-        uring_enters: s.io.uring_enters,
-        sqpoll_wakeups: s.io.sqpoll_wakeups,
-        bytes: s.io.bytes,
-        ops: s.io.ops,
-        completions_rejected: s.io.completions_rejected,
-        resubmits: s.io.resubmits,
-        fallbacks: s.io.fallbacks,
-        file_ops: s.io.file_ops,
+        io: s.io,
         stream_syscalls: s.stream_syscalls,
         segments: s.segments,
         plaintext_bytes: s.plaintext_bytes,
@@ -367,4 +356,29 @@ pub(crate) fn stats(s: StreamStats, backend: BackendKind) -> ExitlessStats {
 pub unsafe extern "C" fn exitless_options_default(options: *mut ExitlessOptions) -> ExitlessStatus {
     // SAFETY: forwarded contract.
     guard(|| unsafe { crate::args::put(options, DEFAULT_OPTIONS, "options") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_carry_the_counters_first_where_the_abi_had_them() {
+        let io = Counters { exits: 1, ops: 6, file_ops: 10, ..Counters::default() };
+        let s = stats(
+            StreamStats { io, stream_syscalls: 7, segments: 8, plaintext_bytes: 9, direct: true },
+            BackendKind::Uring,
+        );
+        let n = std::mem::size_of::<Counters>() / std::mem::size_of::<u64>();
+        // SAFETY: `ExitlessStats` is `repr(C)` and starts with `Counters`, `repr(C)`
+        // and of u64 fields only (the assertions above: no padding, u64 alignment),
+        // so its first `n` u64s are initialized, and live as long as `s`.
+        let words = unsafe { std::slice::from_raw_parts(std::ptr::from_ref(&s).cast::<u64>(), n) };
+        // Where the C ABI had them when they were spelled out in ExitlessStats: exits
+        // at offset 0, ops at 40, file_ops at 72 (a new counter goes after them).
+        assert_eq!((words[0], words[5], words[9]), (1, 6, 10));
+        assert_eq!(s.io, io);
+        assert_eq!((s.stream_syscalls, s.segments, s.plaintext_bytes), (7, 8, 9));
+        assert_eq!((s.backend, s.direct), (EXITLESS_BACKEND_URING, 1));
+    }
 }

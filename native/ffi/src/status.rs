@@ -27,6 +27,13 @@ pub const EXITLESS_ERR_PANIC: ExitlessStatus = 6;
 /// The handle belongs to another process (a forked child used its parent's
 /// stream); nothing was done, and the stream stays the opener's.
 pub const EXITLESS_ERR_WRONG_PROCESS: ExitlessStatus = 7;
+/// The kernel returned a completion that fails validation (a forged or corrupt
+/// io_uring completion, or switchless worker result: a stale or unknown slot, more
+/// bytes than were requested, an errno no file operation returns): treat the host
+/// as hostile. Nothing of it was used, and the stream is done (a writer's file is
+/// incomplete and never reads back whole); the message says which completion and
+/// where. No errno (`exitless_last_error_errno` is 0): this is no disk failure.
+pub const EXITLESS_ERR_REJECTED_COMPLETION: ExitlessStatus = 8;
 
 /// An error on its way to the C caller.
 #[derive(Debug)]
@@ -57,13 +64,17 @@ impl FfiError {
 impl From<exitless_spill::SpillError> for FfiError {
     fn from(e: exitless_spill::SpillError) -> Self {
         use exitless_spill::SpillError as E;
-        match e {
-            E::Format(m) => Self::new(EXITLESS_ERR_FORMAT, m),
-            E::Integrity(m) => Self::new(EXITLESS_ERR_INTEGRITY, m),
-            E::Io { errno, message } => Self { status: EXITLESS_ERR_IO, errno, message },
-            E::InvalidArgument(m) => Self::new(EXITLESS_ERR_INVALID_ARGUMENT, m),
-            E::Closed(m) => Self::new(EXITLESS_ERR_CLOSED, m),
-        }
+        let status = match &e {
+            E::Format { .. } => EXITLESS_ERR_FORMAT,
+            E::Integrity { .. } => EXITLESS_ERR_INTEGRITY,
+            E::Io { .. } => EXITLESS_ERR_IO,
+            E::RejectedCompletion { .. } => EXITLESS_ERR_REJECTED_COMPLETION,
+            E::InvalidArgument { .. } => EXITLESS_ERR_INVALID_ARGUMENT,
+            E::Closed { .. } => EXITLESS_ERR_CLOSED,
+            // A class this ABI does not know yet: an IO failure of some kind.
+            _ => EXITLESS_ERR_IO,
+        };
+        Self { status, errno: e.errno().unwrap_or(0), message: e.to_string() }
     }
 }
 

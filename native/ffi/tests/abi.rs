@@ -395,3 +395,62 @@ fn envelope_makes_version_2_and_inspect_returns_it() {
     // SAFETY: out pointer valid.
     assert_eq!(unsafe { exitless_sealed_len_envelope(0, 4096, 1025, &mut n) }, EXITLESS_ERR_INVALID_ARGUMENT);
 }
+
+#[test]
+fn a_forged_completion_is_its_own_status_with_a_message_and_no_errno() {
+    if exitless_uring_available() != EXITLESS_OK {
+        eprintln!("skipped: io_uring is not available here ({})", last_error());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forged").to_str().unwrap().to_owned();
+    let p = CString::new(path.as_str()).unwrap();
+    let forge = |spec: &str, backend: u8| {
+        let spec = CString::new(spec).unwrap();
+        let mut o = options(4096);
+        o.backend = backend;
+        (o, spec)
+    };
+    // A writer whose second segment's completion claims one byte more than was
+    // written (fault injection `forge`): the validator rejects it.
+    let (mut o, spec) = forge("forge@segment=1", EXITLESS_BACKEND_URING);
+    o.faults = spec.as_ptr();
+    let mut w = ptr::null_mut();
+    // SAFETY: every pointer is valid for the stated lengths; `spec` outlives the call.
+    let st = unsafe { exitless_writer_open(p.as_ptr(), KEY.as_ptr(), 32, ptr::null(), 0, &o, &mut w) };
+    assert_eq!(st, EXITLESS_OK, "{}", last_error());
+    let data = vec![7u8; 20_000];
+    // SAFETY: `w` is live; `data` is readable.
+    unsafe {
+        let mut st = exitless_writer_write(w, data.as_ptr(), data.len());
+        if st == EXITLESS_OK {
+            st = exitless_writer_finish(w);
+        }
+        assert_eq!(st, EXITLESS_ERR_REJECTED_COMPLETION, "{}", last_error());
+        assert_eq!(exitless_last_error_errno(), 0, "no errno: this is no disk failure");
+        let message = last_error();
+        assert!(message.contains(&path) && message.contains("segment 1"), "{message}");
+        assert!(message.contains("rejected a completion from the kernel"), "{message}");
+        assert_eq!(exitless_writer_write(w, data.as_ptr(), 1), EXITLESS_ERR_CLOSED);
+        exitless_writer_free(w);
+    }
+    assert!(open_reader(&path, &KEY, b"").is_err(), "the file never reads back whole");
+
+    // A reader whose first read is forged.
+    write_file(&path, &data, 4096);
+    let (mut o, spec) = forge("forge@read=0", EXITLESS_BACKEND_URING);
+    o.faults = spec.as_ptr();
+    let mut r = ptr::null_mut();
+    // SAFETY: every pointer is valid for the stated lengths.
+    let st = unsafe { exitless_reader_open(p.as_ptr(), KEY.as_ptr(), 32, b"ctx".as_ptr(), 3, &o, &mut r) };
+    assert_eq!(st, EXITLESS_ERR_REJECTED_COMPLETION, "{}", last_error());
+    assert!(last_error().contains(&path), "{}", last_error());
+
+    // No other backend takes a forgery: its completions pass no validator.
+    let (mut o, spec) = forge("forge@write=0", EXITLESS_BACKEND_SYNC);
+    o.faults = spec.as_ptr();
+    // SAFETY: as above.
+    let st = unsafe { exitless_writer_open(p.as_ptr(), KEY.as_ptr(), 32, ptr::null(), 0, &o, &mut w) };
+    assert_eq!(st, EXITLESS_ERR_INVALID_ARGUMENT, "{}", last_error());
+    assert!(last_error().contains("forge"), "{}", last_error());
+}

@@ -65,6 +65,13 @@ pub struct Completion {
 }
 
 /// What a backend did, for the benchmarks and the exit-count tests.
+///
+/// The one definition of these counters (exitless-io's `Counters`): `#[repr(C)]`
+/// and all `u64`, it is the C ABI's `ExitlessCounters` too (cbindgen emits it into
+/// exitless.h; `ExitlessStats::io` holds it), and Python's `stats()` keys are its
+/// field names, read from that declaration. A new counter is added to the Rust
+/// struct only (and to `zip_with`, which the compiler enforces).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Enclave exits (modeled OCALLs, or real syscalls that would be exits: `io_uring_enter`).
@@ -92,34 +99,31 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// `f` of `self`'s and `other`'s values, field by field: the one place besides
+    /// the definition that names every field.
+    fn zip_with(&self, other: &Counters, f: impl Fn(u64, u64) -> u64) -> Counters {
+        Counters {
+            exits: f(self.exits, other.exits),
+            syscalls: f(self.syscalls, other.syscalls),
+            uring_enters: f(self.uring_enters, other.uring_enters),
+            sqpoll_wakeups: f(self.sqpoll_wakeups, other.sqpoll_wakeups),
+            bytes: f(self.bytes, other.bytes),
+            ops: f(self.ops, other.ops),
+            completions_rejected: f(self.completions_rejected, other.completions_rejected),
+            resubmits: f(self.resubmits, other.resubmits),
+            fallbacks: f(self.fallbacks, other.fallbacks),
+            file_ops: f(self.file_ops, other.file_ops),
+        }
+    }
+
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Counters) {
-        self.exits += other.exits;
-        self.syscalls += other.syscalls;
-        self.uring_enters += other.uring_enters;
-        self.sqpoll_wakeups += other.sqpoll_wakeups;
-        self.bytes += other.bytes;
-        self.ops += other.ops;
-        self.completions_rejected += other.completions_rejected;
-        self.resubmits += other.resubmits;
-        self.fallbacks += other.fallbacks;
-        self.file_ops += other.file_ops;
+        *self = self.zip_with(other, |a, b| a + b);
     }
 
     /// `self - earlier`, field by field (a backend is reused across streams).
     pub fn since(&self, earlier: &Counters) -> Counters {
-        Counters {
-            exits: self.exits - earlier.exits,
-            syscalls: self.syscalls - earlier.syscalls,
-            uring_enters: self.uring_enters - earlier.uring_enters,
-            sqpoll_wakeups: self.sqpoll_wakeups - earlier.sqpoll_wakeups,
-            bytes: self.bytes - earlier.bytes,
-            ops: self.ops - earlier.ops,
-            completions_rejected: self.completions_rejected - earlier.completions_rejected,
-            resubmits: self.resubmits - earlier.resubmits,
-            fallbacks: self.fallbacks - earlier.fallbacks,
-            file_ops: self.file_ops - earlier.file_ops,
-        }
+        self.zip_with(earlier, |a, b| a - b)
     }
 }
 

@@ -18,9 +18,17 @@
 //! - `eintr`: the attempt fails with EINTR and moves no bytes; backends retry it.
 //! - `short`: the attempt moves only about half the bytes (rounded down to 512, so
 //!   O_DIRECT stays aligned); backends resubmit the remainder.
+//! - `forge`: the attempt's completion is forged as a hostile kernel would forge
+//!   it: it claims one byte more than was requested. The validator rejects it, the
+//!   backend refuses all further work, and the stream fails with a
+//!   [`RejectedCompletion`](crate::error::RejectedCompletion). Only io_uring, whose
+//!   completions pass the validator, applies it ([`FaultPlan::next_injection`]);
+//!   the other backends pass it by ([`FaultPlan::next`]), and the spill streams
+//!   refuse a plan that forges on them ([`FaultPlan::forges`]). Reads and writes
+//!   only, not fsync.
 //!
 //! Spec syntax (comma-separated rules): `FAULT@TARGET` with FAULT one of `enospc`,
-//! `eio`, `eintr`, `short`, and TARGET one of `segment=N` or `write=N` (the N-th
+//! `eio`, `eintr`, `short`, `forge`, and TARGET one of `segment=N` or `write=N` (the N-th
 //! write of the stream, counting from 0: a writer writes segment N as its N-th
 //! write while the stream is short; past its first MiB, one write carries many
 //! segments), `read=N` (the N-th read; a reader of a short stream first reads the
@@ -76,11 +84,21 @@ pub enum Target {
     Fsync,
 }
 
+/// What a rule does to the operations it hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injection {
+    /// A fault every syscall backend applies where it meets the kernel.
+    Fault(Fault),
+    /// A forged completion, which the validator must reject (io_uring only; see
+    /// the module documentation).
+    Forge,
+}
+
 /// One `FAULT@TARGET` rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rule {
     /// What happens.
-    pub fault: Fault,
+    pub injection: Injection,
     /// To which operations.
     pub target: Target,
 }
@@ -91,12 +109,13 @@ pub fn parse(spec: &str) -> Result<Vec<Rule>, String> {
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (fault, target) =
             part.split_once('@').ok_or_else(|| format!("fault rule {part:?} is not FAULT@TARGET"))?;
-        let fault = match fault.trim() {
-            "enospc" => Fault::Errno(errno::ENOSPC),
-            "eio" => Fault::Errno(errno::EIO),
-            "eintr" => Fault::Errno(errno::EINTR),
-            "short" => Fault::Short,
-            other => return Err(format!("unknown fault {other:?} (enospc, eio, eintr, short)")),
+        let injection = match fault.trim() {
+            "enospc" => Injection::Fault(Fault::Errno(errno::ENOSPC)),
+            "eio" => Injection::Fault(Fault::Errno(errno::EIO)),
+            "eintr" => Injection::Fault(Fault::Errno(errno::EINTR)),
+            "short" => Injection::Fault(Fault::Short),
+            "forge" => Injection::Forge,
+            other => return Err(format!("unknown fault {other:?} (enospc, eio, eintr, short, forge)")),
         };
         let target = match target.trim().split_once('=') {
             None if target.trim() == "fsync" => Target::Fsync,
@@ -116,7 +135,10 @@ pub fn parse(spec: &str) -> Result<Vec<Rule>, String> {
                 ))
             }
         };
-        rules.push(Rule { fault, target });
+        if injection == Injection::Forge && target == Target::Fsync {
+            return Err(format!("fault rule {part:?}: forge applies to reads and writes, not fsync"));
+        }
+        rules.push(Rule { injection, target });
     }
     if rules.is_empty() {
         return Err(format!("fault spec {spec:?} has no rules"));
@@ -152,31 +174,55 @@ impl FaultPlan {
     }
 
     /// Counts one read or write starting now; returns the fault to inject into it.
+    /// A backend whose completions pass no validator calls this: a `forge` rule
+    /// passes it by (nothing injected).
     pub fn next(&self, op: OpKind) -> Option<Fault> {
+        match self.hit(op)?.injection {
+            Injection::Fault(fault) => self.count(fault),
+            Injection::Forge => None,
+        }
+    }
+
+    /// As [`next`](Self::next), for a backend that validates its completions
+    /// (io_uring): a `forge` rule is injected too.
+    pub fn next_injection(&self, op: OpKind) -> Option<Injection> {
+        let injection = self.hit(op)?.injection;
+        self.count(injection)
+    }
+
+    /// Whether a rule forges completions (which only io_uring applies).
+    pub fn forges(&self) -> bool {
+        self.rules.iter().any(|r| r.injection == Injection::Forge)
+    }
+
+    /// Counts one read or write starting now; returns the rule that hits it.
+    fn hit(&self, op: OpKind) -> Option<&Rule> {
         let (counter, all) = match op {
             OpKind::Write => (&self.writes, Target::AllWrites),
             OpKind::Read => (&self.reads, Target::AllReads),
         };
         let n = counter.fetch_add(1, Relaxed);
-        let hit = self.rules.iter().find(|r| {
+        self.rules.iter().find(|r| {
             r.target == all
                 || match (op, r.target) {
                     (OpKind::Write, Target::Write(k)) | (OpKind::Read, Target::Read(k)) => k == n,
                     _ => false,
                 }
-        });
-        self.count(hit)
+        })
     }
 
     /// An fsync starting now: the fault to inject into it.
     pub fn next_fsync(&self) -> Option<Fault> {
-        self.count(self.rules.iter().find(|r| r.target == Target::Fsync))
+        // `parse` admits no forge rule for fsync.
+        match self.rules.iter().find(|r| r.target == Target::Fsync)?.injection {
+            Injection::Fault(fault) => self.count(fault),
+            Injection::Forge => None,
+        }
     }
 
-    fn count(&self, hit: Option<&Rule>) -> Option<Fault> {
-        let fault = hit.map(|r| r.fault)?;
+    fn count<T>(&self, injected: T) -> Option<T> {
         self.injected.fetch_add(1, Relaxed);
-        Some(fault)
+        Some(injected)
     }
 
     /// Faults injected so far.
@@ -194,6 +240,12 @@ impl FaultPlan {
 #[cfg(feature = "std")]
 pub(crate) fn next(plan: &Option<alloc::sync::Arc<FaultPlan>>, op: OpKind) -> Option<Fault> {
     plan.as_ref().and_then(|p| p.next(op))
+}
+
+/// What to inject into the next operation of kind `op` (a forgery too), if `plan` is set.
+#[cfg(feature = "std")]
+pub(crate) fn next_injection(plan: &Option<alloc::sync::Arc<FaultPlan>>, op: OpKind) -> Option<Injection> {
+    plan.as_ref().and_then(|p| p.next_injection(op))
 }
 
 #[cfg(test)]
@@ -214,9 +266,25 @@ mod tests {
         assert_eq!(plan.next(OpKind::Write), Some(Fault::Errno(errno::EINTR)));
         assert_eq!(plan.next(OpKind::Read), None);
         assert_eq!(plan.next_fsync(), None);
-        for bad in ["", "enospc", "boom@write=1", "eio@write=x", "eio@somewhere", "eio@read=-1"] {
+        for bad in
+            ["", "enospc", "boom@write=1", "eio@write=x", "eio@somewhere", "eio@read=-1", "forge@fsync"]
+        {
             assert!(FaultPlan::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn forgeries_reach_only_backends_that_validate() {
+        let plan = FaultPlan::parse("forge@write=1,eio@write=2").unwrap();
+        assert!(plan.forges() && !FaultPlan::parse("eio@write=1").unwrap().forges());
+        assert_eq!(plan.next_injection(OpKind::Write), None);
+        assert_eq!(plan.next_injection(OpKind::Write), Some(Injection::Forge));
+        assert_eq!(plan.next_injection(OpKind::Write), Some(Injection::Fault(Fault::Errno(errno::EIO))));
+        assert_eq!(plan.injected(), 2);
+        // A backend without a validator passes the forgery by, and counts the write.
+        let plan = FaultPlan::parse("forge@write=*").unwrap();
+        assert_eq!((plan.next(OpKind::Write), plan.next(OpKind::Read)), (None, None));
+        assert_eq!((plan.injected(), plan.seen()), (0, (1, 1)));
     }
 
     #[test]

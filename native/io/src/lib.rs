@@ -9,7 +9,9 @@
 //!   unlink, stat, truncate, allocate), which backends run too so none is an
 //!   unseen exit.
 //! - [`error`]: [`Error`], [`ErrorKind`], [`error::Result`]: `std::io`'s with `std`, a small
-//!   stand-in with the same constructors and accessors without it.
+//!   stand-in with the same constructors and accessors without it; and
+//!   [`RejectedCompletion`], a completion the validator rejected (a hostile host,
+//!   not an errno), recognized with [`error::rejected_completion`].
 //! - [`validate`]: the completion validator ([`validate::SlotTable`]: slot +
 //!   generation in `user_data`, length and errno checks; ring-bound checks).
 //! - [`ring`]: [`RingSlots`], the trusted side of an io_uring backend without the
@@ -21,7 +23,8 @@
 //! - [`errno`]: the Linux errno values completions carry (no `libc` needed).
 //! - [`faults`]: fault injection ([`faults::FaultPlan`]: ENOSPC, EIO, EINTR or a short
 //!   transfer at the n-th read or write of a stream), which every syscall backend
-//!   applies where it meets the kernel ([`Backend::set_faults`]).
+//!   applies where it meets the kernel ([`Backend::set_faults`]); and forged
+//!   completions, which io_uring feeds its validator.
 //! - [`op`]: [`OpKind`], read or write, which backends and fault plans both name.
 //!
 //! With the `std` feature (default) — these make syscalls, spawn threads, read the
@@ -76,7 +79,7 @@ pub mod uring;
 pub use backend::{
     Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, FileStat, FileType, OpKind, RawFd,
 };
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, RejectedCompletion};
 pub use faults::{Fault, FaultPlan};
 pub use ring::RingSlots;
 pub use untrusted::UntrustedRegion;

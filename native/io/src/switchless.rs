@@ -28,11 +28,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, OpKind};
+use crate::error::{RejectedCompletion, Reporter};
 use crate::faults::{self, Fault, FaultPlan};
 use crate::model::OcallModel;
 use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
 use crate::untrusted::{KernelAddr, UntrustedRegion, PAGE};
-use crate::validate::ALLOWED_ERRNOS;
+use crate::validate::{Rejected, ALLOWED_ERRNOS};
 
 /// How the switchless machinery behaves (the defaults are the SGX SDK's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,16 +372,24 @@ impl SwitchlessBackend {
                 }
             }
         };
+        let slot = index as u32;
         let result = match decode(result) {
-            Ok(n) if n > len => Err(format!("switchless worker reports {n} bytes, but {len} were requested")),
-            Err(e) if e.raw_os_error().is_some_and(|errno| !ALLOWED_ERRNOS.contains(&errno)) => {
-                Err(format!("switchless worker reports unexpected error {e}"))
-            }
+            Ok(n) if n > len => Err(Rejected::TooLong {
+                slot,
+                requested: len as u64,
+                reported: n.try_into().unwrap_or(i64::MAX),
+            }),
+            Err(e) => match e.raw_os_error() {
+                Some(errno) if !ALLOWED_ERRNOS.contains(&errno) => {
+                    Err(Rejected::UnknownErrno { slot, errno })
+                }
+                _ => Ok(Err(e)),
+            },
             result => Ok(result),
         };
-        let result = result.map_err(|msg| {
+        let result = result.map_err(|why| {
             self.counters.completions_rejected += 1;
-            io::Error::new(io::ErrorKind::InvalidData, msg)
+            io::Error::from(RejectedCompletion::new(Reporter::SwitchlessWorker, why))
         })?;
         if op == OP_FSYNC {
             self.counters.syscalls += calls;
@@ -528,8 +537,11 @@ mod tests {
             }
         });
         let fd = f.as_raw_fd();
-        assert_eq!(b.write(0, fd, 0, b"abc", 0).unwrap_err().kind(), io::ErrorKind::InvalidData);
-        assert_eq!(b.read(0, fd, 0, 4096).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        for err in [b.write(0, fd, 0, b"abc", 0).unwrap_err(), b.read(0, fd, 0, 4096).unwrap_err()] {
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            let rejected = crate::error::rejected_completion(&err).expect("a rejected completion");
+            assert_eq!(rejected.reporter(), Reporter::SwitchlessWorker, "{err}");
+        }
         host.join().unwrap();
         assert_eq!(b.counters().completions_rejected, 2);
         assert_eq!(b.in_flight(), 0);

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, OpKind};
-use crate::faults::{self, Fault, FaultPlan};
+use crate::error::{RejectedCompletion, Reporter};
+use crate::faults::{self, Fault, FaultPlan, Injection};
 use crate::ring::{
     parse_statx, RingSlots, Step, SubmitOp, CONTROL_PATH, CONTROL_STATX, STATX_LEN, STATX_WANTED,
 };
@@ -157,11 +158,12 @@ pub struct UringBackend {
     has_ftruncate: bool,
     counters: Counters,
     config: UringConfig,
-    poisoned: Option<String>,
+    /// The completion that was rejected: the backend refuses all work since.
+    poisoned: Option<RejectedCompletion>,
     faults: Option<Arc<FaultPlan>>,
     /// Per slot (and the fsync slot): the fault to inject into its next submission.
-    inject: Vec<Option<Fault>>,
-    /// Per slot: an injected errno fault in flight as a NOP, `(user_data, result)`:
+    inject: Vec<Option<Injection>>,
+    /// Per slot: an injected errno fault or forgery in flight as a NOP, `(user_data, result)`:
     /// its completion's result is replaced by this one.
     forced: Vec<Option<(u64, i32)>>,
 }
@@ -257,19 +259,19 @@ impl UringBackend {
     }
 
     fn check_poison(&self) -> io::Result<()> {
-        match &self.poisoned {
-            Some(why) => {
-                Err(io::Error::new(io::ErrorKind::InvalidData, format!("io_uring backend disabled: {why}")))
-            }
+        match self.poisoned {
+            Some(rejected) => Err(rejected.again().into()),
             None => Ok(()),
         }
     }
 
+    /// Counts a completion the validator rejected and disables the backend: the
+    /// error ([`RejectedCompletion`]) is this call's and every later call's.
     fn reject(&mut self, why: Rejected) -> io::Error {
         self.counters.completions_rejected += 1;
-        let msg = format!("rejected a completion from the kernel: {why}");
-        self.poisoned = Some(msg.clone());
-        io::Error::new(io::ErrorKind::InvalidData, msg)
+        let rejected = RejectedCompletion::new(Reporter::Kernel, why);
+        self.poisoned = Some(rejected);
+        rejected.into()
     }
 
     /// Queues the (remaining part of the) op recorded on `slot` and makes it visible
@@ -279,21 +281,29 @@ impl UringBackend {
         let sub = self.slots.submit(slot);
         // `RingSlots` keeps `buf_offset + len` within the slot's registered buffer.
         let buf = || self.region.kernel_addr(sub.buf_offset, sub.len as usize).addr();
-        // An injected fault: an errno goes in as a NOP whose result `process`
-        // replaces; a short transfer asks the kernel for part of the bytes.
+        // An injected fault: an errno, or a forgery, goes in as a NOP whose result
+        // `process` replaces (before validation, as if the kernel had written it); a
+        // short transfer asks the kernel for part of the bytes.
         let mut len = sub.len;
-        match self.inject[slot].take() {
-            Some(Fault::Errno(errno)) => {
-                self.forced[slot] = Some((sub.user_data, -errno));
-                let entry = opcode::Nop::new().build().user_data(sub.user_data);
-                // SAFETY: a NOP refers to no memory.
-                if unsafe { self.ring.submission().push(&entry) }.is_err() {
-                    return Err(io::Error::other("submission queue full"));
-                }
-                return self.kick();
+        let forced = match self.inject[slot].take() {
+            Some(Injection::Fault(Fault::Errno(errno))) => Some(-errno),
+            // One byte more than was asked for, as a hostile kernel would claim (a
+            // data slot holds far less than 2 GiB; else an impossible errno).
+            Some(Injection::Forge) => Some(i32::try_from(u64::from(sub.len) + 1).unwrap_or(i32::MIN)),
+            Some(Injection::Fault(Fault::Short)) => {
+                len = Fault::short_len(len as usize) as u32;
+                None
             }
-            Some(Fault::Short) => len = Fault::short_len(len as usize) as u32,
-            None => {}
+            None => None,
+        };
+        if let Some(result) = forced {
+            self.forced[slot] = Some((sub.user_data, result));
+            let entry = opcode::Nop::new().build().user_data(sub.user_data);
+            // SAFETY: a NOP refers to no memory.
+            if unsafe { self.ring.submission().push(&entry) }.is_err() {
+                return Err(io::Error::other("submission queue full"));
+            }
+            return self.kick();
         }
         let entry = match sub.op {
             SubmitOp::Control => self.control.clone().expect("a control op built before its push"),
@@ -456,7 +466,7 @@ impl UringBackend {
         self.check_poison()?;
         let slot = self.slots.begin_control(fd, max_result);
         self.control = Some(entry);
-        self.inject[slot] = fault;
+        self.inject[slot] = fault.map(Injection::Fault);
         self.push(slot)?;
         let started = Instant::now();
         loop {
@@ -535,21 +545,21 @@ impl Backend for UringBackend {
         if total > len {
             self.region.zero(at + len, total - len);
         }
-        self.inject[slot] = faults::next(&self.faults, OpKind::Write);
+        self.inject[slot] = faults::next_injection(&self.faults, OpKind::Write);
         self.push(slot)
     }
 
     fn read(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
         self.check_poison()?;
         self.slots.begin(slot, OpKind::Read, fd, offset, len)?;
-        self.inject[slot] = faults::next(&self.faults, OpKind::Read);
+        self.inject[slot] = faults::next_injection(&self.faults, OpKind::Read);
         self.push(slot)
     }
 
     fn read_some(&mut self, slot: usize, fd: RawFd, offset: u64, len: usize) -> io::Result<()> {
         self.check_poison()?;
         self.slots.begin_some(slot, fd, offset, len)?;
-        self.inject[slot] = faults::next(&self.faults, OpKind::Read);
+        self.inject[slot] = faults::next_injection(&self.faults, OpKind::Read);
         self.push(slot)
     }
 

@@ -60,12 +60,27 @@ pub enum Rejected {
     NotInFlight(u32),
     /// The generation does not match the slot's current operation (stale).
     StaleGeneration { slot: u32, expected: u32, got: u32 },
-    /// More bytes reported than were requested.
-    TooLong { slot: u32, requested: u32, reported: i32 },
+    /// More bytes reported than were requested. (Wide enough for any reporter: a
+    /// ring completion's result is an `i32`, a switchless worker's an `i64`.)
+    TooLong { slot: u32, requested: u64, reported: i64 },
     /// An errno no file operation returns.
     UnknownErrno { slot: u32, errno: i32 },
     /// The ring claims more completions than it can hold.
     RingOverrun { available: usize, capacity: usize },
+}
+
+impl Rejected {
+    /// The slot whose operation in flight the completion answers, when it carried
+    /// that operation's exact `user_data` (so the slot is the one the trusted side
+    /// submitted on, and only the result was bad): [`TooLong`](Self::TooLong) and
+    /// [`UnknownErrno`](Self::UnknownErrno). `None` for the others, whose slot is
+    /// whatever the completion claimed.
+    pub const fn in_flight_slot(&self) -> Option<u32> {
+        match *self {
+            Self::TooLong { slot, .. } | Self::UnknownErrno { slot, .. } => Some(slot),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Rejected {
@@ -172,7 +187,11 @@ impl SlotTable {
         }
         let outcome = if result >= 0 {
             if result as u32 > requested {
-                return Err(Rejected::TooLong { slot, requested, reported: result });
+                return Err(Rejected::TooLong {
+                    slot,
+                    requested: u64::from(requested),
+                    reported: i64::from(result),
+                });
             }
             Outcome::Done { slot, bytes: result as u32 }
         } else {

@@ -7,7 +7,7 @@ use exitless_io::FileOp;
 
 use exitless_seal::DataKey;
 
-use crate::error::{SpillError, SpillResult};
+use crate::error::{Op, SpillError, SpillResult};
 use crate::memory::DIRECT_ALIGN;
 use crate::options::SpillOptions;
 use crate::pool::checkout;
@@ -82,7 +82,7 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
     let mut busy = vec![false; depth];
     let mut done = Vec::new();
     let segments = total.div_ceil(u64::from(segment));
-    let fail = |e: std::io::Error| SpillError::io(&e, "cannot write", path);
+    let fail = |e: std::io::Error| SpillError::io(e, Op::Write, path);
     let mut at = 0u64;
     while at < total {
         let slot = loop {
@@ -110,12 +110,9 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
         }
     }
     if direct {
-        backend
-            .get()
-            .file_op(FileOp::Truncate(fd, total))
-            .map_err(|e| SpillError::io(&e, "cannot trim", path))?;
+        backend.get().file_op(FileOp::Truncate(fd, total)).map_err(|e| SpillError::io(e, Op::Trim, path))?;
     }
-    crate::file::close(backend.get(), fd).map_err(|e| SpillError::io(&e, "cannot close", path))?;
+    crate::file::close(backend.get(), fd).map_err(|e| SpillError::io(e, Op::Close, path))?;
     Ok(StreamStats {
         io: backend.peek().counters().since(&base),
         stream_syscalls: 0,

@@ -6,7 +6,7 @@ use std::ffi::CString;
 
 use exitless_io::{Backend, FileStat, FileType, RawFd};
 
-use crate::error::{SpillError, SpillResult};
+use crate::error::{Cause, Op, SpillError, SpillResult};
 use crate::memory::DIRECT_ALIGN;
 use crate::pool::checkout_any;
 use crate::stats::StreamStats;
@@ -14,8 +14,7 @@ use crate::SpillOptions;
 
 /// `path` as the kernel takes it.
 pub(crate) fn c_path(path: &str) -> SpillResult<CString> {
-    CString::new(path)
-        .map_err(|_| SpillError::InvalidArgument(format!("{path:?}: a path cannot hold a NUL byte")))
+    CString::new(path).map_err(|_| SpillError::invalid(Some(path), "a path cannot hold a NUL byte"))
 }
 
 /// Opens `path` through `backend`, with O_DIRECT if `direct` (then the segment
@@ -30,9 +29,10 @@ pub(crate) fn open(
     segment_size: u32,
 ) -> SpillResult<RawFd> {
     if direct && u64::from(segment_size) % DIRECT_ALIGN != 0 {
-        return Err(SpillError::InvalidArgument(format!(
-            "{path}: direct IO needs a segment size that is a multiple of 4096"
-        )));
+        return Err(SpillError::invalid(
+            Some(path),
+            "direct IO needs a segment size that is a multiple of 4096",
+        ));
     }
     let c = c_path(path)?;
     let mut flags = if write {
@@ -43,8 +43,8 @@ pub(crate) fn open(
     if direct {
         flags |= libc::O_DIRECT;
     }
-    let what = if write { "cannot create" } else { "cannot open" };
-    backend.open(&c, flags, 0o600).map_err(|e| SpillError::io(&e, what, path))
+    let op = if write { Op::Create } else { Op::Open };
+    backend.open(&c, flags, 0o600).map_err(|e| SpillError::io(e, op, path))
 }
 
 /// Opens `path` for reading through `backend`. Not O_NONBLOCK, though a FIFO's
@@ -52,20 +52,18 @@ pub(crate) fn open(
 /// EAGAIN rather than wait for the disk.
 pub(crate) fn open_for_reading(backend: &mut dyn Backend, path: &str) -> SpillResult<RawFd> {
     let c = c_path(path)?;
-    backend.open(&c, libc::O_RDONLY, 0).map_err(|e| SpillError::io(&e, "cannot open", path))
+    backend.open(&c, libc::O_RDONLY, 0).map_err(|e| SpillError::io(e, Op::Open, path))
 }
 
 /// The length of the regular file open at `fd`: a directory is EISDIR; a device
 /// or a FIFO is no sealed stream (reading one could block or never end).
 pub(crate) fn regular_len(backend: &mut dyn Backend, fd: RawFd, path: &str) -> SpillResult<u64> {
     match backend.stat(fd) {
-        Err(e) => Err(SpillError::io(&e, "cannot stat", path)),
+        Err(e) => Err(SpillError::io(e, Op::Stat, path)),
         Ok(FileStat { kind: FileType::Directory, .. }) => {
-            Err(SpillError::io(&std::io::Error::from_raw_os_error(libc::EISDIR), "cannot open", path))
+            Err(SpillError::io(std::io::Error::from_raw_os_error(libc::EISDIR), Op::Open, path))
         }
-        Ok(FileStat { kind: FileType::Other, .. }) => {
-            Err(SpillError::Format(format!("{path}: not a regular file")))
-        }
+        Ok(FileStat { kind: FileType::Other, .. }) => Err(SpillError::format(path, Cause::NotRegularFile)),
         Ok(FileStat { len, .. }) => Ok(len),
     }
 }
@@ -96,6 +94,6 @@ pub fn unlink(path: &str, options: &SpillOptions) -> SpillResult<StreamStats> {
     backend
         .get()
         .file_op(exitless_io::FileOp::Unlink(&c))
-        .map_err(|e| SpillError::io(&e, "cannot delete", path))?;
+        .map_err(|e| SpillError::io(e, Op::Delete, path))?;
     Ok(StreamStats { io: backend.peek().counters().since(&base), ..StreamStats::default() })
 }

@@ -27,7 +27,9 @@
 //! - [`memory`]: how much memory a stream takes ([`memory::IO_SIZE`] per IO,
 //!   [`memory::MAX_STREAM_BUFFERS`] per stream), trusted buffers that grow with the data.
 //! - [`runtime`]: the process-wide runtime, started lazily.
-//! - [`error`]: [`SpillError`], which keeps the format's error classes apart from IO errors.
+//! - [`error`]: [`SpillError`], which keeps the format's error classes apart from IO errors
+//!   and from rejected completions, with the file, segment and operation as fields
+//!   and the error underneath as its `source()`.
 //! - [`stats`]: [`StreamStats`], what a stream did (backend counters plus its own calls).
 
 pub mod bench;

@@ -48,7 +48,7 @@ pub(crate) fn coalesces(segment_size: usize, queue_depth: usize) -> bool {
 pub(crate) fn check_buffers(depth: usize, slot: usize) -> SpillResult {
     let total = depth.saturating_mul(slot.div_ceil(PAGE) * PAGE);
     if total > MAX_STREAM_BUFFERS {
-        return Err(SpillError::InvalidArgument(format!(
+        return Err(SpillError::invalid(None, format!(
             "queue depth {depth} × {} KiB IO buffers is {} MiB per stream, more than the {} MiB limit: lower queue_depth",
             slot.div_ceil(1024),
             total >> 20,

@@ -39,7 +39,7 @@ impl BackendChoice {
             Self::Fixed(BackendKind::Uring) => match probe::uring_availability() {
                 Ok(()) => Ok(BackendKind::Uring),
                 Err(why) => {
-                    Err(SpillError::InvalidArgument(format!("backend 'uring' is not available here: {why}")))
+                    Err(SpillError::invalid(None, format!("backend 'uring' is not available here: {why}")))
                 }
             },
             Self::Fixed(kind) => Ok(kind),

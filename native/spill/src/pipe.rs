@@ -197,9 +197,17 @@ impl Pipe {
     }
 
     /// Collects completions (blocking for at least one); the first failure among
-    /// them is returned, naming its segment.
+    /// them is returned, naming its segment (a rejected completion too, when it
+    /// answered a write in flight).
     fn wait(&mut self) -> Result<(), PipeError> {
-        self.backend.get().wait(&mut self.done).map_err(|e| (e, u64::MAX))?;
+        let in_flight = &self.in_flight;
+        self.backend.get().wait(&mut self.done).map_err(|e| {
+            let slot = exitless_io::error::rejected_completion(&e).and_then(|r| r.why().in_flight_slot());
+            let seg = slot
+                .and_then(|s| in_flight.get(s as usize).copied().flatten())
+                .map_or(u64::MAX, |(seg, _)| seg);
+            (e, seg)
+        })?;
         let mut first = None;
         for c in self.done.drain(..) {
             let (seg, len) = self.in_flight[c.slot].take().unwrap_or((u64::MAX, 0));

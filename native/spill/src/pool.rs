@@ -78,15 +78,26 @@ pub(crate) struct PooledBackend {
 
 impl PooledBackend {
     /// Starts injecting `options`' faults (if any) into this backend's operations.
+    /// Forged completions only io_uring can take (its completions pass the validator).
     pub(crate) fn inject(&mut self, options: &SpillOptions, path: &str) -> SpillResult {
         let Some(plan) = &options.faults else { return Ok(()) };
+        let kind = self.peek().kind();
+        if plan.forges() && kind != BackendKind::Uring {
+            return Err(SpillError::invalid(
+                Some(path),
+                format!(
+                    "the {} backend cannot forge completions (fault injection: forge is for uring)",
+                    kind.name()
+                ),
+            ));
+        }
         if self.get().set_faults(Some(plan.clone())) {
             return Ok(());
         }
-        Err(SpillError::InvalidArgument(format!(
-            "{path}: the {} backend does not support fault injection",
-            self.peek().kind().name()
-        )))
+        Err(SpillError::invalid(
+            Some(path),
+            format!("the {} backend does not support fault injection", self.peek().kind().name()),
+        ))
     }
 
     /// A backend that never goes back to the pool (unit tests of the streams).
@@ -143,7 +154,7 @@ pub(crate) fn checkout(
     uring: UringTuning,
 ) -> SpillResult<PooledBackend> {
     if !(1..=1024).contains(&depth) {
-        return Err(SpillError::InvalidArgument(format!("queue depth must be 1 to 1024, got {depth}")));
+        return Err(SpillError::invalid(None, format!("queue depth must be 1 to 1024, got {depth}")));
     }
     crate::memory::check_buffers(depth, buffer_len)?;
     let key = (kind, depth, buffer_len, model.cycles_per_exit, uring);
@@ -174,10 +185,7 @@ pub(crate) fn checkout(
         BackendKind::Sync => SyncBackend::new(depth, buffer_len).map(|b| Box::new(b) as _),
         BackendKind::Null => NullBackend::new(depth, buffer_len).map(|b| Box::new(b) as _),
     };
-    let backend = made.map_err(|e| SpillError::Io {
-        errno: e.raw_os_error().unwrap_or(0),
-        message: format!("cannot set up the {} backend: {e}", kind.name()),
-    })?;
+    let backend = made.map_err(|e| SpillError::set_up(e, kind))?;
     LIVE_BACKENDS.fetch_add(1, Relaxed);
     Ok(PooledBackend { key, inner: Some(backend) })
 }

@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use exitless_io::{Completion, RawFd};
 use exitless_seal::{DataKey, Decryptor, Geometry, Header, Layout, MAX_HEADER_LEN, TAG_LEN, V2_FIXED_LEN};
 
-use crate::error::{SpillError, SpillResult};
+use crate::error::{Cause, Op, SpillError, SpillResult};
 use crate::memory::DIRECT_ALIGN;
 use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
 use crate::options::SpillOptions;
@@ -44,7 +44,7 @@ impl Opened {
         let fd = self.fd;
         let b = self.backend().get();
         let len = b.buffer_len();
-        let err = |e: std::io::Error| SpillError::io(&e, "cannot read header of", path);
+        let err = |e: std::io::Error| SpillError::io(e, Op::ReadHeader, path);
         if trust_short {
             b.read_some(0, fd, 0, len).map_err(err)?;
         } else {
@@ -134,7 +134,7 @@ impl SpillReader {
             // read to the proven end of the file and try again before failing. (A
             // good file gets here only from a kernel that cut a read short; the
             // retry counts as one resubmitted transfer.)
-            Err(SpillError::Integrity(_) | SpillError::Format(_)) if short => {
+            Err(SpillError::Integrity { .. } | SpillError::Format { .. }) if short => {
                 let mut reader = Self::open_attempt(path, key, context, options, false, &mut short)?;
                 reader.earlier.resubmits += 1;
                 Ok(reader)
@@ -163,11 +163,12 @@ impl SpillReader {
         let (head, file_len) = opened.read_head(path, trust_short, short)?;
         let mut reader = Self::with_head(path, key, context, options, opened, file_len, head)?;
         let geometry = reader.geometry;
-        reader.load(geometry.final_index()).map_err(|e| match e {
-            SpillError::Integrity(m) if geometry.segments > 1 => {
-                SpillError::Integrity(format!("{m} (the stream may be truncated)"))
+        reader.load(geometry.final_index()).map_err(|e| {
+            if geometry.segments > 1 {
+                e.maybe_truncated()
+            } else {
+                e
             }
-            other => other,
         })?;
         reader.settle()?;
         Ok(reader)
@@ -188,8 +189,8 @@ impl SpillReader {
         let mut start = vec![0u8; head.min(MAX_HEADER_LEN)];
         opened.backend().get().copy_out(0, &mut start);
         start.truncate(Header::declared_len(&start).min(start.len()));
-        let dec = Decryptor::new(key, &start, context).map_err(|e| SpillError::seal(&e, path))?;
-        let geometry = dec.geometry(file_len).map_err(|e| SpillError::seal(&e, path))?;
+        let dec = Decryptor::new(key, &start, context).map_err(|e| SpillError::seal(e, path))?;
+        let geometry = dec.geometry(file_len).map_err(|e| SpillError::seal(e, path))?;
         let layout = dec.layout();
         let direct = options.direct == Some(true);
         if direct {
@@ -198,7 +199,7 @@ impl SpillReader {
             let fd = crate::file::open(opened.backend().get(), path, false, true, seg)?;
             let old = std::mem::replace(&mut opened.fd, fd);
             crate::file::close(opened.backend().get(), old)
-                .map_err(|e| SpillError::io(&e, "cannot close", path))?;
+                .map_err(|e| SpillError::io(e, Op::Close, path))?;
         }
         // The header is not authenticated yet: nothing is sized from its segment size
         // alone. A segment longer than the file is no longer than the file; one longer
@@ -302,7 +303,7 @@ impl SpillReader {
         let fd = self.fd;
         if let Err(e) = self.backend.get().read(slot, fd, offset, len) {
             let (first, _) = self.window(w);
-            return Err(SpillError::io(&e, &format!("cannot read segment {first} of"), &self.path));
+            return Err(SpillError::io(e, Op::Read, &self.path).at_segment(first));
         }
         self.slots[slot] = Slot::Pending(w);
         Ok(())
@@ -320,7 +321,19 @@ impl SpillReader {
             }
         }
         self.done = done;
-        r.map_err(|e| SpillError::io(&e, "IO backend failed while reading", &self.path))
+        r.map_err(|e| {
+            // A rejected completion that answered a read in flight names its segment.
+            let slot = exitless_io::error::rejected_completion(&e).and_then(|r| r.why().in_flight_slot());
+            let window = match slot.and_then(|s| self.slots.get(s as usize)) {
+                Some(Slot::Pending(w)) => Some(*w),
+                _ => None,
+            };
+            let err = SpillError::io(e, Op::Read, &self.path);
+            match window {
+                Some(w) => err.at_segment(self.window(w).0),
+                None => err,
+            }
+        })
     }
 
     /// A slot to read into: a free one, else one holding an unneeded window, else
@@ -378,7 +391,7 @@ impl SpillReader {
         let n = self
             .dec
             .open_in_place(index, last, &mut self.cache[start..needed])
-            .map_err(|e| SpillError::seal(&e, &self.path))?;
+            .map_err(|e| SpillError::seal(e, &self.path))?;
         self.cache_index = Some(index);
         self.cache_start = start;
         self.cache_len = n;
@@ -420,7 +433,7 @@ impl SpillReader {
             Slot::Failed(_, errno) => {
                 self.slots[slot] = Slot::Free;
                 let e = std::io::Error::from_raw_os_error(errno);
-                return Err(SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path));
+                return Err(SpillError::io(e, Op::Read, &self.path).at_segment(index));
             }
             Slot::Ready(_, got) if got < at + needed => {
                 self.slots[slot] = Slot::Free;
@@ -433,10 +446,7 @@ impl SpillReader {
     }
 
     fn shrank(&self, index: u64) -> SpillError {
-        SpillError::Integrity(format!(
-            "{}: segment {index}: truncated: the file shrank while open",
-            self.path
-        ))
+        SpillError::integrity(&self.path, Cause::Shrank).at_segment(index)
     }
 
     /// Brings segment `index`, larger than a slot, into `cache` through every slot
@@ -460,8 +470,7 @@ impl SpillReader {
                 let Some(s) = pieces.iter().position(Option::is_none) else { break };
                 let len = piece.min(total - next);
                 if let Err(e) = self.backend.get().read(s, fd, offset + next as u64, len) {
-                    failure =
-                        Some(SpillError::io(&e, &format!("cannot read segment {index} of"), &self.path));
+                    failure = Some(SpillError::io(e, Op::Read, &self.path).at_segment(index));
                     break;
                 }
                 pieces[s] = Some(next);
@@ -473,7 +482,7 @@ impl SpillReader {
             }
             if let Err(e) = self.backend.get().wait(&mut done) {
                 self.done = done;
-                return Err(SpillError::io(&e, "IO backend failed while reading", &self.path));
+                return Err(SpillError::io(e, Op::Read, &self.path));
             }
             for c in done.drain(..) {
                 let Some(start) = pieces.get_mut(c.slot).and_then(Option::take) else { continue };
@@ -482,10 +491,7 @@ impl SpillReader {
                 let useful = want.min(needed.saturating_sub(start));
                 match c.result {
                     _ if failure.is_some() => {}
-                    Err(e) => {
-                        let what = format!("cannot read segment {index} of");
-                        failure = Some(SpillError::io(&e, &what, &self.path));
-                    }
+                    Err(e) => failure = Some(SpillError::io(e, Op::Read, &self.path).at_segment(index)),
                     Ok(got) if got < useful => failure = Some(self.shrank(index)),
                     Ok(_) => self.backend.get().copy_out(c.slot, &mut self.cache[start..start + useful]),
                 }
@@ -556,14 +562,19 @@ impl SpillReader {
             0 => 0i128,
             1 => self.pos as i128,
             2 => self.geometry.plaintext_len as i128,
-            _ => return Err(SpillError::InvalidArgument(format!("invalid whence {whence} (use 0, 1 or 2)"))),
+            _ => {
+                return Err(SpillError::invalid(
+                    Some(&self.path),
+                    format!("invalid whence {whence} (use 0, 1 or 2)"),
+                ))
+            }
         };
         let target = base + offset as i128;
         if !(0..=i64::MAX as i128).contains(&target) {
-            return Err(SpillError::InvalidArgument(format!(
-                "{}: seek position {target} out of range",
-                self.path
-            )));
+            return Err(SpillError::invalid(
+                Some(&self.path),
+                format!("seek position {target} out of range"),
+            ));
         }
         self.pos = target as u64;
         Ok(self.pos)
@@ -650,12 +661,12 @@ pub struct Inspection {
 /// Header facts of `path` without a key: the same header read and geometry a
 /// reader starts with, stopping before key derivation.
 pub fn inspect(path: &str) -> SpillResult<Inspection> {
-    let file = File::open(path).map_err(|e| SpillError::io(&e, "cannot open", path))?;
-    let file_len = file.metadata().map_err(|e| SpillError::io(&e, "cannot stat", path))?.len();
+    let file = File::open(path).map_err(|e| SpillError::io(e, Op::Open, path))?;
+    let file_len = file.metadata().map_err(|e| SpillError::io(e, Op::Stat, path))?.len();
     let (start, _) = read_header(&file, path)?;
-    let header = Header::parse(&start).map_err(|e| SpillError::seal(&e, path))?;
-    let layout = Layout::new(header.segment_size(), header.len()).map_err(|e| SpillError::seal(&e, path))?;
-    let geometry = layout.for_file(file_len).map_err(|e| SpillError::seal(&e, path))?;
+    let header = Header::parse(&start).map_err(|e| SpillError::seal(e, path))?;
+    let layout = Layout::new(header.segment_size(), header.len()).map_err(|e| SpillError::seal(e, path))?;
+    let geometry = layout.for_file(file_len).map_err(|e| SpillError::seal(e, path))?;
     let envelope = header.envelope().map(<[u8]>::to_vec);
     Ok(Inspection { header, envelope, file_len, geometry })
 }
@@ -664,7 +675,7 @@ pub fn inspect(path: &str) -> SpillResult<Inspection> {
 /// (or the whole file, if shorter), then, for a version-2 header, up to the length it
 /// declares, capped at [`MAX_HEADER_LEN`]. Returns the bytes and the preads made.
 fn read_header(file: &File, path: &str) -> SpillResult<(Vec<u8>, u64)> {
-    let err = |e: std::io::Error| SpillError::io(&e, "cannot read header of", path);
+    let err = |e: std::io::Error| SpillError::io(e, Op::ReadHeader, path);
     let mut start = vec![0u8; MAX_HEADER_LEN];
     let got = read_at_most(file, &mut start[..V2_FIXED_LEN], 0).map_err(err)?;
     let mut reads = 1;
@@ -687,10 +698,7 @@ fn refuse_holes(fd: RawFd, file_len: u64, path: &str) -> SpillResult {
     // SAFETY: lseek takes no pointers; SEEK_HOLE leaves the offset at the first hole.
     let hole = unsafe { libc::lseek(fd, 0, libc::SEEK_HOLE) };
     if hole >= 0 && (hole as u64) < file_len {
-        return Err(SpillError::Integrity(format!(
-            "{path}: the file has a hole at byte {hole} of {file_len} (a range never written): it is not a whole \
-             sealed stream (tampered with, or left incomplete)"
-        )));
+        return Err(SpillError::integrity(path, Cause::Hole { at: hole as u64, file_len }));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use exitless_io::{BackendKind, FileOp, RawFd};
 use exitless_seal::{DataKey, Encryptor, Layout};
 
-use crate::error::{SpillError, SpillResult};
+use crate::error::{Op, SpillError, SpillResult};
 use crate::memory::DIRECT_ALIGN;
 use crate::memory::{coalesces, slot_len, GrowBuf, COALESCE_AFTER, IO_SIZE};
 use crate::options::SpillOptions;
@@ -74,7 +74,7 @@ impl SpillWriter {
             None => fresh_randomness()?,
         };
         let enc = Encryptor::new(key, &options.params, context, salt, prefix)
-            .map_err(|e| SpillError::seal(&e, path))?;
+            .map_err(|e| SpillError::seal(e, path))?;
         let layout = enc.layout();
         let kind = options.backend.resolve()?;
         let mut backend = checkout(
@@ -134,11 +134,10 @@ impl SpillWriter {
     fn check_open(&self) -> SpillResult {
         match self.state {
             State::Open => Ok(()),
-            State::Failed => Err(SpillError::Closed(format!(
-                "{}: an earlier write failed; the stream is incomplete",
-                self.path
-            ))),
-            State::Finished => Err(SpillError::Closed(format!("{}: writer is closed", self.path))),
+            State::Failed => Err(SpillError::Closed { path: Some(self.path.clone()), after_failure: true }),
+            State::Finished => {
+                Err(SpillError::Closed { path: Some(self.path.clone()), after_failure: false })
+            }
         }
     }
 
@@ -243,7 +242,7 @@ impl SpillWriter {
                     batch.work();
                     batch.wait_sealed();
                     if let Some(e) = batch.error.lock().expect("not poisoned").take() {
-                        return Err(self.fail(SpillError::seal(&e, &self.path)));
+                        return Err(self.fail(SpillError::seal(e, &self.path)));
                     }
                     let sealed = p + exitless_seal::TAG_LEN;
                     let start = std::time::Instant::now();
@@ -278,12 +277,8 @@ impl SpillWriter {
 
     /// An IO failure: the stream fails, naming the segment.
     fn io_failed(&mut self, (e, segment): PipeError) -> SpillError {
-        let what = if segment == u64::MAX {
-            "IO backend failed while writing".to_owned()
-        } else {
-            format!("cannot write segment {segment} of")
-        };
-        self.fail(SpillError::io(&e, &what, &self.path))
+        let err = SpillError::io(e, Op::Write, &self.path);
+        self.fail(if segment == u64::MAX { err } else { err.at_segment(segment) })
     }
 
     /// Hands sealed segment `index` (with the header in front for segment 0) to the pipe.
@@ -309,7 +304,7 @@ impl SpillWriter {
         self.slot.ensure(base + self.filled + exitless_seal::TAG_LEN);
         let sealed = match self.enc.seal_in_place(self.index, last, &mut self.slot[base..], self.filled) {
             Ok(n) => n,
-            Err(e) => return Err(self.fail(SpillError::seal(&e, &self.path))),
+            Err(e) => return Err(self.fail(SpillError::seal(e, &self.path))),
         };
         let slot = self.slot.take();
         let submitted = self.submit(self.index, &slot[..base + sealed]);
@@ -383,12 +378,12 @@ impl SpillWriter {
         let fd = self.fd;
         if self.direct && (file_len % DIRECT_ALIGN != 0 || self.allocated > file_len) {
             if let Err(e) = self.pipe.with_backend(|b| b.file_op(FileOp::Truncate(fd, file_len))) {
-                return Err(self.fail(SpillError::io(&e, "cannot trim", &self.path)));
+                return Err(self.fail(SpillError::io(e, Op::Trim, &self.path)));
             }
         }
         if self.sync {
             if let Err(e) = self.pipe.with_backend(|b| b.fsync(fd)) {
-                return Err(self.fail(SpillError::io(&e, "cannot sync", &self.path)));
+                return Err(self.fail(SpillError::io(e, Op::Sync, &self.path)));
             }
         }
         self.state = State::Finished;
@@ -396,7 +391,7 @@ impl SpillWriter {
             // The bytes are written; a close that fails (NFS reports late write
             // errors here) still means they may not be on the file.
             self.state = State::Failed;
-            return Err(SpillError::io(&e, "cannot close", &self.path));
+            return Err(SpillError::io(e, Op::Close, &self.path));
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use exitless_io::{BackendKind, OcallModel};
 use exitless_seal::{Algorithm, DataKey, KeyId, StreamParams};
+use exitless_spill::error::Op;
 use exitless_spill::{BackendChoice, SpillError, SpillOptions, SpillReader, SpillWriter};
 
 const KINDS: [BackendKind; 4] =
@@ -155,13 +156,18 @@ fn full_disk_is_an_error_naming_the_segment_and_the_file_never_reads_whole() {
         let pt = data(50_000);
         let err = w.write(&pt).and_then(|()| w.finish()).unwrap_err();
         match &err {
-            SpillError::Io { errno, message } => {
-                assert_eq!(*errno, libc::ENOSPC, "{}: {message}", kind.name());
+            SpillError::Io { path, op, segment, source, .. } => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{}: {err}", kind.name());
+                assert_eq!((path.as_deref(), *op), (Some("/dev/full"), Op::Write), "{err}");
+                assert!(segment.is_some(), "{err}");
+                let message = err.to_string();
                 assert!(message.contains("/dev/full") && message.contains("segment"), "{message}");
+                let source = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<std::io::Error>());
+                assert_eq!(source.and_then(std::io::Error::raw_os_error), Some(libc::ENOSPC));
             }
             other => panic!("{}: expected an IO error, got {other:?}", kind.name()),
         }
-        assert!(matches!(w.write(b"more"), Err(SpillError::Closed(_))));
+        assert!(matches!(w.write(b"more"), Err(SpillError::Closed { .. })));
     }
 }
 
@@ -174,7 +180,7 @@ fn unfinished_writers_leave_files_that_fail_integrity() {
         let mut w = SpillWriter::create(&path, &key(), b"ctx", &opts).unwrap();
         w.write(&data(30_000)).unwrap();
         drop(w);
-        assert!(matches!(read_all(&path, &opts), Err(SpillError::Integrity(_))), "{}", kind.name());
+        assert!(matches!(read_all(&path, &opts), Err(SpillError::Integrity { .. })), "{}", kind.name());
     }
 }
 
@@ -229,5 +235,5 @@ fn a_small_files_whole_life_costs_exact_counts_on_every_backend() {
         dir.path().join("gone").to_str().unwrap(),
         &options(BackendKind::Uring, 65536)
     )
-    .is_err_and(|e| matches!(e, SpillError::Io { errno, .. } if errno == libc::ENOENT)));
+    .is_err_and(|e| matches!(e, SpillError::Io { op: Op::Delete, .. }) && e.errno() == Some(libc::ENOENT)));
 }

@@ -115,24 +115,27 @@ fn tampered_or_truncated_headers_fail() {
         bad[i] ^= 0x10;
         std::fs::write(&bad_path, &bad).unwrap();
         match read_all(&bad_path, &opts) {
-            Err(SpillError::Integrity(_) | SpillError::Format(_)) => {}
+            Err(SpillError::Integrity { .. } | SpillError::Format { .. }) => {}
             other => panic!("byte {i}: {:?}", other.map(|v| v.len())),
         }
         if (72..372).contains(&i) {
-            assert!(matches!(read_all(&bad_path, &opts), Err(SpillError::Integrity(_))), "envelope byte {i}");
+            assert!(
+                matches!(read_all(&bad_path, &opts), Err(SpillError::Integrity { .. })),
+                "envelope byte {i}"
+            );
         }
     }
     for cut in [1, 60, 68, 70, 72, 73, 200, 371, 372, 380] {
         std::fs::write(&bad_path, &good[..cut]).unwrap();
-        assert!(matches!(read_all(&bad_path, &opts), Err(SpillError::Integrity(_))), "cut {cut}");
+        assert!(matches!(read_all(&bad_path, &opts), Err(SpillError::Integrity { .. })), "cut {cut}");
         assert!(
-            matches!(inspect(&bad_path), Err(SpillError::Integrity(_))) || cut >= 372 + 16,
+            matches!(inspect(&bad_path), Err(SpillError::Integrity { .. })) || cut >= 372 + 16,
             "inspect cut {cut}"
         );
     }
     let too_small = options(BackendKind::Sync, 256, Some(vec![7; 200]));
     assert!(matches!(
         SpillWriter::create(&bad_path, &key(), b"", &too_small),
-        Err(SpillError::InvalidArgument(_))
+        Err(SpillError::InvalidArgument { .. })
     ));
 }

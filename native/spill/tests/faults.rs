@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use exitless_io::{BackendKind, FaultPlan, OcallModel};
 use exitless_seal::{DataKey, StreamParams};
+use exitless_spill::error::Op;
 use exitless_spill::{BackendChoice, SpillError, SpillOptions, SpillReader, SpillWriter};
 
 const KINDS: [BackendKind; 4] =
@@ -70,10 +71,7 @@ fn read(path: &str, opts: &SpillOptions) -> Result<(Vec<u8>, exitless_spill::Str
 }
 
 fn errno_of(e: &SpillError) -> Option<i32> {
-    match e {
-        SpillError::Io { errno, .. } => Some(*errno),
-        _ => None,
-    }
+    e.errno()
 }
 
 /// What a reader made of a file: "ok" (complete and correct), or the error class.
@@ -83,8 +81,8 @@ fn reader_verdict(path: &str, kind: BackendKind) -> &'static str {
             assert!(out == data(), "{path}: a reader returned {} bytes that are not the stream", out.len());
             "ok"
         }
-        Err(SpillError::Integrity(_)) => "IntegrityError",
-        Err(SpillError::Format(_)) => "FormatError",
+        Err(SpillError::Integrity { .. }) => "IntegrityError",
+        Err(SpillError::Format { .. }) => "FormatError",
         Err(SpillError::Io { .. }) => "OSError",
         Err(e) => panic!("{path}: unexpected reader error {e:?}"),
     }
@@ -105,7 +103,8 @@ fn enospc_and_eio_at_every_write_are_reported_and_no_reader_accepts_the_file() {
                 let err = write(&path, &options(kind, Some(&format!("{fault}@segment={k}")))).unwrap_err();
                 let what = format!("{} {fault}@segment={k}", kind.name());
                 assert_eq!(errno_of(&err), Some(errno), "{what}: {err:?}");
-                assert!(err.message().contains(&format!("segment {k}")), "{what}: {}", err.message());
+                assert_eq!(err.segment(), Some(k), "{what}: {err}");
+                assert!(err.to_string().contains(&format!("segment {k}")), "{what}: {err}");
                 let verdict = reader_verdict(&path, kind);
                 assert_ne!(verdict, "ok", "{what}: the file read back whole");
             }
@@ -176,7 +175,7 @@ fn fsync_faults_are_reported_or_retried() {
         opts.sync = true;
         let err = write(&path, &opts).unwrap_err();
         assert_eq!(errno_of(&err), Some(libc::EIO), "{}: {err:?}", kind.name());
-        assert!(err.message().contains("cannot sync"), "{}", err.message());
+        assert!(err.to_string().contains("cannot sync"), "{err}");
         let mut opts = options(kind, Some("eintr@fsync"));
         opts.sync = true;
         write(&path, &opts).unwrap_or_else(|e| panic!("{}: {e:?}", kind.name()));
@@ -216,12 +215,59 @@ fn faults_in_parallel_sealed_streams() {
 }
 
 #[test]
+fn a_forged_completion_fails_the_stream_with_a_rejected_completion() {
+    // `forge`: the completion of that write or read claims one byte more than was
+    // asked for, as a hostile kernel would forge it. io_uring's validator rejects
+    // it; the stream fails with its own error, no errno, naming file and segment.
+    let dir = tmp();
+    for k in [0, 3, SEGMENTS - 1] {
+        let path = dir.path().join(format!("forge-{k}")).to_str().unwrap().to_owned();
+        let err =
+            write(&path, &options(BackendKind::Uring, Some(&format!("forge@segment={k}")))).unwrap_err();
+        assert!(matches!(err, SpillError::RejectedCompletion { op: Op::Write, .. }), "{k}: {err:?}");
+        assert_eq!((err.path(), err.segment(), err.errno()), (Some(path.as_str()), Some(k), None), "{err}");
+        assert!(err.rejected_completion().is_some_and(|r| !r.is_earlier()), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "cannot write segment {k} of {path}: rejected a completion from the kernel: "
+            )),
+            "{message}"
+        );
+        let source = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert!(source.and_then(exitless_io::error::rejected_completion).is_some(), "{err:?}");
+        assert_ne!(
+            reader_verdict(&path, BackendKind::Uring),
+            "ok",
+            "forge@segment={k}: the file read back whole"
+        );
+    }
+    let path = dir.path().join("whole").to_str().unwrap().to_owned();
+    write(&path, &options(BackendKind::Uring, None)).unwrap();
+    for k in 0..4 {
+        let err = read(&path, &options(BackendKind::Uring, Some(&format!("forge@read={k}")))).unwrap_err();
+        assert!(
+            matches!(err, SpillError::RejectedCompletion { op: Op::Read | Op::ReadHeader, .. }),
+            "read {k}: {err:?}"
+        );
+        assert_eq!((err.path(), err.errno()), (Some(path.as_str()), None), "{err}");
+    }
+    // The next stream gets a backend that works (the disabled one is not pooled).
+    assert_eq!(reader_verdict(&path, BackendKind::Uring), "ok");
+    // Backends whose completions no validator sees cannot take a forgery.
+    for kind in [BackendKind::Sync, BackendKind::Ocall, BackendKind::Switchless] {
+        let err = write(&path, &options(kind, Some("forge@write=0"))).unwrap_err();
+        assert!(matches!(err, SpillError::InvalidArgument { .. }), "{}: {err:?}", kind.name());
+    }
+}
+
+#[test]
 fn the_null_backend_refuses_fault_injection() {
     let err =
         SpillWriter::create("/dev/null", &key(), b"", &options(BackendKind::Null, Some("eio@segment=1")))
             .err()
             .unwrap();
-    assert!(matches!(err, SpillError::InvalidArgument(_)), "{err:?}");
+    assert!(matches!(err, SpillError::InvalidArgument { .. }), "{err:?}");
 }
 
 /// Prints, for each backend and fault, what the writer and a reader reported

@@ -27,6 +27,8 @@ from _typeshed import ReadableBuffer, WriteableBuffer
 #: Any cdata object: a pointer from ``ffi.from_buffer`` or ``ffi.new("char[]", ...)``,
 #: an array field of a struct, ``ffi.NULL``.
 CData: TypeAlias = _cffi_backend.FFI.CData
+#: A C type, as ``ffi.typeof`` returns it (``.fields``, ``.kind``).
+CType: TypeAlias = _cffi_backend.FFI.CType
 
 _T = TypeVar("_T")
 
@@ -125,8 +127,9 @@ class ExitlessResourcesPtr:
     trusted_pool_bytes: int
 
 @final
-class ExitlessStatsPtr:
-    """``ExitlessStats *``: what a stream did."""
+class ExitlessCountersPtr:
+    """``ExitlessCounters``: what a backend did (exitless-io's ``Counters``, their one
+    definition; ``ExitlessStats.io``)."""
 
     exits: int
     syscalls: int
@@ -138,6 +141,12 @@ class ExitlessStatsPtr:
     resubmits: int
     fallbacks: int
     file_ops: int
+
+@final
+class ExitlessStatsPtr:
+    """``ExitlessStats *``: what a stream did."""
+
+    io: ExitlessCountersPtr
     stream_syscalls: int
     segments: int
     plaintext_bytes: int
@@ -181,6 +190,7 @@ class _FFI:
     def memmove(self, dest: CData | WriteableBuffer, src: CData | ReadableBuffer, n: int) -> None: ...
     def string(self, cdata: CData, maxlen: int = -1, /) -> bytes:
         """The bytes of a NUL-terminated ``char *`` (the header has no ``wchar_t``)."""
+    def typeof(self, cdecl: Literal["ExitlessStats"], /) -> CType: ...
 
 @final
 class _Lib:
@@ -208,6 +218,7 @@ class _Lib:
     EXITLESS_ERR_CLOSED: Final = 5
     EXITLESS_ERR_PANIC: Final = 6
     EXITLESS_ERR_WRONG_PROCESS: Final = 7
+    EXITLESS_ERR_REJECTED_COMPLETION: Final = 8
 
     def exitless_inspect(self, path: bytes, out: ExitlessFileInfoPtr, /) -> int: ...
     def exitless_sealed_len(self, plaintext_len: int, segment_size: int, out: Uint64Ptr, /) -> int: ...
