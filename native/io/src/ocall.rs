@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::backend::{Backend, BackendKind, Completion, Counters, FileOp, FileOpOutput, OpKind};
 use crate::faults::{self, FaultPlan};
 use crate::model::OcallModel;
-use crate::sync::{count, fsync_retrying, transfer_all, SlotQueue};
+use crate::sync::{count, fsync_counted, transfer_all, SlotQueue};
 use crate::untrusted::UntrustedRegion;
 
 /// Pread/pwrite through an untrusted bounce buffer, each charged as modeled exits.
@@ -144,13 +144,10 @@ impl Backend for OcallBackend {
     }
 
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
-        let fault = self.faults.as_ref().and_then(|p| p.next_fsync());
-        let (result, calls) = fsync_retrying(fd, fault);
+        let (result, calls) = fsync_counted(fd, &self.faults, &mut self.counters);
+        // Each syscall is an exit on this path.
         self.model.charge(calls);
         self.counters.exits += calls;
-        self.counters.syscalls += calls;
-        self.counters.resubmits += calls - 1;
-        self.counters.ops += 1;
         result
     }
 

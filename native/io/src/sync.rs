@@ -135,6 +135,21 @@ pub(crate) fn fsync_retrying(fd: RawFd, mut fault: Option<Fault>) -> (io::Result
     }
 }
 
+/// fsync on `fd` with plain syscalls (the plan's next fsync fault applies), counted
+/// as one op in `counters`; returns the result and the syscalls made.
+pub(crate) fn fsync_counted(
+    fd: RawFd,
+    faults: &Option<Arc<FaultPlan>>,
+    counters: &mut Counters,
+) -> (io::Result<()>, u64) {
+    let fault = faults.as_ref().and_then(|p| p.next_fsync());
+    let (result, calls) = fsync_retrying(fd, fault);
+    counters.syscalls += calls;
+    counters.resubmits += calls - 1;
+    counters.ops += 1;
+    (result, calls)
+}
+
 /// Writes or reads all of `buf` at `offset` with plain syscalls, retrying EINTR and
 /// short transfers (with `some`, a read stops after its first transfer); returns the
 /// bytes moved (short only for a read at end of file, or with `some`) and the
@@ -331,12 +346,7 @@ impl Backend for SyncBackend {
     }
 
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
-        let fault = self.faults.as_ref().and_then(|p| p.next_fsync());
-        let (result, calls) = fsync_retrying(fd, fault);
-        self.counters.syscalls += calls;
-        self.counters.resubmits += calls - 1;
-        self.counters.ops += 1;
-        result
+        fsync_counted(fd, &self.faults, &mut self.counters).0
     }
 
     fn counters(&self) -> Counters {
