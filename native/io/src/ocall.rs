@@ -90,13 +90,7 @@ impl Backend for OcallBackend {
         BackendKind::Ocall
     }
 
-    fn depth(&self) -> usize {
-        self.slots.depth()
-    }
-
-    fn buffer_len(&self) -> usize {
-        self.slots.buffer_len()
-    }
+    crate::sync::slot_queue_methods!();
 
     fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
         self.slots.check_stage(slot, at, data.len())?;
@@ -134,25 +128,12 @@ impl Backend for OcallBackend {
         out.copy_from_slice(&self.trusted[slot][at..at + out.len()]);
     }
 
-    fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
-        self.slots.drain(out);
-        Ok(())
-    }
-
-    fn in_flight(&self) -> usize {
-        self.slots.in_flight()
-    }
-
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
         let (result, calls) = fsync_counted(fd, &self.faults, &mut self.counters);
         // Each syscall is an exit on this path.
         self.model.charge(calls);
         self.counters.exits += calls;
         result
-    }
-
-    fn counters(&self) -> Counters {
-        self.counters
     }
 
     /// One exit each, as Occlum's hostfs makes them (open, close, unlink, fstat,
