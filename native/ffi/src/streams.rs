@@ -1,7 +1,8 @@
 //! The stream functions: sealed writers and readers on files, over the backend the
 //! options choose.
 
-use exitless_spill::{SpillReader, SpillWriter};
+use exitless_seal::DataKey;
+use exitless_spill::{SpillOptions, SpillReader, SpillResult, SpillWriter};
 use std::ffi::c_char;
 use std::sync::atomic::AtomicU64;
 
@@ -22,49 +23,127 @@ pub struct ExitlessReader(Handle<SpillReader>);
 pub(crate) static LIVE_WRITERS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LIVE_READERS: AtomicU64 = AtomicU64::new(0);
 
-fn writer_handle(ptr: *const ExitlessWriter) -> *const Handle<SpillWriter> {
-    // `ExitlessWriter` is a transparent wrapper of the handle.
+/// What the C ABI's generic stream calls need of a handle type: the stream it
+/// wraps, the name its errors use, its live count and its counters.
+trait StreamHandle {
+    type Stream;
+    const NAME: &'static str;
+    fn live() -> &'static AtomicU64;
+    /// The stream's counters; `closing`: after closing its file (through its backend).
+    fn stats(stream: &mut Self::Stream, closing: bool) -> ExitlessStats;
+}
+
+impl StreamHandle for ExitlessWriter {
+    type Stream = SpillWriter;
+    const NAME: &'static str = "writer";
+    fn live() -> &'static AtomicU64 {
+        &LIVE_WRITERS
+    }
+    fn stats(w: &mut SpillWriter, closing: bool) -> ExitlessStats {
+        if closing {
+            w.close();
+        }
+        stats(w.stats(), w.backend_kind())
+    }
+}
+
+impl StreamHandle for ExitlessReader {
+    type Stream = SpillReader;
+    const NAME: &'static str = "reader";
+    fn live() -> &'static AtomicU64 {
+        &LIVE_READERS
+    }
+    fn stats(r: &mut SpillReader, closing: bool) -> ExitlessStats {
+        if closing {
+            r.close();
+        }
+        stats(r.stats(), r.backend_kind())
+    }
+}
+
+fn handle_of<H: StreamHandle>(ptr: *const H) -> *const Handle<H::Stream> {
+    // Both handle types are transparent wrappers of their `Handle`.
     ptr.cast()
 }
 
-fn reader_handle(ptr: *const ExitlessReader) -> *const Handle<SpillReader> {
-    ptr.cast()
-}
-
-/// Runs `f` on the writer inside one call of its handle.
+/// Runs `f` on the stream inside one call of its handle.
 ///
 /// # Safety
-/// `writer` is null or a handle from `exitless_writer_open` not freed before the call began.
-unsafe fn with_writer<R>(
-    writer: *const ExitlessWriter,
-    f: impl FnOnce(&mut SpillWriter) -> FfiResult<R>,
+/// `ptr` is null or a handle from its open call not freed before the call began.
+unsafe fn with<H: StreamHandle, R>(
+    ptr: *const H,
+    f: impl FnOnce(&mut H::Stream) -> FfiResult<R>,
 ) -> FfiResult<R> {
     // SAFETY: forwarded contract.
-    unsafe { handle::enter(writer_handle(writer), "writer") }?.with(f)
+    unsafe { handle::enter(handle_of(ptr), H::NAME) }?.with(f)
 }
 
-/// Runs `f` on the reader inside one call of its handle.
+/// Opens a stream from the C arguments and publishes its handle in `*out`.
 ///
 /// # Safety
-/// `reader` is null or a handle from `exitless_reader_open` not freed before the call began.
-unsafe fn with_reader<R>(
-    reader: *const ExitlessReader,
-    f: impl FnOnce(&mut SpillReader) -> FfiResult<R>,
-) -> FfiResult<R> {
-    // SAFETY: forwarded contract.
-    unsafe { handle::enter(reader_handle(reader), "reader") }?.with(f)
+/// As `exitless_writer_open`'s contract.
+#[allow(clippy::too_many_arguments)]
+unsafe fn open<H: StreamHandle>(
+    path: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    context: *const u8,
+    context_len: usize,
+    options: *const ExitlessOptions,
+    out: *mut *mut H,
+    open: impl FnOnce(&str, &DataKey, &[u8], &SpillOptions) -> SpillResult<H::Stream>,
+) -> ExitlessStatus {
+    guard_secret(|| {
+        // SAFETY: every pointer is checked for null, then used within the lengths the
+        // caller's contract guarantees.
+        let (path, key, context) =
+            unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
+        // SAFETY: null or readable by contract.
+        let opts = spill_options(&unsafe { read_options(options) }?)?;
+        let stream = open(path, &key, context, &opts)?;
+        let raw = Handle::boxed(stream, H::NAME, H::stats, H::live());
+        // SAFETY: `out` is null (refused) or writable by contract; `H` is a transparent
+        // wrapper of `Handle<H::Stream>`.
+        unsafe { put(out, raw.cast::<H>(), "out") }.inspect_err(|_| {
+            // SAFETY: `raw` came from Handle::boxed just above and was never shared.
+            unsafe { handle::free(raw) };
+        })
+    })
 }
 
-/// Publishes a freshly opened stream's handle in `*out` (freeing it if `out` is null).
+/// Closes a stream without freeing its handle.
 ///
 /// # Safety
-/// `out` is null or writable.
-unsafe fn publish<T, H>(raw: *mut Handle<T>, out: *mut *mut H) -> FfiResult {
-    // SAFETY: `out` is null (refused) or writable by contract; `H` is a transparent
-    // wrapper of `Handle<T>`.
-    unsafe { put(out, raw.cast::<H>(), "out") }.inspect_err(|_| {
-        // SAFETY: `raw` came from Handle::boxed just above and was never shared.
-        unsafe { handle::free(raw) };
+/// `ptr` is a handle not freed before this call began.
+unsafe fn close<H: StreamHandle>(ptr: *const H) -> ExitlessStatus {
+    guard_secret(|| {
+        // SAFETY: forwarded contract.
+        unsafe { handle::close(handle_of(ptr), H::NAME) }.map(drop)
+    })
+}
+
+/// Closes and frees a stream's handle; null is a no-op.
+///
+/// # Safety
+/// `ptr` is null or a handle from its open call, freed only once.
+unsafe fn free<H: StreamHandle>(ptr: *mut H) {
+    let _ = guard_secret(|| {
+        // SAFETY: forwarded contract.
+        unsafe { handle::free(handle_of(ptr).cast_mut()) };
+        Ok(())
+    });
+}
+
+/// Writes a stream's counters to `*out`.
+///
+/// # Safety
+/// `ptr` is a handle not freed before this call began; `out` is writable.
+unsafe fn stats_into<H: StreamHandle>(ptr: *const H, out: *mut ExitlessStats) -> ExitlessStatus {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { handle::stats(handle_of(ptr), H::NAME) }?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, s, "out") }
     })
 }
 
@@ -85,25 +164,8 @@ pub unsafe extern "C" fn exitless_writer_open(
     options: *const ExitlessOptions,
     out: *mut *mut ExitlessWriter,
 ) -> ExitlessStatus {
-    guard_secret(|| {
-        // SAFETY: every pointer is checked for null, then used within the lengths the
-        // caller's contract above guarantees.
-        let (path, key, context) =
-            unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
-        // SAFETY: null or readable by contract.
-        let opts = spill_options(&unsafe { read_options(options) }?)?;
-        let writer = SpillWriter::create(path, &key, context, &opts)?;
-        // SAFETY: `out` is null or writable by contract.
-        unsafe { publish(Handle::boxed(writer, "writer", writer_stats, &LIVE_WRITERS), out) }
-    })
-}
-
-/// A writer's counters; `closing`: after closing its file (through its backend).
-fn writer_stats(w: &mut SpillWriter, closing: bool) -> ExitlessStats {
-    if closing {
-        w.close();
-    }
-    stats(w.stats(), w.backend_kind())
+    // SAFETY: forwarded contract.
+    unsafe { open(path, key, key_len, context, context_len, options, out, SpillWriter::create) }
 }
 
 /// Appends `len` plaintext bytes.
@@ -121,7 +183,7 @@ pub unsafe extern "C" fn exitless_writer_write(
         // SAFETY: contract above.
         let data = unsafe { bytes(data, len, "data") }?;
         // SAFETY: contract above.
-        unsafe { with_writer(writer, |w| Ok(w.write(data)?)) }
+        unsafe { with(writer, |w| Ok(w.write(data)?)) }
     })
 }
 
@@ -136,7 +198,7 @@ pub unsafe extern "C" fn exitless_writer_tell(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let pos = unsafe { with_writer(writer, |w| Ok(w.position())) }?;
+        let pos = unsafe { with(writer, |w| Ok(w.position())) }?;
         // SAFETY: contract above.
         unsafe { put(out, pos, "out") }
     })
@@ -150,7 +212,7 @@ pub unsafe extern "C" fn exitless_writer_tell(
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_finish(writer: *const ExitlessWriter) -> ExitlessStatus {
     // SAFETY: contract above.
-    guard(|| unsafe { with_writer(writer, |w| Ok(w.finish()?)) })
+    guard(|| unsafe { with(writer, |w| Ok(w.finish()?)) })
 }
 
 /// Closes a writer without freeing its handle: if it was not finished, the file is
@@ -164,10 +226,8 @@ pub unsafe extern "C" fn exitless_writer_finish(writer: *const ExitlessWriter) -
 /// `writer` is a handle not freed before this call began.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_close(writer: *const ExitlessWriter) -> ExitlessStatus {
-    guard_secret(|| {
-        // SAFETY: contract above.
-        unsafe { handle::close(writer_handle(writer), "writer") }.map(drop)
-    })
+    // SAFETY: contract above.
+    unsafe { close(writer) }
 }
 
 /// Closes (as `exitless_writer_close`) and frees a writer. Calls already inside the
@@ -179,19 +239,8 @@ pub unsafe extern "C" fn exitless_writer_close(writer: *const ExitlessWriter) ->
 /// `writer` is null or a handle from `exitless_writer_open`, freed only once.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_writer_free(writer: *mut ExitlessWriter) {
-    let _ = guard_secret(|| {
-        // SAFETY: contract above.
-        unsafe { handle::free(writer_handle(writer).cast_mut()) };
-        Ok(())
-    });
-}
-
-/// A reader's counters; `closing`: after closing its file (through its backend).
-fn reader_stats(r: &mut SpillReader, closing: bool) -> ExitlessStats {
-    if closing {
-        r.close();
-    }
-    stats(r.stats(), r.backend_kind())
+    // SAFETY: contract above.
+    unsafe { free(writer) }
 }
 
 /// Opens a sealed reader on `path`. Verifies the header and the final segment
@@ -211,16 +260,8 @@ pub unsafe extern "C" fn exitless_reader_open(
     options: *const ExitlessOptions,
     out: *mut *mut ExitlessReader,
 ) -> ExitlessStatus {
-    guard_secret(|| {
-        // SAFETY: pointers checked for null and used within the contract's lengths.
-        let (path, key, context) =
-            unsafe { (self::path(path)?, self::key(key, key_len)?, bytes(context, context_len, "context")?) };
-        // SAFETY: null or readable by contract.
-        let opts = spill_options(&unsafe { read_options(options) }?)?;
-        let reader = SpillReader::open(path, &key, context, &opts)?;
-        // SAFETY: `out` is null or writable by contract.
-        unsafe { publish(Handle::boxed(reader, "reader", reader_stats, &LIVE_READERS), out) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { open(path, key, key_len, context, context_len, options, out, SpillReader::open) }
 }
 
 /// Reads up to `len` bytes into `buf`; `*out_read` is 0 only at end of stream.
@@ -240,7 +281,7 @@ pub unsafe extern "C" fn exitless_reader_read(
         // SAFETY: contract above.
         let buf = unsafe { bytes_mut(buf, len, "buf") }?;
         // SAFETY: contract above.
-        let n = unsafe { with_reader(reader, |r| Ok(r.read(buf)?)) }?;
+        let n = unsafe { with(reader, |r| Ok(r.read(buf)?)) }?;
         // SAFETY: contract above.
         unsafe { put(out_read, n, "out_read") }
     })
@@ -259,7 +300,7 @@ pub unsafe extern "C" fn exitless_reader_seek(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let pos = unsafe { with_reader(reader, |r| Ok(r.seek(offset, whence)?)) }?;
+        let pos = unsafe { with(reader, |r| Ok(r.seek(offset, whence)?)) }?;
         if !out_pos.is_null() {
             // SAFETY: non-null and writable by contract.
             unsafe { put(out_pos, pos, "out_pos") }?;
@@ -279,7 +320,7 @@ pub unsafe extern "C" fn exitless_reader_tell(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let pos = unsafe { with_reader(reader, |r| Ok(r.position())) }?;
+        let pos = unsafe { with(reader, |r| Ok(r.position())) }?;
         // SAFETY: contract above.
         unsafe { put(out, pos, "out") }
     })
@@ -296,7 +337,7 @@ pub unsafe extern "C" fn exitless_reader_size(
 ) -> ExitlessStatus {
     guard(|| {
         // SAFETY: contract above.
-        let len = unsafe { with_reader(reader, |r| Ok(r.plaintext_len())) }?;
+        let len = unsafe { with(reader, |r| Ok(r.plaintext_len())) }?;
         // SAFETY: contract above.
         unsafe { put(out, len, "out") }
     })
@@ -308,10 +349,8 @@ pub unsafe extern "C" fn exitless_reader_size(
 /// `reader` is a handle not freed before this call began.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_close(reader: *const ExitlessReader) -> ExitlessStatus {
-    guard_secret(|| {
-        // SAFETY: contract above.
-        unsafe { handle::close(reader_handle(reader), "reader") }.map(drop)
-    })
+    // SAFETY: contract above.
+    unsafe { close(reader) }
 }
 
 /// Closes and frees a reader; as `exitless_writer_free`. Null is a no-op.
@@ -320,11 +359,8 @@ pub unsafe extern "C" fn exitless_reader_close(reader: *const ExitlessReader) ->
 /// `reader` is null or a handle from `exitless_reader_open`, freed only once.
 #[no_mangle]
 pub unsafe extern "C" fn exitless_reader_free(reader: *mut ExitlessReader) {
-    let _ = guard_secret(|| {
-        // SAFETY: contract above.
-        unsafe { handle::free(reader_handle(reader).cast_mut()) };
-        Ok(())
-    });
+    // SAFETY: contract above.
+    unsafe { free(reader) }
 }
 
 /// What the writer did so far; after `exitless_writer_close`, what it did in all
@@ -337,12 +373,8 @@ pub unsafe extern "C" fn exitless_writer_stats(
     writer: *const ExitlessWriter,
     out: *mut ExitlessStats,
 ) -> ExitlessStatus {
-    guard(|| {
-        // SAFETY: contract above.
-        let s = unsafe { handle::stats(writer_handle(writer), "writer") }?;
-        // SAFETY: contract above.
-        unsafe { put(out, s, "out") }
-    })
+    // SAFETY: contract above.
+    unsafe { stats_into(writer, out) }
 }
 
 /// What the reader did so far; after `exitless_reader_close`, what it did in all.
@@ -354,12 +386,8 @@ pub unsafe extern "C" fn exitless_reader_stats(
     reader: *const ExitlessReader,
     out: *mut ExitlessStats,
 ) -> ExitlessStatus {
-    guard(|| {
-        // SAFETY: contract above.
-        let s = unsafe { handle::stats(reader_handle(reader), "reader") }?;
-        // SAFETY: contract above.
-        unsafe { put(out, s, "out") }
-    })
+    // SAFETY: contract above.
+    unsafe { stats_into(reader, out) }
 }
 
 /// The path, stream options and concrete backend of a call on a path.
@@ -370,7 +398,7 @@ pub unsafe extern "C" fn exitless_reader_stats(
 unsafe fn path_call<'a>(
     path: *const c_char,
     options: *const ExitlessOptions,
-) -> FfiResult<(&'a str, exitless_spill::SpillOptions, exitless_io::BackendKind)> {
+) -> FfiResult<(&'a str, SpillOptions, exitless_io::BackendKind)> {
     // SAFETY: forwarded contract.
     let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
     let spill = spill_options(&opts)?;

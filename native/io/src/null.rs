@@ -25,13 +25,7 @@ impl Backend for NullBackend {
         BackendKind::Null
     }
 
-    fn depth(&self) -> usize {
-        self.slots.depth()
-    }
-
-    fn buffer_len(&self) -> usize {
-        self.slots.buffer_len()
-    }
+    crate::sync::slot_queue_methods!();
 
     fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
         self.slots.check_stage(slot, at, data.len())
@@ -64,21 +58,8 @@ impl Backend for NullBackend {
         out.fill(0);
     }
 
-    fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
-        self.slots.drain(out);
-        Ok(())
-    }
-
-    fn in_flight(&self) -> usize {
-        self.slots.in_flight()
-    }
-
     fn fsync(&mut self, _fd: RawFd) -> io::Result<()> {
         Ok(())
-    }
-
-    fn counters(&self) -> Counters {
-        self.counters
     }
 
     /// Real system calls (the files exist; only their data is discarded).

@@ -418,13 +418,7 @@ impl Backend for SwitchlessBackend {
         BackendKind::Switchless
     }
 
-    fn depth(&self) -> usize {
-        self.slots.depth()
-    }
-
-    fn buffer_len(&self) -> usize {
-        self.slots.buffer_len()
-    }
+    crate::sync::slot_queue_methods!();
 
     fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
         self.slots.check_stage(slot, at, data.len())?;
@@ -459,22 +453,9 @@ impl Backend for SwitchlessBackend {
         self.bounce.copy_out(slot * self.stride + at, out);
     }
 
-    fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
-        self.slots.drain(out);
-        Ok(())
-    }
-
-    fn in_flight(&self) -> usize {
-        self.slots.in_flight()
-    }
-
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
         let index = self.slots.depth();
         self.call(index, OP_FSYNC, fd, 0, 0)?.map(|_| ())
-    }
-
-    fn counters(&self) -> Counters {
-        self.counters
     }
 
     /// A modeled exit each (counted as a fallback): the host workers serve reads,

@@ -135,6 +135,50 @@ pub(crate) fn fsync_retrying(fd: RawFd, mut fault: Option<Fault>) -> (io::Result
     }
 }
 
+/// The [`Backend`] methods every backend over a [`SlotQueue`] (fields `slots` and
+/// `counters`) answers alike: each op completes inside its call, so `wait` only
+/// hands over what is done.
+macro_rules! slot_queue_methods {
+    () => {
+        fn depth(&self) -> usize {
+            self.slots.depth()
+        }
+
+        fn buffer_len(&self) -> usize {
+            self.slots.buffer_len()
+        }
+
+        fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
+            self.slots.drain(out);
+            Ok(())
+        }
+
+        fn in_flight(&self) -> usize {
+            self.slots.in_flight()
+        }
+
+        fn counters(&self) -> Counters {
+            self.counters
+        }
+    };
+}
+pub(crate) use slot_queue_methods;
+
+/// fsync on `fd` with plain syscalls (the plan's next fsync fault applies), counted
+/// as one op in `counters`; returns the result and the syscalls made.
+pub(crate) fn fsync_counted(
+    fd: RawFd,
+    faults: &Option<Arc<FaultPlan>>,
+    counters: &mut Counters,
+) -> (io::Result<()>, u64) {
+    let fault = faults.as_ref().and_then(|p| p.next_fsync());
+    let (result, calls) = fsync_retrying(fd, fault);
+    counters.syscalls += calls;
+    counters.resubmits += calls - 1;
+    counters.ops += 1;
+    (result, calls)
+}
+
 /// Writes or reads all of `buf` at `offset` with plain syscalls, retrying EINTR and
 /// short transfers (with `some`, a read stops after its first transfer); returns the
 /// bytes moved (short only for a read at end of file, or with `some`) and the
@@ -274,13 +318,7 @@ impl Backend for SyncBackend {
         BackendKind::Sync
     }
 
-    fn depth(&self) -> usize {
-        self.slots.depth()
-    }
-
-    fn buffer_len(&self) -> usize {
-        self.slots.buffer_len()
-    }
+    crate::sync::slot_queue_methods!();
 
     fn stage(&mut self, slot: usize, at: usize, data: &[u8]) -> io::Result<()> {
         self.slots.check_stage(slot, at, data.len())?;
@@ -321,26 +359,8 @@ impl Backend for SyncBackend {
         out.copy_from_slice(&self.buffers.slot(slot, at + out.len())[at..]);
     }
 
-    fn wait(&mut self, out: &mut Vec<Completion>) -> io::Result<()> {
-        self.slots.drain(out);
-        Ok(())
-    }
-
-    fn in_flight(&self) -> usize {
-        self.slots.in_flight()
-    }
-
     fn fsync(&mut self, fd: RawFd) -> io::Result<()> {
-        let fault = self.faults.as_ref().and_then(|p| p.next_fsync());
-        let (result, calls) = fsync_retrying(fd, fault);
-        self.counters.syscalls += calls;
-        self.counters.resubmits += calls - 1;
-        self.counters.ops += 1;
-        result
-    }
-
-    fn counters(&self) -> Counters {
-        self.counters
+        fsync_counted(fd, &self.faults, &mut self.counters).0
     }
 
     fn file_op(&mut self, op: FileOp<'_>) -> io::Result<FileOpOutput> {

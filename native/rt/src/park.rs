@@ -90,7 +90,16 @@ impl Wake for Signal {
 
 /// Runs `fut` on this thread, outside any runtime (parks are not counted).
 pub(crate) fn block_on_thread<F: Future>(fut: F, spin: Duration) -> F::Output {
-    let signal = Signal::new(None);
+    poll_until_ready(fut, Signal::new(None), |signal| signal.wait(spin, None))
+}
+
+/// Polls `fut` on this thread with `signal` as its waker, calling `wait` between
+/// polls (it returns once the signal was notified, or to let the caller poll anyway).
+pub(crate) fn poll_until_ready<F: Future>(
+    fut: F,
+    signal: Arc<Signal>,
+    mut wait: impl FnMut(&Signal),
+) -> F::Output {
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
@@ -98,6 +107,6 @@ pub(crate) fn block_on_thread<F: Future>(fut: F, spin: Duration) -> F::Output {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        signal.wait(spin, None);
+        wait(&signal);
     }
 }

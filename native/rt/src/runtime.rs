@@ -3,17 +3,16 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
 use crate::counters::RuntimeStats;
-use crate::park::Signal;
+use crate::park::{poll_until_ready, Signal};
 use crate::poller::{Poller, PollerId};
 use crate::sched::{self, Shared};
 use crate::scope::Scope;
@@ -118,21 +117,14 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         assert!(!sched::on_vcpu(), "Runtime::block_on on a vCPU thread: .await the future instead");
         let _enter = sched::enter(self.shared.clone(), None);
-        let signal = Signal::new(Some(self.shared.clone()));
-        let waker = Waker::from(signal.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut fut = pin!(fut);
-        loop {
-            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                return v;
-            }
+        poll_until_ready(fut, Signal::new(Some(self.shared.clone())), |signal| {
             if self.shared.is_shutdown() {
                 // No vCPU drives timers any more: this thread does, for its own sleeps.
                 signal.wait(Duration::ZERO, self.drive_timers_after_shutdown());
             } else {
                 signal.wait(self.shared.spin, None);
             }
-        }
+        })
     }
 
     fn drive_timers_after_shutdown(&self) -> Option<Duration> {
