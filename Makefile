@@ -30,7 +30,7 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: help run test ci bench bench-spark stress header setup system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check clean \
+.PHONY: help run test ci bench bench-spark stress header setup bench-lib system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check clean \
 	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
@@ -52,7 +52,9 @@ bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (l
 stress: setup ## 1,000 concurrent streams from 16 threads for 60 s per backend, then one 16 GiB stream: bench-results/stress-*.json (docs/HARDENING.md)
 	$(PY) -m exitless.stress --out bench-results
 
-setup: $(STAMPS)/native $(STAMPS)/spark
+setup: $(STAMPS)/native $(STAMPS)/bench-lib $(STAMPS)/spark
+
+bench-lib: $(STAMPS)/bench-lib ## target/release/libexitless_bench.so: the benchmark drivers (native/bench), which the tools load (not in the wheel)
 
 $(STAMPS)/venv: pyproject.toml Makefile
 	@mkdir -p $(STAMPS)
@@ -66,6 +68,12 @@ $(STAMPS)/spark: $(STAMPS)/venv
 
 $(STAMPS)/native: $(STAMPS)/venv $(RUST_SOURCES)
 	cd $(CURDIR) && maturin develop --release -q
+	@touch $@
+
+# The benchmark drivers' own library (exitless_tools loads it; the wheel never has it).
+$(STAMPS)/bench-lib: $(RUST_SOURCES)
+	@mkdir -p $(STAMPS)
+	cargo build --release -q -p exitless-bench
 	@touch $@
 
 system-deps: ## a JVM (PySpark tests) and SoftHSM2 (PKCS#11 KMS tests), installed with apt-get if missing

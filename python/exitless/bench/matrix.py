@@ -1,6 +1,7 @@
 """The IO matrix: one natively driven stream per point (backend × segment size),
 interleaved repetitions, medians, with the stream's exact exit counts and the CPU
-time it cost. Python is not in the write loop (``exitless_bench_write``)."""
+time it cost. Python is not in the write loop: the streams are written by
+``libexitless_bench.so`` (:mod:`.benchlib`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .._errors import raise_for
-from .._native import ffi, lib
+from .._native import ffi
 from ..streams import _stats_dict, make_options
+from .benchlib import load
 from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .machine import ocall_model
 
@@ -158,12 +159,10 @@ def run_point(
         parallel=parallel,
     )
     raw = ffi.new("ExitlessStats *")
+    bench = load()
     with ThreadCpu() as cpu:
         t0 = time.perf_counter()
-        raise_for(
-            lib.exitless_bench_write(path.encode(), opts, total, write_size, 1 if point.sealed else 0, raw),
-            path,
-        )
+        bench.write(path, opts, total, write_size, point.sealed, raw)
         wall = time.perf_counter() - t0
     st = _stats_dict(raw)
     u = cpu.usage
@@ -270,9 +269,9 @@ def run_matrix(
             runs[(seg, p.label)].append(run)
             os.unlink(path)
             # Pooled backends outlive a stream: switchless workers poll. Released
-            # here, so they never take the CPU from the next cell (each stream sets up
-            # its own).
-            lib.exitless_release_backends()
+            # here (the bench library's pool: its streams' backends), so they never
+            # take the CPU from the next cell (each stream sets up its own).
+            load().release_backends()
             # The process-wide SQPOLL thread is never released: it spins for its idle
             # second after the last submission. Before a cell of another backend,
             # wait for it to sleep, and keep what that tail cost with the uring cell.

@@ -219,7 +219,7 @@ def scaling_suite(a: argparse.Namespace, outdir: Path) -> None:
         f"\nscaling: one {mib} MiB sealed stream, 64 KiB segments, 1 vCPU vs all (null backend, then a file in {a.io_dir})"
     )
     Path(a.io_dir).mkdir(parents=True, exist_ok=True)
-    scaling = cargo_example("exitless-spill", "scaling", [str(mib), a.io_dir])
+    scaling = cargo_example("exitless-bench", "scaling", [str(mib), a.io_dir])
     print(json.dumps(scaling, indent=1))
     (outdir / "scaling.json").write_text(
         json.dumps({"benchmark": "scaling", "machine": machine(), "scaling": scaling}, indent=2) + "\n"
