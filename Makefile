@@ -1,6 +1,7 @@
 # exitless: `make run` (main job) and `make test` (all checks) set everything up
-# themselves: a virtualenv in .venv, the native module built by maturin. Both are
-# quick when nothing changed (stamp files in .stamps/).
+# themselves: a virtualenv in .venv, the native module built by maturin, the
+# benchmark drivers' library (native/bench) that the tools in python/exitless_tools
+# load. Both are quick when nothing changed (stamp files in .stamps/).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -34,7 +35,7 @@ NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
-	$(VENV)/bin/exitless run
+	$(PY) -m exitless_tools run
 
 test: setup python-lint rust-checks nostd-check occlum-toolchain-check python-tests ## every check of the code (CI also runs the hardening checks: `make ci`)
 	@echo "make test: all checks passed"
@@ -43,14 +44,14 @@ ci: test fuzz-quick miri asan ## what .ci/run runs: `make test`, then each fuzz 
 	@echo "make ci: all checks passed"
 
 bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), then sealing vs cryptography and vCPU scaling: bench-results/
-	$(VENV)/bin/exitless bench --spark
-	$(PY) -m exitless.bench.suites --out bench-results
+	$(PY) -m exitless_tools bench --spark
+	$(PY) -m exitless_tools suites --out bench-results
 
 bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (local[2], needs Java): bench-results/spark-*.json
-	$(PY) -m exitless.spark.bench --out bench-results
+	$(PY) -m exitless_tools spark-bench --out bench-results
 
 stress: setup ## 1,000 concurrent streams from 16 threads for 60 s per backend, then one 16 GiB stream: bench-results/stress-*.json (docs/HARDENING.md)
-	$(PY) -m exitless.stress --out bench-results
+	$(PY) -m exitless_tools stress --out bench-results
 
 setup: $(STAMPS)/native $(STAMPS)/bench-lib $(STAMPS)/spark
 

@@ -1,6 +1,6 @@
 """Sealed datasets against plaintext ones, in one run (a benchmark, not a test).
 
-``python -m exitless.spark.dataset_bench [--rows N] [--reps R] [--out DIR]``: on
+``python -m exitless_tools dataset-bench [--rows N] [--reps R] [--out DIR]``: on
 ``local[2]``, writes the same DataFrame as plaintext CSV (``df.write.csv``) and as a
 sealed dataset (:class:`exitless.spark.SealedIO`, a LocalKms keyring), then reads
 each back and counts the rows, alternating, ``R`` times; medians and the ratio go
@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import __version__
+from exitless import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m exitless.spark.dataset_bench", description=__doc__.splitlines()[0]
+        prog="python -m exitless_tools dataset-bench", description=__doc__.splitlines()[0]
     )
     p.add_argument("--rows", type=int, default=2_000_000, help="rows (default 2,000,000)")
     p.add_argument("--parts", type=int, default=4, help="partitions (default 4)")
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from ..kms import LocalKms
-    from .sealed_io import SealedIO
+    from exitless.kms import LocalKms
+    from exitless.spark.sealed_io import SealedIO
 
     scratch = Path(tempfile.mkdtemp(prefix="exitless-dataset-bench-"))
     spark = (
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(target)
         med = {k: statistics.median(v) for k, v in times.items()}
         result = {
-            "benchmark": "exitless.spark.dataset_bench",
+            "benchmark": "exitless_tools.dataset_bench",
             "exitless": __version__,
             "config": {
                 "master": "local[2]",

@@ -1,6 +1,6 @@
 """Spilling PySpark jobs with and without sealed spills (not a test).
 
-``python -m exitless.spark.bench`` runs the same jobs (groupByKey, reduceByKey,
+``python -m exitless_tools spark-bench`` runs the same jobs (groupByKey, reduceByKey,
 sortByKey) on ``local[2]`` with a small ``spark.python.worker.memory`` so the
 Python workers spill, alternately in a plain application and in one set up with
 :func:`exitless.spark.configure`, for several repetitions, all in one run (one
@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import configure
-from .hook import DEFAULT_BACKEND, iter_stats_files
+from exitless.spark import configure
+from exitless.spark.hook import DEFAULT_BACKEND, iter_stats_files
 
 JOBS = ("groupByKey", "reduceByKey", "sortByKey")
 
@@ -84,8 +84,8 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
     (interleaved repetitions; the sealed streams use the hook's options)."""
     import io
 
-    from .. import backends, generate_key, open_spill
-    from .hook import BUFFER_SIZE, QUEUE_DEPTH, spill_context
+    from exitless import backends, generate_key, open_spill
+    from exitless.spark.hook import BUFFER_SIZE, QUEUE_DEPTH, spill_context
 
     key = generate_key()
     payload = os.urandom(5000)
@@ -100,7 +100,7 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
             t0 = time.perf_counter()
             for p in paths:
                 if mode == "plain":
-                    f: Any = open(p, "wb")
+                    f: Any = open(p, "wb")  # noqa: SIM115 (closed by the `with f` below)
                 else:
                     raw = open_spill(
                         p, "wb", key, spill_context(p), backend=mode, queue_depth=QUEUE_DEPTH, parallel=False
@@ -112,7 +112,7 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
             t1 = time.perf_counter()
             for p in paths:
                 if mode == "plain":
-                    f = open(p, "rb")
+                    f = open(p, "rb")  # noqa: SIM115 (closed by the `with f` below)
                 else:
                     f = io.BufferedReader(
                         open_spill(p, "rb", key, spill_context(p), backend=mode), BUFFER_SIZE
@@ -239,10 +239,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
     total_sealed = sum(statistics.median(times["exitless"][j]) for j in args.jobs)
     import pyspark
 
-    from ..bench.machine import machine
+    from .bench.machine import machine
 
     return {
-        "benchmark": "exitless.spark.bench",
+        "benchmark": "exitless_tools.spark_bench",
         "machine": machine(),
         "pyspark": pyspark.__version__,
         "config": {
@@ -271,7 +271,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m exitless.spark.bench", description=__doc__.split("\n\n")[0]
+        prog="python -m exitless_tools spark-bench", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--n", type=int, default=1_000_000, help="records per job (default 1000000)")
     parser.add_argument(

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import exitless
+from exitless import generate_key, open_spill
+from exitless.keys import Key
+from exitless.streams import uring_unavailable_reason
 
-from .. import generate_key, open_spill
-from ..keys import Key
-from ..streams import uring_unavailable_reason
 from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .matrix import ExitModel
 
@@ -86,7 +86,7 @@ def run_batch(
     paths = [os.path.join(directory, f"{backend}-{i}") for i in range(len(payloads))]
     with ThreadCpu() as cpu:
         t0 = time.perf_counter()
-        for path, data in zip(paths, payloads):
+        for path, data in zip(paths, payloads, strict=True):
             if backend == "plaintext":
                 back = _plain_file(path, data)
             else:

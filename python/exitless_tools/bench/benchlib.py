@@ -23,9 +23,9 @@ from typing import Any
 
 import cffi
 
-from .._errors import ExitlessError, ForkedStreamError, FormatError, IntegrityError
-from .._native import ffi as native_ffi
-from .._native import lib as native_lib
+from exitless._errors import ExitlessError, ForkedStreamError, FormatError, IntegrityError
+from exitless._native import ffi as native_ffi
+from exitless._native import lib as native_lib
 
 #: The make target that builds the library.
 MAKE_TARGET = "make bench-lib"

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .._native import ffi
-from ..streams import _stats_dict, make_options
+from exitless._native import ffi
+from exitless.streams import _stats_dict, make_options
+
 from .benchlib import load
 from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .machine import ocall_model
@@ -39,7 +40,7 @@ class Point:
     about: str = ""
 
 
-#: The points ``exitless bench`` knows, in report order; DEFAULT_POINTS are the default.
+#: The points ``bench`` knows, in report order; DEFAULT_POINTS are the default.
 POINTS: dict[str, Point] = {
     p.label: p
     for p in (

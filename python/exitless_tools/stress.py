@@ -1,6 +1,6 @@
 """Stress: many concurrent sealed streams per backend, and one very long stream.
 
-``python -m exitless.stress`` (``make stress``) runs, for each backend (uring,
+``python -m exitless_tools stress`` (``make stress``) runs, for each backend (uring,
 ocall, switchless, sync), ``--streams`` concurrent streams (default 1,000) from
 ``--threads`` Python threads (default 16) for ``--seconds`` (default 60): each
 stream writes a random-length slice of a random source, closes, reads it back and
@@ -40,9 +40,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import open_spill, release_backends, resources
-from .keys import Key
-from .streams import BACKENDS, uring_unavailable_reason
+from exitless import open_spill, release_backends, resources
+from exitless.keys import Key
+from exitless.streams import BACKENDS, uring_unavailable_reason
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1 << 20
@@ -424,7 +424,7 @@ def run_big(args: argparse.Namespace, key: Key, root: str) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m exitless.stress", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m exitless_tools stress", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0, help="per backend (default 60)")
     p.add_argument("--streams", type=int, default=1000, help="concurrent streams per backend (default 1000)")
     p.add_argument("--threads", type=int, default=16, help="Python threads driving them (default 16)")
