@@ -171,7 +171,7 @@ ASAN_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 
 asan: nightly ## AddressSanitizer over the FFI tests
 	RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" cargo +nightly test -q -Zbuild-std \
-	  --target $(ASAN_TARGET) --target-dir target/asan -p exitless-ffi -p exitless-io --lib --tests
+	  --target $(ASAN_TARGET) --target-dir target/asan -p exitless-ffi -p exitless-io --features exitless-io/driver --lib --tests
 
 fuzz-seeds: ## rewrite the committed seed corpus fuzz/seeds/ (test vectors of docs/FORMAT.md, sealed samples)
 	cargo run -q --manifest-path fuzz/Cargo.toml --example seeds
