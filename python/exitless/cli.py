@@ -42,7 +42,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from . import ExitlessError, Key, inspect, open_spill
 from .streams import DEFAULT_SEGMENT_SIZE
@@ -367,7 +367,13 @@ def _seal(args: argparse.Namespace) -> None:
                 src.close()
 
 
-def _copy_to_fd(src: IO[bytes], fd: int) -> None:
+class _ReadsInto(Protocol):
+    """A binary file that reads into a buffer (a sealed reader, a raw or buffered file)."""
+
+    def readinto(self, buffer: bytearray, /) -> int | None: ...
+
+
+def _copy_to_fd(src: _ReadsInto, fd: int) -> None:
     """Copies ``src`` to the file descriptor ``fd`` until every byte is written.
 
     A blocking write to a pipe or socket that is interrupted after some bytes
@@ -462,11 +468,11 @@ def _kms_init(args: argparse.Namespace) -> None:
         if not path:
             raise ValueError("'local:' needs a keyring path, e.g. local:/etc/exitless/keyring.json")
         try:
-            kms = LocalKms.init(path)
+            keyring = LocalKms.init(path)
         except FileExistsError:
             raise FileExistsError(f"{path} already exists; refusing to overwrite a keyring") from None
-        with kms:
-            print(f"created keyring {path} (mode 0600) with primary key {kms.current_key_id.hex()}")
+        with keyring:
+            print(f"created keyring {path} (mode 0600) with primary key {keyring.current_key_id.hex()}")
         return
     with open_kms(uri) as kms:
         if kms.list_keys():

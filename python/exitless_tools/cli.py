@@ -21,7 +21,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from exitless import ExitlessError
 
@@ -79,7 +78,7 @@ def _positive(text: str) -> int:
 
 
 #: (quick, full) defaults of the options left unset.
-_PROFILES: dict[str, tuple[Any, Any]] = {
+_PROFILES: dict[str, tuple[int | str, int | str]] = {
     "total": (64 << 20, 1 << 30),
     "reps": (3, 3),
     "runtime_runs": (3, 5),

@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"rep {rep} {mode:6} write {w:6.2f} s  read+count {r:6.2f} s", flush=True)
                 shutil.rmtree(target)
         med = {k: statistics.median(v) for k, v in times.items()}
+        ratios = {
+            "write": med["sealed_write"] / med["plain_write"],
+            "read": med["sealed_read"] / med["plain_read"],
+        }
         result = {
             "benchmark": "exitless_tools.dataset_bench",
             "exitless": __version__,
@@ -100,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "seconds": times,
             "median_seconds": med,
-            "sealed_over_plain": {
-                "write": med["sealed_write"] / med["plain_write"],
-                "read": med["sealed_read"] / med["plain_read"],
-            },
+            "sealed_over_plain": ratios,
         }
     finally:
         spark.stop()
@@ -112,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"dataset-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    r = result["sealed_over_plain"]
-    print(f"sealed / plain: write {r['write']:.2f}x, read+count {r['read']:.2f}x; wrote {path}")
+    print(f"sealed / plain: write {ratios['write']:.2f}x, read+count {ratios['read']:.2f}x; wrote {path}")
     return 0
 
 

@@ -19,13 +19,15 @@ import errno as _errno
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, cast
 
 import cffi
 
 from exitless._errors import ExitlessError, ForkedStreamError, FormatError, IntegrityError
-from exitless._native import ffi as native_ffi
 from exitless._native import lib as native_lib
+
+if TYPE_CHECKING:
+    from exitless._native import CData, ExitlessOptionsPtr, ExitlessStatsPtr
 
 #: The make target that builds the library.
 MAKE_TARGET = "make bench-lib"
@@ -40,6 +42,28 @@ const char *exitless_last_error_message(void);
 int32_t exitless_last_error_errno(void);
 void exitless_release_backends(void);
 """
+
+
+class _Lib(Protocol):
+    """The functions of :data:`_CDEF`, as cffi's ABI mode calls them: ``void *``
+    takes the product's ``ExitlessOptions *`` and ``ExitlessStats *`` as they are."""
+
+    def exitless_bench_write(
+        self,
+        path: bytes,
+        options: ExitlessOptionsPtr,
+        total: int,
+        chunk: int,
+        seal: int,
+        out: ExitlessStatsPtr,
+        /,
+    ) -> int: ...
+    def exitless_bench_read(
+        self, path: bytes, options: ExitlessOptionsPtr, chunk: int, out: ExitlessStatsPtr, /
+    ) -> int: ...
+    def exitless_last_error_message(self) -> CData: ...
+    def exitless_last_error_errno(self) -> int: ...
+    def exitless_release_backends(self) -> None: ...
 
 
 def library_path() -> Path:
@@ -60,13 +84,15 @@ class BenchLibrary:
         self.path = path
         self.ffi = cffi.FFI()
         self.ffi.cdef(_CDEF)
-        self.lib: Any = self.ffi.dlopen(str(path))
+        # cffi types what dlopen returns loosely; _Lib is what _CDEF declares.
+        self.lib = cast(_Lib, self.ffi.dlopen(str(path)))
 
     def _check(self, status: int, path: str) -> None:
         """Raises what the product raises for ``status``, with this library's last error."""
         if status == native_lib.EXITLESS_OK:
             return
-        message = self.ffi.string(self.lib.exitless_last_error_message()).decode("utf-8", "replace")
+        raw = self.ffi.string(self.lib.exitless_last_error_message())
+        message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         if status == native_lib.EXITLESS_ERR_IO:
             raise OSError(self.lib.exitless_last_error_errno() or _errno.EIO, message, path)
         if status in (native_lib.EXITLESS_ERR_INVALID_ARGUMENT, native_lib.EXITLESS_ERR_CLOSED):
@@ -79,25 +105,26 @@ class BenchLibrary:
             raise ForkedStreamError(message)
         raise ExitlessError(f"native error {status}: {message}")
 
-    def write(self, path: str, options: Any, total: int, chunk: int, sealed: bool, stats: Any) -> None:
+    def write(
+        self,
+        path: str,
+        options: ExitlessOptionsPtr,
+        total: int,
+        chunk: int,
+        sealed: bool,
+        stats: ExitlessStatsPtr,
+    ) -> None:
         """Writes ``total`` bytes to ``path``: a sealed stream in ``chunk``-byte writes, or
         (``sealed`` false) plaintext with the same IOs. ``options``: an ``ExitlessOptions *``
         of ``exitless._native``; ``stats`` an ``ExitlessStats *`` that gets the counters."""
         status = self.lib.exitless_bench_write(
-            os.fsencode(path),
-            native_ffi.cast("void *", options),
-            total,
-            chunk,
-            1 if sealed else 0,
-            native_ffi.cast("void *", stats),
+            os.fsencode(path), options, total, chunk, 1 if sealed else 0, stats
         )
         self._check(status, path)
 
-    def read(self, path: str, options: Any, chunk: int, stats: Any) -> None:
+    def read(self, path: str, options: ExitlessOptionsPtr, chunk: int, stats: ExitlessStatsPtr) -> None:
         """Reads a sealed stream written by :meth:`write` to the end in ``chunk``-byte reads."""
-        status = self.lib.exitless_bench_read(
-            os.fsencode(path), native_ffi.cast("void *", options), chunk, native_ffi.cast("void *", stats)
-        )
+        status = self.lib.exitless_bench_read(os.fsencode(path), options, chunk, stats)
         self._check(status, path)
 
     def release_backends(self) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exitless import IntegrityError, generate_key, inspect, open_spill
+from exitless.keys import Key
 
 from . import machine as machine_facts
 from .matrix import DEFAULT_POINTS, POINTS, run_matrix
@@ -141,7 +142,7 @@ def check_integrity(directory: str, size: int = 16 * MiB) -> dict[str, object]:
     return results
 
 
-def _refused(path: str, key: Any, context: bytes) -> str:
+def _refused(path: str, key: Key, context: bytes) -> str:
     try:
         with open_spill(path, "rb", key, context) as f:
             f.read()

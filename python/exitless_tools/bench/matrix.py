@@ -16,6 +16,7 @@ from exitless.streams import _stats_dict, make_options
 from .benchlib import load
 from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .machine import ocall_model
+from .units import as_float, as_int, as_record
 
 GiB = 1 << 30
 
@@ -128,7 +129,7 @@ class ExitModel:
     @classmethod
     def current(cls) -> ExitModel:
         m = ocall_model()
-        return cls(int(m["cycles_per_exit"]), float(m["tsc_ticks_per_ns"]))  # type: ignore[call-overload, arg-type]
+        return cls(as_int(m, "cycles_per_exit"), as_float(m, "tsc_ticks_per_ns"))
 
     def cycles_for(self, point_cycles: int | None) -> int:
         """A point's own cycles per exit where it sets them, else the model's."""
@@ -187,18 +188,18 @@ def run_point(
 def _median_row(
     point: Point, segment_size: int, total: int, runs: list[dict[str, object]]
 ) -> dict[str, object]:
-    by_rate = sorted(runs, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
+    by_rate = sorted(runs, key=lambda r: as_float(r, "seconds"))
     mid = by_rate[len(by_rate) // 2]
-    st: dict[str, object] = mid["stats"]  # type: ignore[assignment]
-    wall, gib = float(mid["seconds"]), total / GiB  # type: ignore[arg-type]
-    exits = int(st["total_exits"])  # type: ignore[call-overload]
-    segments = int(st["segments"])  # type: ignore[call-overload]
+    st = as_record(mid, "stats")
+    wall, gib = as_float(mid, "seconds"), total / GiB
+    exits = as_int(st, "total_exits")
+    segments = as_int(st, "segments")
 
     def per_gib(key: str) -> float:
-        return round(float(mid[key]) / gib, 3)  # type: ignore[arg-type]
+        return round(as_float(mid, key) / gib, 3)
 
-    enclave = float(mid["enclave_thread_cpu_s"]) + float(mid["modeled_exit_cpu_s"])  # type: ignore[arg-type]
-    kernel = float(mid["sqpoll_cpu_s"]) + float(mid["iowq_cpu_s"])  # type: ignore[arg-type]
+    enclave = as_float(mid, "enclave_thread_cpu_s") + as_float(mid, "modeled_exit_cpu_s")
+    kernel = as_float(mid, "sqpoll_cpu_s") + as_float(mid, "iowq_cpu_s")
     return {
         "point": point.label,
         "backend": point.backend,
@@ -222,12 +223,12 @@ def _median_row(
         "sqpoll_cpu_s_per_gib": per_gib("sqpoll_cpu_s"),
         "iowq_cpu_s_per_gib": per_gib("iowq_cpu_s"),
         "host_worker_cpu_s_per_gib": per_gib("host_worker_cpu_s"),
-        "iou_wrk_threads": int(mid["iou_wrk_threads"]),  # type: ignore[call-overload]
-        "iou_wrk_active": int(mid["iou_wrk_active"]),  # type: ignore[call-overload]
+        "iou_wrk_threads": as_int(mid, "iou_wrk_threads"),
+        "iou_wrk_active": as_int(mid, "iou_wrk_active"),
         "sqpoll_tail_cpu_s": None
         if mid.get("sqpoll_tail_cpu_s") is None
-        else round(float(mid["sqpoll_tail_cpu_s"]), 3),  # type: ignore[arg-type]
-        "reps_gb_per_s": [round(total / float(r["seconds"]) / 1e9, 4) for r in runs],  # type: ignore[arg-type]
+        else round(as_float(mid, "sqpoll_tail_cpu_s"), 3),
+        "reps_gb_per_s": [round(total / as_float(r, "seconds") / 1e9, 4) for r in runs],
         "stats": st,
     }
 

@@ -135,13 +135,15 @@ def bench_files(
 def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
     """Seal/open against cryptography's AES-256-GCM, and sealed vs plain files."""
     data = memoryview(os.urandom(a.size_mib * MiB))
+    memory: dict[str, dict[str, float]] = {}
+    files: dict[str, dict[str, float]] = {}
     report: dict[str, object] = {
         "benchmark": "seal",
         "bytes": data.nbytes,
         "reps": a.reps,
         "machine": machine(),
-        "memory": {},
-        "files": {},
+        "memory": memory,
+        "files": files,
         "file_dir": a.dir,
     }
     print(f"exitless bench: {a.size_mib} MiB per point, median of {a.reps} interleaved runs, one core")
@@ -152,8 +154,8 @@ def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
         for s in segs:
             m = bench_memory(data, s, a.reps)
             f = bench_files(data, s, tmp, a.reps)
-            report["memory"][str(s)] = m  # type: ignore[index]
-            report["files"][str(s)] = f  # type: ignore[index]
+            memory[str(s)] = m
+            files[str(s)] = f
             print(
                 f"{s:>9} | {m['exitless_seal']:>9.2f} {m['cryptography_seal']:>7.2f} {m['seal_ratio']:>6.2f} | "
                 f"{m['exitless_open']:>9.2f} {m['cryptography_open']:>7.2f} {m['open_ratio']:>6.2f} | "
