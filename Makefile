@@ -1,6 +1,7 @@
 # exitless: `make run` (main job) and `make test` (all checks) set everything up
-# themselves: a virtualenv in .venv, the native module built by maturin. Both are
-# quick when nothing changed (stamp files in .stamps/).
+# themselves: a virtualenv in .venv, the native module built by maturin, the
+# benchmark drivers' library (native/bench) that the tools in python/exitless_tools
+# load. Both are quick when nothing changed (stamp files in .stamps/).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -30,11 +31,11 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: help run test ci bench bench-spark stress header setup system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check clean \
+.PHONY: help run test ci bench bench-spark stress header setup bench-lib system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check clean \
 	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
-	$(VENV)/bin/exitless run
+	$(PY) -m exitless_tools run
 
 test: setup python-lint rust-checks nostd-check occlum-toolchain-check python-tests ## every check of the code (CI also runs the hardening checks: `make ci`)
 	@echo "make test: all checks passed"
@@ -43,16 +44,18 @@ ci: test fuzz-quick miri asan ## what .ci/run runs: `make test`, then each fuzz 
 	@echo "make ci: all checks passed"
 
 bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), then sealing vs cryptography and vCPU scaling: bench-results/
-	$(VENV)/bin/exitless bench --spark
-	$(PY) -m exitless.bench.suites --out bench-results
+	$(PY) -m exitless_tools bench --spark
+	$(PY) -m exitless_tools suites --out bench-results
 
 bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (local[2], needs Java): bench-results/spark-*.json
-	$(PY) -m exitless.spark.bench --out bench-results
+	$(PY) -m exitless_tools spark-bench --out bench-results
 
 stress: setup ## 1,000 concurrent streams from 16 threads for 60 s per backend, then one 16 GiB stream: bench-results/stress-*.json (docs/HARDENING.md)
-	$(PY) -m exitless.stress --out bench-results
+	$(PY) -m exitless_tools stress --out bench-results
 
-setup: $(STAMPS)/native $(STAMPS)/spark
+setup: $(STAMPS)/native $(STAMPS)/bench-lib $(STAMPS)/spark
+
+bench-lib: $(STAMPS)/bench-lib ## target/release/libexitless_bench.so: the benchmark drivers (native/bench), which the tools load (not in the wheel)
 
 $(STAMPS)/venv: pyproject.toml Makefile
 	@mkdir -p $(STAMPS)
@@ -66,6 +69,12 @@ $(STAMPS)/spark: $(STAMPS)/venv
 
 $(STAMPS)/native: $(STAMPS)/venv $(RUST_SOURCES)
 	cd $(CURDIR) && maturin develop --release -q
+	@touch $@
+
+# The benchmark drivers' own library (exitless_tools loads it; the wheel never has it).
+$(STAMPS)/bench-lib: $(RUST_SOURCES)
+	@mkdir -p $(STAMPS)
+	cargo build --release -q -p exitless-bench
 	@touch $@
 
 system-deps: ## a JVM (PySpark tests) and SoftHSM2 (PKCS#11 KMS tests), installed with apt-get if missing
@@ -162,7 +171,7 @@ ASAN_TARGET := $(shell rustc -vV | sed -n 's/^host: //p')
 
 asan: nightly ## AddressSanitizer over the FFI tests
 	RUSTFLAGS="-Zsanitizer=address" ASAN_OPTIONS="detect_leaks=1" cargo +nightly test -q -Zbuild-std \
-	  --target $(ASAN_TARGET) --target-dir target/asan -p exitless-ffi -p exitless-io --lib --tests
+	  --target $(ASAN_TARGET) --target-dir target/asan -p exitless-ffi -p exitless-io --features exitless-io/driver --lib --tests
 
 fuzz-seeds: ## rewrite the committed seed corpus fuzz/seeds/ (test vectors of docs/FORMAT.md, sealed samples)
 	cargo run -q --manifest-path fuzz/Cargo.toml --example seeds

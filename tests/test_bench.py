@@ -1,4 +1,4 @@
-"""`exitless bench --quick` (what CI runs) and `exitless run` (the main job) produce
+"""`python -m exitless_tools bench --quick` (what CI runs) and `run` (the main job) produce
 a results.json that matches its schema, report.md and PNG plots, and the
 deterministic facts in it hold: exit counts follow the OCALL model exactly, the
 model's cycles change time and never counts, io_uring makes far fewer exits.
@@ -16,17 +16,18 @@ import jsonschema
 import pytest
 
 import exitless
-from exitless.bench.job import SCHEMA
+import exitless_tools.bench
+from exitless_tools.bench.job import SCHEMA
 from io_model import write_sizes
 
-SCHEMA_PATH = Path(exitless.__file__).parent / "bench" / "results.schema.json"
+SCHEMA_PATH = Path(exitless_tools.bench.__file__).parent / "results.schema.json"
 MIB = 8
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def exitless_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def tools_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "exitless", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "exitless_tools", *args], capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -55,7 +56,7 @@ def quick(
 ) -> tuple[dict[str, Any], Path, subprocess.CompletedProcess[str]]:
     tmp = tmp_path_factory.mktemp("bench")
     out = tmp / "results"
-    proc = exitless_cli(
+    proc = tools_cli(
         "bench",
         "--quick",
         "--total",
@@ -206,21 +207,21 @@ def test_exit_counts_follow_the_model_exactly(quick: tuple[dict[str, Any], Path,
 
 
 def test_bad_options_are_usage_errors_that_name_the_problem() -> None:
-    p = exitless_cli("bench", "--segments", "64K,100")
+    p = tools_cli("bench", "--segments", "64K,100")
     assert p.returncode == 2 and "between 256 bytes and 1 GiB" in p.stderr
-    p = exitless_cli("bench", "--backends", "uring,warp-drive")
+    p = tools_cli("bench", "--backends", "uring,warp-drive")
     assert p.returncode == 2 and "warp-drive" in p.stderr and "ocall-8200" in p.stderr
-    p = exitless_cli("bench", "--total", "lots")
+    p = tools_cli("bench", "--total", "lots")
     assert p.returncode == 2 and "not a size: 'lots'" in p.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.java
 def test_the_main_job_runs_spark_with_and_without_exitless(tmp_path: Path) -> None:
-    """`exitless run` (make run), shrunk: the integrity check refuses a flipped byte
+    """`python -m exitless_tools run` (make run), shrunk: the integrity check refuses a flipped byte
     and a cut tail, both Spark modes ran and the exitless one sealed its spills."""
     out = tmp_path / "results"
-    proc = exitless_cli(
+    proc = tools_cli(
         "run",
         "--total",
         "4M",

@@ -1,4 +1,4 @@
-"""The bench's CPU split (exitless.bench.cpu): thread classes by name, the
+"""The bench's CPU split (exitless_tools.bench.cpu): thread classes by name, the
 accounting of sampled per-thread CPU against the process clock, the modeled exit
 charge. Fake data only, plus facts of a real measurement that do not depend on
 time (which thread lands in which class). No time is asserted."""
@@ -9,8 +9,17 @@ import threading
 
 import pytest
 
-from exitless.bench import cpu
-from exitless.bench.cpu import ENCLAVE, HOST, IOWQ, SQPOLL, ThreadCpu, account, classify, modeled_exit_seconds
+from exitless_tools.bench import cpu
+from exitless_tools.bench.cpu import (
+    ENCLAVE,
+    HOST,
+    IOWQ,
+    SQPOLL,
+    ThreadCpu,
+    account,
+    classify,
+    modeled_exit_seconds,
+)
 
 MS = 1_000_000
 

@@ -1,4 +1,4 @@
-"""The bench's small-file row (exitless.bench.smallfiles): every backend writes,
+"""The bench's small-file row (exitless_tools.bench.smallfiles): every backend writes,
 reads back and unlinks exactly N files per round, each read back equal to what was
 written; exits are counted by the stated rule. Counts only, no time asserted."""
 
@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import exitless
-from exitless.bench import smallfiles
-from exitless.bench.matrix import ExitModel
-from exitless.bench.smallfiles import FILE_SIZE, run_small_files
+from exitless_tools.bench import smallfiles
+from exitless_tools.bench.matrix import ExitModel
+from exitless_tools.bench.smallfiles import FILE_SIZE, run_small_files
 
 FILES, REPS = 25, 2
 URING = exitless.streams.uring_unavailable_reason() is None

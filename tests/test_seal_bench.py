@@ -1,4 +1,4 @@
-"""The seal-throughput comparison (exitless.bench.seal): the shape of what it returns
+"""The seal-throughput comparison (exitless_tools.bench.seal): the shape of what it returns
 and the report line it makes. A correctness test, not a timing test: no figure is
 compared with anything."""
 
@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from exitless.bench.seal import SIZES, seal_throughput, summary_line
+from exitless_tools.bench.seal import SIZES, seal_throughput, summary_line
 
 
 def test_seal_throughput_returns_figures_for_every_size() -> None:

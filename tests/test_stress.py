@@ -1,6 +1,6 @@
 """The quick stress run (docs/HARDENING.md, "Stress"): 100 concurrent streams from
 16 threads for 5 s on each backend, then a 256 MiB stream, with every check of
-``make stress`` (``python -m exitless.stress``): exact read-back, no stall, RSS
+``make stress`` (``python -m exitless_tools stress``): exact read-back, no stall, RSS
 bounded and back near its start, no leaked descriptors, native counters at zero."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exitless import stress
+from exitless_tools import stress
 
 
 @pytest.mark.slow

@@ -749,31 +749,4 @@ ExitlessStatus exitless_unlink(const char *path,
                                const ExitlessOptions *options,
                                ExitlessStats *out);
 
-/**
- * Benchmark driver: writes `total` bytes to `path` as a sealed stream (`seal` ≠ 0,
- * in `chunk`-byte writes) or as plaintext with the same IO pattern (`seal` = 0),
- * with data generated natively. `*out` gets the stream's counters.
- *
- * # Safety
- * `path` is a NUL-terminated string; `options` null or readable; `out` writable.
- */
-ExitlessStatus exitless_bench_write(const char *path,
-                                    const ExitlessOptions *options,
-                                    uint64_t total,
-                                    size_t chunk,
-                                    uint8_t seal,
-                                    ExitlessStats *out);
-
-/**
- * Benchmark driver: reads a stream written by `exitless_bench_write` (sealed) to
- * the end in `chunk`-byte reads. `*out` gets the stream's counters.
- *
- * # Safety
- * `path` is a NUL-terminated string; `options` null or readable; `out` writable.
- */
-ExitlessStatus exitless_bench_read(const char *path,
-                                   const ExitlessOptions *options,
-                                   size_t chunk,
-                                   ExitlessStats *out);
-
 #endif  /* EXITLESS_H */

@@ -15,6 +15,8 @@
 //! Map of the crate:
 //! - `options`: [`ExitlessOptions`], [`ExitlessStats`], [`ExitlessFileInfo`], constants.
 //! - `streams`: writers and readers on files (exitless-spill over an exitless-io backend).
+//!   Its [`path_stats_call`] is a Rust function, not a C symbol: the shape of an entry
+//!   point on a path, for cdylibs built on this crate (`native/bench`).
 //! - `handle`: what a handle is: the stream behind a lock, its owner process, the
 //!   calls in flight (close and free racing calls; forked children).
 //! - `buffers`: whole buffers in memory, key-less inspection, the io_uring probe.

@@ -2,7 +2,7 @@
 //! options choose.
 
 use exitless_seal::DataKey;
-use exitless_spill::{SpillOptions, SpillReader, SpillResult, SpillWriter};
+use exitless_spill::{SpillOptions, SpillReader, SpillResult, SpillWriter, StreamStats};
 use std::ffi::c_char;
 use std::sync::atomic::AtomicU64;
 
@@ -390,20 +390,35 @@ pub unsafe extern "C" fn exitless_reader_stats(
     unsafe { stats_into(reader, out) }
 }
 
-/// The path, stream options and concrete backend of a call on a path.
+/// A C entry point on a path, for this crate's and for cdylibs built on it (the
+/// benchmark library, `native/bench`): runs `body` on the path and the stream options
+/// of `options` (null: the defaults), as [`exitless_unlink`] does; `*out`, if not
+/// null, gets the [`ExitlessStats`] of what `body` returns. An error or a panic
+/// becomes the status code and this library's thread-local last error. A cdylib that
+/// links this crate has its own copy of that last error (and of the backend pool and
+/// the runtime): its callers read `exitless_last_error_message` from that library.
 ///
 /// # Safety
-/// `path` is a NUL-terminated string that outlives the returned `&str`; `options`
-/// is null or readable.
-unsafe fn path_call<'a>(
+/// `path` is a NUL-terminated string; `options` is null or readable; `out` is null or
+/// writable. All only for the duration of the call.
+pub unsafe fn path_stats_call(
     path: *const c_char,
     options: *const ExitlessOptions,
-) -> FfiResult<(&'a str, SpillOptions, exitless_io::BackendKind)> {
-    // SAFETY: forwarded contract.
-    let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
-    let spill = spill_options(&opts)?;
-    let kind = spill.backend.resolve()?;
-    Ok((path, spill, kind))
+    out: *mut ExitlessStats,
+    body: impl FnOnce(&str, &SpillOptions) -> SpillResult<StreamStats>,
+) -> ExitlessStatus {
+    guard(|| {
+        // SAFETY: `path` and `options` as the contract above says.
+        let (path, opts) = unsafe { (self::path(path)?, read_options(options)?) };
+        let spill = spill_options(&opts)?;
+        let kind = spill.backend.resolve()?;
+        let s = body(path, &spill)?;
+        if !out.is_null() {
+            // SAFETY: not null, and writable by contract.
+            unsafe { put(out, stats(s, kind), "out") }?;
+        }
+        Ok(())
+    })
 }
 
 /// Deletes the file at `path` through a backend of `options`' kind, as a stream's
@@ -419,63 +434,6 @@ pub unsafe extern "C" fn exitless_unlink(
     options: *const ExitlessOptions,
     out: *mut ExitlessStats,
 ) -> ExitlessStatus {
-    guard(|| {
-        // SAFETY: contract above.
-        let (path, spill, kind) = unsafe { path_call(path, options) }?;
-        let s = exitless_spill::unlink(path, &spill)?;
-        if !out.is_null() {
-            // SAFETY: not null, and writable by contract.
-            unsafe { put(out, stats(s, kind), "out") }?;
-        }
-        Ok(())
-    })
-}
-
-/// Benchmark driver: writes `total` bytes to `path` as a sealed stream (`seal` ≠ 0,
-/// in `chunk`-byte writes) or as plaintext with the same IO pattern (`seal` = 0),
-/// with data generated natively. `*out` gets the stream's counters.
-///
-/// # Safety
-/// `path` is a NUL-terminated string; `options` null or readable; `out` writable.
-#[no_mangle]
-pub unsafe extern "C" fn exitless_bench_write(
-    path: *const c_char,
-    options: *const ExitlessOptions,
-    total: u64,
-    chunk: usize,
-    seal: u8,
-    out: *mut ExitlessStats,
-) -> ExitlessStatus {
-    guard(|| {
-        // SAFETY: contract above.
-        let (path, spill, kind) = unsafe { path_call(path, options) }?;
-        let s = if seal != 0 {
-            exitless_spill::bench::sealed_write(path, &spill, total, chunk)?
-        } else {
-            exitless_spill::bench::plain_write(path, &spill, total)?
-        };
-        // SAFETY: contract above.
-        unsafe { put(out, stats(s, kind), "out") }
-    })
-}
-
-/// Benchmark driver: reads a stream written by `exitless_bench_write` (sealed) to
-/// the end in `chunk`-byte reads. `*out` gets the stream's counters.
-///
-/// # Safety
-/// `path` is a NUL-terminated string; `options` null or readable; `out` writable.
-#[no_mangle]
-pub unsafe extern "C" fn exitless_bench_read(
-    path: *const c_char,
-    options: *const ExitlessOptions,
-    chunk: usize,
-    out: *mut ExitlessStats,
-) -> ExitlessStatus {
-    guard(|| {
-        // SAFETY: contract above.
-        let (path, spill, kind) = unsafe { path_call(path, options) }?;
-        let s = exitless_spill::bench::sealed_read(path, &spill, chunk)?;
-        // SAFETY: contract above.
-        unsafe { put(out, stats(s, kind), "out") }
-    })
+    // SAFETY: the same contract.
+    unsafe { path_stats_call(path, options, out, exitless_spill::unlink) }
 }

@@ -35,16 +35,20 @@
 //! - [`switchless`]: [`SwitchlessBackend`], host worker threads with exit fallback.
 //! - [`sync`]: [`SyncBackend`], plain pread/pwrite, the fallback.
 //! - [`null`]: [`NullBackend`], discards writes (benchmarks without IO).
-//! - [`driver`]: [`IoDriver`], async submit/await over any backend, completions
-//!   delivered by whoever calls `poll` (exitless-rt's vCPUs); it locks a std Mutex.
-//!   For tasks on the runtime that await IO (`native/spill/tests/runtime.rs`): the
-//!   spill streams do not use it, their callers block in their own backend.
 //! - [`model`]: the OCALL cost model (calibrated TSC spin, env variables) shared by
 //!   ocall and switchless.
 //! - [`probe`]: which backends work on this machine, and why not.
+//!
+//! With the `driver` feature (off by default; it implies `std`):
+//! - [`driver`]: [`IoDriver`], async submit/await over any backend, completions
+//!   delivered by whoever calls `poll` (exitless-rt's vCPUs); it locks a std Mutex.
+//!   For tasks on a runtime that await IO. No product code uses it: the spill
+//!   streams block in their own backend. Its users today are tests
+//!   (`tests/driver.rs`, and exitless-spill's `tests/runtime.rs`, which switches
+//!   the feature on through its dev-dependency).
 #![cfg_attr(not(feature = "std"), no_std)]
-// Without `std` the map above names modules that are not built.
-#![cfg_attr(not(feature = "std"), allow(rustdoc::broken_intra_doc_links))]
+// Without `std` (or `driver`) the map above names modules that are not built.
+#![cfg_attr(not(feature = "driver"), allow(rustdoc::broken_intra_doc_links))]
 
 extern crate alloc;
 
@@ -57,7 +61,7 @@ pub mod ring;
 pub mod untrusted;
 pub mod validate;
 
-#[cfg(feature = "std")]
+#[cfg(feature = "driver")]
 pub mod driver;
 #[cfg(feature = "std")]
 mod files;
@@ -84,7 +88,7 @@ pub use faults::{Fault, FaultPlan};
 pub use ring::RingSlots;
 pub use untrusted::UntrustedRegion;
 
-#[cfg(feature = "std")]
+#[cfg(feature = "driver")]
 pub use driver::IoDriver;
 #[cfg(feature = "std")]
 pub use model::OcallModel;

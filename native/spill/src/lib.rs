@@ -16,11 +16,11 @@
 //!
 //! Map of the crate (arrows run down the list: a module uses only those below it):
 //! - [`writer`]: the [`SpillWriter`]; [`reader`]: the [`SpillReader`].
-//! - [`bench`](mod@bench): benchmark drivers (sealed and plaintext streams with one IO pattern).
 //! - `pipe`: where sealed segments go: gathered into IO-sized writes, to the backend.
 //! - `file`: a stream's file, opened, checked, closed and deleted ([`unlink`])
 //!   through its backend: on io_uring, a spill file's whole life makes no exit.
-//! - [`pool`]: where a stream's backend comes from (pooled per process).
+//! - [`pool`]: where a stream's backend comes from (pooled per process); public for
+//!   IO outside a stream with the same backends (the benchmarks' plaintext baseline).
 //! - [`options`]: [`SpillOptions`], [`BackendChoice`], [`UringTuning`].
 //! - `sealing`: parallel sealing on a runtime's vCPUs, and its pooled chunk buffers.
 //! - [`randomness`]: a fresh salt and nonce prefix for a new stream.
@@ -32,7 +32,6 @@
 //!   and the error underneath as its `source()`.
 //! - [`stats`]: [`StreamStats`], what a stream did (backend counters plus its own calls).
 
-pub mod bench;
 pub mod error;
 mod file;
 pub mod memory;

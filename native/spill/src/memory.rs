@@ -29,7 +29,7 @@ const INITIAL: usize = 1 << 20;
 const PAGE: usize = 4096;
 
 /// Direct IO needs block-aligned offsets and lengths: segment sizes that are whole pages.
-pub(crate) const DIRECT_ALIGN: u64 = 4096;
+pub const DIRECT_ALIGN: u64 = 4096;
 
 /// The slot size a stream asks its backend for, for segments (or reads) of up to
 /// `extent` bytes: whole pages, at most [`IO_SIZE`].
@@ -40,7 +40,7 @@ pub(crate) fn slot_len(extent: usize) -> usize {
 /// Whether a long stream of `segment_size` segments, `queue_depth` IOs deep, moves
 /// to [`IO_SIZE`] slots and coalesces: not for segments of an IO or more (nothing to
 /// gather), nor when IO-sized buffers would exceed [`MAX_STREAM_BUFFERS`].
-pub(crate) fn coalesces(segment_size: usize, queue_depth: usize) -> bool {
+pub fn coalesces(segment_size: usize, queue_depth: usize) -> bool {
     slot_len(segment_size) < IO_SIZE && queue_depth.saturating_mul(IO_SIZE) <= MAX_STREAM_BUFFERS
 }
 

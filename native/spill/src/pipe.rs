@@ -7,7 +7,8 @@
 //! completion arrives, whereas parked vCPUs would have to wake up periodically to
 //! poll (on a 2-core machine those wake-ups took a quarter of a disk-bound stream's
 //! throughput from the SQPOLL thread). The vCPUs help seal instead; tasks that await
-//! IO on the runtime use [`exitless_io::IoDriver`], whose completions the vCPUs poll.
+//! IO on the runtime would use exitless-io's `IoDriver` (its `driver` feature), whose
+//! completions the vCPUs poll.
 
 use std::io;
 use std::os::fd::RawFd;

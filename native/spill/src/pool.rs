@@ -70,7 +70,7 @@ pub fn resources() -> Resources {
 }
 
 /// A backend checked out of the pool (or new); goes back on drop if healthy.
-pub(crate) struct PooledBackend {
+pub struct PooledBackend {
     key: PoolKey,
     /// Always `Some` until drop hands it back.
     inner: Option<Box<dyn Backend>>,
@@ -109,11 +109,13 @@ impl PooledBackend {
         Self { key, inner: Some(backend) }
     }
 
-    pub(crate) fn get(&mut self) -> &mut dyn Backend {
+    /// The backend.
+    pub fn get(&mut self) -> &mut dyn Backend {
         self.inner.as_deref_mut().expect("present until drop")
     }
 
-    pub(crate) fn peek(&self) -> &dyn Backend {
+    /// The backend, read-only (its counters, kind, depth).
+    pub fn peek(&self) -> &dyn Backend {
         self.inner.as_deref().expect("present until drop")
     }
 }
@@ -145,8 +147,11 @@ fn take_idle(fits: impl Fn(&PoolKey) -> bool) -> Option<PooledBackend> {
     Some(PooledBackend { key, inner: Some(b) })
 }
 
-/// A backend of `kind` with `depth` slots of at least `buffer_len` bytes.
-pub(crate) fn checkout(
+/// A backend of `kind` with `depth` slots of at least `buffer_len` bytes: an idle
+/// one of the same shape and cost model from the pool, or a new one. A stream's
+/// backend comes from here; so may one for IO outside a stream, which then counts
+/// in [`resources`] and goes back to the pool on drop, as a stream's does.
+pub fn checkout(
     kind: BackendKind,
     depth: usize,
     buffer_len: usize,

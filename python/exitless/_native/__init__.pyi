@@ -302,19 +302,6 @@ class _Lib:
     def exitless_unlink(
         self, path: bytes, options: ExitlessOptionsPtr | CData, out: ExitlessStatsPtr | CData, /
     ) -> int: ...
-    def exitless_bench_write(
-        self,
-        path: bytes,
-        options: ExitlessOptionsPtr | CData,
-        total: int,
-        chunk: int,
-        seal: int,
-        out: ExitlessStatsPtr,
-        /,
-    ) -> int: ...
-    def exitless_bench_read(
-        self, path: bytes, options: ExitlessOptionsPtr | CData, chunk: int, out: ExitlessStatsPtr, /
-    ) -> int: ...
 
 ffi: _FFI
 lib: _Lib

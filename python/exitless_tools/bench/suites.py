@@ -1,5 +1,5 @@
-"""The detailed suites (``python -m exitless.bench.suites``; the IO matrix is
-``exitless bench``): not tests. Measures, side by side in one
+"""The detailed suites (``python -m exitless_tools suites``; the IO matrix is
+``python -m exitless_tools bench``): not tests. Measures, side by side in one
 process on the same data, exitless's seal/open against the ``cryptography``
 package's AES-256-GCM over the same segmentation, at several segment sizes, plus
 sealed file streams against plain file writes. Prints a table and writes JSON
@@ -19,7 +19,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .. import generate_key, open_into, open_spill, seal_into, sealed_length
+from exitless import generate_key, open_into, open_spill, seal_into, sealed_length
+
 from .machine import machine
 from .runtime import cargo_example
 
@@ -57,13 +58,13 @@ def bench_memory(data: memoryview, segment_size: int, reps: int) -> dict[str, fl
         pos += n + TAG
 
     def c_seal() -> None:
-        for (off, n), nonce, slot in zip(chunks, nonces, slots):
+        for (off, n), nonce, slot in zip(chunks, nonces, slots, strict=True):
             aes.encrypt_into(nonce, data[off : off + n], None, slot)
 
     backv = memoryview(back)
 
     def c_open() -> None:
-        for (off, n), nonce, slot in zip(chunks, nonces, slots):
+        for (off, n), nonce, slot in zip(chunks, nonces, slots, strict=True):
             aes.decrypt_into(nonce, slot, None, backv[off : off + n])
 
     def x_seal() -> None:
@@ -134,13 +135,15 @@ def bench_files(
 def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
     """Seal/open against cryptography's AES-256-GCM, and sealed vs plain files."""
     data = memoryview(os.urandom(a.size_mib * MiB))
+    memory: dict[str, dict[str, float]] = {}
+    files: dict[str, dict[str, float]] = {}
     report: dict[str, object] = {
         "benchmark": "seal",
         "bytes": data.nbytes,
         "reps": a.reps,
         "machine": machine(),
-        "memory": {},
-        "files": {},
+        "memory": memory,
+        "files": files,
         "file_dir": a.dir,
     }
     print(f"exitless bench: {a.size_mib} MiB per point, median of {a.reps} interleaved runs, one core")
@@ -151,8 +154,8 @@ def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
         for s in segs:
             m = bench_memory(data, s, a.reps)
             f = bench_files(data, s, tmp, a.reps)
-            report["memory"][str(s)] = m  # type: ignore[index]
-            report["files"][str(s)] = f  # type: ignore[index]
+            memory[str(s)] = m
+            files[str(s)] = f
             print(
                 f"{s:>9} | {m['exitless_seal']:>9.2f} {m['cryptography_seal']:>7.2f} {m['seal_ratio']:>6.2f} | "
                 f"{m['exitless_open']:>9.2f} {m['cryptography_open']:>7.2f} {m['open_ratio']:>6.2f} | "
@@ -166,14 +169,14 @@ def seal_suite(a: argparse.Namespace, segs: list[int], outdir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m exitless.bench.suites",
+        prog="python -m exitless_tools suites",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--suite",
         default="seal,scaling",
-        help="comma-separated: seal (crypto vs cryptography), scaling (one stream over 1 vs all vCPUs). The IO matrix and the runtime against tokio are `exitless bench`.",
+        help="comma-separated: seal (crypto vs cryptography), scaling (one stream over 1 vs all vCPUs). The IO matrix and the runtime against tokio are `python -m exitless_tools bench`.",
     )
     p.add_argument("--size-mib", type=int, help="MiB per seal measurement (default 256; 32 with --quick)")
     p.add_argument(
@@ -213,13 +216,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def scaling_suite(a: argparse.Namespace, outdir: Path) -> None:
-    """One sealed stream on 1 vCPU against all (the runtime against tokio is `exitless bench`'s)."""
+    """One sealed stream on 1 vCPU against all (the runtime against tokio is `python -m exitless_tools bench`'s)."""
     mib = a.io_size_mib
     print(
         f"\nscaling: one {mib} MiB sealed stream, 64 KiB segments, 1 vCPU vs all (null backend, then a file in {a.io_dir})"
     )
     Path(a.io_dir).mkdir(parents=True, exist_ok=True)
-    scaling = cargo_example("exitless-spill", "scaling", [str(mib), a.io_dir])
+    scaling = cargo_example("exitless-bench", "scaling", [str(mib), a.io_dir])
     print(json.dumps(scaling, indent=1))
     (outdir / "scaling.json").write_text(
         json.dumps({"benchmark": "scaling", "machine": machine(), "scaling": scaling}, indent=2) + "\n"

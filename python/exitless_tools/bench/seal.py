@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import generate_key, open_into, seal_into, sealed_length
+from exitless import generate_key, open_into, seal_into, sealed_length
 
 KiB, MiB = 1 << 10, 1 << 20
 SIZES = (4 * KiB, 64 * KiB, MiB)
@@ -85,15 +85,15 @@ def seal_throughput(total: int = 16 * MiB, reps: int = 5, sizes: tuple[int, ...]
             seal_into(data, sealed, key, segment_size=size)
 
         def c_stream() -> None:
-            for (off, n), nonce, slot in zip(chunks, nonces, slots):
+            for (off, n), nonce, slot in zip(chunks, nonces, slots, strict=True):
                 aes.encrypt_into(nonce, data[off : off + n], None, slot)
 
         def x_call() -> None:
-            for m, o in zip(msgs, outs):
+            for m, o in zip(msgs, outs, strict=True):
                 seal_into(m, o, key, segment_size=PER_CALL_SEGMENT)
 
         def c_call() -> None:
-            for m, nonce, o in zip(msgs, nonces, cslots):
+            for m, nonce, o in zip(msgs, nonces, cslots, strict=False):  # calls <= nonces
                 aes.encrypt_into(nonce, m, None, o)
 
         return {"x_stream": x_stream, "c_stream": c_stream, "x_call": x_call, "c_call": c_call}
@@ -107,11 +107,11 @@ def seal_throughput(total: int = 16 * MiB, reps: int = 5, sizes: tuple[int, ...]
     empty_ct = bytearray(TAG)
     nonce0 = os.urandom(12)
     overhead: dict[str, list[float]] = {"exitless": [], "cryptography": []}
+    n = 200
     for _ in range(reps):
         for size in sizes:
             for name, fn in fns[size].items():
                 times[size][name].append(_seconds(fn))
-        n = 200
         overhead["exitless"].append(_seconds(lambda: [seal_into(b"", empty_out, key) for _ in range(n)]) / n)
         overhead["cryptography"].append(
             _seconds(lambda: [aes.encrypt_into(nonce0, b"", None, empty_ct) for _ in range(n)]) / n
@@ -177,7 +177,7 @@ def summary_line(seal: dict[str, Any] | None) -> str:
     )
 
 
-if __name__ == "__main__":  # python -m exitless.bench.seal: the dict as JSON, then the report line
+if __name__ == "__main__":  # python -m exitless_tools.bench.seal: the dict as JSON, then the report line
     import json
 
     figures = seal_throughput()

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .units import as_int
+
 #: Thread classes, in report order.
 ENCLAVE, SQPOLL, IOWQ, HOST = "enclave", "sqpoll", "iowq", "host"
 CLASSES = (ENCLAVE, SQPOLL, IOWQ, HOST)
@@ -259,9 +261,9 @@ def modeled_exit_seconds(
     """
     if backend in ("sync", "null", "plaintext"):
         return 0.0
-    exits = int(stats.get("total_exits", 0)) + extra_exits  # type: ignore[call-overload]
+    exits = as_int(stats, "total_exits", 0) + extra_exits
     if backend in ("ocall", "switchless", "uring"):
-        exits -= int(stats.get("exits", 0))  # type: ignore[call-overload]
+        exits -= as_int(stats, "exits", 0)
     return max(exits, 0) * cycles / (ticks_per_ns * 1e9)
 
 

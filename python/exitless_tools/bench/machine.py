@@ -9,8 +9,9 @@ import platform
 import subprocess
 from pathlib import Path
 
-from .. import __version__
-from .._native import ffi, lib
+from exitless import __version__
+from exitless._native import ffi, lib
+
 from .runtime import SOURCE_ROOT
 
 #: CPU flags that decide sealing speed (AES-NI, vector AES, carry-less multiply, AVX).
@@ -109,9 +110,12 @@ def sqpoll_threads() -> int:
 def commit() -> str:
     """The source tree's short commit, ``-dirty`` when tracked files changed, or "unknown"."""
     try:
-        run = lambda *a: subprocess.run(
-            ["git", *a], cwd=SOURCE_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
+
+        def run(*a: str) -> str:
+            return subprocess.run(
+                ["git", *a], cwd=SOURCE_ROOT, capture_output=True, text=True, check=True
+            ).stdout.strip()
+
         head = run("rev-parse", "--short", "HEAD")
         dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.CalledProcessError):

@@ -1,4 +1,4 @@
-"""The benchmark job behind ``exitless bench`` and ``exitless run``: what to
+"""The benchmark job behind ``python -m exitless_tools bench`` and ``run``: what to
 measure (:class:`BenchConfig`), and :func:`run_bench`, which measures it and
 returns the results object that ``results.json`` holds (schema in
 ``results.schema.json`` next to this file)."""
@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import IntegrityError, generate_key, inspect, open_spill
+from exitless import IntegrityError, generate_key, inspect, open_spill
+from exitless.keys import Key
+
 from . import machine as machine_facts
 from .matrix import DEFAULT_POINTS, POINTS, run_matrix
 from .runtime import run_rt_bench, unavailable_reason
@@ -30,7 +32,7 @@ MiB = 1 << 20
 
 @dataclass
 class BenchConfig:
-    """What one ``exitless bench`` run measures (the ``config`` object of the JSON)."""
+    """What one ``bench`` run measures (the ``config`` object of the JSON)."""
 
     points: list[str] = field(default_factory=lambda: list(DEFAULT_POINTS))
     segment_sizes: list[int] = field(default_factory=lambda: [4096, 65536, 1 << 20])
@@ -140,7 +142,7 @@ def check_integrity(directory: str, size: int = 16 * MiB) -> dict[str, object]:
     return results
 
 
-def _refused(path: str, key: Any, context: bytes) -> str:
+def _refused(path: str, key: Key, context: bytes) -> str:
     try:
         with open_spill(path, "rb", key, context) as f:
             f.read()
@@ -155,8 +157,9 @@ def run_spark(cfg: BenchConfig, progress: Progress) -> dict[str, object]:
         import pyspark  # noqa: F401
     except ImportError as e:
         return {"skipped": f"pyspark is not installed ({e}); `make setup` installs it"}
-    from ..spark import bench as spark_bench
-    from ..spark.hook import TASK_LOG_ENV
+    from exitless.spark.hook import TASK_LOG_ENV
+
+    from .. import spark_bench
 
     os.environ.setdefault(TASK_LOG_ENV, "0")  # the summary has the counts; keep the terminal readable
 
@@ -284,7 +287,7 @@ def run_bench(
         results["runtime"] = {"skipped": "not requested"}
     lap("runtime")
 
-    from .seal import seal_throughput  # here, so `python -m exitless.bench.seal` runs it cleanly
+    from .seal import seal_throughput  # here, so `python -m exitless_tools.bench.seal` runs it cleanly
 
     try:  # sealing in memory, exitless vs cryptography
         results["seal"] = seal_throughput(reps=3 if cfg.quick else 5)

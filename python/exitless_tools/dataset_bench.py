@@ -1,6 +1,6 @@
 """Sealed datasets against plaintext ones, in one run (a benchmark, not a test).
 
-``python -m exitless.spark.dataset_bench [--rows N] [--reps R] [--out DIR]``: on
+``python -m exitless_tools dataset-bench [--rows N] [--reps R] [--out DIR]``: on
 ``local[2]``, writes the same DataFrame as plaintext CSV (``df.write.csv``) and as a
 sealed dataset (:class:`exitless.spark.SealedIO`, a LocalKms keyring), then reads
 each back and counts the rows, alternating, ``R`` times; medians and the ratio go
@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import __version__
+from exitless import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m exitless.spark.dataset_bench", description=__doc__.splitlines()[0]
+        prog="python -m exitless_tools dataset-bench", description=__doc__.splitlines()[0]
     )
     p.add_argument("--rows", type=int, default=2_000_000, help="rows (default 2,000,000)")
     p.add_argument("--parts", type=int, default=4, help="partitions (default 4)")
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from ..kms import LocalKms
-    from .sealed_io import SealedIO
+    from exitless.kms import LocalKms
+    from exitless.spark.sealed_io import SealedIO
 
     scratch = Path(tempfile.mkdtemp(prefix="exitless-dataset-bench-"))
     spark = (
@@ -88,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"rep {rep} {mode:6} write {w:6.2f} s  read+count {r:6.2f} s", flush=True)
                 shutil.rmtree(target)
         med = {k: statistics.median(v) for k, v in times.items()}
+        ratios = {
+            "write": med["sealed_write"] / med["plain_write"],
+            "read": med["sealed_read"] / med["plain_read"],
+        }
         result = {
-            "benchmark": "exitless.spark.dataset_bench",
+            "benchmark": "exitless_tools.dataset_bench",
             "exitless": __version__,
             "config": {
                 "master": "local[2]",
@@ -100,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "seconds": times,
             "median_seconds": med,
-            "sealed_over_plain": {
-                "write": med["sealed_write"] / med["plain_write"],
-                "read": med["sealed_read"] / med["plain_read"],
-            },
+            "sealed_over_plain": ratios,
         }
     finally:
         spark.stop()
@@ -112,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"dataset-{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    r = result["sealed_over_plain"]
-    print(f"sealed / plain: write {r['write']:.2f}x, read+count {r['read']:.2f}x; wrote {path}")
+    print(f"sealed / plain: write {ratios['write']:.2f}x, read+count {ratios['read']:.2f}x; wrote {path}")
     return 0
 
 

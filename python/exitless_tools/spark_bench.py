@@ -1,6 +1,6 @@
 """Spilling PySpark jobs with and without sealed spills (not a test).
 
-``python -m exitless.spark.bench`` runs the same jobs (groupByKey, reduceByKey,
+``python -m exitless_tools spark-bench`` runs the same jobs (groupByKey, reduceByKey,
 sortByKey) on ``local[2]`` with a small ``spark.python.worker.memory`` so the
 Python workers spill, alternately in a plain application and in one set up with
 :func:`exitless.spark.configure`, for several repetitions, all in one run (one
@@ -26,10 +26,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import configure
-from .hook import DEFAULT_BACKEND, iter_stats_files
+from exitless.spark import configure
+from exitless.spark.hook import DEFAULT_BACKEND, iter_stats_files
+
+if TYPE_CHECKING:
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
 
 JOBS = ("groupByKey", "reduceByKey", "sortByKey")
 
@@ -43,20 +47,22 @@ def _index(v: bytes) -> int:
     return int.from_bytes(v[:8], "big")
 
 
-def group_by_key(sc: Any, n: int, keys: int, parts: int) -> int:
+def group_by_key(sc: SparkContext, n: int, keys: int, parts: int) -> int:
     rdd = sc.range(n, numSlices=parts).map(lambda i: (i % keys, _value(i)))
     return int(rdd.groupByKey(parts).map(lambda kv: sum(_index(v) for v in kv[1])).sum())
 
 
-def reduce_by_key(sc: Any, n: int, keys: int, parts: int) -> int:
+def reduce_by_key(sc: SparkContext, n: int, keys: int, parts: int) -> int:
     rdd = sc.range(n, numSlices=parts).map(lambda i: (i % keys, _value(i)))
     return int(rdd.reduceByKey(max, parts).map(lambda kv: _index(kv[1])).sum())
 
 
-def sort_by_key(sc: Any, n: int, keys: int, parts: int) -> int:
+def sort_by_key(sc: SparkContext, n: int, keys: int, parts: int) -> int:
     rdd = sc.range(n, numSlices=parts).map(lambda i: (_value((i * 7919) % n), None))
+    # pyspark's stubs want keys whose __lt__ takes any SupportsOrdering; bytes compare
+    # with bytes only, which is what these keys are.
     firsts = (
-        rdd.sortByKey(numPartitions=max(1, parts // 2))
+        rdd.sortByKey(numPartitions=max(1, parts // 2))  # type: ignore[call-overload]
         .mapPartitions(lambda it: [_index(next(iter(it))[0])])
         .collect()
     )
@@ -71,7 +77,7 @@ def expected(job: str, n: int, keys: int) -> int:
     return 0
 
 
-_RUNNERS: dict[str, Callable[[Any, int, int, int], int]] = {
+_RUNNERS: dict[str, Callable[[SparkContext, int, int, int], int]] = {
     "groupByKey": group_by_key,
     "reduceByKey": reduce_by_key,
     "sortByKey": sort_by_key,
@@ -84,8 +90,8 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
     (interleaved repetitions; the sealed streams use the hook's options)."""
     import io
 
-    from .. import backends, generate_key, open_spill
-    from .hook import BUFFER_SIZE, QUEUE_DEPTH, spill_context
+    from exitless import backends, generate_key, open_spill
+    from exitless.spark.hook import BUFFER_SIZE, QUEUE_DEPTH, spill_context
 
     key = generate_key()
     payload = os.urandom(5000)
@@ -100,25 +106,25 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
             t0 = time.perf_counter()
             for p in paths:
                 if mode == "plain":
-                    f: Any = open(p, "wb")
+                    w = open(p, "wb")  # noqa: SIM115 (closed by the `with w` below)
                 else:
                     raw = open_spill(
                         p, "wb", key, spill_context(p), backend=mode, queue_depth=QUEUE_DEPTH, parallel=False
                     )
-                    f = io.BufferedWriter(raw, BUFFER_SIZE)
-                with f:
+                    w = io.BufferedWriter(raw, BUFFER_SIZE)
+                with w:
                     for j in range(0, len(payload), 250):
-                        f.write(payload[j : j + 250])
+                        w.write(payload[j : j + 250])
             t1 = time.perf_counter()
             for p in paths:
                 if mode == "plain":
-                    f = open(p, "rb")
+                    r = open(p, "rb")  # noqa: SIM115 (closed by the `with r` below)
                 else:
-                    f = io.BufferedReader(
+                    r = io.BufferedReader(
                         open_spill(p, "rb", key, spill_context(p), backend=mode), BUFFER_SIZE
                     )
-                with f:
-                    while f.read(250):
+                with r:
+                    while r.read(250):
                         pass
             t2 = time.perf_counter()
             samples[mode].append(((t1 - t0) / files * 1e6, (t2 - t1) / files * 1e6))
@@ -132,7 +138,7 @@ def per_file_costs(directory: Path, files: int = 1000, reps: int = 5) -> dict[st
     }
 
 
-def _builder(app: str, local_dir: Path, memory: str, parts: int) -> Any:
+def _builder(app: str, local_dir: Path, memory: str, parts: int) -> SparkSession.Builder:
     from pyspark.sql import SparkSession
 
     return (
@@ -239,10 +245,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
     total_sealed = sum(statistics.median(times["exitless"][j]) for j in args.jobs)
     import pyspark
 
-    from ..bench.machine import machine
+    from .bench.machine import machine
 
     return {
-        "benchmark": "exitless.spark.bench",
+        "benchmark": "exitless_tools.spark_bench",
         "machine": machine(),
         "pyspark": pyspark.__version__,
         "config": {
@@ -271,7 +277,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m exitless.spark.bench", description=__doc__.split("\n\n")[0]
+        prog="python -m exitless_tools spark-bench", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--n", type=int, default=1_000_000, help="records per job (default 1000000)")
     parser.add_argument(

@@ -17,7 +17,7 @@ def unavailable_reason() -> str | None:
     if shutil.which("cargo") is None:
         return "cargo is not on PATH"
     if not (SOURCE_ROOT / "native" / "rt" / "examples" / "rt_bench.rs").is_file():
-        return f"the exitless source tree is not at {SOURCE_ROOT} (installed from a wheel?)"
+        return f"the exitless source tree is not at {SOURCE_ROOT} (exitless_tools runs from a checkout)"
     return None
 
 

@@ -13,15 +13,16 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 import exitless
+from exitless import generate_key, open_spill
+from exitless.keys import Key
+from exitless.streams import uring_unavailable_reason
 
-from .. import generate_key, open_spill
-from ..keys import Key
-from ..streams import uring_unavailable_reason
 from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .matrix import ExitModel
+from .units import as_int
 
 #: The backends of the row, in report order (``plaintext``: plain Python files).
 BACKENDS = ("uring", "uring-sqpoll", "uring-nosqpoll", "ocall", "sync", "plaintext")
@@ -33,8 +34,16 @@ CONTEXT = b"exitless-bench/small-files"
 _SUMMED = ("exits", "stream_syscalls", "total_exits", "syscalls", "uring_enters")
 
 
+class Variant(TypedDict, total=False):
+    """A row's stream options: what both :func:`exitless.open_spill` and
+    :func:`exitless.unlink` take."""
+
+    backend: str
+    uring_sqpoll: bool | None
+
+
 #: How each row opens its streams: the backend and its options.
-VARIANTS: dict[str, dict[str, Any]] = {
+VARIANTS: dict[str, Variant] = {
     "uring": {"backend": "uring"},
     "uring-sqpoll": {"backend": "uring", "uring_sqpoll": True},
     "uring-nosqpoll": {"backend": "uring", "uring_sqpoll": False},
@@ -52,7 +61,7 @@ def _unlink(path: str, backend: str) -> dict[str, int]:
         os.unlink(path)
         return {"total_exits": 0, "exits": 0, "syscalls": 0}
     st = exitless.unlink(path, **VARIANTS[backend])
-    return {name: int(st[name]) for name in ("total_exits", "exits", "syscalls")}  # type: ignore[call-overload]
+    return {name: as_int(st, name) for name in ("total_exits", "exits", "syscalls")}
 
 
 def _plain_file(path: str, data: bytes) -> bytes:
@@ -71,8 +80,8 @@ def _sealed_file(path: str, data: bytes, key: Key, backend: str, counts: dict[st
         back = r.read()
     for side, st in (("write", w.stats()), ("read", r.stats())):
         for name in _SUMMED:
-            counts[name] += int(st[name])  # type: ignore[call-overload]
-        counts[f"{side}_exits"] += int(st["total_exits"])  # type: ignore[call-overload]
+            counts[name] += as_int(st, name)
+        counts[f"{side}_exits"] += as_int(st, "total_exits")
     return back
 
 
@@ -86,7 +95,7 @@ def run_batch(
     paths = [os.path.join(directory, f"{backend}-{i}") for i in range(len(payloads))]
     with ThreadCpu() as cpu:
         t0 = time.perf_counter()
-        for path, data in zip(paths, payloads):
+        for path, data in zip(paths, payloads, strict=True):
             if backend == "plaintext":
                 back = _plain_file(path, data)
             else:

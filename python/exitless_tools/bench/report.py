@@ -134,9 +134,13 @@ def _small_title(results: dict[str, Any]) -> str | None:
 
 def _align(columns: tuple[str, ...], rows: list[list[str]], left: int) -> list[str]:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
-    line = lambda cells: "  ".join(
-        c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-    )
+
+    def line(cells: list[str] | tuple[str, ...]) -> str:
+        return "  ".join(
+            c.rjust(w) if i >= left else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
     return [line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
@@ -228,7 +232,7 @@ def summary_table(results: dict[str, Any]) -> str:
     table = _align(COLUMNS, rows, 2)
     out += table[:2]
     prev = None
-    for r, text in zip(rows, table[2:]):
+    for r, text in zip(rows, table[2:], strict=True):
         if prev is not None and r[0] != prev:
             out.append("")
         prev = r[0]

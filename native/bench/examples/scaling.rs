@@ -9,14 +9,15 @@
 //! this machine gives.
 //!
 //! Prints one JSON object.
-//! `cargo run --release -p exitless-spill --example scaling -- [MiB] [dir] [null,uring-file] [pairs]`
+//! `cargo run --release -p exitless-bench --example scaling -- [MiB] [dir] [null,uring-file] [pairs]`
 
 use std::time::Instant;
 
+use exitless_bench::drivers;
 use exitless_io::BackendKind;
 use exitless_rt::Runtime;
 use exitless_seal::{DataKey, Encryptor, StreamParams};
-use exitless_spill::{bench, BackendChoice, SpillOptions};
+use exitless_spill::{BackendChoice, SpillOptions};
 
 const SEGMENT: u32 = 65536;
 
@@ -28,7 +29,7 @@ fn run(path: &str, kind: BackendKind, rt: Option<Runtime>, total: u64) -> f64 {
         ..SpillOptions::default()
     };
     let t = Instant::now();
-    bench::sealed_write(path, &options, total, 8 << 20).expect("sealed write");
+    drivers::sealed_write(path, &options, total, 8 << 20).expect("sealed write");
     let secs = t.elapsed().as_secs_f64();
     if kind != BackendKind::Null {
         let _ = std::fs::remove_file(path);

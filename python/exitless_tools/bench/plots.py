@@ -89,7 +89,7 @@ def exits(results: dict[str, Any], path: Path) -> None:
         # A log axis cannot show 0: an exit-free stream is drawn at 1 and labelled 0.
         vals = [max(at[s]["exits_per_gib"], 1) if s in at else 0 for s in sizes]
         bars = ax.bar(xs, vals, width, color=_color(label, i), label=label)
-        for b, s in zip(bars, sizes):
+        for b, s in zip(bars, sizes, strict=True):
             if s in at:
                 ax.annotate(
                     f"{at[s]['exits_per_gib']:,.0f}",
@@ -135,14 +135,14 @@ def cpu(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(
         1, len(sizes), figsize=(4.2 * len(sizes), 5), dpi=110, sharey=True, squeeze=False
     )
-    for ax, size in zip(axes[0], sizes):
+    for ax, size in zip(axes[0], sizes, strict=True):
         rows = [r for r in results["matrix"] if r["segment_size"] == size]
         xs = range(len(rows))
         bottom = [0.0] * len(rows)
         for key, label, color in CPU_PARTS:
             vals = [r[key] for r in rows]
             ax.bar(xs, vals, 0.7, bottom=bottom, color=color, label=label)
-            bottom = [b + v for b, v in zip(bottom, vals)]
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         ax.scatter(
             xs,
             [r["wall_s_per_gib"] for r in rows],
@@ -177,7 +177,7 @@ def runtime(results: dict[str, Any], path: Path) -> None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4.5), dpi=110, gridspec_kw={"width_ratios": [3, 1]})
     xs = range(len(metrics))
     for off, (name, src, color) in zip(
-        (-0.2, 0.2), (("exitless-rt", ex, "#1b9e77"), ("tokio", tk, "#999999"))
+        (-0.2, 0.2), (("exitless-rt", ex, "#1b9e77"), ("tokio", tk, "#999999")), strict=True
     ):
         bars = ax.bar([x + off for x in xs], [src[k] for _, k in metrics], 0.4, label=name, color=color)
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
@@ -206,10 +206,11 @@ def spark(results: dict[str, Any], path: Path) -> None:
     for off, (label, key, color) in zip(
         (-0.2, 0.2),
         (("plain PySpark", "plain_median", "#999999"), ("exitless spills", "exitless_median", "#1b9e77")),
+        strict=True,
     ):
         bars = ax.bar([x + off for x in xs], [jobs[n][key] for n in names], 0.4, label=label, color=color)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    for x, n in zip(xs, names):
+    for x, n in zip(xs, names, strict=True):
         ax.annotate(
             f"{jobs[n]['overhead']:+.0%}",
             (x, max(jobs[n]["plain_median"], jobs[n]["exitless_median"])),

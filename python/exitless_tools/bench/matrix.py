@@ -1,6 +1,7 @@
 """The IO matrix: one natively driven stream per point (backend × segment size),
 interleaved repetitions, medians, with the stream's exact exit counts and the CPU
-time it cost. Python is not in the write loop (``exitless_bench_write``)."""
+time it cost. Python is not in the write loop: the streams are written by
+``libexitless_bench.so`` (:mod:`.benchlib`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .._errors import raise_for
-from .._native import ffi, lib
-from ..streams import _stats_dict, make_options
+from exitless._native import ffi
+from exitless.streams import _stats_dict, make_options
+
+from .benchlib import load
 from .cpu import ThreadCpu, modeled_exit_seconds, settle_sqpoll
 from .machine import ocall_model
+from .units import as_float, as_int, as_record
 
 GiB = 1 << 30
 
@@ -38,7 +41,7 @@ class Point:
     about: str = ""
 
 
-#: The points ``exitless bench`` knows, in report order; DEFAULT_POINTS are the default.
+#: The points ``bench`` knows, in report order; DEFAULT_POINTS are the default.
 POINTS: dict[str, Point] = {
     p.label: p
     for p in (
@@ -126,7 +129,7 @@ class ExitModel:
     @classmethod
     def current(cls) -> ExitModel:
         m = ocall_model()
-        return cls(int(m["cycles_per_exit"]), float(m["tsc_ticks_per_ns"]))  # type: ignore[call-overload, arg-type]
+        return cls(as_int(m, "cycles_per_exit"), as_float(m, "tsc_ticks_per_ns"))
 
     def cycles_for(self, point_cycles: int | None) -> int:
         """A point's own cycles per exit where it sets them, else the model's."""
@@ -158,12 +161,10 @@ def run_point(
         parallel=parallel,
     )
     raw = ffi.new("ExitlessStats *")
+    bench = load()
     with ThreadCpu() as cpu:
         t0 = time.perf_counter()
-        raise_for(
-            lib.exitless_bench_write(path.encode(), opts, total, write_size, 1 if point.sealed else 0, raw),
-            path,
-        )
+        bench.write(path, opts, total, write_size, point.sealed, raw)
         wall = time.perf_counter() - t0
     st = _stats_dict(raw)
     u = cpu.usage
@@ -187,18 +188,18 @@ def run_point(
 def _median_row(
     point: Point, segment_size: int, total: int, runs: list[dict[str, object]]
 ) -> dict[str, object]:
-    by_rate = sorted(runs, key=lambda r: float(r["seconds"]))  # type: ignore[arg-type]
+    by_rate = sorted(runs, key=lambda r: as_float(r, "seconds"))
     mid = by_rate[len(by_rate) // 2]
-    st: dict[str, object] = mid["stats"]  # type: ignore[assignment]
-    wall, gib = float(mid["seconds"]), total / GiB  # type: ignore[arg-type]
-    exits = int(st["total_exits"])  # type: ignore[call-overload]
-    segments = int(st["segments"])  # type: ignore[call-overload]
+    st = as_record(mid, "stats")
+    wall, gib = as_float(mid, "seconds"), total / GiB
+    exits = as_int(st, "total_exits")
+    segments = as_int(st, "segments")
 
     def per_gib(key: str) -> float:
-        return round(float(mid[key]) / gib, 3)  # type: ignore[arg-type]
+        return round(as_float(mid, key) / gib, 3)
 
-    enclave = float(mid["enclave_thread_cpu_s"]) + float(mid["modeled_exit_cpu_s"])  # type: ignore[arg-type]
-    kernel = float(mid["sqpoll_cpu_s"]) + float(mid["iowq_cpu_s"])  # type: ignore[arg-type]
+    enclave = as_float(mid, "enclave_thread_cpu_s") + as_float(mid, "modeled_exit_cpu_s")
+    kernel = as_float(mid, "sqpoll_cpu_s") + as_float(mid, "iowq_cpu_s")
     return {
         "point": point.label,
         "backend": point.backend,
@@ -222,12 +223,12 @@ def _median_row(
         "sqpoll_cpu_s_per_gib": per_gib("sqpoll_cpu_s"),
         "iowq_cpu_s_per_gib": per_gib("iowq_cpu_s"),
         "host_worker_cpu_s_per_gib": per_gib("host_worker_cpu_s"),
-        "iou_wrk_threads": int(mid["iou_wrk_threads"]),  # type: ignore[call-overload]
-        "iou_wrk_active": int(mid["iou_wrk_active"]),  # type: ignore[call-overload]
+        "iou_wrk_threads": as_int(mid, "iou_wrk_threads"),
+        "iou_wrk_active": as_int(mid, "iou_wrk_active"),
         "sqpoll_tail_cpu_s": None
         if mid.get("sqpoll_tail_cpu_s") is None
-        else round(float(mid["sqpoll_tail_cpu_s"]), 3),  # type: ignore[arg-type]
-        "reps_gb_per_s": [round(total / float(r["seconds"]) / 1e9, 4) for r in runs],  # type: ignore[arg-type]
+        else round(as_float(mid, "sqpoll_tail_cpu_s"), 3),
+        "reps_gb_per_s": [round(total / as_float(r, "seconds") / 1e9, 4) for r in runs],
         "stats": st,
     }
 
@@ -270,9 +271,9 @@ def run_matrix(
             runs[(seg, p.label)].append(run)
             os.unlink(path)
             # Pooled backends outlive a stream: switchless workers poll. Released
-            # here, so they never take the CPU from the next cell (each stream sets up
-            # its own).
-            lib.exitless_release_backends()
+            # here (the bench library's pool: its streams' backends), so they never
+            # take the CPU from the next cell (each stream sets up its own).
+            load().release_backends()
             # The process-wide SQPOLL thread is never released: it spins for its idle
             # second after the last submission. Before a cell of another backend,
             # wait for it to sleep, and keep what that tail cost with the uring cell.

@@ -1,6 +1,6 @@
 """Stress: many concurrent sealed streams per backend, and one very long stream.
 
-``python -m exitless.stress`` (``make stress``) runs, for each backend (uring,
+``python -m exitless_tools stress`` (``make stress``) runs, for each backend (uring,
 ocall, switchless, sync), ``--streams`` concurrent streams (default 1,000) from
 ``--threads`` Python threads (default 16) for ``--seconds`` (default 60): each
 stream writes a random-length slice of a random source, closes, reads it back and
@@ -39,10 +39,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from . import open_spill, release_backends, resources
-from .keys import Key
-from .streams import BACKENDS, uring_unavailable_reason
+from exitless import open_spill, release_backends, resources
+from exitless.keys import Key
+from exitless.streams import BACKENDS, SealedReader, SealedWriter, WriterOptions, uring_unavailable_reason
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1 << 20
@@ -138,10 +142,10 @@ class Stream:
     offset: int
     size: int
     digest: bytes
-    writer: object = None
-    reader: object = None
+    writer: SealedWriter | None = None
+    reader: SealedReader | None = None
     done: int = 0
-    hasher: object = None
+    hasher: HASH | None = None
 
 
 @dataclass
@@ -156,12 +160,11 @@ class PhaseTotals:
 def _worker(
     tid: int,
     slots: int,
-    backend: str,
     key: Key,
     source: memoryview,
     directory: str,
     deadline: float,
-    options: dict,
+    options: WriterOptions,
     totals: PhaseTotals,
     dog: Watchdog,
     max_size: int,
@@ -178,7 +181,7 @@ def _worker(
         offset = rng.randrange(0, len(source) - size)
         digest = hashlib.sha256(source[offset : offset + size]).digest()
         s = Stream(os.path.join(directory, f"t{tid}-{counter}"), offset, size, digest)
-        s.writer = open_spill(s.path, "wb", key, s.path, backend=backend, **options)
+        s.writer = open_spill(s.path, "wb", key, s.path, **options)
         dog.progress += 1
         return s
 
@@ -198,11 +201,9 @@ def _worker(
                     if s.done == s.size:
                         s.writer.close()
                         s.writer = None
-                        s.reader = open_spill(
-                            s.path, "rb", key, s.path, backend=backend, queue_depth=options["queue_depth"]
-                        )
+                        s.reader = open_spill(s.path, "rb", key, s.path, **_reading(options))
                         s.done, s.hasher = 0, hashlib.sha256()
-                else:
+                elif s.reader is not None and s.hasher is not None:
                     got = s.reader.readinto(memoryview(buf)[:n])
                     if got:
                         s.hasher.update(memoryview(buf)[:got])
@@ -245,14 +246,30 @@ def _native_zero() -> dict[str, int]:
     return resources()
 
 
-def run_phase(backend: str, args: argparse.Namespace, key: Key, source: memoryview, root: str) -> dict:
+def _reading(options: WriterOptions) -> WriterOptions:
+    """What of a writer's ``options`` its reader takes (the header says the rest)."""
+    reading: WriterOptions = {}
+    if "backend" in options:
+        reading["backend"] = options["backend"]
+    if "queue_depth" in options:
+        reading["queue_depth"] = options["queue_depth"]
+    return reading
+
+
+def run_phase(
+    backend: str, args: argparse.Namespace, key: Key, source: memoryview, root: str
+) -> dict[str, Any]:
     """``args.streams`` concurrent streams on ``backend`` for ``args.seconds``."""
-    options = {"segment_size": args.segment_size, "queue_depth": args.queue_depth}
+    options: WriterOptions = {
+        "backend": backend,
+        "segment_size": args.segment_size,
+        "queue_depth": args.queue_depth,
+    }
     directory = tempfile.mkdtemp(prefix=f"stress-{backend}-", dir=root)
     # Warm-up: the process-wide pieces (the runtime's vCPUs, io_uring's SQPOLL anchor
     # ring) start on first use and stay: count descriptors after they exist.
     warm = os.path.join(directory, "warm")
-    with open_spill(warm, "wb", key, backend=backend, **options) as f:
+    with open_spill(warm, "wb", key, **options) as f:
         f.write(source[:300_000])
     with open_spill(warm, "rb", key, backend=backend) as f:
         assert f.read() == source[:300_000]
@@ -278,7 +295,6 @@ def run_phase(backend: str, args: argparse.Namespace, key: Key, source: memoryvi
             args=(
                 t,
                 per_thread[t],
-                backend,
                 key,
                 source,
                 directory,
@@ -340,7 +356,7 @@ def run_phase(backend: str, args: argparse.Namespace, key: Key, source: memoryvi
     }
 
 
-def run_big(args: argparse.Namespace, key: Key, root: str) -> dict:
+def run_big(args: argparse.Namespace, key: Key, root: str) -> dict[str, Any]:
     """One ``args.big_bytes`` stream, written and (unless discarded) read back
     against a streaming SHA-256, with RSS sampled throughout."""
     chunk = bytearray(os.urandom(4 * MiB))
@@ -357,8 +373,10 @@ def run_big(args: argparse.Namespace, key: Key, root: str) -> dict:
     dog = Watchdog(args.stall, "the big stream")
     wrote = hashlib.sha256()
     started = time.monotonic()
-    options = {"segment_size": 1 << 20, "queue_depth": 8} if backend != "null" else {"segment_size": 1 << 20}
-    with open_spill(path, "wb", key, b"big", backend=backend, **options) as f:
+    options: WriterOptions = {"backend": backend, "segment_size": 1 << 20}
+    if backend != "null":
+        options["queue_depth"] = 8
+    with open_spill(path, "wb", key, b"big", **options) as f:
         done = 0
         while done < total:
             n = min(len(chunk), total - done)
@@ -424,7 +442,7 @@ def run_big(args: argparse.Namespace, key: Key, root: str) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m exitless.stress", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m exitless_tools stress", description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0, help="per backend (default 60)")
     p.add_argument("--streams", type=int, default=1000, help="concurrent streams per backend (default 1000)")
     p.add_argument("--threads", type=int, default=16, help="Python threads driving them (default 16)")
@@ -467,7 +485,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every phase; returns the results (also written as JSON)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 4 * args.streams + 256))
@@ -481,7 +499,7 @@ def run(args: argparse.Namespace) -> dict:
     backends = [b for b in args.backends.split(",") if b]
     if "uring" in backends and uring_unavailable_reason() is not None:
         backends.remove("uring")
-    results: dict = {
+    results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "argv": sys.argv[1:],
         "config": {k: v for k, v in vars(args).items() if k not in ("out",)},
