@@ -200,9 +200,15 @@ def test_exit_counts_follow_the_model_exactly(quick: tuple[dict[str, Any], Path,
             assert ud["direct"] is True and u["direct"] is False
             for row in (u, ud):
                 assert row["stats"]["completions_rejected"] == 0 and row["stats"]["segments"] == segments
-            assert u["exits"] < rows[("ocall-8200", seg)]["exits"] / 3, (seg, u["exits"])
+            # Without SQPOLL (two cores), submissions ride the enters that wait, and each
+            # waiting enter reaps at least one completion: at most one exit per IO or file
+            # op, however the scheduler batches them. OCALL pays one per op and more.
+            ocall = rows[("ocall-8200", seg)]["exits"]
+            for row in (u, ud):
+                st = row["stats"]
+                assert 0 < row["exits"] <= st["ops"] + st["file_ops"] < ocall, (seg, row["point"], st)
             h = results["summary"]["by_segment"][str(seg)]
-            assert h["ocall-8200_exits_per_uring_exit"] > 3
+            assert h["ocall-8200_exits_per_uring_exit"] == pytest.approx(ocall / u["exits"], abs=0.05)
             assert {"uring_over_sync_throughput", "uring-direct_over_ocall-8200-direct_throughput"} <= set(h)
 
 
