@@ -50,10 +50,10 @@ class RejectedCompletionError(ExitlessError):
 
 def raise_for(status: int, path: str | os.PathLike[str] | None = None) -> None:
     """Raise the Python exception for a non-zero native status (uses the thread's last error)."""
+    if status == 0:  # EXITLESS_OK: the common case, before any lookup
+        return
     from ._native import ffi, lib
 
-    if status == lib.EXITLESS_OK:
-        return
     message = ffi.string(lib.exitless_last_error_message()).decode("utf-8", "replace")
     if status == lib.EXITLESS_ERR_INTEGRITY:
         raise IntegrityError(message)

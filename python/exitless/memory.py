@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Unpack
 
 from ._errors import raise_for
 from ._native import ffi, lib
-from .keys import as_key
+from .keys import Key, as_key
 from .streams import (
     _DEFAULTS,
     _SEAL_KEYS,
@@ -27,6 +27,8 @@ from .streams import (
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
+
+    from ._native import ExitlessOptionsPtr
 
 
 def sealed_length(
@@ -59,10 +61,26 @@ def seal_into(
     bytes); returns the sealed length. ``envelope``: see :func:`exitless.open_spill`."""
     key = as_key(key)
     env = _check_envelope(options.get("envelope"))
+    return _seal(memoryview(data).cast("B"), out, key, context, _seal_options(key, options), env)
+
+
+def _seal_options(key: Key, options: SealOptions) -> ExitlessOptionsPtr:
+    """The native options of one seal call, validated with Python errors; the key id
+    defaults to the key's."""
     key_id = options.get("key_id")
-    opts = _native_options({**_DEFAULTS, **options, "key_id": key.key_id if key_id is None else key_id})
+    return _native_options({**_DEFAULTS, **options, "key_id": key.key_id if key_id is None else key_id})
+
+
+def _seal(
+    src: memoryview,
+    out: WriteableBuffer,
+    key: Key,
+    context: bytes | str,
+    opts: ExitlessOptionsPtr,
+    env: bytes | None,
+) -> int:
+    """Seals ``src`` into ``out`` with validated options; returns the sealed length."""
     keep = _attach_envelope(opts, env)
-    src = memoryview(data).cast("B")
     dst = memoryview(out).cast("B")
     n = ffi.new("size_t *")
     ctx = _context_bytes(context)
@@ -116,12 +134,14 @@ def seal_bytes(
 ) -> bytes:
     """Seal ``data`` into a complete sealed stream, in memory (format version 2 when
     ``envelope`` is given: see :func:`exitless.open_spill`)."""
-    _native_options({**_DEFAULTS, **options})  # argument errors before any allocation
+    key = as_key(key)
+    opts = _seal_options(key, options)  # argument errors before any allocation
     env = _check_envelope(options.get("envelope"))
-    segment_size = options.get("segment_size", DEFAULT_SEGMENT_SIZE)
-    out = bytearray(sealed_length(memoryview(data).nbytes, segment_size, envelope_len=len(env or b"")))
-    sealing: SealOptions = {**options, "envelope": env}
-    n = seal_into(data, out, key, context, **sealing)
+    src = memoryview(data).cast("B")
+    length = ffi.new("uint64_t *")
+    raise_for(lib.exitless_sealed_len_envelope(src.nbytes, opts.segment_size, len(env or b""), length))
+    out = bytearray(length[0])
+    n = _seal(src, out, key, context, opts, env)
     del out[n:]
     return bytes(out)
 
