@@ -158,7 +158,7 @@ if [ ${#missing[@]} -eq 0 ]; then
     if [ "$d" = serde-json-sgx ]; then
       cp -r "$deps_dir/$d" "$tree/deps/$d" && rm -rf "$tree/deps/$d/.git"
       if grep -q 'mesalock-linux/serde-sgx' "$tree/deps/$d/Cargo.toml"; then
-        (cd "$tree/deps/$d" && git apply "$tree/deps/serde-json-sgx.patch") \
+        "$here/apply-dep-patch.sh" "$tree" "$d" "$tree/deps/serde-json-sgx.patch" \
           || die "deps/serde-json-sgx.patch does not apply to $deps_dir/$d"
       fi
     else

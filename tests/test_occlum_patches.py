@@ -54,6 +54,76 @@ def test_executor_template_puts_spark_local_dir_on_sealedfs():
     assert "-Dspark.local.dir=/spill" in (HERE / "template" / "run_executor.sh").read_text()
 
 
+_DEP_PATCH = """\
+diff --git a/Cargo.toml b/Cargo.toml
+--- a/Cargo.toml
++++ b/Cargo.toml
+@@ -1,3 +1,3 @@
+ [dependencies]
+-serde = { git = "https://github.com/mesalock-linux/serde-sgx.git" }
++serde = { path = "../serde-sgx/serde" }
+ ryu = "1.0"
+"""
+
+
+def _tree_with_a_dependency_copy(tmp_path: Path) -> Path:
+    """A copy of Occlum's tree as check.sh makes it: a git repository whose
+    deps/serde-json-sgx is a plain copy of the dependency, and the dependency patch
+    in deps/."""
+    tree = tmp_path / "tree"
+    dep = tree / "deps" / "serde-json-sgx"
+    dep.mkdir(parents=True)
+    (dep / "Cargo.toml").write_text(
+        '[dependencies]\nserde = { git = "https://github.com/mesalock-linux/serde-sgx.git" }\nryu = "1.0"\n'
+    )
+    (tree / "deps" / "serde-json-sgx.patch").write_text(_DEP_PATCH)
+    subprocess.run(["git", "init", "-q", str(tree)], check=True)
+    return tree
+
+
+def test_a_dependency_patch_is_applied_inside_a_copied_repository(tmp_path: Path) -> None:
+    tree = _tree_with_a_dependency_copy(tmp_path)
+    dep, patch = tree / "deps" / "serde-json-sgx", tree / "deps" / "serde-json-sgx.patch"
+    # What check.sh did before: git apply inside deps/serde-json-sgx. git takes the
+    # copy as the work tree, skips the patch's paths (silently; "Skipped patch" with
+    # -v) and still exits 0.
+    old = subprocess.run(["git", "apply", str(patch)], cwd=dep, capture_output=True, text=True)
+    assert old.returncode == 0, old
+    assert "mesalock-linux/serde-sgx" in (dep / "Cargo.toml").read_text(), "nothing was applied"
+    r = subprocess.run(
+        ["bash", str(HERE / "apply-dep-patch.sh"), str(tree), "serde-json-sgx", str(patch)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert 'serde = { path = "../serde-sgx/serde" }' in (dep / "Cargo.toml").read_text()
+    # Applied twice, it fails loudly rather than passing over what is already there.
+    r = subprocess.run(
+        ["bash", str(HERE / "apply-dep-patch.sh"), str(tree), "serde-json-sgx", str(patch)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0
+
+
+def test_a_dependency_patch_that_does_not_fit_fails(tmp_path: Path) -> None:
+    tree = _tree_with_a_dependency_copy(tmp_path)
+    dep = tree / "deps" / "serde-json-sgx"
+    (dep / "Cargo.toml").write_text('[dependencies]\nserde = "1"\n')
+    r = subprocess.run(
+        [
+            "bash",
+            str(HERE / "apply-dep-patch.sh"),
+            str(tree),
+            "serde-json-sgx",
+            str(tree / "deps" / "serde-json-sgx.patch"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0 and "patch does not apply" in r.stderr, r.stderr
+
+
 @pytest.mark.skipif(not os.environ.get("OCCLUM_SRC"), reason="set OCCLUM_SRC to a clone of occlum/occlum")
 def test_series_applies_to_the_pinned_commit(tmp_path):
     src = os.environ["OCCLUM_SRC"]
