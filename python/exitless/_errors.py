@@ -55,19 +55,24 @@ def raise_for(status: int, path: str | os.PathLike[str] | None = None) -> None:
     from ._native import ffi, lib
 
     message = ffi.string(lib.exitless_last_error_message()).decode("utf-8", "replace")
+    raise error_for(status, message, lib.exitless_last_error_errno(), path)
+
+
+def error_for(status: int, message: str, errno: int, path: str | os.PathLike[str] | None = None) -> Exception:
+    """The Python exception for a non-zero native status, given the last error's
+    message and errno (0: none; an IO error then says EIO)."""
+    from ._native import lib
+
     if status == lib.EXITLESS_ERR_INTEGRITY:
-        raise IntegrityError(message)
+        return IntegrityError(message)
     if status == lib.EXITLESS_ERR_FORMAT:
-        raise FormatError(message)
+        return FormatError(message)
     if status == lib.EXITLESS_ERR_IO:
-        code = lib.exitless_last_error_errno() or _errno.EIO
-        raise OSError(code, message, os.fsdecode(path) if path is not None else None)
-    if status == lib.EXITLESS_ERR_INVALID_ARGUMENT:
-        raise ValueError(message)
-    if status == lib.EXITLESS_ERR_CLOSED:
-        raise ValueError(message)
+        return OSError(errno or _errno.EIO, message, os.fsdecode(path) if path is not None else None)
+    if status in (lib.EXITLESS_ERR_INVALID_ARGUMENT, lib.EXITLESS_ERR_CLOSED):
+        return ValueError(message)
     if status == lib.EXITLESS_ERR_WRONG_PROCESS:
-        raise ForkedStreamError(message)
+        return ForkedStreamError(message)
     if status == lib.EXITLESS_ERR_REJECTED_COMPLETION:
-        raise RejectedCompletionError(message)
-    raise ExitlessError(f"native error {status}: {message}")
+        return RejectedCompletionError(message)
+    return ExitlessError(f"native error {status}: {message}")

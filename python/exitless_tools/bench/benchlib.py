@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import cffi
 
-from exitless._errors import ExitlessError, ForkedStreamError, FormatError, IntegrityError
+from exitless._errors import error_for
 from exitless._native import lib as native_lib
 
 if TYPE_CHECKING:
@@ -93,17 +93,7 @@ class BenchLibrary:
             return
         raw = self.ffi.string(self.lib.exitless_last_error_message())
         message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        if status == native_lib.EXITLESS_ERR_IO:
-            raise OSError(self.lib.exitless_last_error_errno() or _errno.EIO, message, path)
-        if status in (native_lib.EXITLESS_ERR_INVALID_ARGUMENT, native_lib.EXITLESS_ERR_CLOSED):
-            raise ValueError(message)
-        if status == native_lib.EXITLESS_ERR_INTEGRITY:
-            raise IntegrityError(message)
-        if status == native_lib.EXITLESS_ERR_FORMAT:
-            raise FormatError(message)
-        if status == native_lib.EXITLESS_ERR_WRONG_PROCESS:
-            raise ForkedStreamError(message)
-        raise ExitlessError(f"native error {status}: {message}")
+        raise error_for(status, message, self.lib.exitless_last_error_errno(), path)
 
     def write(
         self,
