@@ -3,11 +3,10 @@
 //! depth), generating data inside the process so no caller overhead is measured.
 //! Benchmarks only: the plaintext path is not a way to store data.
 
-use std::ffi::CString;
-
-use exitless_io::{Backend, FileOp, RawFd};
+use exitless_io::FileOp;
 use exitless_seal::DataKey;
 use exitless_spill::error::Op;
+use exitless_spill::file;
 use exitless_spill::memory::{coalesces, COALESCE_AFTER, DIRECT_ALIGN, IO_SIZE};
 use exitless_spill::pool::checkout;
 use exitless_spill::{SpillError, SpillOptions, SpillReader, SpillResult, SpillWriter, StreamStats};
@@ -56,18 +55,6 @@ pub fn sealed_read(path: &str, options: &SpillOptions, chunk: usize) -> SpillRes
     Ok(r.stats())
 }
 
-/// Creates (or truncates) `path` through `backend` as a sealed writer opens its file:
-/// mode 0600, a symlink refused (ELOOP), O_DIRECT if `direct`.
-fn create(backend: &mut dyn Backend, path: &str, direct: bool) -> SpillResult<RawFd> {
-    let c =
-        CString::new(path).map_err(|_| SpillError::invalid(Some(path), "a path cannot hold a NUL byte"))?;
-    let mut flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
-    if direct {
-        flags |= libc::O_DIRECT;
-    }
-    backend.open(&c, flags, 0o600).map_err(|e| SpillError::io(e, Op::Create, path))
-}
-
 /// Writes `total` bytes without sealing, in the IOs a sealed stream of the same
 /// segment size makes: one segment per write below [`COALESCE_AFTER`], then as many
 /// whole segments as fit [`IO_SIZE`] (segments above [`IO_SIZE`] in IOs of that
@@ -80,13 +67,7 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
     let mut backend = checkout(kind, options.queue_depth, io, &options.ocall_model, options.uring)?;
     let base = backend.get().counters();
     let direct = options.direct == Some(true);
-    if direct && u64::from(segment) % DIRECT_ALIGN != 0 {
-        return Err(SpillError::invalid(
-            Some(path),
-            format!("direct IO needs a segment size that is a multiple of {DIRECT_ALIGN}"),
-        ));
-    }
-    let fd = create(backend.get(), path, direct)?;
+    let fd = file::create(backend.get(), path, direct, segment)?;
     let data = filler(io);
     let depth = backend.get().depth();
     if direct {
@@ -126,7 +107,7 @@ pub fn plain_write(path: &str, options: &SpillOptions, total: u64) -> SpillResul
     if direct {
         backend.get().file_op(FileOp::Truncate(fd, total)).map_err(|e| SpillError::io(e, Op::Trim, path))?;
     }
-    backend.get().file_op(FileOp::Close(fd)).map_err(|e| SpillError::io(e, Op::Close, path))?;
+    file::close(backend.get(), fd).map_err(|e| SpillError::io(e, Op::Close, path))?;
     Ok(StreamStats {
         io: backend.peek().counters().since(&base),
         stream_syscalls: 0,

@@ -199,8 +199,8 @@ impl SpillError {
     }
 
     /// The backend's error `err` while doing `op` on `path`: an IO error, or a
-    /// rejected completion. Public, with [`invalid`](Self::invalid), for code that
-    /// drives a pooled backend itself (the benchmarks' plaintext baseline).
+    /// rejected completion. Public for code that drives a pooled backend itself (the
+    /// benchmarks' plaintext baseline).
     pub fn io(err: io::Error, op: Op, path: &str) -> Self {
         Self::io_on(err, op, Some(path.to_owned()))
     }
@@ -219,7 +219,7 @@ impl SpillError {
     }
 
     /// A caller's mistake, concerning `path` if given.
-    pub fn invalid(path: Option<&str>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(path: Option<&str>, message: impl Into<String>) -> Self {
         Self::InvalidArgument { path: path.map(str::to_owned), message: message.into(), source: None }
     }
 

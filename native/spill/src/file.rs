@@ -47,6 +47,14 @@ pub(crate) fn open(
     backend.open(&c, flags, 0o600).map_err(|e| SpillError::io(e, op, path))
 }
 
+/// Creates (or truncates) `path` through `backend` as a sealed writer opens its
+/// file: mode 0600, a symlink at `path` refused (ELOOP), O_DIRECT if `direct` (then
+/// `segment_size` must be whole 4 KiB blocks). Public for code that drives a pooled
+/// backend itself (the benchmarks' plaintext baseline).
+pub fn create(backend: &mut dyn Backend, path: &str, direct: bool, segment_size: u32) -> SpillResult<RawFd> {
+    open(backend, path, true, direct, segment_size)
+}
+
 /// Opens `path` for reading through `backend`. Not O_NONBLOCK, though a FIFO's
 /// open then waits for a writer: io_uring would fail a regular file's reads with
 /// EAGAIN rather than wait for the disk.
@@ -70,7 +78,7 @@ pub(crate) fn regular_len(backend: &mut dyn Backend, fd: RawFd, path: &str) -> S
 
 /// Closes `fd` through `backend`; with a plain `close` if the backend has rejected
 /// a completion (it submits nothing more), so the descriptor never leaks.
-pub(crate) fn close(backend: &mut dyn Backend, fd: RawFd) -> std::io::Result<()> {
+pub fn close(backend: &mut dyn Backend, fd: RawFd) -> std::io::Result<()> {
     if backend.counters().completions_rejected > 0 {
         // SAFETY: close takes no pointers; `fd` is the stream's own descriptor, which
         // nothing closed yet (the backend refuses work once it rejected a completion).

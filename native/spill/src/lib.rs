@@ -17,8 +17,10 @@
 //! Map of the crate (arrows run down the list: a module uses only those below it):
 //! - [`writer`]: the [`SpillWriter`]; [`reader`]: the [`SpillReader`].
 //! - `pipe`: where sealed segments go: gathered into IO-sized writes, to the backend.
-//! - `file`: a stream's file, opened, checked, closed and deleted ([`unlink`])
-//!   through its backend: on io_uring, a spill file's whole life makes no exit.
+//! - [`file`](mod@file): a stream's file, opened, checked, closed and deleted ([`unlink`])
+//!   through its backend: on io_uring, a spill file's whole life makes no exit;
+//!   [`file::create`] and [`file::close`] are public for IO outside a stream (the
+//!   benchmarks' plaintext baseline).
 //! - [`pool`]: where a stream's backend comes from (pooled per process); public for
 //!   IO outside a stream with the same backends (the benchmarks' plaintext baseline).
 //! - [`options`]: [`SpillOptions`], [`BackendChoice`], [`UringTuning`].
@@ -33,7 +35,7 @@
 //! - [`stats`]: [`StreamStats`], what a stream did (backend counters plus its own calls).
 
 pub mod error;
-mod file;
+pub mod file;
 pub mod memory;
 pub mod options;
 mod pipe;
