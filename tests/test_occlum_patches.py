@@ -33,6 +33,32 @@ def test_patches_touch_only_occlum_paths_we_mean():
     assert "src/libos/crates/exitless-occlum/Cargo.toml" in touched
 
 
+def _lock_versions(text: str, prefix: str = "") -> dict[str, str]:
+    pat = rf'^{re.escape(prefix)}name = "([^"]+)"\n{re.escape(prefix)}version = "([^"]+)"'
+    return dict(re.findall(pat, text, re.M))
+
+
+def test_patch_0005_updates_the_libos_lockfile_to_versions_cargo_1_66_builds():
+    """Without a Cargo.lock entry cargo 1.66 resolves exitless-occlum's dependencies to
+    the newest releases (zeroize 1.9 needs the 2024 edition) and stops."""
+    patch = next(p for p in PATCHES if p.name.startswith("0005-")).read_text()
+    hunk = re.search(r"^diff --git a/src/libos/Cargo.lock .*?(?=^diff --git |\Z)", patch, re.M | re.S)
+    assert hunk, "patch 0005 must update src/libos/Cargo.lock"
+    added = _lock_versions(hunk.group(0), "+")
+    assert {"exitless-occlum", "exitless-seal", "exitless-io", "exitless-rt", "exitless-sealedfs"} <= set(
+        added
+    )
+    assert added["zeroize"] == "1.8.2" and added["zeroize_derive"] == "1.4.3"
+    # Every package added is at the version check.sh builds the crates workspace with
+    # (occlum-crates.lock, resolved for Rust 1.66); libc is the one existing entry moved.
+    crates_lock = _lock_versions((HERE / "occlum-crates.lock").read_text())
+    assert {n: v for n, v in added.items() if crates_lock.get(n) != v} == {}
+    moved = re.findall(
+        r'^ name = "([^"]+)"\n-version = "([^"]+)"\n\+version = "([^"]+)"', hunk.group(0), re.M
+    )
+    assert moved == [("libc", "0.2.153", "0.2.155")]
+
+
 @pytest.mark.parametrize("script", ["apply.sh", "check.sh"])
 def test_scripts_fail_clearly_on_a_bad_tree(script, tmp_path):
     r = subprocess.run(["bash", str(HERE / script), str(tmp_path)], capture_output=True, text=True)
