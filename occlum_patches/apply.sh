@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# occlum_patches/apply.sh OCCLUM_SRC
+# occlum_patches/apply.sh OCCLUM_SRC [LAST]
 #
 # Applies the exitless patch series to an Occlum source tree (a checkout of the
 # commit in PINNED): copies the exitless crates (exitless-seal, -io, -rt, -sealedfs)
 # from this repository into OCCLUM_SRC/src/libos/crates/, then applies the numbered
 # patches in order, each checked with `git apply --check` first. Stops at the first
-# patch that does not apply and leaves the tree as it is then.
+# patch that does not apply and leaves the tree as it is then. With LAST (a number),
+# only the patches up to that one are applied (0: none, the crates only).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,8 +15,10 @@ pinned=$(cat "$here/PINNED")
 
 die() { echo "apply.sh: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] || die "usage: apply.sh OCCLUM_SRC"
+[ $# -eq 1 ] || [ $# -eq 2 ] || die "usage: apply.sh OCCLUM_SRC [LAST]"
 src=$1
+last=${2:-9999}
+[[ $last =~ ^[0-9]+$ ]] || die "LAST must be a patch number, not $last"
 [ -d "$src" ] || die "$src: no such directory"
 src=$(cd "$src" && pwd)
 [ -f "$src/src/libos/crates/Cargo.toml" ] && [ -f "$src/src/libos/src/fs/hostfs.rs" ] \
@@ -30,6 +33,7 @@ patches=("$here"/[0-9][0-9][0-9][0-9]-*.patch)
 
 for p in "${patches[@]}"; do
   name=$(basename "$p")
+  [ $((10#${name:0:4})) -le "$last" ] || break
   if ! git -C "$src" apply --check "$p"; then
     die "$name does not apply to $src (already applied, or another Occlum commit?)"
   fi

@@ -1,10 +1,13 @@
 """occlum_patches/: the series is well-formed, the scripts fail clearly on a bad tree,
 the executor template is sound, and (with OCCLUM_SRC set) the series applies."""
 
+import importlib.util
 import json
 import os
 import re
+import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,10 @@ def test_patch_0005_updates_the_libos_lockfile_to_versions_cargo_1_66_builds():
         r'^ name = "([^"]+)"\n-version = "([^"]+)"\n\+version = "([^"]+)"', hunk.group(0), re.M
     )
     assert moved == [("libc", "0.2.153", "0.2.155")]
+    removed = [
+        line for line in hunk.group(0).splitlines() if line.startswith("-") and not line.startswith("---")
+    ]
+    assert [line.split(" = ")[0] for line in removed] == ["-version", "-checksum"], removed
 
 
 @pytest.mark.parametrize("script", ["apply.sh", "check.sh"])
@@ -148,6 +155,84 @@ def test_a_dependency_patch_that_does_not_fit_fails(tmp_path: Path) -> None:
         text=True,
     )
     assert r.returncode != 0 and "patch does not apply" in r.stderr, r.stderr
+
+
+def _cargo_git_ident(url: str) -> str:
+    r = subprocess.run(
+        [sys.executable, str(HERE / "cargo-git-ident.py"), url], capture_output=True, text=True, check=True
+    )
+    return r.stdout.strip()
+
+
+def test_siphash24_matches_the_reference_vector():
+    # SipHash paper, appendix A: key 00..0f, message 00..0e.
+    spec = importlib.util.spec_from_file_location("cargo_git_ident", HERE / "cargo-git-ident.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    k0, k1 = struct.unpack("<QQ", bytes(range(16)))
+    assert mod.siphash24(bytes(range(15)), k0, k1) == 0xA129CA6149BE45E5
+    assert mod.siphash24(b"", k0, k1) == 0x726FDB47DD0E0E31
+
+
+def test_cargo_git_ident_names_the_cache_directory_cargo_1_66_uses():
+    # cargo 1.66 (nightly-2022-10-22) itself named this one: "failed to clone into:
+    # ~/.cargo/git/db/regex-sgx-dc3d971bffeb8599".
+    assert _cargo_git_ident("https://github.com/mesalock-linux/regex-sgx") == "regex-sgx-dc3d971bffeb8599"
+    # Canonical URL: no ".git", no trailing slash, GitHub paths lowercased.
+    quick = _cargo_git_ident("https://github.com/mesalock-linux/quick-error-sgx")
+    assert quick.startswith("quick-error-sgx-") and len(quick) == len("quick-error-sgx-") + 16
+    assert _cargo_git_ident("https://github.com/mesalock-linux/quick-error-sgx.git") == quick
+    assert _cargo_git_ident("https://github.com/Mesalock-Linux/quick-error-sgx/") == quick
+    assert _cargo_git_ident("https://github.com/asterinas/pod") != _cargo_git_ident(
+        "https://github.com/asterinas/pod2"
+    )
+
+
+def test_deps_sh_fails_clearly(tmp_path: Path) -> None:
+    r = subprocess.run(["bash", str(HERE / "deps.sh")], capture_output=True, text=True)
+    assert r.returncode == 2 and "usage: deps.sh OCCLUM_SRC MIRRORS OUT" in r.stderr
+    repo = tmp_path / "not-occlum"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    r = subprocess.run(
+        ["bash", str(HERE / "deps.sh"), str(repo), str(tmp_path), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "does not hold the pinned commit" in r.stderr, r.stderr
+
+
+def test_standins_are_our_own_small_diffs():
+    """Each stand-in is a diff against a named public base, touching only what the
+    LibOS needs from the pinned fork it replaces (deps.sh and docs/OCCLUM.md say which)."""
+    expect = {
+        "rust-sgx-sdk.patch": {
+            "sgx_cov/Cargo.toml",
+            "sgx_tprotected_fs/src/fs.rs",
+            "sgx_trts/src/enclave.rs",
+            "sgx_tstd/src/sgxfs.rs",
+            "sgx_tstd/src/sys/sgxfs.rs",
+            "sgx_types/src/function.rs",
+            "sgx_types/src/types.rs",
+        },
+        "io-uring.patch": {"Cargo.toml", "src/lib.rs", "src/sys/mod.rs", "src/util.rs"},
+    }
+    deps_sh = (HERE / "deps.sh").read_text()
+    for name, files in expect.items():
+        text = (HERE / "standins" / name).read_text()
+        assert set(re.findall(r"^\+\+\+ b/(\S+)", text, re.M)) == files, name
+        assert f"standins/{name}" in deps_sh
+        added = sum(1 for line in text.splitlines() if line.startswith("+") and not line.startswith("+++"))
+        assert 0 < added < 250, (name, added)
+    io_uring = (HERE / "standins" / "io-uring.patch").read_text()
+    # The fork's OCALLs, by the names in Occlum's sgx_io_uring_ocalls.edl, and its enter().
+    for ocall in (
+        "ocall_io_uring_setup_syscall",
+        "ocall_io_uring_enter_syscall",
+        "ocall_io_uring_register_syscall",
+    ):
+        assert ocall in io_uring
+    assert "pub fn enter(" in io_uring
 
 
 @pytest.mark.skipif(not os.environ.get("OCCLUM_SRC"), reason="set OCCLUM_SRC to a clone of occlum/occlum")
