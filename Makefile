@@ -31,7 +31,7 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: help run test ci bench bench-spark stress header setup bench-lib system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check clean \
+.PHONY: help run test ci bench bench-spark stress header setup bench-lib system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check occlum-check clean \
 	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
@@ -108,6 +108,12 @@ nostd-check: ## exitless-seal and exitless-sealedfs (pure-rust), exitless-io and
 # ~2 min on a fresh machine (toolchain download ~15 s, dependencies built once), ~2 s after.
 occlum-toolchain-check: ## the no_std cores Occlum's LibOS uses (exitless-seal/-sealedfs pure-rust, exitless-io/-rt without std) `cargo check` with Occlum's pinned nightly-2022-10-22 (Rust 1.66; installed with rustup if missing) and occlum_patches/occlum-toolchain.lock
 	scripts/occlum-toolchain-check.sh
+
+# Needs a clone of occlum/occlum (OCCLUM_SRC) and its dependencies: OCCLUM_MIRRORS (git
+# mirrors, offline), OCCLUM_DEPS or OCCLUM_SRC/deps. About 5 minutes; not in `make test`.
+occlum-check: ## compile Occlum's LibOS with the series (control and patched, HW and SIM, clippy) and run exitless-occlum's host tests (occlum_patches/check.sh on OCCLUM_SRC)
+	@test -n "$(OCCLUM_SRC)" || { echo "occlum-check: set OCCLUM_SRC to a clone of occlum/occlum (and OCCLUM_MIRRORS or OCCLUM_DEPS; docs/OCCLUM.md)"; exit 2; }
+	occlum_patches/check.sh "$(OCCLUM_SRC)"
 
 # The Python gate: the lint rules, the formatting and strict typing of pyproject.toml
 # ([tool.ruff], [tool.mypy]); mypy runs in .venv, so it sees PySpark's own types.
