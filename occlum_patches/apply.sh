@@ -48,6 +48,9 @@ for c in seal io rt sealedfs; do
   mkdir -p "$dest"
   # The crate's sources and manifest (no build output).
   (cd "$repo/native/$c" && tar cf - --exclude=target .) | (cd "$dest" && tar xf -)
+  # Our formatting, so Occlum's `make format-check` (cargo fmt in src/libos/crates)
+  # finds the crates formatted: rustfmt reads the nearest rustfmt.toml.
+  cp "$repo/rustfmt.toml" "$dest/rustfmt.toml"
   # In Occlum's workspace the crates live under their package names; exitless-seal's
   # host-only `aws-lc` provider (feature and aws-lc-rs dependency) is left out.
   sed -i -e 's|path = "\.\./seal"|path = "../exitless-seal"|' \

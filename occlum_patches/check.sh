@@ -28,7 +28,9 @@
 #         `dcap`, SGX_MODE=SIM): `cargo check` and `cargo clippy`;
 #      c. no warning (rustc or clippy) in code the series touches that the control
 #         does not have, compared by file and message;
-#      d. each patch in turn: the LibOS (HW) compiles after 0001, after 0002, ...
+#      d. each patch in turn: the LibOS (HW) compiles after 0001, after 0002, ...;
+#      e. `cargo fmt --check` as Occlum's `make format-check`: every file the series
+#         touches formatted.
 #   Without those dependencies step 3 SKIPs and says what is missing.
 # Prints one PASS / FAIL / SKIP line per step (with its time) and exits non-zero on
 # any FAIL. crates.io comes from cargo's cache or the network (sparse protocol);
@@ -187,10 +189,11 @@ else
   record INFO "submodules from $deps_from: $(IFS=,; echo "${used[*]}" | sed 's/,/, /g')"
 fi
 
-# The toolchain, with clippy (rustup installs what is missing).
-if ! rustup run "$occlum_toolchain" cargo clippy --version > /dev/null 2>&1; then
-  rustup toolchain install "$occlum_toolchain" --profile minimal -c clippy > "$work/rustup.log" 2>&1 \
-    || { cat "$work/rustup.log"; die "cannot install $occlum_toolchain with clippy"; }
+# The toolchain, with clippy and rustfmt (rustup installs what is missing).
+if ! rustup run "$occlum_toolchain" cargo clippy --version > /dev/null 2>&1 \
+  || ! rustup run "$occlum_toolchain" cargo fmt --version > /dev/null 2>&1; then
+  rustup toolchain install "$occlum_toolchain" --profile minimal -c clippy -c rustfmt > "$work/rustup.log" 2>&1 \
+    || { cat "$work/rustup.log"; die "cannot install $occlum_toolchain with clippy and rustfmt"; }
 fi
 
 populate() { # TREE: Occlum's dependencies into a copy, with Occlum's deps/*.patch
@@ -354,6 +357,28 @@ if [ "${CHECK_STEPWISE:-1}" != 0 ]; then
       "stepwise-${name:0:4}" check --locked --features "dcap pku"
   done
   unset SGX_MODE
+fi
+
+# 3e. Formatting, as Occlum's `make format-check` (`cargo fmt -- --check` in src/libos
+#     and src/libos/crates; gen_internal_conf too): no file the series touches may
+#     need it where the control's does not. (The exitless crates keep this
+#     repository's rustfmt.toml, which apply.sh copies in with them.)
+fmt_files() { # ROOT DIR -> the files `cargo fmt` would change, from ROOT
+  (cd "$2" && cargo fmt -- --check --color never 2>&1) \
+    | sed -nE 's/^Diff in (.*) at line [0-9]+:$/\1/p; s/^Diff in (.*):[0-9]+:$/\1/p' \
+    | sed "s|^$1/||" | sort -u
+}
+unformatted=()
+for dir in src/libos src/libos/crates tools/gen_internal_conf; do
+  while read -r f; do
+    [ -n "$f" ] && unformatted+=("$f")
+  done < <(comm -13 <(fmt_files "$control" "$control/$dir") <(fmt_files "$tree" "$tree/$dir") \
+    | sed 's/$/: unformatted/' | in_touched | sed 's/: unformatted$//')
+done
+if [ ${#unformatted[@]} -eq 0 ]; then
+  record PASS "cargo fmt --check (Occlum's make format-check): every file the series touches is formatted"
+else
+  record FAIL "cargo fmt --check (Occlum's make format-check)" "${unformatted[*]}"
 fi
 
 summary

@@ -246,3 +246,8 @@ def test_series_applies_to_the_pinned_commit(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("applied ") == len(PATCHES)
     assert (tree / "src/libos/crates/exitless-sealedfs/src/file.rs").is_file()
+    # Occlum's `make format-check` runs cargo fmt over src/libos/crates: our crates
+    # bring our rustfmt.toml along.
+    ours = (HERE.parent / "rustfmt.toml").read_text()
+    for c in ("seal", "io", "rt", "sealedfs"):
+        assert (tree / f"src/libos/crates/exitless-{c}/rustfmt.toml").read_text() == ours

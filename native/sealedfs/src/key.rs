@@ -54,6 +54,13 @@ pub fn stream_context(target: &str) -> Vec<u8> {
     c
 }
 
+/// Overwrites key material with zeros: volatile writes the optimizer cannot drop as
+/// dead stores (a plain loop over a buffer that is never read again can vanish). For
+/// what the LibOS holds outside [`DataKey`]: an SGX seal key, a key file's bytes.
+pub fn wipe(secret: &mut [u8]) {
+    secret.zeroize();
+}
+
 /// A KMS key file's 32 key bytes: either exactly 32 raw bytes, or 64 hex digits
 /// (surrounding whitespace ignored).
 pub fn parse_key_file(bytes: &[u8]) -> Result<[u8; 32], Error> {
@@ -121,6 +128,16 @@ mod tests {
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert_ne!(a.expose_secret(), c.expose_secret());
         assert_eq!(a.expose_secret(), derive_mount_key(&ikm, &KeySource::Sealing, "/spill").expose_secret());
+    }
+
+    #[test]
+    fn wipe_zeroes_every_byte() {
+        let mut seal_key = [0xA5u8; 16];
+        let mut file = b"0001020304050607".to_vec();
+        wipe(&mut seal_key);
+        wipe(&mut file);
+        assert_eq!(seal_key, [0u8; 16]);
+        assert!(file.iter().all(|&b| b == 0) && file.len() == 16);
     }
 
     #[test]

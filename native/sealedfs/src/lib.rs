@@ -40,6 +40,6 @@ pub mod options;
 pub use device::{DeviceError, FillRandom, SegmentDevice};
 pub use error::Error;
 pub use file::SealedFile;
-pub use key::{derive_mount_key, parse_key_file, sealing_key_id, stream_context};
+pub use key::{derive_mount_key, parse_key_file, sealing_key_id, stream_context, wipe};
 pub use mem::MemDevice;
 pub use options::{KeySource, MountOptions};
