@@ -34,7 +34,7 @@
 #   Without those dependencies step 3 SKIPs and says what is missing.
 # Prints one PASS / FAIL / SKIP line per step (with its time) and exits non-zero on
 # any FAIL. crates.io comes from cargo's cache or the network (sparse protocol);
-# GitHub is never contacted when OCCLUM_MIRRORS is set. Build output goes to
+# nothing needs GitHub when OCCLUM_MIRRORS is set. Build output goes to
 # $CHECK_TARGET_DIR (default /tmp/occ-check-target).
 set -uo pipefail
 
