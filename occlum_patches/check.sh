@@ -189,6 +189,12 @@ else
   record INFO "submodules from $deps_from: $(IFS=,; echo "${used[*]}" | sed 's/,/, /g')"
 fi
 
+# sgx_unwind's build script (sgx_tstd's `backtrace`) runs autoreconf, configure, make.
+for tool in autoreconf automake libtoolize make; do
+  command -v "$tool" > /dev/null \
+    || die "$tool is missing: the LibOS build needs autoconf, automake and libtool (apt-get install autoconf automake libtool)"
+done
+
 # The toolchain, with clippy and rustfmt (rustup installs what is missing).
 if ! rustup run "$occlum_toolchain" cargo clippy --version > /dev/null 2>&1 \
   || ! rustup run "$occlum_toolchain" cargo fmt --version > /dev/null 2>&1; then
