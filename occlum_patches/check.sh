@@ -31,7 +31,8 @@
 #      d. each patch in turn: the LibOS (HW) compiles after 0001, after 0002, ...;
 #      e. `cargo fmt --check` as Occlum's `make format-check`: every file the series
 #         touches formatted.
-#   Without those dependencies step 3 SKIPs and says what is missing.
+#   Without those dependencies step 3 SKIPs and says what is missing, and the result
+#   is INCOMPLETE (exit status 3), not a pass.
 # Prints one PASS / FAIL / SKIP line per step (with its time) and exits non-zero on
 # any FAIL. crates.io comes from cargo's cache or the network (sparse protocol);
 # nothing needs GitHub when OCCLUM_MIRRORS is set. Build output goes to
@@ -55,7 +56,13 @@ summary() {
   echo
   echo "check.sh summary (Occlum $pinned), $((SECONDS - started)) s in all:"
   printf '  %s\n' "${results[@]}"
-  if [ $failed -eq 0 ]; then echo "RESULT: PASS"; else echo "RESULT: FAIL"; fi
+  if [ $failed -ne 0 ]; then
+    echo "RESULT: FAIL"
+  elif [ -n "${incomplete:-}" ]; then
+    echo "RESULT: INCOMPLETE ($incomplete)"
+  else
+    echo "RESULT: PASS"
+  fi
 }
 die() { echo "check.sh: $*" >&2; record FAIL "setup" "$*"; summary; exit 1; }
 
@@ -172,7 +179,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   record SKIP "src/libos/crates and src/libos (cargo check, clippy, host tests)" \
     "no ${missing[*]} in $deps_from: set OCCLUM_MIRRORS to a directory of git mirrors (deps.sh), OCCLUM_DEPS to one of checkouts, or git -C OCCLUM_SRC submodule update --init"
+  incomplete="the LibOS was not compiled: see the SKIP line" # not a pass
   summary
+  [ $failed -eq 0 ] && exit 3
   exit $failed
 fi
 if [ -f "$deps_dir/SOURCES" ]; then

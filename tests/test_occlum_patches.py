@@ -251,3 +251,19 @@ def test_series_applies_to_the_pinned_commit(tmp_path):
     ours = (HERE.parent / "rustfmt.toml").read_text()
     for c in ("seal", "io", "rt", "sealedfs"):
         assert (tree / f"src/libos/crates/exitless-{c}/rustfmt.toml").read_text() == ours
+
+
+@pytest.mark.skipif(not os.environ.get("OCCLUM_SRC"), reason="set OCCLUM_SRC to a clone of occlum/occlum")
+def test_check_without_occlums_dependencies_is_incomplete_not_a_pass(tmp_path):
+    """Without the dependencies the LibOS cannot be compiled: check.sh says so and
+    exits 3, so nobody reads a PASS that compiled nothing."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OCCLUM_MIRRORS", "OCCLUM_DEPS")}
+    env["OCCLUM_DEPS"] = str(tmp_path)  # an empty directory of checkouts
+    env["CHECK_TARGET_DIR"] = str(tmp_path / "target")
+    r = subprocess.run(
+        ["bash", str(HERE / "check.sh"), os.environ["OCCLUM_SRC"]], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "SKIP src/libos/crates and src/libos" in r.stdout
+    assert r.stdout.rstrip().endswith("RESULT: INCOMPLETE (the LibOS was not compiled: see the SKIP line)")
+    assert "RESULT: PASS" not in r.stdout
