@@ -575,6 +575,31 @@ def test_daemon_entry_point_starts_and_reports_port(tmp_path: Path) -> None:
 # --- configure -------------------------------------------------------------------
 
 
+def test_configure_refuses_an_unverified_pyspark_on_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyspark 4.3.0 was accepted by configure() and the first job died in a worker; the
+    refusal belongs on the driver, before the session starts, and changes nothing."""
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    for version in ("4.3.0", "3.4.4", "5.0.0.dev0"):
+        monkeypatch.setattr(pyspark, "__version__", version)
+        conf = SparkConf(loadDefaults=False).setMaster("local[2]")
+        builder = SparkSession.Builder().master("local[2]")
+        for target in (conf, builder):
+            with pytest.raises(exitless.spark.HookError) as err:
+                exitless.spark.configure(target)
+            message = str(err.value)
+            assert f"pyspark {version}" in message and "3.5.x, 4.0.x" in message, message
+            assert f"the newest verified is {hook.NEWEST_VERIFIED_PYSPARK}" in message, message
+        assert conf.get("spark.python.daemon.module") is None
+        assert "spark.python.daemon.module" not in builder._options
+    monkeypatch.setattr(pyspark, "__version__", "3.5.9")
+    # Internals that changed under a verified version number are refused too.
+    monkeypatch.delattr(STOCK_LIST, "_open_file")
+    with pytest.raises(exitless.spark.HookError, match=r"ExternalList\._open_file is missing"):
+        exitless.spark.configure(SparkConf(loadDefaults=False))
+
+
 def test_configure_builder_and_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pyspark import SparkConf
     from pyspark.sql import SparkSession

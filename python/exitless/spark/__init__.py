@@ -35,12 +35,14 @@ from .hook import (
     BACKEND_ENV,
     DEFAULT_BACKEND,
     STATS_DIR_ENV,
+    SUPPORTED_PYSPARK,
     HookError,
     SpillStats,
     install,
     installed,
     stats,
 )
+from .hook.verify import check_pyspark
 from .sealed_io import SealedIO
 
 __all__ = [
@@ -92,6 +94,23 @@ def _accessors(target: object) -> tuple[_Get, _Set]:
     )
 
 
+def _check_driver_pyspark() -> str:
+    """The workers refuse a PySpark the hook was not verified against, but a refusal
+    there surfaces only as a failed task (a Py4JJavaError around the HookError): check
+    the driver's PySpark the same way first. Returns its version."""
+    try:
+        import pyspark
+        import pyspark.shuffle
+    except ImportError as e:
+        raise HookError(
+            f"exitless.spark: cannot import pyspark ({e}); it needs pyspark "
+            f"{' or '.join(v + '.x' for v in SUPPORTED_PYSPARK)}"
+        ) from e
+    if installed():  # this process already checked and patched it (install())
+        return str(pyspark.__version__)
+    return check_pyspark(pyspark, pyspark.shuffle)
+
+
 def configure(
     builder_or_conf: ConfLike,
     *,
@@ -120,10 +139,16 @@ def configure(
     this interpreter, which has exitless; on a cluster the executors' Python must
     have exitless installed.
 
-    Raises :class:`ValueError` for an unknown backend or when the daemon or worker
-    module is already set to something else, :class:`TypeError` for another object.
+    Raises :class:`HookError` when this process's PySpark is not one exitless.spark was
+    verified against (:data:`exitless.spark.hook.SUPPORTED_PYSPARK`), or its
+    ``pyspark.shuffle`` does not look as the hook expects: here, on the driver, before
+    the session starts, rather than as a failed task later (the Python workers check
+    their own PySpark again). Raises :class:`ValueError` for an unknown backend or when
+    the daemon or worker module is already set to something else, :class:`TypeError`
+    for another object. Nothing is changed when it raises.
     """
     get, set_ = _accessors(builder_or_conf)
+    _check_driver_pyspark()
     if backend is not None and backend not in ("auto", *BACKENDS):
         raise ValueError(
             f"unknown exitless backend {backend!r}; choose one of {', '.join(('auto', *BACKENDS))}"

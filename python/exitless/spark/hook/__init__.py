@@ -69,7 +69,7 @@ from .state import (
 from .state import BUFFER_SIZE as BUFFER_SIZE
 from .state import QUEUE_DEPTH as QUEUE_DEPTH
 from .state import TASK_LOG_ENV as TASK_LOG_ENV
-from .verify import SUPPORTED_PYSPARK
+from .verify import NEWEST_VERIFIED_PYSPARK, SUPPORTED_PYSPARK
 from .verify import check_pyspark as check_pyspark
 
 # The names of ``import *``; the ones imported ``as`` themselves above are reachable by
@@ -78,6 +78,7 @@ __all__ = [
     "BACKEND_ENV",
     "DEFAULT_BACKEND",
     "MAX_GENERATIONS",
+    "NEWEST_VERIFIED_PYSPARK",
     "STATS_DIR_ENV",
     "SUPPORTED_PYSPARK",
     "HookError",

@@ -18,6 +18,8 @@ from .state import _LOG_PREFIX, HookError
 #: PySpark releases whose ``pyspark/shuffle.py`` this hook was checked against
 #: (major.minor; 3.5.6, 3.5.9 and 4.0.1, 4.0.5 read line by line).
 SUPPORTED_PYSPARK = ("3.5", "4.0")
+#: The newest PySpark release the hook was verified against, named in refusals.
+NEWEST_VERIFIED_PYSPARK = "4.0.5"
 
 # Functions that must still spill through the module-global ``open`` (and so
 # through sealing_open). ``get_used_memory`` reads /proc/self/status as text when
@@ -125,8 +127,9 @@ def check_pyspark(pyspark: types.ModuleType, shuffle: types.ModuleType) -> str:
     if ".".join(version.split(".")[:2]) not in SUPPORTED_PYSPARK:
         raise HookError(
             f"{_LOG_PREFIX}: refusing to start: pyspark {version} (at {where}) is not a version this hook was "
-            f"verified against ({', '.join(v + '.x' for v in SUPPORTED_PYSPARK)}); its Python spill files would be "
-            "written in plaintext. Use a supported pyspark or an exitless release that supports this one."
+            f"verified against ({', '.join(v + '.x' for v in SUPPORTED_PYSPARK)}; the newest verified is "
+            f"{NEWEST_VERIFIED_PYSPARK}); its Python spill files would be written in plaintext. Use a supported "
+            "pyspark or an exitless release that supports this one."
         )
     problems: list[str] = []
     for name in _CLASSES:
