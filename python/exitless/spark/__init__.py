@@ -35,14 +35,13 @@ from .hook import (
     BACKEND_ENV,
     DEFAULT_BACKEND,
     STATS_DIR_ENV,
-    SUPPORTED_PYSPARK,
     HookError,
     SpillStats,
     install,
     installed,
     stats,
 )
-from .hook.verify import check_pyspark
+from .hook.verify import verified_pyspark
 from .sealed_io import SealedIO
 
 __all__ = [
@@ -98,17 +97,12 @@ def _check_driver_pyspark() -> str:
     """The workers refuse a PySpark the hook was not verified against, but a refusal
     there surfaces only as a failed task (a Py4JJavaError around the HookError): check
     the driver's PySpark the same way first. Returns its version."""
-    try:
-        import pyspark
-        import pyspark.shuffle
-    except ImportError as e:
-        raise HookError(
-            f"exitless.spark: cannot import pyspark ({e}); it needs pyspark "
-            f"{' or '.join(v + '.x' for v in SUPPORTED_PYSPARK)}"
-        ) from e
     if installed():  # this process already checked and patched it (install())
+        import pyspark
+
         return str(pyspark.__version__)
-    return check_pyspark(pyspark, pyspark.shuffle)
+    version, _ = verified_pyspark()
+    return version
 
 
 def configure(

@@ -15,7 +15,7 @@ from .counters import _check_stats_dir
 from .io import sealing_open
 from .lists import _make_list_classes
 from .state import _LOG_PREFIX, BACKEND_ENV, DEFAULT_BACKEND, STATS_DIR_ENV, HookError, _Config, _log
-from .verify import SUPPORTED_PYSPARK, check_pyspark
+from .verify import verified_pyspark
 
 # What install() replaced in pyspark.shuffle, for uninstall() to put back.
 _originals: dict[str, Any] = {}
@@ -63,15 +63,7 @@ def install() -> None:
     with hook_state._lock:
         if hook_state._config is not None:
             return
-        try:
-            import pyspark
-            import pyspark.serializers
-            import pyspark.shuffle as shuffle
-        except ImportError as e:
-            raise HookError(
-                f"{_LOG_PREFIX}: cannot import pyspark ({e}); the spill hook needs pyspark {' or '.join(SUPPORTED_PYSPARK)}"
-            ) from e
-        version = check_pyspark(pyspark, shuffle)
+        version, shuffle = verified_pyspark()
         backend = _resolve_backend()
         stats_dir = os.environ.get(STATS_DIR_ENV, "").strip() or None
         stats_dir_id = None

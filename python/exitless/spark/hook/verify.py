@@ -119,6 +119,21 @@ def _names(code: types.CodeType) -> tuple[set[str], set[str]]:
     return globals_, attrs
 
 
+def verified_pyspark() -> tuple[str, types.ModuleType]:
+    """Imports this process's PySpark and checks it (:func:`check_pyspark`); returns its
+    version and ``pyspark.shuffle``. Raises :class:`HookError` when it cannot be
+    imported or is not what the hook was verified against."""
+    try:
+        import pyspark
+        import pyspark.serializers
+        import pyspark.shuffle as shuffle
+    except ImportError as e:
+        raise HookError(
+            f"{_LOG_PREFIX}: cannot import pyspark ({e}); the spill hook needs pyspark {' or '.join(SUPPORTED_PYSPARK)}"
+        ) from e
+    return check_pyspark(pyspark, shuffle), shuffle
+
+
 def check_pyspark(pyspark: types.ModuleType, shuffle: types.ModuleType) -> str:
     """Raises :class:`HookError` unless this PySpark is a verified version whose
     ``pyspark.shuffle`` looks as the hook expects; returns the version."""
