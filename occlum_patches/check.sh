@@ -75,9 +75,12 @@ git -C "$src" cat-file -e "$pinned^{commit}" 2>/dev/null || die "$src does not h
 
 work=$(mktemp -d /tmp/occ-check.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+fresh_tree() { # DIR: a copy of OCCLUM_SRC at the pinned commit
+  git clone -q --shared --no-checkout "$src" "$1" && git -C "$1" checkout -q --detach "$pinned" \
+    || die "cannot make a copy of $src at $pinned"
+}
 tree="$work/occlum"
-git clone -q --shared --no-checkout "$src" "$tree" && git -C "$tree" checkout -q --detach "$pinned" \
-  || die "cannot make a copy of $src at $pinned"
+fresh_tree "$tree"
 record PASS "copy of OCCLUM_SRC at $pinned"
 
 # The toolchain the LibOS pins is the one `make occlum-toolchain-check` checks with.
@@ -144,8 +147,8 @@ run "cargo test tools/gen_internal_conf (sealedfs options pass through, checked)
   "$tree/tools/gen_internal_conf" cargo test -q
 
 # 3. With Occlum's dependencies: the src/libos/crates workspace and src/libos itself.
-libos_deps=(rust-sgx-sdk sefs serde-sgx itoa-sgx serde-json-sgx ringbuf resolv-conf io-uring mlsdisk ext2-rs)
-dep_patched=(serde-json-sgx ringbuf resolv-conf mlsdisk) # the ones with a deps/NAME.patch
+# shellcheck source=libos-deps.sh
+. "$here/libos-deps.sh"
 dep_manifest() { # NAME -> the manifest that shows the checkout is populated
   case $1 in
     rust-sgx-sdk) echo sgx_tstd/Cargo.toml ;;
@@ -173,7 +176,7 @@ else
   deps_from="OCCLUM_SRC/deps"
 fi
 missing=()
-for d in "${libos_deps[@]}"; do
+for d in "${LIBOS_DEPS[@]}"; do
   [ -f "$deps_dir/$d/$(dep_manifest "$d")" ] || missing+=("deps/$d")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -190,7 +193,7 @@ if [ -f "$deps_dir/SOURCES" ]; then
   done < "$deps_dir/SOURCES"
 else
   used=()
-  for d in "${libos_deps[@]}"; do
+  for d in "${LIBOS_DEPS[@]}"; do
     want=$(git -C "$src" ls-tree "$pinned" "deps/$d" | awk '{print $3}')
     have=$(git -C "$deps_dir/$d" rev-parse HEAD 2>/dev/null || echo unknown)
     if [ "$have" = "$want" ]; then used+=("$d ${have:0:8}"); else used+=("$d ${have:0:8} (pinned ${want:0:8})"); fi
@@ -213,21 +216,18 @@ fi
 
 populate() { # TREE: Occlum's dependencies into a copy, with Occlum's deps/*.patch
   local t=$1 d
-  for d in "${libos_deps[@]}"; do
+  for d in "${LIBOS_DEPS[@]}"; do
     rm -rf "${t:?}/deps/$d"
     cp -r "$deps_dir/$d" "$t/deps/$d"
     rm -rf "$t/deps/$d/.git"
   done
-  for d in "${dep_patched[@]}"; do
+  for d in "${LIBOS_DEPS[@]}"; do
+    [ -f "$t/deps/$d.patch" ] || continue # Occlum patches some of them (deps/NAME.patch)
     # A `make submodule`d checkout already has it; otherwise apply, and prove it.
     git -C "$t" apply --directory="deps/$d" --reverse --check "$t/deps/$d.patch" 2>/dev/null \
       || "$here/apply-dep-patch.sh" "$t" "$d" "$t/deps/$d.patch" \
       || die "deps/$d.patch does not apply to $deps_from/$d"
   done
-}
-fresh_tree() { # DIR: a copy of OCCLUM_SRC at the pinned commit
-  git clone -q --shared --no-checkout "$src" "$1" && git -C "$1" checkout -q --detach "$pinned" \
-    || die "cannot make a copy of $src at $pinned"
 }
 populate "$tree"
 control="$work/control"

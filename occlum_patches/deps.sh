@@ -44,8 +44,8 @@ out=$(cd "$out" && pwd)
 : > "$out/SOURCES"
 note() { echo "$*" | tee -a "$out/SOURCES"; }
 
-# The submodules src/libos builds from (grpc-rust is only for tools).
-libos_deps=(rust-sgx-sdk sefs serde-sgx itoa-sgx serde-json-sgx ringbuf resolv-conf io-uring mlsdisk ext2-rs)
+# shellcheck source=libos-deps.sh
+. "$here/libos-deps.sh"
 
 mirror_of() { # OWNER NAME [COMMIT] -> path of a mirror (holding COMMIT, if given)
   local owner=$1 name=${2%.git} commit=${3:-} m
@@ -83,7 +83,7 @@ apply_standin() { # DIR PATCH
 gitmodule_url() { git -C "$src" show "$pinned:.gitmodules" | git config -f - --get "submodule.deps/$1.url"; }
 owner_name() { echo "$1" | sed -E 's#^https://github.com/##; s#\.git$##'; }
 
-for d in "${libos_deps[@]}"; do
+for d in "${LIBOS_DEPS[@]}"; do
   want=$(git -C "$src" ls-tree "$pinned" "deps/$d" | awk '{print $3}')
   url=$(gitmodule_url "$d")
   on=$(owner_name "$url")
