@@ -51,6 +51,14 @@ def _pkcs11() -> types.ModuleType:
     return pkcs11
 
 
+def _data_key_template(pkcs11: types.ModuleType) -> dict[Any, bool]:
+    """Attributes of a data key while it is on the token: a session object (never
+    stored), private, and extractable, since its value leaves the token as the key
+    the caller seals with."""
+    A = pkcs11.Attribute
+    return {A.TOKEN: False, A.PRIVATE: True, A.SENSITIVE: False, A.EXTRACTABLE: True}
+
+
 class _TokenLogin:
     """One logged-in session per (module, token) per process, shared by every
     Pkcs11Kms on that token. PKCS#11 login state belongs to the whole application:
@@ -273,7 +281,7 @@ class Pkcs11Kms(Kms):
                     256,
                     store=False,
                     capabilities=0,
-                    template={A.TOKEN: False, A.PRIVATE: True, A.SENSITIVE: False, A.EXTRACTABLE: True},
+                    template=_data_key_template(pkcs11),
                 )
             except pkcs11.exceptions.PKCS11Error as e:
                 raise KmsError(
@@ -315,7 +323,7 @@ class Pkcs11Kms(Kms):
                     mechanism=pkcs11.Mechanism.AES_KEY_WRAP,
                     store=False,
                     capabilities=0,
-                    template={A.TOKEN: False, A.PRIVATE: True, A.SENSITIVE: False, A.EXTRACTABLE: True},
+                    template=_data_key_template(pkcs11),
                 )
             except pkcs11.exceptions.PKCS11Error as e:
                 raise UnwrapError(
