@@ -43,9 +43,10 @@ test: setup python-lint rust-checks nostd-check occlum-toolchain-check python-te
 ci: test fuzz-quick miri asan ## what .ci/run runs: `make test`, then each fuzz target for 30 s, Miri and AddressSanitizer (docs/HARDENING.md)
 	@echo "make ci: all checks passed"
 
-bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), then sealing vs cryptography and vCPU scaling: bench-results/
+bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), sealing vs cryptography, vCPU scaling, the Spark JVM's blocks: bench-results/
 	$(PY) -m exitless_tools bench --spark
 	$(PY) -m exitless_tools suites --out bench-results
+	$(PY) -m exitless_tools blocks-bench --out bench-results
 
 bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (local[2], needs Java): bench-results/spark-*.json
 	$(PY) -m exitless_tools spark-bench --out bench-results
@@ -53,7 +54,7 @@ bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (l
 stress: setup ## 1,000 concurrent streams from 16 threads for 60 s per backend, then one 16 GiB stream: bench-results/stress-*.json (docs/HARDENING.md)
 	$(PY) -m exitless_tools stress --out bench-results
 
-setup: $(STAMPS)/native $(STAMPS)/bench-lib $(STAMPS)/spark
+setup: $(STAMPS)/native $(STAMPS)/bench-lib $(STAMPS)/spark $(STAMPS)/jvm
 
 bench-lib: $(STAMPS)/bench-lib ## target/release/libexitless_bench.so: the benchmark drivers (native/bench), which the tools load (not in the wheel)
 
@@ -71,13 +72,22 @@ $(STAMPS)/native: $(STAMPS)/venv $(RUST_SOURCES)
 	cd $(CURDIR) && maturin develop --release -q
 	@touch $@
 
+# exitless's JVM library, into the Python package (python/exitless/spark/jvm/):
+# exitless-spark.jar, compiled with javac against the installed pyspark's jars, and
+# libexitless_jni.so (native/jni). javac comes from scripts/system-deps.sh.
+JVM_SOURCES := $(wildcard jvm/src/io/exitless/spark/*.java)
+$(STAMPS)/jvm: $(STAMPS)/spark $(JVM_SOURCES) $(RUST_SOURCES) scripts/build-jvm.sh
+	@scripts/system-deps.sh
+	scripts/build-jvm.sh $(PY)
+	@touch $@
+
 # The benchmark drivers' own library (exitless_tools loads it; the wheel never has it).
 $(STAMPS)/bench-lib: $(RUST_SOURCES)
 	@mkdir -p $(STAMPS)
 	cargo build --release -q -p exitless-bench
 	@touch $@
 
-system-deps: ## a JVM (PySpark tests) and SoftHSM2 (PKCS#11 KMS tests), installed with apt-get if missing
+system-deps: ## a JDK (javac for jvm/, Java for PySpark) and SoftHSM2 (PKCS#11 KMS tests), installed with apt-get if missing
 	@scripts/system-deps.sh
 
 rust-checks:
@@ -187,7 +197,7 @@ header: ## regenerate native/ffi/include/exitless.h with the pinned cbindgen
 
 # The module maturin generated goes, its typed stub (tracked) stays.
 clean:
-	rm -rf $(STAMPS) target python/exitless/_native/__pycache__
+	rm -rf $(STAMPS) target python/exitless/_native/__pycache__ python/exitless/spark/jvm
 	rm -f python/exitless/_native/__init__.py python/exitless/_native/ffi.py python/exitless/_native/*.so
 
 help: ## this list: every target with a description

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests need, only when missing: a JVM for the
-# PySpark end-to-end tests (Spark 3.5 runs on Java 17) and SoftHSM2, the PKCS#11
+# Installs the system packages the tests need, only when missing: a JDK 17 (javac
+# builds jvm/, exitless's Spark codecs; java runs PySpark's end-to-end tests) and SoftHSM2, the PKCS#11
 # token the KMS tests initialise. Debian/Ubuntu (apt-get); uses sudo when not root.
 # Quick when everything is there.
 set -euo pipefail
 missing=()
-command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+{ command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; } || missing+=(openjdk-17-jdk-headless)
 { command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ]; } || missing+=(softhsm2)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -49,7 +49,7 @@ def java_verdict(missing: str | None, required: bool) -> tuple[Literal["skip", "
     if required:
         return "fail", (
             f"{reason}; {REQUIRE_JAVA_ENV}=1 makes that a failure (`make test` installs "
-            "openjdk-17-jre-headless through scripts/system-deps.sh)"
+            "openjdk-17-jdk-headless through scripts/system-deps.sh)"
         )
     return "skip", f"{reason}: install a JDK 17 (`make system-deps`), or run `make test`"
 
@@ -111,6 +111,8 @@ class CanaryPoller:
         self.hits: dict[str, int] = {}
         self.seen: set[str] = set()
         self.python_spills: set[str] = set()
+        #: the first 4 bytes of every file read (its latest version)
+        self.heads: dict[str, bytes] = {}
         self.reads = 0
         self._versions: dict[str, tuple[int, int]] = {}
         self._stop = threading.Event()
@@ -146,6 +148,7 @@ class CanaryPoller:
                 self._versions[path] = version
                 self.reads += 1
                 self.seen.add(path)
+                self.heads[path] = data[:4]
                 if f"{os.sep}python{os.sep}" in path:
                     self.python_spills.add(path)
                 if plaintext_hits(data):

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 import exitless
 from exitless.kms import LocalKms
-from exitless.spark import SealedIO
+from exitless.spark import SealedIO, blocks
 from test_spark_e2e import StandaloneCluster
 
 pytestmark = [pytest.mark.java, pytest.mark.slow]
@@ -92,6 +92,8 @@ def local_spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSessi
         .config("spark.local.dir", str(root))
         .config("spark.sql.shuffle.partitions", "3")
         .config("spark.pyspark.python", sys.executable)
+        # one driver JVM per process, its classpath fixed at start (tests/test_spark_e2e.py)
+        .config("spark.driver.extraClassPath", blocks.jar_path())
         .getOrCreate()
     )
     try:
@@ -339,8 +341,7 @@ def test_on_a_standalone_cluster(
         cluster.start()
         (root / "driver-local").mkdir()
         spark = (
-            SparkSession.builder.appName("exitless-sealed-io-standalone")
-            .master(cluster.url)
+            cluster.join(SparkSession.builder.appName("exitless-sealed-io-standalone"))
             .config("spark.ui.enabled", "false")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
@@ -350,6 +351,7 @@ def test_on_a_standalone_cluster(
             .config("spark.cores.max", "2")
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.pyspark.python", sys.executable)
+            .config("spark.driver.extraClassPath", blocks.jar_path())
             .getOrCreate()
         )
         try:

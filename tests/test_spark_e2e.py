@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -45,7 +46,7 @@ from pyspark.sql import SparkSession
 
 import exitless.spark
 import spark_support as jobs
-from exitless.spark import hook
+from exitless.spark import blocks, hook
 from spark_support import CANARY, CanaryPoller
 
 WORKER_MEMORY = "2m"  # far below a worker's RSS: every memory check spills
@@ -69,6 +70,9 @@ def base_builder(app: str, local_dir: Path) -> SparkSession.Builder:
         .config("spark.default.parallelism", str(PARTS))
         .config("spark.sql.shuffle.partitions", str(PARTS))
         .config("spark.python.worker.reuse", "true")
+        # PySpark keeps one driver JVM per process and its classpath is fixed at start:
+        # the stock applications carry exitless's jar too, so later ones can use it
+        .config("spark.driver.extraClassPath", blocks.jar_path())
     )
 
 
@@ -282,10 +286,13 @@ def wait_for(
 
 class StandaloneCluster:
     """A Spark standalone master and two workers on 127.0.0.1, each its own process
-    group (so an executor it forks goes with it)."""
+    group (so an executor it forks goes with it), with Spark's authentication on
+    (exitless hands the block key to executors over Spark's RPC): applications join it
+    through :meth:`join`, which gives them the cluster's secret."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.secret = secrets.token_hex(32)
         self.local_dirs = root / "worker-local"
         self.local_dirs.mkdir()
         self.port, self.ui_port = free_port(), free_port()
@@ -301,8 +308,19 @@ class StandaloneCluster:
             SPARK_DAEMON_MEMORY="256m",
             SPARK_LOCAL_DIRS=str(self.local_dirs),  # executors' (and their Python workers') scratch space
             SPARK_NO_DAEMONIZE="1",
+            # the daemons' side of spark.authenticate (a test cluster: on the command line)
+            SPARK_MASTER_OPTS=f"-Dspark.authenticate=true -Dspark.authenticate.secret={self.secret}",
+            SPARK_WORKER_OPTS=f"-Dspark.authenticate=true -Dspark.authenticate.secret={self.secret}",
         )
         return env
+
+    def join(self, builder: SparkSession.Builder) -> SparkSession.Builder:
+        """``builder`` with this cluster's master URL and authentication secret."""
+        return (
+            builder.master(self.url)
+            .config("spark.authenticate", "true")
+            .config("spark.authenticate.secret", self.secret)
+        )
 
     def _start(self, name: str, *args: str) -> None:
         log = self.root / f"{name}.log"
@@ -385,8 +403,7 @@ def cluster_session(
         driver_local = root / "driver-local"
         driver_local.mkdir()
         builder = (
-            base_builder("exitless-e2e-standalone", driver_local)
-            .master(cluster.url)
+            cluster.join(base_builder("exitless-e2e-standalone", driver_local))
             .config("spark.executor.memory", "512m")
             .config("spark.executor.cores", "1")
             .config("spark.cores.max", "2")

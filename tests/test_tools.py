@@ -52,7 +52,7 @@ def test_the_product_never_names_the_tools() -> None:
 def test_the_tools_list_their_commands() -> None:
     proc = tools("--help")
     assert proc.returncode == 0, proc.stderr
-    for command in ("run", "bench", "suites", "stress", "spark-bench", "dataset-bench"):
+    for command in ("run", "bench", "suites", "stress", "spark-bench", "dataset-bench", "blocks-bench"):
         assert command in proc.stdout
     proc = tools("stress", "--help")
     assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m exitless_tools stress")

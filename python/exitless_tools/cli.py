@@ -9,6 +9,8 @@ main job (``make run``), which are not part of the ``exitless`` package or its w
 - ``stress``: many concurrent streams, then one very long one (:mod:`.stress`).
 - ``spark-bench``: the PySpark jobs alone (:mod:`.spark_bench`).
 - ``dataset-bench``: sealed datasets against plaintext ones (:mod:`.dataset_bench`).
+- ``blocks-bench``: the Spark JVM's blocks with lz4, Spark's IO encryption and exitless
+  (:mod:`.blocks_bench`).
 
 ``COMMAND --help`` lists each one's options. The IO matrix needs the bench library
 (``make bench-lib``, :mod:`.bench.benchlib`).
@@ -280,6 +282,12 @@ def _dataset_bench(argv: list[str]) -> int:
     return dataset_bench_main(argv)
 
 
+def _blocks_bench(argv: list[str]) -> int:
+    from .blocks_bench import main as blocks_bench_main
+
+    return blocks_bench_main(argv)
+
+
 def _suites(argv: list[str]) -> int:
     from .bench.suites import main as suites_main
 
@@ -292,6 +300,7 @@ FORWARDED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "stress": (_stress, "many concurrent streams per backend, then one very long stream (make stress)"),
     "spark-bench": (_spark_bench, "spilling PySpark jobs with and without sealed spills (make bench-spark)"),
     "dataset-bench": (_dataset_bench, "sealed datasets against plaintext ones (PySpark)"),
+    "blocks-bench": (_blocks_bench, "the Spark JVM's blocks: lz4, Spark's IO encryption, exitless (PySpark)"),
 }
 
 

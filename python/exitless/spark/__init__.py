@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..streams import BACKENDS
+from .blocks import CODEC_CLASS, PLUGIN_CLASS, check_running_driver, settings
 from .hook import (
     BACKEND_ENV,
     DEFAULT_BACKEND,
@@ -45,8 +46,10 @@ from .hook.verify import verified_pyspark
 from .sealed_io import SealedIO
 
 __all__ = [
+    "CODEC_CLASS",
     "DAEMON_MODULE",
     "DEFAULT_BACKEND",
+    "PLUGIN_CLASS",
     "WORKER_MODULE",
     "HookError",
     "SealedIO",
@@ -111,13 +114,24 @@ def configure(
     backend: str | None = None,
     stats_dir: str | os.PathLike[str] | None = None,
     python_executable: str | None = None,
+    seal_blocks: bool = True,
 ) -> ConfLike:
-    """Make a Spark application seal its Python workers' spill files; returns
+    """Make a Spark application seal what its executors write; returns
     ``builder_or_conf`` (a ``SparkSession.Builder`` or a ``SparkConf``), changed in place.
 
-    Sets ``spark.python.daemon.module`` and ``spark.python.worker.module`` to
-    exitless's wrappers and, as executor environment (``spark.executorEnv.*``,
-    which PySpark also hands to the Python workers of local mode):
+    **The JVM's blocks** (``seal_blocks``, on by default; :mod:`exitless.spark.blocks`):
+    shuffle outputs, sort and shuffle spills, broadcast pieces, RDD and cached blocks and
+    checkpoints go through ``io.exitless.spark.SealedCompressionCodec``
+    (``spark.io.compression.codec``; the compression the conf names, lz4 by default,
+    under the seal), with every ``spark.*.compress`` switch on; the key plugin
+    ``io.exitless.spark.ExitlessPlugin`` joins ``spark.plugins``; ``spark.authenticate``
+    and ``spark.network.crypto.enabled`` are set (the key travels over Spark's RPC);
+    exitless-spark.jar joins the driver and executor class paths.
+
+    **The Python workers' spills**: ``spark.python.daemon.module`` and
+    ``spark.python.worker.module`` point at exitless's wrappers and, as executor
+    environment (``spark.executorEnv.*``, which PySpark also hands to the Python workers
+    of local mode):
 
     - ``backend``: ``$EXITLESS_SPARK_BACKEND``, the exitless IO backend for spill
       files (``"auto"`` by default: io_uring where it works, else ``"sync"``; see
@@ -137,9 +151,12 @@ def configure(
     verified against (:data:`exitless.spark.hook.SUPPORTED_PYSPARK`), or its
     ``pyspark.shuffle`` does not look as the hook expects: here, on the driver, before
     the session starts, rather than as a failed task later (the Python workers check
-    their own PySpark again). Raises :class:`ValueError` for an unknown backend or when
-    the daemon or worker module is already set to something else, :class:`TypeError`
-    for another object. Nothing is changed when it raises.
+    their own PySpark again). Raises :class:`ValueError` for an unknown backend, when
+    the daemon or worker module is already set to something else, or for a conf that
+    would leave blocks unsealed (another codec class, a ``spark.*.compress`` switch or
+    ``spark.authenticate`` set to false); :class:`FileNotFoundError` when the JVM library
+    is not built; :class:`RuntimeError` when this process already runs a driver JVM
+    without it; :class:`TypeError` for another object. Nothing is changed when it raises.
     """
     get, set_ = _accessors(builder_or_conf)
     _check_driver_pyspark()
@@ -147,17 +164,23 @@ def configure(
         raise ValueError(
             f"unknown exitless backend {backend!r}; choose one of {', '.join(('auto', *BACKENDS))}"
         )
+    changes: dict[str, str] = {}
     for key, value in ((_DAEMON_KEY, DAEMON_MODULE), (_WORKER_KEY, WORKER_MODULE)):
         current = get(key)
         if current not in (None, value):
             raise ValueError(
                 f"{key} is already set to {current!r}; exitless.spark needs {value!r} there to seal Python spill files"
             )
-        set_(key, value)
+        changes[key] = value
+    if seal_blocks:
+        changes.update(settings(get))
+        check_running_driver()
     if backend is not None:
-        set_(_EXECUTOR_ENV + BACKEND_ENV, backend)
+        changes[_EXECUTOR_ENV + BACKEND_ENV] = backend
     if stats_dir is not None:
-        set_(_EXECUTOR_ENV + STATS_DIR_ENV, os.path.abspath(os.fspath(stats_dir)))
+        changes[_EXECUTOR_ENV + STATS_DIR_ENV] = os.path.abspath(os.fspath(stats_dir))
+    for key, value in changes.items():
+        set_(key, value)
     master = get("spark.master") or ""
     if python_executable is None and master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
         python_executable = sys.executable

@@ -1,0 +1,351 @@
+//! The entry points of `io.exitless.spark.NativeSeal` (jvm/src/io/exitless/spark/NativeSeal.java).
+//!
+//! Every function runs its body through `guard`: an error becomes a Java exception
+//! and the function returns a neutral value (0, null), which Java never sees because
+//! the exception is pending; a panic becomes an `IllegalStateException`, never an
+//! unwind into the JVM.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use exitless_seal::{DataKey, Decryptor, Encryptor, Header, KeyId, StreamParams};
+use jni::objects::{JByteArray, JClass, JString};
+use jni::sys::{jboolean, jbyteArray, jint, jlong, jstring, JNI_TRUE};
+use jni::JNIEnv;
+use zeroize::Zeroize;
+
+use crate::handle::{borrow, free_handle, into_handle, with_bytes_mut};
+use crate::throw::{seal_error, throw, INVALID, IO};
+use crate::{Key, Opener, Sealer};
+
+/// Why an entry point failed.
+enum Fail {
+    Seal(exitless_seal::Error),
+    Java(&'static str, String),
+    Jni(jni::errors::Error),
+}
+
+impl From<exitless_seal::Error> for Fail {
+    fn from(e: exitless_seal::Error) -> Self {
+        Self::Seal(e)
+    }
+}
+
+impl From<jni::errors::Error> for Fail {
+    fn from(e: jni::errors::Error) -> Self {
+        Self::Jni(e)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Fail {
+    Fail::Java(INVALID, message.into())
+}
+
+/// Runs `body`; on error or panic throws the matching Java exception and returns `default`.
+fn guard<'l, T>(
+    env: &mut JNIEnv<'l>,
+    default: T,
+    body: impl FnOnce(&mut JNIEnv<'l>) -> Result<T, Fail>,
+) -> T {
+    match catch_unwind(AssertUnwindSafe(|| body(env))) {
+        Ok(Ok(v)) => v,
+        Ok(Err(Fail::Seal(e))) => {
+            seal_error(env, &e);
+            default
+        }
+        Ok(Err(Fail::Java(class, message))) => {
+            throw(env, class, &format!("exitless: {message}"));
+            default
+        }
+        // A JNI failure (a null array, a JVM out of memory) leaves its own exception
+        // pending, which `throw` keeps; otherwise report it as IO.
+        Ok(Err(Fail::Jni(e))) => {
+            throw(env, IO, &format!("exitless: JNI call failed: {e}"));
+            default
+        }
+        Err(_) => {
+            throw(
+                env,
+                "java/lang/IllegalStateException",
+                "exitless: internal error (a panic in exitless-jni)",
+            );
+            default
+        }
+    }
+}
+
+/// The object behind a handle, or an `IllegalArgumentException` for a freed one.
+///
+/// NOTE (crate root): Java passes a live handle under its owner's monitor.
+fn live<'a, T>(handle: jlong, what: &str) -> Result<&'a T, Fail> {
+    // SAFETY: the Java owner passes 0 or a handle it made with the matching constructor
+    // and has not freed, while holding its monitor (crate root's NOTE).
+    unsafe { borrow::<T>(handle) }.ok_or_else(|| invalid(format!("the {what} is closed")))
+}
+
+/// Copies an optional (nullable) Java byte array.
+fn optional_bytes(env: &mut JNIEnv<'_>, array: &JByteArray<'_>) -> Result<Option<Vec<u8>>, Fail> {
+    if array.is_null() {
+        Ok(None)
+    } else {
+        Ok(Some(env.convert_byte_array(array)?))
+    }
+}
+
+/// The first `len` bytes of a Java array, checked against its length.
+fn prefix(env: &mut JNIEnv<'_>, array: &JByteArray<'_>, len: jint) -> Result<Vec<u8>, Fail> {
+    let mut bytes = env.convert_byte_array(array)?;
+    let len = usize::try_from(len).map_err(|_| invalid("negative length"))?;
+    if len > bytes.len() {
+        return Err(invalid("length beyond the array"));
+    }
+    bytes.truncate(len);
+    Ok(bytes)
+}
+
+fn random<const N: usize>() -> Result<[u8; N], Fail> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| Fail::Java(IO, format!("no randomness from the OS: {e}")))?;
+    Ok(bytes)
+}
+
+/// `static native String provider()`: the crypto provider compiled in.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_provider<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+) -> jstring {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let s: JString<'_> = env.new_string(exitless_seal::PROVIDER)?;
+        Ok(s.into_raw())
+    })
+}
+
+/// `static native long keyNew(byte[] key)`: holds a 32-byte data key; Java wipes its copy.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyNew<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: JByteArray<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        let mut bytes = env.convert_byte_array(&key)?;
+        let made = DataKey::from_slice(&bytes);
+        bytes.zeroize();
+        Ok(into_handle(Key(made?)))
+    })
+}
+
+/// `static native void keyFree(long key)`: wipes and frees the key (0 is ignored).
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyFree<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: jlong,
+) {
+    guard(&mut env, (), |_| {
+        // SAFETY: the owner (DataKey.java) frees its handle once, under its monitor, and
+        // zeroes its field (crate root's NOTE); DataKey zeroizes itself on drop.
+        unsafe { free_handle::<Key>(key) };
+        Ok(())
+    })
+}
+
+/// `static native long sealerNew(long key, byte[] context, int segmentSize, byte[] keyId,
+/// byte[] envelope)`: a new stream with fresh salt and nonce prefix; `keyId` (16 bytes)
+/// and `envelope` may be null (`envelope` set: format version 2).
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_sealerNew<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: jlong,
+    context: JByteArray<'l>,
+    segment_size: jint,
+    key_id: JByteArray<'l>,
+    envelope: JByteArray<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        let key = live::<Key>(key, "data key")?;
+        let context = env.convert_byte_array(&context)?;
+        let segment_size = u32::try_from(segment_size).map_err(|_| invalid("negative segment size"))?;
+        let key_id = match optional_bytes(env, &key_id)? {
+            None => KeyId::NONE,
+            Some(id) => KeyId(id.as_slice().try_into().map_err(|_| invalid("a key id is 16 bytes"))?),
+        };
+        let params = StreamParams {
+            segment_size,
+            key_id,
+            envelope: optional_bytes(env, &envelope)?,
+            ..StreamParams::default()
+        };
+        let encryptor = Encryptor::new(&key.0, &params, &context, random()?, random()?)?;
+        Ok(into_handle(Sealer(encryptor)))
+    })
+}
+
+/// `static native byte[] sealerHeader(long sealer)`: the header to write first.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_sealerHeader<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    sealer: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let sealer = live::<Sealer>(sealer, "sealed output stream")?;
+        Ok(env.byte_array_from_slice(sealer.0.header().as_bytes())?.into_raw())
+    })
+}
+
+/// `static native int seal(long sealer, long index, boolean last, byte[] buf, int
+/// plaintextLen)`: seals segment `index` in place (`buf` has room for the 16-byte tag);
+/// returns the sealed length.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_seal<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    sealer: jlong,
+    index: jlong,
+    last: jboolean,
+    buf: JByteArray<'l>,
+    plaintext_len: jint,
+) -> jint {
+    guard(&mut env, -1, |env| {
+        let sealer = live::<Sealer>(sealer, "sealed output stream")?;
+        let index = u64::try_from(index).map_err(|_| invalid("negative segment index"))?;
+        let len = usize::try_from(plaintext_len).map_err(|_| invalid("negative plaintext length"))?;
+        let sealed =
+            with_bytes_mut(env, &buf, |bytes| sealer.0.seal_in_place(index, last == JNI_TRUE, bytes, len))??;
+        Ok(sealed as jint)
+    })
+}
+
+/// `static native void sealerFree(long sealer)`.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_sealerFree<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    sealer: jlong,
+) {
+    guard(&mut env, (), |_| {
+        // SAFETY: freed once by its owner under its monitor (crate root's NOTE).
+        unsafe { free_handle::<Sealer>(sealer) };
+        Ok(())
+    })
+}
+
+/// `static native int declaredHeaderLen(byte[] start, int len)`: how many bytes the
+/// header at the start of a stream needs (read up to 72 first; a version-2 header may
+/// need more). Never fails on the bytes themselves: `openerNew` judges them.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_declaredHeaderLen<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    start: JByteArray<'l>,
+    len: jint,
+) -> jint {
+    guard(&mut env, -1, |env| Ok(Header::declared_len(&prefix(env, &start, len)?) as jint))
+}
+
+/// `static native byte[] headerEnvelope(byte[] start, int len)`: the key envelope of a
+/// version-2 header (what the KMS unwraps), or null for version 1.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_headerEnvelope<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    start: JByteArray<'l>,
+    len: jint,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let header = Header::parse(&prefix(env, &start, len)?)?;
+        match header.envelope() {
+            None => Ok(std::ptr::null_mut()),
+            Some(e) => Ok(env.byte_array_from_slice(e)?.into_raw()),
+        }
+    })
+}
+
+/// `static native byte[] headerKeyId(byte[] start, int len)`: the 16-byte key id.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_headerKeyId<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    start: JByteArray<'l>,
+    len: jint,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        let header = Header::parse(&prefix(env, &start, len)?)?;
+        Ok(env.byte_array_from_slice(&header.key_id().0)?.into_raw())
+    })
+}
+
+/// `static native long openerNew(long key, byte[] start, int len, byte[] context)`:
+/// parses the header in `start[..len]` and derives the stream key.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_openerNew<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: jlong,
+    start: JByteArray<'l>,
+    len: jint,
+    context: JByteArray<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        let key = live::<Key>(key, "data key")?;
+        let start = prefix(env, &start, len)?;
+        let context = env.convert_byte_array(&context)?;
+        Ok(into_handle(Opener(Decryptor::new(&key.0, &start, &context)?)))
+    })
+}
+
+/// `static native long openerLayout(long opener)`: segment size (high 32 bits) and
+/// header length (low 32 bits).
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_openerLayout<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    opener: jlong,
+) -> jlong {
+    guard(&mut env, 0, |_| {
+        let layout = live::<Opener>(opener, "sealed input stream")?.0.layout();
+        Ok(((layout.segment_size() as jlong) << 32) | layout.header_len() as jlong)
+    })
+}
+
+/// `static native int open(long opener, long index, boolean last, byte[] buf, int
+/// sealedLen)`: opens segment `index` (`buf[..sealedLen]`, ciphertext and tag) in place;
+/// returns the plaintext length. On failure `buf` holds no plaintext.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_open<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    opener: jlong,
+    index: jlong,
+    last: jboolean,
+    buf: JByteArray<'l>,
+    sealed_len: jint,
+) -> jint {
+    guard(&mut env, -1, |env| {
+        let opener = live::<Opener>(opener, "sealed input stream")?;
+        let index = u64::try_from(index).map_err(|_| invalid("negative segment index"))?;
+        let len = usize::try_from(sealed_len).map_err(|_| invalid("negative segment length"))?;
+        let opened = with_bytes_mut(env, &buf, |bytes| match bytes.get_mut(..len) {
+            Some(segment) => opener.0.open_in_place(index, last == JNI_TRUE, segment).map_err(Fail::from),
+            None => Err(invalid("segment length beyond the array")),
+        })??;
+        Ok(opened as jint)
+    })
+}
+
+/// `static native void openerFree(long opener)`.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_openerFree<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    opener: jlong,
+) {
+    guard(&mut env, (), |_| {
+        // SAFETY: freed once by its owner under its monitor (crate root's NOTE).
+        unsafe { free_handle::<Opener>(opener) };
+        Ok(())
+    })
+}
