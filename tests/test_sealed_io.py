@@ -56,12 +56,13 @@ def assert_no_canary(root: Path) -> int:
 
 
 def fails_integrity(action, *names: str) -> None:  # type: ignore[no-untyped-def]
-    """The action fails with exitless.IntegrityError, raised on the driver or in a
-    task (then Spark wraps it and names it in its message), whose message names
-    every one of ``names``."""
+    """The action fails with an integrity error whose message names every one of
+    ``names``: exitless.IntegrityError on the driver, or in a task (the parts are sealed
+    and opened in the executors' JVMs) io.exitless.spark.SealIntegrityException, which
+    Spark wraps and names in its message."""
     with pytest.raises(Exception) as ei:
         action()
-    assert isinstance(ei.value, exitless.IntegrityError) or "exitless._errors.IntegrityError" in str(
+    assert isinstance(ei.value, exitless.IntegrityError) or "io.exitless.spark.SealIntegrityException" in str(
         ei.value
     ), ei.value
     for name in names:
@@ -351,7 +352,9 @@ def test_on_a_standalone_cluster(
             .config("spark.cores.max", "2")
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.pyspark.python", sys.executable)
+            # the parts are sealed and opened in the executors' JVMs
             .config("spark.driver.extraClassPath", blocks.jar_path())
+            .config("spark.executor.extraClassPath", blocks.jar_path())
             .getOrCreate()
         )
         try:

@@ -23,8 +23,14 @@ def test_configure_seals_every_kind_of_block() -> None:
     exitless.spark.configure(conf)
     assert conf.get("spark.io.compression.codec") == "io.exitless.spark.SealedCompressionCodec"
     assert conf.get("spark.exitless.codec") is None  # lz4, Spark's default, under the seal
-    for key in blocks.COMPRESS_KEYS + blocks.TRANSPORT_KEYS:
+    for key in blocks.COMPRESS_KEYS:
         assert conf.get(key) == "true", key
+    for key in blocks.TRANSPORT_KEYS:  # local mode: the key stays in the driver's JVM
+        assert conf.get(key) is None, key
+    cluster = SparkConf(loadDefaults=False).setMaster("spark://127.0.0.1:7077")
+    exitless.spark.configure(cluster)
+    for key in blocks.TRANSPORT_KEYS:
+        assert cluster.get(key) == "true", key
     assert conf.get("spark.plugins") == "com.example.Metrics,io.exitless.spark.ExitlessPlugin"
     jar = blocks.jar_path()
     assert Path(jar).is_file() and (Path(jar).parent / "libexitless_jni.so").is_file()
@@ -60,13 +66,21 @@ def test_configure_keeps_the_jobs_compression_under_the_seal() -> None:
         ("spark.shuffle.compress", "false", "would bypass the codec and stay unsealed"),
         ("spark.rdd.compress", "False", "would bypass the codec and stay unsealed"),
         ("spark.checkpoint.compress", "no", "would bypass the codec and stay unsealed"),
-        ("spark.authenticate", "false", "must be authenticated and encrypted"),
-        ("spark.network.crypto.enabled", "false", "must be authenticated and encrypted"),
         ("spark.exitless.codec", "brotli", "choose lz4, zstd, snappy, lzf or none"),
     ],
 )
 def test_configure_refuses_a_conf_that_leaves_blocks_unsealed(key: str, value: str, message: str) -> None:
     conf = fresh().set(key, value)
+    _refused(conf, key, message)
+
+
+@pytest.mark.parametrize("key", blocks.TRANSPORT_KEYS)
+def test_configure_refuses_an_unauthenticated_rpc_off_local_mode(key: str) -> None:
+    conf = SparkConf(loadDefaults=False).setMaster("spark://10.0.0.1:7077").set(key, "false")
+    _refused(conf, key, "must be authenticated and encrypted")
+
+
+def _refused(conf: SparkConf, key: str, message: str) -> None:
     before = sorted(conf.getAll())
     with pytest.raises(ValueError, match=message) as err:
         exitless.spark.configure(conf)

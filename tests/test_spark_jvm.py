@@ -202,8 +202,8 @@ def test_standalone_cluster_executors_seal_with_the_drivers_key(
 ) -> None:
     from test_spark_e2e import StandaloneCluster
 
+    (tmp_path / "cluster").mkdir()
     cluster = StandaloneCluster(tmp_path / "cluster")
-    cluster.root.mkdir()
     cluster.start()
     try:
         report, poller, stderr = run_job(

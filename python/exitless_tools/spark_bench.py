@@ -196,7 +196,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
                 stats_dir = work / f"stats-{rep}"
                 builder = _builder(f"exitless-spark-bench-{mode}", local_dir, args.memory, args.parts)
                 if mode == "exitless":
-                    configure(builder, backend=args.backend, stats_dir=stats_dir)
+                    # the Python workers' spills alone (blocks-bench measures the JVM's blocks)
+                    configure(builder, backend=args.backend, stats_dir=stats_dir, seal_blocks=False)
                 else:  # the JVM keeps the first application's settings as defaults: undo ours
                     builder.config("spark.python.daemon.module", "pyspark.daemon").config(
                         "spark.python.worker.module", "pyspark.worker"

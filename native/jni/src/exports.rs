@@ -14,12 +14,13 @@ use jni::JNIEnv;
 use zeroize::Zeroize;
 
 use crate::handle::{borrow, free_handle, into_handle, with_bytes_mut};
-use crate::throw::{seal_error, throw, INVALID, IO};
-use crate::{Key, Opener, Sealer};
+use crate::throw::{seal_error, throw, INVALID, IO, KMS};
+use crate::{Key, KmsHandle, Opener, Sealer};
 
 /// Why an entry point failed.
 enum Fail {
     Seal(exitless_seal::Error),
+    Kms(exitless_kms::KmsError),
     Java(&'static str, String),
     Jni(jni::errors::Error),
 }
@@ -27,6 +28,12 @@ enum Fail {
 impl From<exitless_seal::Error> for Fail {
     fn from(e: exitless_seal::Error) -> Self {
         Self::Seal(e)
+    }
+}
+
+impl From<exitless_kms::KmsError> for Fail {
+    fn from(e: exitless_kms::KmsError) -> Self {
+        Self::Kms(e)
     }
 }
 
@@ -50,6 +57,10 @@ fn guard<'l, T>(
         Ok(Ok(v)) => v,
         Ok(Err(Fail::Seal(e))) => {
             seal_error(env, &e);
+            default
+        }
+        Ok(Err(Fail::Kms(e))) => {
+            throw(env, KMS, &format!("exitless: {e}"));
             default
         }
         Ok(Err(Fail::Java(class, message))) => {
@@ -132,7 +143,7 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyNew<'l>(
         let mut bytes = env.convert_byte_array(&key)?;
         let made = DataKey::from_slice(&bytes);
         bytes.zeroize();
-        Ok(into_handle(Key(made?)))
+        Ok(into_handle(Key { key: made?, key_id: [0; 16], envelope: None }))
     })
 }
 
@@ -178,7 +189,7 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_sealerNew<'l>(
             envelope: optional_bytes(env, &envelope)?,
             ..StreamParams::default()
         };
-        let encryptor = Encryptor::new(&key.0, &params, &context, random()?, random()?)?;
+        let encryptor = Encryptor::new(&key.key, &params, &context, random()?, random()?)?;
         Ok(into_handle(Sealer(encryptor)))
     })
 }
@@ -293,7 +304,7 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_openerNew<'l>(
         let key = live::<Key>(key, "data key")?;
         let start = prefix(env, &start, len)?;
         let context = env.convert_byte_array(&context)?;
-        Ok(into_handle(Opener(Decryptor::new(&key.0, &start, &context)?)))
+        Ok(into_handle(Opener(Decryptor::new(&key.key, &start, &context)?)))
     })
 }
 
@@ -348,4 +359,107 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_openerFree<'l>(
         unsafe { free_handle::<Opener>(opener) };
         Ok(())
     })
+}
+
+/// `static native int headerLen(byte[] start, int len)`: the length of the header at the
+/// start of `start[..len]` (68, or 72 + envelope length).
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_headerLen<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    start: JByteArray<'l>,
+    len: jint,
+) -> jint {
+    guard(&mut env, -1, |env| Ok(Header::parse(&prefix(env, &start, len)?)?.len() as jint))
+}
+
+/// `static native byte[] keyEnvelope(long key)`: the envelope a KMS made with this key, or null.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyEnvelope<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| match &live::<Key>(key, "data key")?.envelope {
+        None => Ok(std::ptr::null_mut()),
+        Some(e) => Ok(env.byte_array_from_slice(e)?.into_raw()),
+    })
+}
+
+/// `static native byte[] keyKeyId(long key)`: the id of the KMS key that wrapped this key.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyKeyId<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    key: jlong,
+) -> jbyteArray {
+    guard(&mut env, std::ptr::null_mut(), |env| {
+        Ok(env.byte_array_from_slice(&live::<Key>(key, "data key")?.key_id)?.into_raw())
+    })
+}
+
+/// `static native long kmsOpen(String uri)`: opens a KMS (`local:PATH`, `pkcs11:...`).
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_kmsOpen<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    uri: JString<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        let uri: String = env.get_string(&uri)?.into();
+        Ok(into_handle(KmsHandle(exitless_kms::Kms::open(&uri)?)))
+    })
+}
+
+/// `static native void kmsFree(long kms)`.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_kmsFree<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    kms: jlong,
+) {
+    guard(&mut env, (), |_| {
+        // SAFETY: freed once by its owner (Kms.java) under its monitor (crate root's NOTE).
+        unsafe { free_handle::<KmsHandle>(kms) };
+        Ok(())
+    })
+}
+
+/// `static native long kmsUnwrap(long kms, byte[] envelope)`: the data key in an envelope.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_kmsUnwrap<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    kms: jlong,
+    envelope: JByteArray<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        let kms = live::<KmsHandle>(kms, "KMS")?;
+        let envelope = env.convert_byte_array(&envelope)?;
+        let key = kms.0.unwrap(&envelope)?;
+        let key_id = envelope_key_id(&envelope);
+        Ok(into_handle(Key { key, key_id, envelope: Some(envelope) }))
+    })
+}
+
+/// `static native long kmsGenerate(long kms)`: a fresh data key wrapped under the KMS's
+/// current key, with its key id and envelope.
+#[no_mangle]
+pub extern "system" fn Java_io_exitless_spark_NativeSeal_kmsGenerate<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    kms: jlong,
+) -> jlong {
+    guard(&mut env, 0, |_| {
+        let kms = live::<KmsHandle>(kms, "KMS")?;
+        let (key, _, envelope) = kms.0.generate_data_key(None)?;
+        let key_id = envelope_key_id(&envelope);
+        Ok(into_handle(Key { key, key_id, envelope: Some(envelope) }))
+    })
+}
+
+/// The primary key id in an envelope (docs/KMS.md, `WrappedKey` layout: scheme, then 16
+/// bytes of id), which a version-2 header records as its key id, as the Python package does.
+fn envelope_key_id(envelope: &[u8]) -> [u8; 16] {
+    envelope.get(1..17).and_then(|id| id.try_into().ok()).unwrap_or([0; 16])
 }

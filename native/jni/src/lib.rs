@@ -6,12 +6,14 @@
 //!   `native` method of `NativeSeal.java`; each catches its errors and throws a Java
 //!   exception instead, and never unwinds into the JVM.
 //! - private `handle`: the only `unsafe` besides the byte-array views: boxed Rust
-//!   objects ([`Key`], [`Sealer`], [`Opener`]) handed to Java as `long`s and back.
+//!   objects ([`Key`], [`Sealer`], [`Opener`], [`KmsHandle`]) handed to Java as `long`s
+//!   and back.
 //! - private `throw`: exitless-seal's error classes as Java exceptions:
 //!   `SealIntegrityException` (tampered, truncated, reordered, spliced, wrong key),
 //!   `SealFormatException` (not a sealed stream, unsupported version), both
-//!   `IOException`s so Spark treats them as corrupt blocks; `IllegalArgumentException`
-//!   for a caller's mistake.
+//!   `IOException`s so Spark treats them as corrupt blocks; `KmsException` for the KMS
+//!   (exitless-kms: the same keyrings and tokens as the Python package's `exitless.kms`);
+//!   `IllegalArgumentException` for a caller's mistake.
 //!
 //! The JVM side does the IO (Spark's streams); this crate seals and opens one segment
 //! at a time in place, in a Java `byte[]` it views without copying.
@@ -29,8 +31,16 @@ mod throw;
 
 use exitless_seal::{DataKey, Decryptor, Encryptor};
 
-/// A data key held for the JVM: zeroized when Java frees it (`DataKey.close`).
-pub struct Key(pub(crate) DataKey);
+/// A data key held for the JVM: zeroized when Java frees it (`DataKey.close`). A key a
+/// KMS made carries the id of the KMS key that wrapped it and its envelope (not secret).
+pub struct Key {
+    pub(crate) key: DataKey,
+    pub(crate) key_id: [u8; 16],
+    pub(crate) envelope: Option<Vec<u8>>,
+}
+
+/// A KMS opened from its URI (exitless-kms): `Kms.java` owns it.
+pub struct KmsHandle(pub(crate) exitless_kms::Kms);
 
 /// One stream being sealed: its derived key, header and layout.
 pub struct Sealer(pub(crate) Encryptor);

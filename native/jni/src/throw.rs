@@ -7,6 +7,8 @@ use jni::JNIEnv;
 pub const INTEGRITY: &str = "io/exitless/spark/SealIntegrityException";
 /// Thrown for bytes that are not a sealed stream, or an unsupported version or algorithm.
 pub const FORMAT: &str = "io/exitless/spark/SealFormatException";
+/// Thrown when the KMS cannot open, unwrap or wrap.
+pub const KMS: &str = "io/exitless/spark/KmsException";
 /// Thrown for a caller's mistake (a bad length, a freed handle).
 pub const INVALID: &str = "java/lang/IllegalArgumentException";
 /// Thrown when the OS gives no randomness or the JVM refuses an array.

@@ -31,7 +31,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..streams import BACKENDS
-from .blocks import CODEC_CLASS, PLUGIN_CLASS, check_running_driver, settings
+from .blocks import (
+    CODEC_CLASS,
+    HADOOP_CODEC_CLASS,
+    PLUGIN_CLASS,
+    check_running_driver,
+    classpath_settings,
+    dataset_settings,
+    settings,
+)
 from .hook import (
     BACKEND_ENV,
     DEFAULT_BACKEND,
@@ -49,6 +57,7 @@ __all__ = [
     "CODEC_CLASS",
     "DAEMON_MODULE",
     "DEFAULT_BACKEND",
+    "HADOOP_CODEC_CLASS",
     "PLUGIN_CLASS",
     "WORKER_MODULE",
     "HookError",
@@ -115,6 +124,8 @@ def configure(
     stats_dir: str | os.PathLike[str] | None = None,
     python_executable: str | None = None,
     seal_blocks: bool = True,
+    kms: str | None = None,
+    dataset_context: str | None = None,
 ) -> ConfLike:
     """Make a Spark application seal what its executors write; returns
     ``builder_or_conf`` (a ``SparkSession.Builder`` or a ``SparkConf``), changed in place.
@@ -127,6 +138,13 @@ def configure(
     ``io.exitless.spark.ExitlessPlugin`` joins ``spark.plugins``; ``spark.authenticate``
     and ``spark.network.crypto.enabled`` are set (the key travels over Spark's RPC);
     exitless-spark.jar joins the driver and executor class paths.
+
+    **Sealed datasets** (``kms``, a KMS URI: ``local:PATH`` or ``pkcs11:...``): the sealed
+    file codec ``io.exitless.spark.SealedHadoopCodec`` joins ``io.compression.codecs``
+    with the KMS, so ``spark.read.csv/json/text`` open ``*.exls`` files and
+    ``df.write.option("compression", exitless.spark.HADOOP_CODEC_CLASS)`` writes them, each
+    file under its own data key wrapped by the KMS; ``dataset_context`` binds them to a
+    role (default empty). :class:`SealedIO` needs the JVM library too, not this option.
 
     **The Python workers' spills**: ``spark.python.daemon.module`` and
     ``spark.python.worker.module`` point at exitless's wrappers and, as executor
@@ -174,6 +192,13 @@ def configure(
         changes[key] = value
     if seal_blocks:
         changes.update(settings(get))
+    if kms is not None:
+        changes.update(dataset_settings(get, kms, dataset_context))
+        if not seal_blocks:
+            changes.update(classpath_settings(get))
+    elif dataset_context is not None:
+        raise ValueError("dataset_context needs kms: the sealed file codec opens files through the KMS")
+    if seal_blocks or kms is not None:
         check_running_driver()
     if backend is not None:
         changes[_EXECUTOR_ENV + BACKEND_ENV] = backend

@@ -24,6 +24,8 @@ from pathlib import Path
 CODEC_CLASS = "io.exitless.spark.SealedCompressionCodec"
 #: The key plugin (``spark.plugins``).
 PLUGIN_CLASS = "io.exitless.spark.ExitlessPlugin"
+#: The sealed file codec for Hadoop and Spark's file sources (``.exls``).
+HADOOP_CODEC_CLASS = "io.exitless.spark.SealedHadoopCodec"
 #: Where the compression under the seal is named.
 INNER_CODEC_KEY = "spark.exitless.codec"
 #: Spark's own codecs that can go under the seal (short names and class names).
@@ -79,7 +81,8 @@ def settings(get: Callable[[str], str | None]) -> dict[str, str]:
 
     Raises :class:`ValueError`, naming the key, for a conf that would leave blocks
     unsealed: a codec other than Spark's own (which then goes under the seal), one of
-    :data:`COMPRESS_KEYS` set to false, or :data:`TRANSPORT_KEYS` set to false.
+    :data:`COMPRESS_KEYS` set to false, or :data:`TRANSPORT_KEYS` set to false (these are set
+    unless the master is ``local``: there the key never leaves the driver's JVM).
     """
     out: dict[str, str] = {}
     codec = get(_CODEC_KEY)
@@ -105,7 +108,11 @@ def settings(get: Callable[[str], str | None]) -> dict[str, str]:
         if value is not None and not _is_true(value):
             raise ValueError(f"{key} is {value!r}: those blocks would bypass the codec and stay unsealed")
         out[key] = "true"
-    for key in TRANSPORT_KEYS:
+    master = get("spark.master") or ""
+    for key in TRANSPORT_KEYS if not master.startswith("local") else ():
+        # Off local mode the key crosses the network. In local mode the executor shares the
+        # driver's JVM and key; Spark would also keep a local application's generated
+        # secret for the whole process, which a later cluster application would then use.
         value = get(key)
         if value is not None and not _is_true(value):
             raise ValueError(
@@ -117,12 +124,43 @@ def settings(get: Callable[[str], str | None]) -> dict[str, str]:
     if PLUGIN_CLASS not in plugins:
         plugins.append(PLUGIN_CLASS)
     out[_PLUGINS_KEY] = ",".join(plugins)
+    out.update(classpath_settings(get))
+    return out
+
+
+def classpath_settings(get: Callable[[str], str | None]) -> dict[str, str]:
+    """exitless-spark.jar appended to the driver's and executors' extra class paths."""
     jar = jar_path()
+    out = {}
     for key in _CLASSPATH_KEYS:
         entries = [e for e in (get(key) or "").split(os.pathsep) if e]
         if jar not in entries:
             entries.append(jar)
         out[key] = os.pathsep.join(entries)
+    return out
+
+
+_CODECS_KEY = "spark.hadoop.io.compression.codecs"
+#: Where the sealed file codec finds its KMS URI and stream context (Hadoop conf).
+KMS_KEY = "spark.hadoop.exitless.kms"
+CONTEXT_KEY = "spark.hadoop.exitless.context"
+
+
+def dataset_settings(get: Callable[[str], str | None], kms: str, context: str | None) -> dict[str, str]:
+    """The conf entries that let ``spark.read``/``df.write`` open and write sealed files
+    (``.exls``, format version 2) through the KMS ``kms``: the codec joins
+    ``io.compression.codecs``, the URI and context go to the Hadoop conf. The KMS is
+    opened here first, so a bad URI fails on the driver (:class:`exitless.kms.KmsError`)."""
+    from ..kms import open_kms
+
+    with open_kms(kms) as opened:
+        uri = opened.uri
+    codecs = [c.strip() for c in (get(_CODECS_KEY) or "").split(",") if c.strip()]
+    if HADOOP_CODEC_CLASS not in codecs:
+        codecs.append(HADOOP_CODEC_CLASS)
+    out = {_CODECS_KEY: ",".join(codecs), KMS_KEY: uri}
+    if context is not None:
+        out[CONTEXT_KEY] = context
     return out
 
 

@@ -63,8 +63,8 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Required, TypedDict, cast
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Required, TypedDict, cast
 
 from .._errors import FormatError, IntegrityError
 
@@ -85,6 +85,8 @@ MANIFEST = "_MANIFEST.exls"
 MANIFEST_VERSION = 2
 #: Random bytes in a dataset write id.
 WRITE_ID_LEN = 16
+#: Ciphertext segment size of part files.
+SEGMENT_SIZE = 65536
 
 _PART_NAME = re.compile(r"part-\d{5,}\.(txt|csv|json)\.exls")
 _HEX = re.compile(r"[0-9a-f]+")
@@ -153,40 +155,9 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def _write_part(
-    kms_uri: str,
-    directory: str,
-    fmt: str,
-    context: str,
-    write_id: str,
-    header: str | None,
-    index: int,
-    lines: Iterable[str],
-) -> Iterator[PartRecord]:
-    """Runs on an executor: seals one partition's lines into one part file of the
-    dataset write ``write_id``."""
-    from ..kms import open_kms, open_sealed
-
-    name = _part_name(index, fmt)
-    path = os.path.join(directory, name)
-    count = 0
-    with (
-        open_kms(kms_uri) as kms,
-        open_sealed(path, "wb", kms, _part_context(context, write_id, name)) as raw,
-    ):
-        out = io.BufferedWriter(raw, 1 << 20)
-        if header is not None:
-            out.write(header.encode() + b"\n")
-        for line in lines:
-            out.write(line.encode() + b"\n")
-            count += 1
-        out.flush()
-        size = raw.tell()
-    yield {"name": name, "lines": count, "bytes": size, "sealed_header_sha256": _sealed_header_digest(path)}
-
-
 def _read_lines(kms_uri: str, skip_header: bool, source: _Source) -> Iterator[str]:
-    """Runs on an executor: opens one sealed file and yields its lines. A manifest
+    """Opens one sealed file in this process and yields its lines (the driver reads a
+    CSV header line this way; the JVM's ``SealedDatasets`` reads the parts). A manifest
     part (``digest``, ``bytes`` and ``lines`` set) must be the file the manifest's
     write produced (its sealed header's digest) and match the manifest's counts; its
     context names that write, so the stream itself authenticates the binding too."""
@@ -304,25 +275,28 @@ class SealedIO:
         for n in existing:
             os.unlink(os.path.join(directory, n))
         head: str | None = None
+        # the rows stay in the JVM: a Dataset[String] that SealedDatasets seals part by part
+        jvm = self._jvm()
+        as_strings = jvm.org.apache.spark.sql.Encoders.STRING()
         if fmt == "text":
             if len(df.columns) != 1:
                 raise ValueError(f"format 'text' needs exactly one string column, got {df.columns}")
-            lines = df.select(F.col(df.columns[0]).cast("string")).rdd.map(
-                lambda r: "" if r[0] is None else r[0]
-            )
+            text = df.select(F.coalesce(F.col(df.columns[0]).cast("string"), F.lit("")))
+            lines = getattr(text._jdf, "as")(as_strings)
         elif fmt == "json":
-            lines = df.toJSON()
+            lines = df._jdf.toJSON()
         else:
-            lines = df.select(F.to_csv(F.struct(*[F.col(c) for c in df.columns]))).rdd.map(lambda r: r[0])
+            text = df.select(F.to_csv(F.struct(*[F.col(c) for c in df.columns])))
+            lines = getattr(text._jdf, "as")(as_strings)
             if header:
                 buf = io.StringIO()
                 csv.writer(buf, lineterminator="").writerow(df.columns)
                 head = buf.getvalue()
-        uri, ctx = self._kms_uri, self._context
         write_id = secrets.token_bytes(WRITE_ID_LEN).hex()  # this write's id, drawn on the driver
-        parts = lines.mapPartitionsWithIndex(
-            lambda i, it: _write_part(uri, directory, fmt, ctx, write_id, head, i, it)
-        ).collect()
+        records = jvm.io.exitless.spark.SealedDatasets.writeParts(
+            lines, directory, self._kms_uri, self._context, write_id, FORMATS[fmt], head, SEGMENT_SIZE
+        )
+        parts = [cast(PartRecord, json.loads(str(r))) for r in records]
         parts.sort(key=lambda p: p["name"])
         self._write_manifest(directory, fmt, header and fmt == "csv", write_id, parts)
         return parts
@@ -418,21 +392,48 @@ class SealedIO:
             fmt = _check_format(format or "csv")
             has_header = fmt == "csv" if header is None else header
             sources = [{"path": target, "context": self._context}]
-        uri = self._kms_uri
-        lines = self._spark.sparkContext.parallelize(sources, max(1, len(sources))).flatMap(
-            lambda src: _read_lines(uri, has_header, src)
+        from pyspark.sql import DataFrame
+
+        jlines = self._jvm().io.exitless.spark.SealedDatasets.readLines(
+            self._spark._jsparkSession, self._kms_uri, json.dumps(sources), has_header
         )
         if fmt == "text":
-            return self._spark.createDataFrame(lines.map(lambda s: (s,)), "value string")
+            return DataFrame(jlines.toDF(), self._spark)  # a Dataset[String]: one column, "value"
+        reader = self._spark.read
         if fmt == "json":
-            return self._spark.read.json(lines, schema=schema)
+            if schema is not None:
+                reader = reader.schema(schema)
+            return DataFrame(reader._jreader.json(jlines), self._spark)
         if schema is None:
             names = self._header_names(sources) if has_header else None
             if names is None:
                 raise ValueError("a CSV dataset without a header needs a schema")
             schema = StructType([StructField(n, StringType()) for n in names])
-        # PySpark's hints say str | list[str]; csv() also takes an RDD of CSV lines (documented).
-        return self._spark.read.csv(lines, schema=schema, header=False)  # type: ignore[arg-type]
+        return DataFrame(reader.schema(schema)._jreader.option("header", False).csv(jlines), self._spark)
+
+    def _jvm(self) -> Any:
+        """The driver's JVM, after checking that exitless's JVM library is on the driver's
+        class path and, off local mode, on the executors' (configure() puts it there)."""
+        from . import blocks
+
+        jvm = self._spark.sparkContext._jvm
+        if jvm is None:
+            raise RuntimeError("the Spark session is stopped")
+        conf = self._spark.sparkContext.getConf()
+        try:
+            jvm.java.lang.Class.forName("io.exitless.spark.SealedDatasets")
+            on_executors = conf.get("spark.master", "").startswith("local") or blocks.jar_path() in (
+                conf.get("spark.executor.extraClassPath", "") or ""
+            ).split(os.pathsep)
+        except Exception:  # py4j's Py4JJavaError (ClassNotFoundException)
+            on_executors = False
+        if not on_executors:
+            raise RuntimeError(
+                "SealedIO seals and opens the parts in the executors' JVMs, with exitless's JVM library "
+                "(exitless-spark.jar): create the session with exitless.spark.configure(builder), or put "
+                f"{blocks.JAR} on spark.driver.extraClassPath and spark.executor.extraClassPath"
+            )
+        return jvm
 
     def _header_names(self, sources: list[_Source]) -> list[str] | None:
         """The column names in the first source's header line (read on the driver)."""

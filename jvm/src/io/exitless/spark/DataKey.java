@@ -28,6 +28,21 @@ public final class DataKey implements AutoCloseable {
         }
     }
 
+    /** Takes ownership of a native key handle (from the KMS). */
+    DataKey(long handle) {
+        this.handle = handle;
+    }
+
+    /** The key envelope (the wrapped data key) a KMS made with this key, or null. Not secret. */
+    synchronized byte[] envelope() throws IOException {
+        return NativeSeal.keyEnvelope(live());
+    }
+
+    /** The 16-byte id of the KMS key that wrapped this key (all zero for none). Not secret. */
+    synchronized byte[] keyId() throws IOException {
+        return NativeSeal.keyKeyId(live());
+    }
+
     private long live() throws IOException {
         if (handle == 0) {
             throw new IOException("exitless: the data key was wiped (the application ended or the key was closed)");

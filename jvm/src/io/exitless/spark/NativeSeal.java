@@ -87,6 +87,8 @@ final class NativeSeal {
 
     static native byte[] headerKeyId(byte[] start, int len) throws IOException;
 
+    static native int headerLen(byte[] start, int len) throws IOException;
+
     static native long openerNew(long key, byte[] start, int len, byte[] context) throws IOException;
 
     static native long openerLayout(long opener) throws IOException;
@@ -94,4 +96,16 @@ final class NativeSeal {
     static native int open(long opener, long index, boolean last, byte[] buf, int sealedLen) throws IOException;
 
     static native void openerFree(long opener);
+
+    static native byte[] keyEnvelope(long key) throws IOException;
+
+    static native byte[] keyKeyId(long key) throws IOException;
+
+    static native long kmsOpen(String uri) throws IOException;
+
+    static native void kmsFree(long kms);
+
+    static native long kmsUnwrap(long kms, byte[] envelope) throws IOException;
+
+    static native long kmsGenerate(long kms) throws IOException;
 }

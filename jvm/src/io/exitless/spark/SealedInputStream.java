@@ -2,6 +2,8 @@ package io.exitless.spark;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
 import java.util.Arrays;
 
 /**
@@ -46,6 +48,18 @@ public final class SealedInputStream extends InputStream {
         this.origin = origin;
     }
 
+    private String expectedHeaderSha256;
+    private String headerMismatch;
+
+    /**
+     * Before any key is resolved, check that the stream's sealed header (all its bytes)
+     * has this SHA-256 (lowercase hex); otherwise fail with {@code mismatch}.
+     */
+    public synchronized void expectHeaderSha256(String sha256Hex, String mismatch) {
+        this.expectedHeaderSha256 = sha256Hex;
+        this.headerMismatch = mismatch;
+    }
+
     private String where() {
         return origin == null ? "" : " (" + origin + ")";
     }
@@ -73,10 +87,22 @@ public final class SealedInputStream extends InputStream {
             n += fill(probe, n, declared);
         }
         try {
+            if (expectedHeaderSha256 != null) {
+                int len = Math.min(NativeSeal.headerLen(probe, n), n);
+                String got = SealedDatasets.sha256Hex(Arrays.copyOf(probe, len));
+                if (!MessageDigest.isEqual(got.getBytes(StandardCharsets.US_ASCII),
+                        expectedHeaderSha256.getBytes(StandardCharsets.US_ASCII))) {
+                    throw new SealIntegrityException("exitless: " + (origin == null ? "" : origin + ": ") + headerMismatch);
+                }
+            }
             byte[] envelope = NativeSeal.headerEnvelope(probe, n);
             byte[] keyId = NativeSeal.headerKeyId(probe, n);
             DataKey key = keys.resolve(keyId, envelope);
-            opener = key.newOpener(probe, n, context);
+            try {
+                opener = key.newOpener(probe, n, context);
+            } finally {
+                keys.release(key);
+            }
         } catch (SealIntegrityException e) {
             throw new SealIntegrityException(e.getMessage() + where(), e);
         } catch (SealFormatException e) {

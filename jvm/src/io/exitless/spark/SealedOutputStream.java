@@ -55,6 +55,11 @@ public final class SealedOutputStream extends OutputStream {
         this(out, key, context, segmentSize, null, null);
     }
 
+    /** The stream's sealed header (what the manifest of a sealed dataset records the digest of). */
+    public byte[] header() {
+        return header.clone();
+    }
+
     private int capacity() {
         return index == 0 ? segmentSize - header.length - NativeSeal.TAG_LEN : segmentSize - NativeSeal.TAG_LEN;
     }
