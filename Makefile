@@ -97,7 +97,7 @@ rust-checks:
 	cargo clippy $(SEAL_RING) --all-targets -- -D warnings
 	cargo clippy $(SEAL_AWSLC) --all-targets -- -D warnings
 	cargo clippy $(SEAL_PURE) --all-targets -- -D warnings
-	cargo test --workspace --release -q
+	EXITLESS_TEST_PYTHON=$(PY) cargo test --workspace --release -q  # exitless-kms cross-tests against exitless.kms (SoftHSM2 from system-deps)
 	cargo test $(SEAL_RING) --release -q
 	cargo test $(SEAL_AWSLC) --release -q
 	cargo test $(SEAL_PURE) --release -q
@@ -173,13 +173,15 @@ fuzz-quick: setup fuzz-lint fuzz-build $(STAMPS)/atheris ## each fuzz target for
 # getrusage are ignored under Miri); exitless-seal's format code and `wipe` (RustCrypto:
 # ring's assembly cannot run under Miri); exitless-rt's unsafe task/scope/lock paths at
 # a small size (Tree Borrows: crossbeam-epoch breaks Stacked Borrows; its global
-# collector is never freed, so leaks are not checked there).
+# collector is never freed, so leaks are not checked there); exitless-jni's handle
+# boundary (a boxed object as a Java long and back).
 MIRI_TEST := cargo +nightly miri test -q
 
 miri: nightly ## Miri over the unsafe code it can run
 	MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-no-short-fd-operations" $(MIRI_TEST) -p exitless-io --lib
 	$(MIRI_TEST) $(SEAL_PURE) --lib
 	MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks" $(MIRI_TEST) -p exitless-rt --test miri_smoke
+	$(MIRI_TEST) -p exitless-jni --lib
 
 # AddressSanitizer (with LeakSanitizer) over the C ABI's tests and exitless-io's unit
 # tests: std rebuilt with the sanitizer (-Zbuild-std, rust-src), own target directory.

@@ -370,6 +370,7 @@ class SealedIO:
         from pyspark.sql.types import StringType, StructField, StructType
 
         target = os.path.abspath(os.fspath(path))
+        doc: Manifest | None = None
         if os.path.isdir(target):
             doc = self.manifest(target)
             fmt = _check_format(format or doc["format"])
@@ -392,6 +393,13 @@ class SealedIO:
             fmt = _check_format(format or "csv")
             has_header = fmt == "csv" if header is None else header
             sources = [{"path": target, "context": self._context}]
+        if fmt == "csv" and schema is None:
+            names = self._header_names(sources) if has_header else None
+            if names is None:
+                raise ValueError("a CSV dataset without a header needs a schema")
+            schema = StructType([StructField(n, StringType()) for n in names])
+        if doc is not None and sources:
+            return self._scan(fmt, doc, [s["path"] for s in sources], has_header, schema)
         from pyspark.sql import DataFrame
 
         jlines = self._jvm().io.exitless.spark.SealedDatasets.readLines(
@@ -400,16 +408,46 @@ class SealedIO:
         if fmt == "text":
             return DataFrame(jlines.toDF(), self._spark)  # a Dataset[String]: one column, "value"
         reader = self._spark.read
+        if schema is not None:  # always set for CSV (above)
+            reader = reader.schema(schema)
         if fmt == "json":
-            if schema is not None:
-                reader = reader.schema(schema)
             return DataFrame(reader._jreader.json(jlines), self._spark)
-        if schema is None:
-            names = self._header_names(sources) if has_header else None
-            if names is None:
-                raise ValueError("a CSV dataset without a header needs a schema")
-            schema = StructType([StructField(n, StringType()) for n in names])
-        return DataFrame(reader.schema(schema)._jreader.option("header", False).csv(jlines), self._spark)
+        return DataFrame(reader._jreader.option("header", False).csv(jlines), self._spark)
+
+    def _scan(
+        self, fmt: str, doc: Manifest, paths: list[str], has_header: bool, schema: StructType | str | None
+    ) -> DataFrame:
+        """The parts read by Spark's own file scan, opened by the sealed file codec
+        (``SealedHadoopCodec``) in the executors' JVMs: each part bound to its name in this
+        write, its header digest and counts checked against the manifest."""
+        from . import blocks
+
+        self._jvm()
+        options = {
+            "io.compression.codecs": blocks.HADOOP_CODEC_CLASS,
+            "exitless.kms": self._kms_uri,
+            "exitless.context": self._context,
+            "exitless.dataset.write": doc["write"],
+            "exitless.dataset.header": "true" if has_header else "false",
+            "exitless.dataset.parts": json.dumps(
+                {
+                    p["name"]: {
+                        "sealed_header_sha256": p["sealed_header_sha256"],
+                        "bytes": p["bytes"],
+                        "lines": p["lines"],
+                    }
+                    for p in doc["parts"]
+                }
+            ),
+        }
+        reader = self._spark.read.options(**options)
+        if schema is not None:
+            reader = reader.schema(schema)
+        if fmt == "text":
+            return reader.text(paths)
+        if fmt == "json":
+            return reader.json(paths)
+        return reader.csv(paths, header=has_header)
 
     def _jvm(self) -> Any:
         """The driver's JVM, after checking that exitless's JVM library is on the driver's
