@@ -31,7 +31,7 @@ RT_CORE := -p exitless-rt --no-default-features
 NOSTD_TARGET := x86_64-unknown-none
 NOSTD := --target $(NOSTD_TARGET) --target-dir target/nostd
 
-.PHONY: help run test ci bench bench-spark stress header setup bench-lib system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check occlum-check clean \
+.PHONY: spark-latest-test help run test ci bench bench-spark stress header setup bench-lib system-deps rust-checks python-lint python-tests nostd-check occlum-toolchain-check occlum-check clean \
 	fuzz fuzz-quick fuzz-build fuzz-lint fuzz-tools fuzz-seeds miri asan nightly
 
 run: setup system-deps ## the main job: Spark with and without exitless, the quick benchmark matrix, a report in bench-results/<timestamp>/
@@ -40,13 +40,14 @@ run: setup system-deps ## the main job: Spark with and without exitless, the qui
 test: setup python-lint rust-checks nostd-check occlum-toolchain-check python-tests ## every check of the code (CI also runs the hardening checks: `make ci`)
 	@echo "make test: all checks passed"
 
-ci: test fuzz-quick miri asan ## what .ci/run runs: `make test`, then each fuzz target for 30 s, Miri and AddressSanitizer (docs/HARDENING.md)
+ci: test spark-latest-test fuzz-quick miri asan ## what .ci/run runs: `make test`, the Spark tests with the newest verified pyspark, then each fuzz target for 30 s, Miri and AddressSanitizer (docs/HARDENING.md)
 	@echo "make ci: all checks passed"
 
-bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), sealing vs cryptography, vCPU scaling, the Spark JVM's blocks: bench-results/
+bench: setup system-deps ## the full benchmark (1 GiB streams, Spark 1M records), sealing vs cryptography, vCPU scaling, the Spark JVM's blocks, sealed datasets: bench-results/
 	$(PY) -m exitless_tools bench --spark
 	$(PY) -m exitless_tools suites --out bench-results
 	$(PY) -m exitless_tools blocks-bench --out bench-results
+	$(PY) -m exitless_tools dataset-bench --rows 1000000 --out bench-results
 
 bench-spark: setup system-deps ## PySpark jobs with and without sealed spills (local[2], needs Java): bench-results/spark-*.json
 	$(PY) -m exitless_tools spark-bench --out bench-results
@@ -137,6 +138,23 @@ python-lint: $(STAMPS)/venv $(STAMPS)/spark ## ruff check, ruff format --check (
 python-tests: setup system-deps
 	EXITLESS_REQUIRE_JAVA=1 $(PY) -m pytest -q
 
+# The second Spark leg of CI (docs/SPARK_VERSIONS.md): the newest verified PySpark in a
+# virtualenv of its own, the JVM library rebuilt against its jars, every Spark test again.
+# The package's jar is then the newest release's: the next `make` rebuilds it for .venv.
+SPARK_LATEST := 4.3.0
+VENV_LATEST := $(abspath .venv-spark-latest)
+SPARK_TESTS := tests/test_spark_hook.py tests/test_spark_blocks.py tests/test_spark_jvm.py \
+	tests/test_spark_datasets.py tests/test_sealed_io.py tests/test_spark_e2e.py
+
+spark-latest-test: setup system-deps ## every Spark test with pyspark $(SPARK_LATEST) (.venv-spark-latest; CI's second Spark leg)
+	@test -x $(VENV_LATEST)/bin/python || $(PYTHON) -m venv $(VENV_LATEST)
+	$(VENV_LATEST)/bin/python -m pip install -q --disable-pip-version-check "pyspark==$(SPARK_LATEST)" $(PY_TOOLS)
+	VIRTUAL_ENV=$(VENV_LATEST) PATH=$(VENV_LATEST)/bin:$$PATH maturin develop --release -q
+	rm -f $(STAMPS)/jvm
+	scripts/build-jvm.sh $(VENV_LATEST)/bin/python
+	cd $(CURDIR) && VIRTUAL_ENV=$(VENV_LATEST) PATH=$(VENV_LATEST)/bin:$$PATH EXITLESS_REQUIRE_JAVA=1 \
+	  $(VENV_LATEST)/bin/python -m pytest -q $(SPARK_TESTS)
+
 # Hardening (docs/HARDENING.md): fuzzing, Miri, AddressSanitizer. All need the nightly toolchain.
 FUZZ_TARGETS := header segment stream completions ffi_reader
 FUZZ_SECONDS ?= 600
@@ -199,7 +217,7 @@ header: ## regenerate native/ffi/include/exitless.h with the pinned cbindgen
 
 # The module maturin generated goes, its typed stub (tracked) stays.
 clean:
-	rm -rf $(STAMPS) target python/exitless/_native/__pycache__ python/exitless/spark/jvm
+	rm -rf $(STAMPS) target python/exitless/_native/__pycache__ python/exitless/spark/jvm .venv-spark-latest
 	rm -f python/exitless/_native/__init__.py python/exitless/_native/ffi.py python/exitless/_native/*.so
 
 help: ## this list: every target with a description

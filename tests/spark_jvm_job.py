@@ -29,7 +29,9 @@ from typing import Any
 CANARY = "EXITLESS-CANARY-5f1d2c9e"
 
 
-def builder_for(mode: str, master: str, local_dir: str, extra: list[str]) -> Any:
+def builder_for(
+    mode: str, master: str, local_dir: str, extra: list[str], block_key_kms: str | None = None
+) -> Any:
     from pyspark.sql import SparkSession
 
     b = (
@@ -52,7 +54,7 @@ def builder_for(mode: str, master: str, local_dir: str, extra: list[str]) -> Any
     if mode == "exitless":
         import exitless.spark
 
-        exitless.spark.configure(b, python_executable=sys.executable)
+        exitless.spark.configure(b, python_executable=sys.executable, block_key_kms=block_key_kms)
     elif mode == "ioenc":
         b = b.config("spark.io.encryption.enabled", "true")
     elif mode == "plain":
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    spark = builder_for(args.mode, args.master, args.local_dir, args.conf).getOrCreate()
+    spark = builder_for(args.mode, args.master, args.local_dir, args.conf, args.block_key_kms).getOrCreate()
     report: dict[str, Any] = {"mode": args.mode, "spark": spark.version, "timings": {}, "digests": {}}
     try:
         n = args.rows
@@ -220,6 +222,7 @@ def main() -> None:
     p.add_argument("--local-dir", required=True)
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--hold", type=float, default=1.0, help="seconds to keep the cache before the inventory")
+    p.add_argument("--block-key-kms", help="exitless: the KMS that wraps the block key (executors unwrap it)")
     p.add_argument("--tamper", action="store_true", help="then flip a byte in map outputs and rerun")
     p.add_argument("--conf", action="append", default=[], help="extra key=value settings")
     args = p.parse_args()

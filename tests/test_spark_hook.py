@@ -472,12 +472,16 @@ def test_worker_main_wrapper_logs_task_counters(hooked: Path, capsys: pytest.Cap
 
 def test_unknown_version_refused(local_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hook.uninstall()
-    for version in ("3.4.1", "4.1.0", "5.0.0.dev0"):
+    for version in ("3.4.1", "4.4.0", "5.0.0.dev0"):
         monkeypatch.setattr(pyspark, "__version__", version)
         with pytest.raises(hook.HookError) as err:
             hook.install()
         message = str(err.value)
-        assert f"pyspark {version}" in message and "plaintext" in message and "3.5.x, 4.0.x" in message
+        assert (
+            f"pyspark {version}" in message
+            and "plaintext" in message
+            and "3.5.x, 4.0.x, 4.1.x, 4.2.x, 4.3.x" in message
+        )
         assert not hook.installed()
         assert "open" not in vars(shuffle) and shuffle.ExternalList is STOCK_LIST
 
@@ -576,12 +580,13 @@ def test_daemon_entry_point_starts_and_reports_port(tmp_path: Path) -> None:
 
 
 def test_configure_refuses_an_unverified_pyspark_on_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pyspark 4.3.0 was accepted by configure() and the first job died in a worker; the
-    refusal belongs on the driver, before the session starts, and changes nothing."""
+    """An unverified pyspark was accepted by configure() and the first job died in a
+    worker (4.3.0 did, before it was verified); the refusal belongs on the driver, before
+    the session starts, and changes nothing."""
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
-    for version in ("4.3.0", "3.4.4", "5.0.0.dev0"):
+    for version in ("4.4.0", "3.4.4", "5.0.0.dev0"):
         monkeypatch.setattr(pyspark, "__version__", version)
         conf = SparkConf(loadDefaults=False).setMaster("local[2]")
         builder = SparkSession.Builder().master("local[2]")
@@ -589,7 +594,7 @@ def test_configure_refuses_an_unverified_pyspark_on_the_driver(monkeypatch: pyte
             with pytest.raises(exitless.spark.HookError) as err:
                 exitless.spark.configure(target)
             message = str(err.value)
-            assert f"pyspark {version}" in message and "3.5.x, 4.0.x" in message, message
+            assert f"pyspark {version}" in message and "3.5.x, 4.0.x, 4.1.x, 4.2.x, 4.3.x" in message, message
             assert f"the newest verified is {hook.NEWEST_VERIFIED_PYSPARK}" in message, message
         assert conf.get("spark.python.daemon.module") is None
         assert "spark.python.daemon.module" not in builder._options

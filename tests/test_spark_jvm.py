@@ -43,12 +43,13 @@ def is_block_file(name: str) -> bool:
 
 
 def run_job(
-    root: Path, mode: str, *args: str, rows: int = 200_000
+    root: Path, mode: str, *args: str, rows: int = 200_000, poll: Path | None = None, name: str | None = None
 ) -> tuple[dict[str, Any], CanaryPoller, str]:
-    """Runs tests/spark_jvm_job.py in ``mode`` under a poller of its local directory."""
-    local = root / f"local-{mode}"
+    """Runs tests/spark_jvm_job.py in ``mode`` under a poller of its local directory (or
+    of ``poll``: a cluster's executors' directories)."""
+    local = root / f"local-{name or mode}"
     local.mkdir(parents=True)
-    out = root / f"{mode}.json"
+    out = root / f"{name or mode}.json"
     cmd = [
         sys.executable,
         str(JOB),
@@ -61,7 +62,7 @@ def run_job(
         str(rows),
         *args,
     ]
-    with CanaryPoller(local, interval=0.01) as poller:
+    with CanaryPoller(poll or local, interval=0.01) as poller:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, f"{mode} job failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
     return json.loads(out.read_text()), poller, proc.stderr
@@ -200,38 +201,51 @@ def test_jvm_rejects_truncation_tampering_and_a_wrong_context() -> None:
 def test_standalone_cluster_executors_seal_with_the_drivers_key(
     tmp_path: Path, local_runs: dict[str, Any]
 ) -> None:
+    """Two applications on one cluster: the executors get the block key from the driver
+    over Spark's (authenticated, encrypted) RPC, then unwrap it through a KMS themselves."""
+    from exitless.kms import LocalKms
     from test_spark_e2e import StandaloneCluster
 
     (tmp_path / "cluster").mkdir()
     cluster = StandaloneCluster(tmp_path / "cluster")
+    ring = LocalKms.init(tmp_path / "ring.json").uri
     cluster.start()
+    runs = {}
     try:
-        report, poller, stderr = run_job(
-            tmp_path,
-            "exitless",
-            "--master",
-            cluster.url,
-            "--conf",
-            f"spark.authenticate.secret={cluster.secret}",
-            "--conf",
-            "spark.executor.memory=512m",
-            "--conf",
-            "spark.executor.cores=1",
-            "--conf",
-            "spark.cores.max=2",
-            "--hold",
-            "2",
-            poll=cluster.local_dirs,
-        )
+        for name, extra in (("rpc", []), ("kms", ["--block-key-kms", ring])):
+            runs[name] = run_job(
+                tmp_path,
+                "exitless",
+                "--master",
+                cluster.url,
+                "--conf",
+                f"spark.authenticate.secret={cluster.secret}",
+                "--conf",
+                "spark.executor.memory=512m",
+                "--conf",
+                "spark.executor.cores=1",
+                "--conf",
+                "spark.cores.max=2",
+                "--hold",
+                "2",
+                *extra,
+                poll=cluster.local_dirs,
+                name=name,
+            )
     finally:
         cluster.stop()
-    # the same results as Spark's own codec on local[2]
-    assert report["digests"] == local_runs["stock"][0]["digests"]
-    assert not poller.hits, f"canary readable in {sorted(poller.hits)[:5]}"
-    blocks_seen = {p: h for p, h in poller.heads.items() if is_block_file(Path(p).name) and h}
-    unsealed = {p: h for p, h in blocks_seen.items() if h != MAGIC}
-    assert not unsealed, list(unsealed.items())[:5]
-    executors = {part for p in blocks_seen for part in Path(p).parts if part.startswith("executor-")}
-    assert len(executors) == 2, f"block files came from executors {executors}"
-    assert any(Path(p).name.startswith("rdd_") for p in blocks_seen)
-    assert "SealIntegrityException" not in stderr
+    for name, (report, poller, stderr) in runs.items():
+        # the same results as Spark's own codec on local[2]
+        assert report["digests"] == local_runs["stock"][0]["digests"], name
+        assert not poller.hits, f"{name}: canary readable in {sorted(poller.hits)[:5]}"
+        blocks_seen = {p: h for p, h in poller.heads.items() if is_block_file(Path(p).name) and h}
+        unsealed = {p: h for p, h in blocks_seen.items() if h != MAGIC}
+        assert not unsealed, (name, list(unsealed.items())[:5])
+        executors = {part for p in blocks_seen for part in Path(p).parts if part.startswith("executor-")}
+        assert len(executors) >= 2, f"{name}: block files came from executors {executors}"
+        assert any(Path(p).name.startswith("rdd_") for p in blocks_seen), name
+        assert "SealIntegrityException" not in stderr, name
+    kms_report = runs["kms"][0]
+    assert kms_report["conf"].get("spark.exitless.blockKey.kms") == ring
+    # what travels in the KMS way is the wrapped key alone, in the plugin's extra conf
+    assert "spark.plugins.internal" not in runs["rpc"][2]

@@ -9,6 +9,8 @@ main job (``make run``), which are not part of the ``exitless`` package or its w
 - ``stress``: many concurrent streams, then one very long one (:mod:`.stress`).
 - ``spark-bench``: the PySpark jobs alone (:mod:`.spark_bench`).
 - ``dataset-bench``: sealed datasets against plaintext ones (:mod:`.dataset_bench`).
+- ``verify-spark``: the hook's and the JVM library's assumptions against a PySpark
+  release's sources and jars (:mod:`.verify_spark`).
 - ``blocks-bench``: the Spark JVM's blocks with lz4, Spark's IO encryption and exitless
   (:mod:`.blocks_bench`).
 
@@ -288,6 +290,12 @@ def _blocks_bench(argv: list[str]) -> int:
     return blocks_bench_main(argv)
 
 
+def _verify_spark(argv: list[str]) -> int:
+    from .verify_spark import main as verify_spark_main
+
+    return verify_spark_main(argv)
+
+
 def _suites(argv: list[str]) -> int:
     from .bench.suites import main as suites_main
 
@@ -300,6 +308,10 @@ FORWARDED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "stress": (_stress, "many concurrent streams per backend, then one very long stream (make stress)"),
     "spark-bench": (_spark_bench, "spilling PySpark jobs with and without sealed spills (make bench-spark)"),
     "dataset-bench": (_dataset_bench, "sealed datasets against plaintext ones (PySpark)"),
+    "verify-spark": (
+        _verify_spark,
+        "check the hook's and the JVM library's assumptions against a PySpark release",
+    ),
     "blocks-bench": (_blocks_bench, "the Spark JVM's blocks: lz4, Spark's IO encryption, exitless (PySpark)"),
 }
 

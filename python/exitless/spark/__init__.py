@@ -35,6 +35,7 @@ from .blocks import (
     CODEC_CLASS,
     HADOOP_CODEC_CLASS,
     PLUGIN_CLASS,
+    block_key_settings,
     check_running_driver,
     classpath_settings,
     dataset_settings,
@@ -126,6 +127,7 @@ def configure(
     seal_blocks: bool = True,
     kms: str | None = None,
     dataset_context: str | None = None,
+    block_key_kms: str | None = None,
 ) -> ConfLike:
     """Make a Spark application seal what its executors write; returns
     ``builder_or_conf`` (a ``SparkSession.Builder`` or a ``SparkConf``), changed in place.
@@ -138,6 +140,11 @@ def configure(
     ``io.exitless.spark.ExitlessPlugin`` joins ``spark.plugins``; ``spark.authenticate``
     and ``spark.network.crypto.enabled`` are set (the key travels over Spark's RPC);
     exitless-spark.jar joins the driver and executor class paths.
+
+    ``block_key_kms`` (a KMS URI every executor reaches, e.g. in an enclave after
+    attestation): the driver has that KMS make and wrap the block key, and each executor
+    unwraps it itself (``spark.exitless.blockKey.kms``): only the wrapped key travels.
+    Without it the executors fetch the key from the driver over Spark's RPC.
 
     **Sealed datasets** (``kms``, a KMS URI: ``local:PATH`` or ``pkcs11:...``): the sealed
     file codec ``io.exitless.spark.SealedHadoopCodec`` joins ``io.compression.codecs``
@@ -192,6 +199,10 @@ def configure(
         changes[key] = value
     if seal_blocks:
         changes.update(settings(get))
+        if block_key_kms is not None:
+            changes.update(block_key_settings(block_key_kms))
+    elif block_key_kms is not None:
+        raise ValueError("block_key_kms needs seal_blocks: it wraps the key of the JVM's blocks")
     if kms is not None:
         changes.update(dataset_settings(get, kms, dataset_context))
         if not seal_blocks:

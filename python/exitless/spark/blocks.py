@@ -164,6 +164,20 @@ def dataset_settings(get: Callable[[str], str | None], kms: str, context: str | 
     return out
 
 
+#: The KMS that wraps the block key when executors unwrap it themselves.
+BLOCK_KEY_KMS_KEY = "spark.exitless.blockKey.kms"
+
+
+def block_key_settings(kms: str) -> dict[str, str]:
+    """The block key made and wrapped by the KMS ``kms`` on the driver and unwrapped by
+    each executor (which must reach that KMS); opened here first, so a bad URI fails on
+    the driver."""
+    from ..kms import open_kms
+
+    with open_kms(kms) as opened:
+        return {BLOCK_KEY_KMS_KEY: opened.uri}
+
+
 def check_running_driver() -> None:
     """If this Python process already runs a driver JVM (PySpark keeps its gateway
     between sessions), the jar must be on its classpath: a classpath is fixed when the

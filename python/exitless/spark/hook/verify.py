@@ -16,10 +16,13 @@ from .io import sealing_open
 from .state import _LOG_PREFIX, HookError
 
 #: PySpark releases whose ``pyspark/shuffle.py`` this hook was checked against
-#: (major.minor; 3.5.6, 3.5.9 and 4.0.1, 4.0.5 read line by line).
-SUPPORTED_PYSPARK = ("3.5", "4.0")
+#: (major.minor; 3.5.6, 3.5.9 and 4.0.1, 4.0.5 read line by line; 4.1.4, 4.2.1 and 4.3.0
+#: diffed against 4.0.5 and checked with ``python -m exitless_tools verify-spark``, which
+#: runs :func:`check_pyspark` on each release's ``pyspark.shuffle`` and compiles the JVM
+#: library against its jars: docs/SPARK_VERSIONS.md).
+SUPPORTED_PYSPARK = ("3.5", "4.0", "4.1", "4.2", "4.3")
 #: The newest PySpark release the hook was verified against, named in refusals.
-NEWEST_VERIFIED_PYSPARK = "4.0.5"
+NEWEST_VERIFIED_PYSPARK = "4.3.0"
 
 # Functions that must still spill through the module-global ``open`` (and so
 # through sealing_open). ``get_used_memory`` reads /proc/self/status as text when

@@ -6,10 +6,11 @@ import java.util.Arrays;
 
 /**
  * The application's block key in this JVM: made on the driver by {@link ExitlessPlugin}
- * (one random 32-byte key per application), fetched by each executor's plugin over
- * Spark's RPC (authenticated and encrypted with {@code spark.authenticate} and
- * {@code spark.network.crypto.enabled}), never put in SparkConf, logs, the event log or
- * the UI, and wiped when the application ends.
+ * (one random 32-byte key per application) and either fetched by each executor's plugin
+ * over Spark's RPC (authenticated and encrypted with {@code spark.authenticate} and
+ * {@code spark.network.crypto.enabled}) or, with a KMS, wrapped by it and unwrapped by
+ * each executor itself. Never put in SparkConf in plaintext, nor in logs, the event log
+ * or the UI; wiped when the application ends.
  */
 final class BlockKeys {
     private static DataKey key;
@@ -33,6 +34,12 @@ final class BlockKeys {
             throw new IllegalStateException("exitless: no application key on this driver");
         }
         return driverCopy.clone();
+    }
+
+    /** Installs a key a KMS made or unwrapped (the KMS way: no copy is kept to hand out). */
+    static synchronized void installKey(DataKey made) {
+        wipe();
+        key = made;
     }
 
     /** Executor: installs the key the driver sent, and wipes the array. */
