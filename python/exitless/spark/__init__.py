@@ -1,4 +1,8 @@
-"""Sealed PySpark spills, switched on by configuration alone.
+"""What Spark executors write, sealed by configuration alone: the JVM's blocks
+(:mod:`exitless.spark.blocks`: shuffle outputs, spills, broadcast and cached blocks,
+through a sealing block codec in exitless's JVM library), sealed datasets
+(:class:`SealedIO`, and ``*.exls`` files through plain ``spark.read``/``df.write``), and
+the Python workers' spills, as below.
 
 PySpark's Python workers spill to local disk in plaintext (``pyspark/shuffle.py``:
 ExternalMerger, ExternalSorter, ExternalGroupBy, ExternalList). With

@@ -42,10 +42,21 @@ the same KMS and dataset context. Detecting that needs state outside the directo
 e.g. the write id (``manifest(path)["write"]``) recorded by the caller; give
 datasets distinct contexts so that one cannot pass for another.
 
+Where the work happens: in the executors' JVMs, never in Python. A write seals each
+partition's lines into its part file (``io.exitless.spark.SealedDatasets``, exitless's
+JVM library: the format and the KMS through the Rust core over JNI). A read is Spark's
+own file scan (``spark.read.csv/json/text`` of the listed parts) with the sealed file
+codec (``io.exitless.spark.SealedHadoopCodec``), which learns from the scan which part it
+opens, binds it to that name in the manifest's write, checks its header digest before
+unwrapping anything and its byte and line counts at its end; a failing part fails the
+task with ``io.exitless.spark.SealIntegrityException`` naming it. The session needs the
+JVM library on the driver's and executors' class paths (:func:`exitless.spark.configure`
+puts it there); :meth:`SealedIO.read` and :meth:`SealedIO.write` say so otherwise.
+
 Text, CSV and JSON lines are supported, one record per line (CSV or text values
-that contain a newline are not: JSON lines escape them). Parquet is not: its footer-first random
-access layout would need a seekable file object inside Spark's JVM reader, which a
-Python-side decrypting stream cannot give it without a plaintext copy on disk.
+that contain a newline are not: JSON lines escape them). Parquet is not: its footer-first
+random access layout needs a seekable file, and Hadoop's codec interface gives a codec a
+stream to read from the start.
 
 The KMS is named by URI (``local:PATH`` or ``pkcs11:...``, see docs/KMS.md), and
 each executor opens it itself: the URI, not a live KMS object, travels with the
