@@ -110,3 +110,27 @@ def test_a_missing_jvm_library_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     ):
         exitless.spark.configure(conf)
     assert conf.get("spark.python.daemon.module") is None
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_jvm_library(tmp_path: Path) -> None:
+    """exitless-spark.jar and libexitless_jni.so are git-ignored build products: the wheel
+    must still carry them beside each other, where configure() finds them."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "maturin", "build", "--release", "-q", "-o", str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = tmp_path.glob("exitless-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in ("exitless/spark/jvm/exitless-spark.jar", "exitless/spark/jvm/libexitless_jni.so"):
+        assert name in names, sorted(n for n in names if "spark" in n)
+    assert not any(n.startswith("exitless_tools/") for n in names)
