@@ -93,13 +93,17 @@ fn live<'a, T>(handle: jlong, what: &str) -> Result<&'a T, Fail> {
     unsafe { borrow::<T>(handle) }.ok_or_else(|| invalid(format!("the {what} is closed")))
 }
 
-/// Copies an optional (nullable) Java byte array.
-fn optional_bytes(env: &mut JNIEnv<'_>, array: &JByteArray<'_>) -> Result<Option<Vec<u8>>, Fail> {
-    if array.is_null() {
-        Ok(None)
-    } else {
-        Ok(Some(env.convert_byte_array(array)?))
-    }
+/// Frees the object behind a handle its Java owner gives up (0 is ignored).
+///
+/// NOTE (crate root): each owner frees its handle once, under its monitor, and zeroes its
+/// field, so the handle is never used again.
+fn release<T>(env: &mut JNIEnv<'_>, handle: jlong) {
+    guard(env, (), |_| {
+        // SAFETY: the Java owner passes 0 or a handle it made with the matching constructor,
+        // once, under its monitor, and never passes it again (crate root's NOTE).
+        unsafe { free_handle::<T>(handle) };
+        Ok(())
+    })
 }
 
 /// The first `len` bytes of a Java array, checked against its length.
@@ -154,17 +158,12 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyFree<'l>(
     _class: JClass<'l>,
     key: jlong,
 ) {
-    guard(&mut env, (), |_| {
-        // SAFETY: the owner (DataKey.java) frees its handle once, under its monitor, and
-        // zeroes its field (crate root's NOTE); DataKey zeroizes itself on drop.
-        unsafe { free_handle::<Key>(key) };
-        Ok(())
-    })
+    release::<Key>(&mut env, key) // the DataKey inside zeroizes itself on drop
 }
 
-/// `static native long sealerNew(long key, byte[] context, int segmentSize, byte[] keyId,
-/// byte[] envelope)`: a new stream with fresh salt and nonce prefix; `keyId` (16 bytes)
-/// and `envelope` may be null (`envelope` set: format version 2).
+/// `static native long sealerNew(long key, byte[] context, int segmentSize, boolean
+/// withEnvelope)`: a new stream with fresh salt and nonce prefix; `withEnvelope`: format
+/// version 2, with the key's envelope and key id (a key a KMS made), else version 1.
 #[no_mangle]
 pub extern "system" fn Java_io_exitless_spark_NativeSeal_sealerNew<'l>(
     mut env: JNIEnv<'l>,
@@ -172,23 +171,22 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_sealerNew<'l>(
     key: jlong,
     context: JByteArray<'l>,
     segment_size: jint,
-    key_id: JByteArray<'l>,
-    envelope: JByteArray<'l>,
+    with_envelope: jboolean,
 ) -> jlong {
     guard(&mut env, 0, |env| {
         let key = live::<Key>(key, "data key")?;
         let context = env.convert_byte_array(&context)?;
         let segment_size = u32::try_from(segment_size).map_err(|_| invalid("negative segment size"))?;
-        let key_id = match optional_bytes(env, &key_id)? {
-            None => KeyId::NONE,
-            Some(id) => KeyId(id.as_slice().try_into().map_err(|_| invalid("a key id is 16 bytes"))?),
+        let (key_id, envelope) = if with_envelope == JNI_TRUE {
+            let envelope = key
+                .envelope
+                .clone()
+                .ok_or_else(|| invalid("the data key has no envelope (no KMS made it)"))?;
+            (KeyId(key.key_id), Some(envelope))
+        } else {
+            (KeyId::NONE, None)
         };
-        let params = StreamParams {
-            segment_size,
-            key_id,
-            envelope: optional_bytes(env, &envelope)?,
-            ..StreamParams::default()
-        };
+        let params = StreamParams { segment_size, key_id, envelope, ..StreamParams::default() };
         let encryptor = Encryptor::new(&key.key, &params, &context, random()?, random()?)?;
         Ok(into_handle(Sealer(encryptor)))
     })
@@ -237,11 +235,7 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_sealerFree<'l>(
     _class: JClass<'l>,
     sealer: jlong,
 ) {
-    guard(&mut env, (), |_| {
-        // SAFETY: freed once by its owner under its monitor (crate root's NOTE).
-        unsafe { free_handle::<Sealer>(sealer) };
-        Ok(())
-    })
+    release::<Sealer>(&mut env, sealer)
 }
 
 /// `static native int declaredHeaderLen(byte[] start, int len)`: how many bytes the
@@ -354,11 +348,7 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_openerFree<'l>(
     _class: JClass<'l>,
     opener: jlong,
 ) {
-    guard(&mut env, (), |_| {
-        // SAFETY: freed once by its owner under its monitor (crate root's NOTE).
-        unsafe { free_handle::<Opener>(opener) };
-        Ok(())
-    })
+    release::<Opener>(&mut env, opener)
 }
 
 /// `static native int headerLen(byte[] start, int len)`: the length of the header at the
@@ -386,18 +376,6 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyEnvelope<'l>(
     })
 }
 
-/// `static native byte[] keyKeyId(long key)`: the id of the KMS key that wrapped this key.
-#[no_mangle]
-pub extern "system" fn Java_io_exitless_spark_NativeSeal_keyKeyId<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    key: jlong,
-) -> jbyteArray {
-    guard(&mut env, std::ptr::null_mut(), |env| {
-        Ok(env.byte_array_from_slice(&live::<Key>(key, "data key")?.key_id)?.into_raw())
-    })
-}
-
 /// `static native long kmsOpen(String uri)`: opens a KMS (`local:PATH`, `pkcs11:...`).
 #[no_mangle]
 pub extern "system" fn Java_io_exitless_spark_NativeSeal_kmsOpen<'l>(
@@ -418,11 +396,7 @@ pub extern "system" fn Java_io_exitless_spark_NativeSeal_kmsFree<'l>(
     _class: JClass<'l>,
     kms: jlong,
 ) {
-    guard(&mut env, (), |_| {
-        // SAFETY: freed once by its owner (Kms.java) under its monitor (crate root's NOTE).
-        unsafe { free_handle::<KmsHandle>(kms) };
-        Ok(())
-    })
+    release::<KmsHandle>(&mut env, kms)
 }
 
 /// `static native long kmsUnwrap(long kms, byte[] envelope)`: the data key in an envelope.

@@ -98,7 +98,7 @@ def settings(get: Callable[[str], str | None]) -> dict[str, str]:
                 f"{_CODEC_KEY}={codec!r} and {INNER_CODEC_KEY}={inner!r} disagree on the compression"
             )
         inner = INNER_CODECS[codec]  # the codec the job asked for goes under the seal
-    if inner is not None and inner not in ("lz4", "zstd", "snappy", "lzf", "none"):
+    if inner is not None and inner not in INNER_CODECS.values():
         raise ValueError(f"{INNER_CODEC_KEY}={inner!r}: choose lz4, zstd, snappy, lzf or none")
     out[_CODEC_KEY] = CODEC_CLASS
     if inner is not None:

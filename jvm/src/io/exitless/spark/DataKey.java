@@ -38,11 +38,6 @@ public final class DataKey implements AutoCloseable {
         return NativeSeal.keyEnvelope(live());
     }
 
-    /** The 16-byte id of the KMS key that wrapped this key (all zero for none). Not secret. */
-    synchronized byte[] keyId() throws IOException {
-        return NativeSeal.keyKeyId(live());
-    }
-
     private long live() throws IOException {
         if (handle == 0) {
             throw new IOException("exitless: the data key was wiped (the application ended or the key was closed)");
@@ -50,9 +45,12 @@ public final class DataKey implements AutoCloseable {
         return handle;
     }
 
-    /** A native sealer for a new stream (fresh salt and nonce prefix). */
-    synchronized long newSealer(byte[] context, int segmentSize, byte[] keyId, byte[] envelope) throws IOException {
-        return NativeSeal.sealerNew(live(), context, segmentSize, keyId, envelope);
+    /**
+     * A native sealer for a new stream (fresh salt and nonce prefix); {@code withEnvelope}:
+     * format version 2, carrying this key's envelope and key id (a key a KMS made).
+     */
+    synchronized long newSealer(byte[] context, int segmentSize, boolean withEnvelope) throws IOException {
+        return NativeSeal.sealerNew(live(), context, segmentSize, withEnvelope);
     }
 
     /** A native opener for the stream whose first {@code len} bytes are in {@code start}. */

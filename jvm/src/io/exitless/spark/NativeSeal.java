@@ -73,7 +73,7 @@ final class NativeSeal {
 
     static native void keyFree(long key);
 
-    static native long sealerNew(long key, byte[] context, int segmentSize, byte[] keyId, byte[] envelope) throws IOException;
+    static native long sealerNew(long key, byte[] context, int segmentSize, boolean withEnvelope) throws IOException;
 
     static native byte[] sealerHeader(long sealer) throws IOException;
 
@@ -98,8 +98,6 @@ final class NativeSeal {
     static native void openerFree(long opener);
 
     static native byte[] keyEnvelope(long key) throws IOException;
-
-    static native byte[] keyKeyId(long key) throws IOException;
 
     static native long kmsOpen(String uri) throws IOException;
 

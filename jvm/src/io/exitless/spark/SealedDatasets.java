@@ -31,14 +31,12 @@ import org.apache.spark.sql.SparkSession;
 
 /**
  * The JVM side of {@code exitless.spark.SealedIO} (python/exitless/spark/sealed_io.py owns
- * the dataset layout: part names, contexts, the sealed manifest): each task seals or
- * opens its part file here, in the executor's JVM, with the data key from the KMS
- * (exitless-jni's KMS core), so no row crosses into Python.
- *
- * <p>A part's stream context is {@code <context>/<write id>/<part name>}; reading checks a
- * part's sealed header against the manifest's SHA-256 before unwrapping anything, then its
- * plaintext bytes and lines against the manifest's counts. A mismatch fails the task with
- * {@link SealIntegrityException} naming the part.
+ * the dataset layout: part names, contexts, the sealed manifest): each task seals its part
+ * file here, in the executor's JVM, with a data key from the KMS (exitless-jni's KMS
+ * core), so no row crosses into Python. A part's stream context is
+ * {@code <context>/<write id>/<part name>}. Reading a dataset back is Spark's file scan with
+ * {@link SealedHadoopCodec}, which checks each part against the manifest; {@link #readLines}
+ * reads lone sealed files.
  */
 public final class SealedDatasets {
     private SealedDatasets() {}
@@ -99,7 +97,7 @@ public final class SealedDatasets {
             byte[] sealedHeader;
             try (DataKey key = Kms.shared(kmsUri).generate()) {
                 SealedOutputStream sealed = new SealedOutputStream(Files.newOutputStream(path), key, ctx, segmentSize,
-                        key.keyId(), key.envelope());
+                        true);
                 sealedHeader = sealed.header();
                 try (OutputStream out = new BufferedOutputStream(sealed, 1 << 20)) {
                     if (header != null) {
@@ -121,80 +119,58 @@ public final class SealedDatasets {
         }
     }
 
-    /** One file to read: a manifest's part (digest, bytes, lines set) or a lone sealed file. */
+    /** One sealed file to read and the context it is bound to. */
     static final class Source implements Serializable {
         private static final long serialVersionUID = 1L;
-        String path;
-        String context;
-        String write;
-        String digest;
-        long bytes = -1;
-        long lines = -1;
+        final String path;
+        final String context;
+
+        Source(String path, String context) {
+            this.path = path;
+            this.context = context;
+        }
     }
 
     /**
      * The lines of the sealed files {@code sourcesJson} lists (a JSON array of objects with
-     * path, context and, for a manifest's parts, write, digest, bytes, lines), one task per
-     * file, as a {@code Dataset<String>}; {@code skipHeader} drops each file's first line.
+     * path and context), one task per file, as a {@code Dataset<String>}; {@code skipHeader}
+     * drops each file's first line. For lone sealed files: a dataset's parts are read by
+     * Spark's file scan with {@link SealedHadoopCodec}, which checks them against the manifest.
      */
     public static Dataset<String> readLines(SparkSession spark, String kmsUri, String sourcesJson, boolean skipHeader)
             throws IOException {
         List<Source> sources = new ArrayList<>();
         for (JsonNode n : new ObjectMapper().readTree(sourcesJson)) {
-            Source s = new Source();
-            s.path = n.get("path").asText();
-            s.context = n.get("context").asText();
-            s.write = n.hasNonNull("write") ? n.get("write").asText() : null;
-            s.digest = n.hasNonNull("digest") ? n.get("digest").asText() : null;
-            s.bytes = n.hasNonNull("bytes") ? n.get("bytes").asLong() : -1;
-            s.lines = n.hasNonNull("lines") ? n.get("lines").asLong() : -1;
-            sources.add(s);
+            sources.add(new Source(n.get("path").asText(), n.get("context").asText()));
         }
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         JavaRDD<String> lines = jsc.parallelize(sources, Math.max(1, sources.size()))
-                .flatMap(s -> new PartReader(kmsUri, s, skipHeader));
+                .flatMap(s -> new LineReader(kmsUri, s, skipHeader));
         return spark.createDataset(lines.rdd(), Encoders.STRING());
     }
 
-    /** The lines of one sealed file, read lazily, its counts checked at the end. */
-    static final class PartReader implements Iterator<String> {
-        private final Source source;
+    /** The lines of one sealed file, read lazily. */
+    static final class LineReader implements Iterator<String> {
         private final boolean skipHeader;
         private final InputStream in;
         private final ByteArrayOutputStream line = new ByteArrayOutputStream(256);
         private String next;
         private boolean done;
         private boolean headerSkipped;
-        private long count;
-        private long bytes;
 
-        PartReader(String kmsUri, Source source, boolean skipHeader) throws IOException {
-            this.source = source;
+        LineReader(String kmsUri, Source source, boolean skipHeader) throws IOException {
             this.skipHeader = skipHeader;
             Kms kms = Kms.shared(kmsUri);
             InputStream file = Files.newInputStream(Paths.get(source.path));
-            try {
-                SealedInputStream sealed = new SealedInputStream(file, kms.resolver(),
-                        source.context.getBytes(StandardCharsets.UTF_8), source.path);
-                if (source.digest != null) {
-                    sealed.expectHeaderSha256(source.digest, "part " + Paths.get(source.path).getFileName()
-                            + " is not the part that dataset write " + source.write + " produced (its sealed header"
-                            + " differs from the manifest's record): a part from another write of this dataset or"
-                            + " from another dataset, or a manifest rolled back to another write");
-                }
-                this.in = new BufferedInputStream(sealed, 1 << 20);
-            } catch (RuntimeException e) {
-                file.close();
-                throw e;
-            }
+            this.in = new BufferedInputStream(new SealedInputStream(file, kms.resolver(),
+                    source.context.getBytes(StandardCharsets.UTF_8), source.path), 1 << 20);
         }
 
-        /** The next line without its newline, or null at the end (counts checked, file closed). */
+        /** The next line without its newline, or null at the end (the file then closed). */
         private String readLine() throws IOException {
             line.reset();
             int b;
             while ((b = in.read()) >= 0) {
-                bytes++;
                 if (b == '\n') {
                     return line.toString(StandardCharsets.UTF_8);
                 }
@@ -211,28 +187,12 @@ public final class SealedDatasets {
             if (!headerSkipped) {
                 headerSkipped = true;
                 if (skipHeader && readLine() == null) {
-                    finish();
+                    done = true;
                     return;
                 }
             }
             next = readLine();
-            if (next == null) {
-                finish();
-            } else {
-                count++;
-            }
-        }
-
-        private void finish() throws IOException {
-            done = true;
-            if (source.bytes >= 0 && bytes != source.bytes) {
-                throw new SealIntegrityException("exitless: " + source.path + ": " + bytes
-                        + " plaintext bytes, the manifest says " + source.bytes);
-            }
-            if (source.lines >= 0 && count != source.lines) {
-                throw new SealIntegrityException("exitless: " + source.path + ": " + count
-                        + " lines, the manifest says " + source.lines);
-            }
+            done = next == null;
         }
 
         @Override

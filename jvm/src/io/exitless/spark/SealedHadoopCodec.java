@@ -73,7 +73,7 @@ public final class SealedHadoopCodec implements CompressionCodec, Configurable {
     public CompressionOutputStream createOutputStream(OutputStream out) throws IOException {
         int segmentSize = conf == null ? 65536 : conf.getInt(SEGMENT_SIZE, 65536);
         try (DataKey key = kms().generate()) {
-            return new Output(new SealedOutputStream(out, key, context(), segmentSize, key.keyId(), key.envelope()));
+            return new Output(new SealedOutputStream(out, key, context(), segmentSize, true));
         }
     }
 

@@ -29,17 +29,18 @@ public final class SealedOutputStream extends OutputStream {
     private boolean closed;
 
     /**
-     * A stream of format version 1 ({@code envelope} null) or 2 sealed under {@code key},
-     * bound to {@code context} (the reader must pass the same bytes).
+     * A stream sealed under {@code key}, bound to {@code context} (the reader must pass the
+     * same bytes): format version 2 carrying the key's envelope ({@code withEnvelope}, for a
+     * key a KMS made: a reader needs only the KMS), else version 1.
      */
-    public SealedOutputStream(OutputStream out, DataKey key, byte[] context, int segmentSize, byte[] keyId,
-            byte[] envelope) throws IOException {
+    public SealedOutputStream(OutputStream out, DataKey key, byte[] context, int segmentSize, boolean withEnvelope)
+            throws IOException {
         if (out == null || key == null || context == null) {
             throw new IllegalArgumentException("exitless: SealedOutputStream needs an output stream, a key and a context");
         }
         this.out = out;
         this.segmentSize = segmentSize;
-        this.sealer = key.newSealer(context, segmentSize, keyId, envelope);
+        this.sealer = key.newSealer(context, segmentSize, withEnvelope);
         try {
             this.header = NativeSeal.sealerHeader(sealer);
         } catch (IOException | RuntimeException e) {
@@ -52,7 +53,7 @@ public final class SealedOutputStream extends OutputStream {
 
     /** Version 1 stream with no key id. */
     public SealedOutputStream(OutputStream out, DataKey key, byte[] context, int segmentSize) throws IOException {
-        this(out, key, context, segmentSize, null, null);
+        this(out, key, context, segmentSize, false);
     }
 
     /** The stream's sealed header (what the manifest of a sealed dataset records the digest of). */
